@@ -1,0 +1,1 @@
+//! `mukan-addrbook`: placeholder, filled by its issue.

@@ -1,0 +1,1 @@
+//! `mukan-mconn`: placeholder, filled by its issue.

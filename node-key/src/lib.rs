@@ -1,0 +1,1 @@
+//! `mukan-node-key`: placeholder, filled by its issue.

@@ -1,0 +1,2 @@
+//! `mukan-p2p`: placeholder.
+fn main() {}

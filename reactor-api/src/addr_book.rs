@@ -1,0 +1,1 @@
+//! The `AddressBook` trait (filled by the address-book work).

@@ -1,0 +1,1 @@
+//! `NetAddress`: `id@host:port` (filled by the address-book work).

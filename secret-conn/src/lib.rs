@@ -1,0 +1,1 @@
+//! `mukan-secret-conn`: placeholder, filled by its issue.
