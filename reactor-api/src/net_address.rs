@@ -16,6 +16,9 @@ use std::str::FromStr;
 
 use mukan_node_key::{NodeId, ParseError};
 
+/// Why a node ID does not parse (`mukan_node_key::ParseError`).
+pub use mukan_node_key::ParseError as NodeIdError;
+
 /// The address of a peer: node ID, IP address and TCP port.
 ///
 /// Text form `id@ip:port` (IPv6 in brackets), as Go's `NetAddress.String()`. Two addresses are
