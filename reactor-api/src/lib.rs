@@ -1,10 +1,78 @@
-//! `mukan-reactor-api`: the contract of the Mukan P2P stack (being filled by its issue).
+//! `mukan-reactor-api`: the contract of the Mukan P2P stack.
 //!
-//! `net_address.rs` and `addr_book.rs` are written by the address-book work; the rest of
-//! the crate by the reactor-contract work.
+//! This crate owns the vocabulary every other crate speaks ([`ChannelId`],
+//! [`ChannelDescriptor`], [`Envelope`], [`NodeInfo`], [`NetAddress`], [`Direction`],
+//! [`PeerStatus`]) and the narrow, object-safe traits they implement or consume: [`Reactor`],
+//! [`Peer`], [`Switch`], [`Transport`] (+ [`ManagedPeer`], [`PeerEvents`]) and
+//! [`AddressBook`].
+//!
+//! What it does not do: no sockets, no tasks, no clock, no tokio, no policy. Methods that
+//! wait return boxed `std` futures so that any runtime can drive them. [`NodeInfo`] encodes
+//! and decodes its own protobuf (`PROTOCOL.md` §3); DNS names are checked syntactically only,
+//! never resolved.
+//!
+//! # The reactor call grammar
+//!
+//! A [`Reactor`] can rely on the following order of calls from the switch (the grammar of
+//! `spec/p2p/reactor-api/reactor.md`, CometBFT v0.38), shown in ABNF:
+//!
+//! ```text
+//! start           = registration on-start *peer-management on-stop
+//! registration    = channels set-switch
+//! peer-management = init-peer start-peer stop-peer      ; one per connection of a peer
+//! start-peer      = [*receive] (connected-peer / start-error)
+//! connected-peer  = add-peer *receive
+//! stop-peer       = [peer-error] remove-peer
+//! ```
+//!
+//! In words:
+//! - [`Reactor::channels`] and [`Reactor::set_switch`] are called once, when the reactor is
+//!   registered, before the switch starts; then [`Reactor::on_start`].
+//! - For each connection to a peer, [`Reactor::init_peer`] comes first, while the peer is not
+//!   yet started: prepare state, do not send.
+//! - The peer is then started, so [`Reactor::receive`] may be called *before*
+//!   [`Reactor::add_peer`]. If starting fails, `add_peer` never comes.
+//! - [`Reactor::add_peer`] means the peer is running and in the peer set: from here the
+//!   reactor may send to it.
+//! - [`Reactor::remove_peer`] ends the connection: the peer's routines are stopped, no
+//!   `receive` from it follows, and the reactor must stop sending to it. The same peer ID may
+//!   then start over with a new `init_peer` (a reconnection).
+//! - Different peers' sequences run concurrently: calls for different peers may interleave
+//!   and run in parallel. Calls for one peer are never concurrent with each other.
+//! - [`Reactor::on_stop`] comes last, after every peer was removed.
+//!
+//! `receive` runs on the peer's receive path: while it runs, nothing else from that peer is
+//! delivered, so it must not block. The `test-util` feature provides
+//! `testing::check_grammar` to check a recorded trace against these rules.
+//!
+//! # Features
+//! - `test-util`: the `testing` module with `RecordingReactor`, `FakePeer` and `FakeSwitch`.
 
 mod addr_book;
+mod channel;
+mod envelope;
 mod net_address;
+mod node_info;
+mod peer;
+mod reactor;
+mod switch;
+#[cfg(any(test, feature = "test-util"))]
+pub mod testing;
+mod transport;
 
 pub use addr_book::*;
+pub use channel::{ChannelDescriptor, ChannelId};
+pub use envelope::Envelope;
 pub use net_address::*;
+pub use node_info::{
+    IncompatibleError, NodeInfo, NodeInfoDecodeError, NodeInfoError, Other, ProtocolVersion,
+};
+pub use peer::{
+    ChannelStatus, Direction, FlowStatus, Peer, PeerData, PeerStatus, SendError, TrySendError,
+};
+pub use reactor::{Reactor, StopReason};
+pub use switch::{DialError, PeerCounts, Switch};
+pub use transport::{ManagedPeer, PeerConfig, PeerEvents, RejectReason, Transport, TransportError};
+
+/// Re-exported so users need not depend on `mukan-node-key` for the ID type.
+pub use mukan_node_key::NodeId;
