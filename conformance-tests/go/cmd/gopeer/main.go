@@ -6,6 +6,10 @@
 //
 //	gopeer [flags]            run a peer (server role, or client role with --echo-client N)
 //	gopeer show-id [flags]    print the node ID of --key / --home (generates the key if missing)
+//	gopeer free-ports N       print N free TCP ports on 127.0.0.1
+//	gopeer wait-event ...     wait for a matching JSON-line event in a file (see internal/tools)
+//	gopeer wait-height ...    poll a CometBFT RPC /status until a block height
+//	gopeer wait-rpc-peer ...  poll a CometBFT RPC /net_info until a peer ID shows up
 package main
 
 import (
@@ -17,6 +21,7 @@ import (
 	"strings"
 
 	"mukan.dev/conformance/gopeer/internal/peer"
+	"mukan.dev/conformance/gopeer/internal/tools"
 )
 
 func splitList(s string) []string {
@@ -53,6 +58,12 @@ func parseChannels(s string) ([]byte, error) {
 
 func main() {
 	args := os.Args[1:]
+	if len(args) > 0 {
+		switch args[0] {
+		case "free-ports", "wait-event", "wait-height", "wait-rpc-peer":
+			os.Exit(tools.Main(args[0], args[1:]))
+		}
+	}
 	showID := false
 	if len(args) > 0 && args[0] == "show-id" {
 		showID = true
@@ -91,6 +102,7 @@ func main() {
 	fs.DurationVar(&cfg.FlushThrottle, "flush-throttle", cfg.FlushThrottle, "MConnection flush throttle")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "stderr log level: debug|info|error|none")
 	fs.BoolVar(&cfg.QuietEcho, "quiet-echo", false, "do not print an \"echo\" event per echoed message")
+	fs.BoolVar(&cfg.MarkGood, "mark-good", false, "mark every added peer good in the address book (moves it to an old bucket)")
 	fs.DurationVar(&cfg.ExitAfter, "exit-after", 0, "stop after this long (0: run until SIGINT/SIGTERM)")
 	fs.IntVar(&cfg.EchoCount, "echo-client", 0, "client role: send N messages on the echo channel to the first peer added, verify the echoes, exit 0/1")
 	fs.Uint64Var(&cfg.EchoSeed, "echo-seed", cfg.EchoSeed, "client role: seed of the sizes and contents")

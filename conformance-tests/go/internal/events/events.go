@@ -59,9 +59,12 @@ func writeJSON(b *bytes.Buffer, v any) {
 	if err, ok := v.(error); ok {
 		v = err.Error()
 	}
-	enc, err := json.Marshal(v)
-	if err != nil {
-		enc, _ = json.Marshal(fmt.Sprint(v))
+	var out bytes.Buffer
+	enc := json.NewEncoder(&out)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		out.Reset()
+		_ = enc.Encode(fmt.Sprint(v))
 	}
-	b.Write(enc)
+	b.Write(bytes.TrimRight(out.Bytes(), "\n"))
 }

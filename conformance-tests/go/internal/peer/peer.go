@@ -54,6 +54,7 @@ type Config struct {
 	FlushThrottle    time.Duration
 	LogLevel         string // "debug", "info", "error", "none"
 	QuietEcho        bool
+	MarkGood         bool
 	ExitAfter        time.Duration
 
 	// Client role (EchoCount > 0).
@@ -230,7 +231,7 @@ func run(cfg Config, ev *events.Emitter) (int, error) {
 		client = newEchoClient(ev, cfg.EchoChannel, cfg.EchoCount, cfg.EchoMaxSize, cfg.EchoSeed,
 			p2p.ID(cfg.EchoPeer), cfg.EchoTimeout)
 	}
-	sw.AddReactor("ECHO", newEchoReactor(cfg.EchoChannel, cfg.EchoMaxMsg, ev, client, cfg.QuietEcho))
+	sw.AddReactor("ECHO", newEchoReactor(cfg.EchoChannel, cfg.EchoMaxMsg, ev, client, cfg.QuietEcho, cfg.MarkGood))
 	if len(cfg.ExtraChannels) > 0 {
 		sw.AddReactor("SINK", newSinkReactor(cfg.ExtraChannels, ev))
 	}

@@ -24,10 +24,11 @@ type echoReactor struct {
 	ev        *events.Emitter
 	client    *echoClient
 	quietEcho bool
+	markGood  bool
 }
 
-func newEchoReactor(ch byte, maxMsg int, ev *events.Emitter, client *echoClient, quiet bool) *echoReactor {
-	r := &echoReactor{ch: ch, maxMsg: maxMsg, ev: ev, client: client, quietEcho: quiet}
+func newEchoReactor(ch byte, maxMsg int, ev *events.Emitter, client *echoClient, quiet, markGood bool) *echoReactor {
+	r := &echoReactor{ch: ch, maxMsg: maxMsg, ev: ev, client: client, quietEcho: quiet, markGood: markGood}
 	r.BaseReactor = *p2p.NewBaseReactor("Echo", r)
 	return r
 }
@@ -65,6 +66,11 @@ func (r *echoReactor) AddPeer(p p2p.Peer) {
 	}
 	kv = append(kv, "outbound", p.IsOutbound(), "persistent", p.IsPersistent(), "remote_addr", remote)
 	r.ev.Emit("peer_added", kv...)
+	if r.markGood {
+		// What the consensus reactor does for useful peers: moves the
+		// address to an old bucket of the address book.
+		r.Switch.MarkPeerAsGood(p)
+	}
 	if r.client != nil {
 		r.client.onPeerAdded(p)
 	}
