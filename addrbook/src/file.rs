@@ -416,8 +416,8 @@ impl KaIn {
             other => return Err(EntryError::BucketType(other)),
         };
         let mut buckets = self.buckets.unwrap_or_default();
-        buckets.sort_unstable();
-        buckets.dedup();
+        let mut seen = std::collections::HashSet::new();
+        buckets.retain(|b| seen.insert(*b));
         if buckets.len() > max {
             return Err(EntryError::TooManyBuckets {
                 count: buckets.len(),

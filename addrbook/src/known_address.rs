@@ -26,7 +26,7 @@ impl Kind {
 }
 
 /// An address with the buckets it is in and its dial history.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(crate) struct KnownAddress {
     pub(crate) addr: NetAddress,
     pub(crate) src: NetAddress,
@@ -40,6 +40,17 @@ pub(crate) struct KnownAddress {
     pub(crate) last_success: Option<SystemTime>,
     pub(crate) last_ban_time: Option<SystemTime>,
 }
+
+impl PartialEq for KnownAddress {
+    fn eq(&self, o: &Self) -> bool {
+        (self.addr, self.src, self.attempts, self.kind) == (o.addr, o.src, o.attempts, o.kind)
+            && self.buckets() == o.buckets()
+            && (self.last_attempt, self.last_success, self.last_ban_time)
+                == (o.last_attempt, o.last_success, o.last_ban_time)
+    }
+}
+
+impl Eq for KnownAddress {}
 
 impl KnownAddress {
     /// A fresh new entry (Go `newKnownAddress`: last attempt = now).
