@@ -6,7 +6,12 @@
 # Environment:
 #   CI=true          a missing Go toolchain is a failure (else a skip)
 #   RUST_PEER        path of the Rust peer binary
-#                    (default: ${CARGO_TARGET_DIR:-<repo>/target}/debug/conformance-tests)
+#                    (default: ${CARGO_TARGET_DIR:-<repo>/target}/debug/rustpeer, the
+#                    `rustpeer` bin of the conformance-tests crate that `cargo test
+#                    --workspace` builds)
+#   RUST_PEER_BUILD  1 (default when RUST_PEER is not given): if the rustpeer source exists,
+#                    `cargo build -p mukan-conformance-tests --bin rustpeer` first (a
+#                    build failure is a failed case); 0: use whatever binary is there
 #   REQUIRE_RUST=1   a missing Rust peer fails the Rust cases instead of skipping them
 #   INTEROP_ONLY     regex: run only the cases whose name matches
 #   INTEROP_CACHE    artifact dir (default <repo>/.interop-cache)
@@ -20,7 +25,13 @@ ROOT=$(cd "$HERE/../.." && pwd)
 BIN="$HERE/bin"
 CACHE="${INTEROP_CACHE:-$ROOT/.interop-cache}"
 COMETBFT_VERSION=v0.38.25
-RUST_PEER="${RUST_PEER:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/conformance-tests}"
+if [ -n "${RUST_PEER:-}" ]; then
+    RUST_PEER_BUILD="${RUST_PEER_BUILD:-0}"
+else
+    RUST_PEER="${CARGO_TARGET_DIR:-$ROOT/target}/debug/rustpeer"
+    RUST_PEER_BUILD="${RUST_PEER_BUILD:-1}"
+fi
+RUST_PEER_SRC="$ROOT/conformance-tests/src/bin/rustpeer.rs"
 REQUIRE_RUST="${REQUIRE_RUST:-0}"
 ONLY="${INTEROP_ONLY:-}"
 ECHO_COUNT="${ECHO_COUNT:-1000}"
@@ -287,9 +298,9 @@ case_echo() {
     ids=$(new_key s) && new_key c >/dev/null || { fail "key generation failed"; return; }
     start_peer "$S" s "${COMMON[@]}" --home "$CASE_DIR/s" --listen "tcp://127.0.0.1:$ps" --moniker "echo-s-$S"
     expect s 10s event=listening || return
-    timeout 170 "$(peer_bin "$C")" "${COMMON[@]}" --home "$CASE_DIR/c" --listen "tcp://127.0.0.1:$pc" \
+    timeout 90 "$(peer_bin "$C")" "${COMMON[@]}" --home "$CASE_DIR/c" --listen "tcp://127.0.0.1:$pc" \
         --moniker "echo-c-$C" --persistent-peers "$ids@127.0.0.1:$ps" \
-        --echo-client "$ECHO_COUNT" --echo-seed 7 --echo-timeout 150s \
+        --echo-client "$ECHO_COUNT" --echo-seed 7 --echo-timeout 60s \
         >"$CASE_DIR/c.out" 2>"$CASE_DIR/c.err"
     rc=$?
     [ "$rc" = 0 ] || fail "echo client exited with $rc"
@@ -410,10 +421,11 @@ case_real_node() {
 
     pa=$(ports 1)
     ida=$(new_key a) || { fail "key generation failed"; return; }
-    # Advertise the node's channels so consensus traffic flows to us (the
-    # extra channels are counted, not answered).
+    # Advertise the node's channels (not PEX: the Rust peer has none yet) so
+    # consensus traffic flows to us (the extra channels are counted, not
+    # answered).
     start_peer "$A" a --log-level info --chain-id "$chain_id" --home "$CASE_DIR/a" \
-        --listen "tcp://127.0.0.1:$pa" --moniker "real-$A" --pex \
+        --listen "tcp://127.0.0.1:$pa" --moniker "real-$A" \
         --channels 20,21,22,23,30,38,40,60,61 --persistent-peers "$node_id@127.0.0.1:$node_p2p"
     expect a 15s event=peer_added "id=$node_id" moniker=cometbft-real "network=$chain_id" version=0.38.25 \
         outbound=true block_version=11 p2p_version=8 channels=40202122233038606100 || return
@@ -469,13 +481,28 @@ case_addrbook_artifact() {
 
 # ------------------------------------------------------------------ suite
 say "interop: work dir $WORK, artifacts in $CACHE"
+
+case_rust_build() {
+    (cd "$ROOT" && cargo build -p mukan-conformance-tests --bin rustpeer >"$CASE_DIR/cargo-build.log" 2>&1) ||
+        fail "cargo build of rustpeer failed (see cargo-build.log)"
+    [ -x "$RUST_PEER" ] || fail "cargo built, but $RUST_PEER is not there"
+}
+
+run_case go-unit-tests case_go_unit
+if [ "$RUST_PEER_BUILD" = 1 ] && [ -f "$RUST_PEER_SRC" ]; then
+    if command -v cargo >/dev/null 2>&1; then
+        run_case rust-peer-build case_rust_build
+    elif [ "${CI:-}" = "true" ]; then
+        say "FAIL rust-peer-build: cargo is missing (CI=true)"
+        FAILED=$((FAILED + 1))
+        FAILED_NAMES+=(rust-peer-build)
+    fi
+fi
 if have_impl rust; then
     say "interop: Rust peer: $RUST_PEER"
 else
     say "interop: Rust peer NOT built yet ($RUST_PEER missing): every case with a Rust side is SKIPPED"
 fi
-
-run_case go-unit-tests case_go_unit
 for a in "${IMPLS[@]}"; do
     for b in "${IMPLS[@]}"; do
         run_case "handshake-$b-dials-$a" case_handshake "$a" "$b"
