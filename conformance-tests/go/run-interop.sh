@@ -17,7 +17,10 @@
 #   INTEROP_CACHE    artifact dir (default <repo>/.interop-cache)
 #   INTEROP_KEEP=1   keep the per-run work dir (logs of every process)
 #   ECHO_COUNT       messages per echo case (default 1000)
-#   STAY_SECONDS     how long the peer must stay connected to the real node (default 3)
+#   STAY_SECONDS_GO, STAY_SECONDS_RUST
+#                    how long that peer must stay connected to the real node (defaults 3
+#                    and 110: the node pings every 60 s and drops a peer whose pong is
+#                    45 s late, so 110 s proves our pong handling)
 set -uo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -35,7 +38,8 @@ RUST_PEER_SRC="$ROOT/conformance-tests/src/bin/rustpeer.rs"
 REQUIRE_RUST="${REQUIRE_RUST:-0}"
 ONLY="${INTEROP_ONLY:-}"
 ECHO_COUNT="${ECHO_COUNT:-1000}"
-STAY_SECONDS="${STAY_SECONDS:-3}"
+STAY_SECONDS_GO="${STAY_SECONDS_GO:-3}"
+STAY_SECONDS_RUST="${STAY_SECONDS_RUST:-110}"
 IMPLS=(go rust)
 
 PASSED=0
@@ -412,7 +416,8 @@ start_real_node() { # sets node_home node_id node_p2p node_rpc chain_id
 }
 
 case_real_node() {
-    local A=$1 pa ida h1 h2
+    local A=$1 pa ida h1 h2 stay=$STAY_SECONDS_GO
+    [ "$A" = rust ] && stay=$STAY_SECONDS_RUST
     start_real_node || return
     # Artifact for the Rust node-key test: node_key.json + what show-node-id prints.
     mkdir -p "$CACHE/cometbft-node-key"
@@ -434,10 +439,12 @@ case_real_node() {
         fail "the node does not list $ida in /net_info"
     fi
     h1=$("$GOPEER" wait-height --rpc "$node_rpc" --height 0 --timeout 5s)
-    expect_none a "${STAY_SECONDS}s" event=peer_removed
+    expect_none a "${stay}s" event=peer_removed
     h2=$("$GOPEER" wait-height --rpc "$node_rpc" --height $((h1 + 1)) --timeout 10s) ||
         fail "the node stopped producing blocks while we were connected"
-    say "    connected for ${STAY_SECONDS} s, node went from height $h1 to ${h2:-?}"
+    "$GOPEER" wait-rpc-peer --rpc "$node_rpc" --id "$ida" --timeout 1s >/dev/null 2>&1 ||
+        fail "after ${stay} s the node no longer lists $ida in /net_info"
+    say "    connected for ${stay} s, node went from height $h1 to ${h2:-?}"
 }
 
 # Artifact: an addrbook.json written by a Go node (pex reactor + address book)
