@@ -156,7 +156,15 @@ impl AddrBook {
                 moved_to: None,
             });
         }
-        let file: FileIn = serde_json::from_slice(bytes).map_err(|e| {
+        // serde accepts a struct written as an array; Go (and we) want an object.
+        let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+        let parsed = if first == Some(&b'{') {
+            serde_json::from_slice::<FileIn>(bytes)
+        } else {
+            serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(bytes)
+                .and_then(|_| serde_json::from_slice::<FileIn>(b"[0]"))
+        };
+        let file: FileIn = parsed.map_err(|e| {
             let (line, column) = (e.line(), e.column());
             match e.classify() {
                 serde_json::error::Category::Eof => PersistError::Truncated {
