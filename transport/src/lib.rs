@@ -1,6 +1,45 @@
-//! TCP transport for the Mukan P2P stack (not implemented yet).
+//! `mukan-transport`: the TCP transport of the Mukan P2P stack.
 //!
-//! Will own dialing, accepting, connection filters and the upgrade of a raw
-//! connection (secret connection, then the NodeInfo exchange) into an
-//! MConnection. See `spec/p2p/implementation/transport.md`. This crate is an
-//! empty placeholder until its issue lands: it exports nothing.
+//! [`TcpTransport`] implements [`mukan_reactor_api::Transport`] as CometBFT's
+//! `MultiplexTransport` does (`spec/p2p/implementation/transport.md`, `PROTOCOL.md` §6):
+//!
+//! ```text
+//! dial / accept ─► filters (duplicate connection, duplicate IP, user filters with a timeout)
+//!   ─► secret connection (timeout) ─► dialed-ID check
+//!   ─► NodeInfo exchange, both directions at once, ≤ 10240 bytes (timeout)
+//!   ─► validate ─► NodeInfo ID == authenticated ID ─► not ourselves ─► compatible
+//!   ─► a peer running MConnection
+//! ```
+//!
+//! Every refusal is a [`TransportError::Rejected`](mukan_reactor_api::TransportError) whose
+//! `reason` says what the switch should do and whose `source` is an [`UpgradeError`].
+//!
+//! Accepted connections are upgraded concurrently, each in its own task, so one slow peer
+//! never blocks the others; the number of upgrades in flight and of open inbound connections
+//! are bounded.
+//!
+//! # Deviations from Go
+//! - The dial and handshake timeouts are configurable ([`Config`]); Go hard-codes 1 s / 3 s
+//!   and ignores `dial_timeout` / `handshake_timeout` from config.toml.
+//! - If our `NodeInfo` announces no listen address or port 0, [`TcpTransport::listen`] fills
+//!   in the bound address so that peers learn an address they can dial.
+//! - A connection's entry in the duplicate table is removed when its peer is dropped, even if
+//!   the owner forgets [`Transport::cleanup`](mukan_reactor_api::Transport::cleanup).
+
+mod backend;
+mod conn_set;
+mod core;
+mod error;
+mod filter;
+#[cfg(feature = "test-util")]
+mod memory;
+mod peer;
+mod tcp;
+mod upgrade;
+
+pub use core::Config;
+pub use error::{ExchangeError, Stage, UpgradeError};
+pub use filter::{ConnFilter, Denied};
+#[cfg(feature = "test-util")]
+pub use memory::{MemoryNetwork, MemoryTransport};
+pub use tcp::TcpTransport;

@@ -1,0 +1,539 @@
+//! The transport core shared by [`TcpTransport`](crate::TcpTransport) and the in-memory
+//! transport: connection table, filters, concurrent upgrades, accept queue.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::pin::Pin;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use mukan_node_key::NodeKey;
+use mukan_reactor_api::{
+    Direction, ManagedPeer, NetAddress, NodeInfo, PeerConfig, Transport, TransportError,
+};
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+
+use crate::backend::{Backend, Listener};
+use crate::conn_set::ConnSet;
+use crate::peer::{ConnGuard, wrap_peer};
+use crate::upgrade::{Io, UpgradeCtx, Upgraded, upgrade};
+use crate::{ConnFilter, Stage, UpgradeError};
+
+/// Limits and timeouts of a [`TcpTransport`].
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Config {
+    /// Bound on connecting the TCP socket (config.toml `dial_timeout`, 3 s).
+    pub dial_timeout: Duration,
+    /// Bound on the secret-connection handshake (Go: 3 s).
+    pub handshake_timeout: Duration,
+    /// Bound on the `NodeInfo` exchange (Go: 3 s).
+    pub node_info_timeout: Duration,
+    /// Bound on each connection filter (Go: 5 s).
+    pub filter_timeout: Duration,
+    /// Inbound connections upgrading at the same time; further connections wait in the
+    /// kernel's backlog until a slot frees.
+    pub max_pending_upgrades: NonZeroUsize,
+    /// Open inbound connections (upgrading or established); `None` for no bound (Go
+    /// `LimitListener`, set by the node to `max_num_inbound_peers` + unconditional peers).
+    pub max_inbound: Option<NonZeroUsize>,
+    /// Upgraded inbound connections waiting for [`Transport::accept`].
+    pub accept_queue: NonZeroUsize,
+    /// Allow several connections with one IP (config.toml `allow_duplicate_ip`).
+    pub allow_duplicate_ip: bool,
+    /// MConnection settings of every peer (default: what a CometBFT node uses, with the
+    /// `[p2p]` send and receive rates of 5,120,000 B/s).
+    pub mconn: mukan_mconn::Config,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            dial_timeout: Duration::from_secs(3),
+            handshake_timeout: Duration::from_secs(3),
+            node_info_timeout: Duration::from_secs(3),
+            filter_timeout: Duration::from_secs(5),
+            max_pending_upgrades: NonZeroUsize::new(256).unwrap_or(NonZeroUsize::MIN),
+            max_inbound: None,
+            accept_queue: NonZeroUsize::new(16).unwrap_or(NonZeroUsize::MIN),
+            allow_duplicate_ip: false,
+            mconn: mukan_mconn::Config::node_default(),
+        }
+    }
+}
+
+/// The shared core of the transports. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Core {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    ctx: RwLock<Arc<UpgradeCtx>>,
+    config: Config,
+    pub(crate) conns: Mutex<ConnSet>,
+    filters: Vec<Arc<dyn ConnFilter>>,
+    backend: Backend,
+    accepted_tx: mpsc::Sender<Accepted>,
+    accepted_rx: tokio::sync::Mutex<mpsc::Receiver<Accepted>>,
+    closed: watch::Sender<bool>,
+    net_address: RwLock<NetAddress>,
+    local_addr: Mutex<Option<SocketAddr>>,
+}
+
+type Accepted = Result<Pending, TransportError>;
+
+/// An upgraded inbound connection waiting for `accept`.
+struct Pending {
+    upgraded: Upgraded<Box<dyn Io>>,
+    guard: ConnGuard,
+}
+
+impl Core {
+    /// A transport for the node `node_key` announcing `node_info`. It dials at once; call
+    /// [`TcpTransport::listen`] to accept connections too.
+    pub(crate) fn new(
+        node_key: Arc<NodeKey>,
+        node_info: NodeInfo,
+        config: Config,
+        filters: Vec<Arc<dyn ConnFilter>>,
+        backend: Backend,
+    ) -> Self {
+        let net_address = announced_address(&node_key, &node_info, None);
+        let ctx = UpgradeCtx::new(
+            node_key,
+            node_info,
+            config.handshake_timeout,
+            config.node_info_timeout,
+        );
+        let (accepted_tx, accepted_rx) = mpsc::channel(config.accept_queue.get());
+        let (closed, _) = watch::channel(false);
+        Self {
+            inner: Arc::new(Inner {
+                ctx: RwLock::new(Arc::new(ctx)),
+                config,
+                conns: Mutex::new(ConnSet::default()),
+                filters,
+                backend,
+                accepted_tx,
+                accepted_rx: tokio::sync::Mutex::new(accepted_rx),
+                closed,
+                net_address: RwLock::new(net_address),
+                local_addr: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// Binds `addr` and starts accepting in a background task. Returns the bound address.
+    ///
+    /// If our `NodeInfo` announces no listen address, or one with port 0, it is replaced by
+    /// `tcp://<bound address>`, so that peers learn an address they can dial.
+    ///
+    /// # Errors
+    /// The bind error.
+    pub(crate) async fn listen(&self, addr: SocketAddr) -> std::io::Result<SocketAddr> {
+        let (listener, bound) = self.inner.backend.bind(addr).await?;
+        {
+            let mut ctx = self.inner.ctx.write();
+            let mut info = ctx.node_info.clone();
+            if needs_listen_addr(&info.listen_addr) {
+                info.listen_addr = format!("tcp://{bound}");
+            }
+            let node_key = ctx.node_key.clone();
+            *self.inner.net_address.write() = announced_address(&node_key, &info, Some(bound));
+            *ctx = Arc::new(UpgradeCtx::new(
+                node_key,
+                info,
+                self.inner.config.handshake_timeout,
+                self.inner.config.node_info_timeout,
+            ));
+        }
+        *self.inner.local_addr.lock() = Some(bound);
+        tokio::spawn(accept_loop(Arc::downgrade(&self.inner), listener));
+        Ok(bound)
+    }
+
+    /// The bound listen address, once listening.
+    pub(crate) fn local_addr(&self) -> Option<SocketAddr> {
+        *self.inner.local_addr.lock()
+    }
+
+    /// The `NodeInfo` we announce (with the listen address filled in).
+    pub(crate) fn node_info(&self) -> NodeInfo {
+        self.inner.ctx.read().node_info.clone()
+    }
+
+    /// Number of open connections (upgrading or established).
+    pub(crate) fn connection_count(&self) -> usize {
+        self.inner.conns.lock().len()
+    }
+
+    async fn dial_inner(
+        &self,
+        addr: NetAddress,
+        peer_config: PeerConfig,
+    ) -> Result<Arc<dyn ManagedPeer>, TransportError> {
+        let inner = &self.inner;
+        if *inner.closed.borrow() {
+            return Err(TransportError::Closed);
+        }
+        let target = addr.socket_addr();
+        let local = *inner.local_addr.lock();
+        let connect = inner.backend.connect(target, local);
+        let (stream, remote) = match tokio::time::timeout(inner.config.dial_timeout, connect).await
+        {
+            Err(_) => return Err(rejected(UpgradeError::Timeout(Stage::Dial), Some(addr))),
+            Ok(Err(e)) => return Err(TransportError::Io(e)),
+            Ok(Ok(pair)) => pair,
+        };
+        let guard = filter_conn(inner, remote)
+            .await
+            .map_err(|e| into_transport_error(e, Some(addr)))?;
+        let ctx = inner.ctx.read().clone();
+        let upgraded = upgrade(stream, &ctx, Some(&addr))
+            .await
+            .map_err(|e| into_transport_error(e, Some(addr)))?;
+        let persistent = (peer_config.is_persistent)(&addr);
+        Ok(wrap_peer(
+            upgraded,
+            Direction::Outbound,
+            addr,
+            persistent,
+            guard,
+            &peer_config,
+            &inner.config.mconn,
+        ))
+    }
+
+    async fn accept_inner(
+        &self,
+        peer_config: PeerConfig,
+    ) -> Result<Arc<dyn ManagedPeer>, TransportError> {
+        let mut closed = self.inner.closed.subscribe();
+        let mut rx = self.inner.accepted_rx.lock().await;
+        let next = tokio::select! {
+            next = rx.recv() => next,
+            _ = closed.wait_for(|c| *c) => None,
+        };
+        let Some(pending) = next else {
+            return Err(TransportError::Closed);
+        };
+        let Pending { upgraded, guard } = pending?;
+        let socket = NetAddress::new(upgraded.id, guard.addr().ip(), guard.addr().port());
+        let persistent = match upgraded.node_info.net_address() {
+            Ok(mukan_reactor_api::ParsedAddress::Resolved(self_reported)) => {
+                (peer_config.is_persistent)(&self_reported)
+            }
+            _ => false,
+        };
+        Ok(wrap_peer(
+            upgraded,
+            Direction::Inbound,
+            socket,
+            persistent,
+            guard,
+            &peer_config,
+            &self.inner.config.mconn,
+        ))
+    }
+}
+
+impl Transport for Core {
+    fn net_address(&self) -> NetAddress {
+        *self.inner.net_address.read()
+    }
+
+    fn dial(
+        &self,
+        addr: NetAddress,
+        config: PeerConfig,
+    ) -> Pin<Box<dyn Future<Output = Result<Arc<dyn ManagedPeer>, TransportError>> + Send + '_>>
+    {
+        Box::pin(self.dial_inner(addr, config))
+    }
+
+    fn accept(
+        &self,
+        config: PeerConfig,
+    ) -> Pin<Box<dyn Future<Output = Result<Arc<dyn ManagedPeer>, TransportError>> + Send + '_>>
+    {
+        Box::pin(self.accept_inner(config))
+    }
+
+    fn cleanup(&self, peer: &dyn ManagedPeer) {
+        peer.stop();
+    }
+
+    fn close(&self) {
+        self.inner.closed.send_replace(true);
+    }
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transport")
+            .field("net_address", &*self.inner.net_address.read())
+            .field("local_addr", &*self.inner.local_addr.lock())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Accepts connections and upgrades each in its own task, so a slow peer never blocks the
+/// others. Ends when the transport is closed or dropped.
+async fn accept_loop(inner: Weak<Inner>, mut listener: Listener) {
+    let (pending_slots, inbound_slots, mut closed) = {
+        let Some(inner) = inner.upgrade() else { return };
+        (
+            Arc::new(Semaphore::new(inner.config.max_pending_upgrades.get())),
+            inner
+                .config
+                .max_inbound
+                .map(|n| Arc::new(Semaphore::new(n.get()))),
+            inner.closed.subscribe(),
+        )
+    };
+    loop {
+        let inbound_permit = match &inbound_slots {
+            Some(slots) => tokio::select! {
+                permit = slots.clone().acquire_owned() => permit.ok(),
+                _ = closed.wait_for(|c| *c) => return,
+            },
+            None => None,
+        };
+        let pending_permit = tokio::select! {
+            permit = pending_slots.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+            _ = closed.wait_for(|c| *c) => return,
+        };
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = closed.wait_for(|c| *c) => return,
+        };
+        let Ok((stream, remote)) = accepted else {
+            // Out of file descriptors and the like: back off briefly instead of spinning.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let Some(strong) = inner.upgrade() else {
+            return;
+        };
+        tokio::spawn(upgrade_inbound(
+            strong,
+            stream,
+            remote,
+            pending_permit,
+            inbound_permit,
+        ));
+    }
+}
+
+async fn upgrade_inbound(
+    inner: Arc<Inner>,
+    stream: Box<dyn Io>,
+    remote: SocketAddr,
+    pending_permit: OwnedSemaphorePermit,
+    inbound_permit: Option<OwnedSemaphorePermit>,
+) {
+    let result = async {
+        let mut guard = filter_conn(&inner, remote).await?;
+        guard.hold(inbound_permit);
+        let ctx = inner.ctx.read().clone();
+        let upgraded = upgrade(stream, &ctx, None).await?;
+        Ok::<_, UpgradeError>(Pending { upgraded, guard })
+    }
+    .await;
+    drop(pending_permit);
+    let item = result.map_err(|e| {
+        let addr = match &e {
+            UpgradeError::SelfConnection => Some(NetAddress::new(
+                inner.ctx.read().our_id(),
+                remote.ip(),
+                remote.port(),
+            )),
+            _ => None,
+        };
+        into_transport_error(e, addr)
+    });
+    // Bounded: a full queue makes this task wait, which in turn holds an upgrade slot.
+    let _ = inner.accepted_tx.send(item).await;
+}
+
+/// The checks before any handshake (Go `filterConn`): duplicate connection, duplicate IP,
+/// then the user filters concurrently, each bounded by the filter timeout.
+async fn filter_conn(inner: &Arc<Inner>, remote: SocketAddr) -> Result<ConnGuard, UpgradeError> {
+    {
+        let conns = inner.conns.lock();
+        if conns.has(&remote) {
+            return Err(UpgradeError::DuplicateConnection(remote));
+        }
+        if !inner.config.allow_duplicate_ip && conns.has_ip(remote.ip()) {
+            return Err(UpgradeError::DuplicateIp(remote.ip()));
+        }
+    }
+    if !inner.filters.is_empty() {
+        let checks = inner.filters.iter().map(|f| {
+            let check = f.check(remote);
+            let timeout = inner.config.filter_timeout;
+            async move { tokio::time::timeout(timeout, check).await }
+        });
+        let mut set = tokio::task::JoinSet::new();
+        for check in checks {
+            set.spawn(check);
+        }
+        while let Some(result) = set.join_next().await {
+            match result {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(denied))) => return Err(UpgradeError::Filtered(denied)),
+                Ok(Err(_elapsed)) => return Err(UpgradeError::FilterTimeout),
+                Err(_panicked) => {
+                    return Err(UpgradeError::Filtered(crate::Denied::new(
+                        "connection filter panicked",
+                    )));
+                }
+            }
+        }
+    }
+    let mut conns = inner.conns.lock();
+    if !conns.insert(remote) {
+        return Err(UpgradeError::DuplicateConnection(remote));
+    }
+    if !inner.config.allow_duplicate_ip && conns_has_other_ip(&conns, remote) {
+        conns.remove(&remote);
+        return Err(UpgradeError::DuplicateIp(remote.ip()));
+    }
+    Ok(ConnGuard::new(Arc::downgrade(inner), remote))
+}
+
+/// Whether, besides `remote` itself, another connection holds its IP (a race between two
+/// connections filtered at the same time).
+fn conns_has_other_ip(conns: &ConnSet, remote: SocketAddr) -> bool {
+    conns.count_ip(remote.ip()) > 1
+}
+
+fn needs_listen_addr(listen_addr: &str) -> bool {
+    let host_port = listen_addr.split("://").last().unwrap_or("");
+    host_port.is_empty() || host_port.ends_with(":0")
+}
+
+/// Our own address (Go `mt.netAddr`): the bound listen address once listening, else what our
+/// `NodeInfo` announces.
+fn announced_address(node_key: &NodeKey, info: &NodeInfo, bound: Option<SocketAddr>) -> NetAddress {
+    if let Some(bound) = bound {
+        return NetAddress::new(node_key.node_id(), bound.ip(), bound.port());
+    }
+    match info.net_address() {
+        Ok(mukan_reactor_api::ParsedAddress::Resolved(addr)) => addr,
+        _ => NetAddress::new(
+            node_key.node_id(),
+            std::net::Ipv4Addr::UNSPECIFIED.into(),
+            0,
+        ),
+    }
+}
+
+fn into_transport_error(e: UpgradeError, addr: Option<NetAddress>) -> TransportError {
+    match e {
+        UpgradeError::FilterTimeout => TransportError::FilterTimeout,
+        other => rejected(other, addr),
+    }
+}
+
+fn rejected(e: UpgradeError, addr: Option<NetAddress>) -> TransportError {
+    TransportError::Rejected {
+        reason: e.reason(),
+        addr,
+        source: Box::new(e),
+    }
+}
+
+/// Implements the inherent accessors and [`Transport`] for a public wrapper `{ core: Core }`.
+macro_rules! delegate_transport {
+    ($ty:ident) => {
+        impl $ty {
+            /// Binds `addr` and starts accepting in a background task. Returns the bound
+            /// address.
+            ///
+            /// If our `NodeInfo` announces no listen address, or one with port 0, it is
+            /// replaced by `tcp://<bound address>`, so that peers learn an address they can
+            /// dial.
+            ///
+            /// # Errors
+            /// The bind error.
+            pub async fn listen(
+                &self,
+                addr: std::net::SocketAddr,
+            ) -> std::io::Result<std::net::SocketAddr> {
+                self.core.listen(addr).await
+            }
+
+            /// The bound listen address, once listening.
+            pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
+                self.core.local_addr()
+            }
+
+            /// The `NodeInfo` we announce (with the listen address filled in).
+            pub fn node_info(&self) -> mukan_reactor_api::NodeInfo {
+                self.core.node_info()
+            }
+
+            /// Number of open connections (upgrading or established).
+            pub fn connection_count(&self) -> usize {
+                self.core.connection_count()
+            }
+        }
+
+        impl mukan_reactor_api::Transport for $ty {
+            fn net_address(&self) -> mukan_reactor_api::NetAddress {
+                mukan_reactor_api::Transport::net_address(&self.core)
+            }
+
+            fn dial(
+                &self,
+                addr: mukan_reactor_api::NetAddress,
+                config: mukan_reactor_api::PeerConfig,
+            ) -> std::pin::Pin<
+                Box<
+                    dyn std::future::Future<
+                            Output = Result<
+                                std::sync::Arc<dyn mukan_reactor_api::ManagedPeer>,
+                                mukan_reactor_api::TransportError,
+                            >,
+                        > + Send
+                        + '_,
+                >,
+            > {
+                mukan_reactor_api::Transport::dial(&self.core, addr, config)
+            }
+
+            fn accept(
+                &self,
+                config: mukan_reactor_api::PeerConfig,
+            ) -> std::pin::Pin<
+                Box<
+                    dyn std::future::Future<
+                            Output = Result<
+                                std::sync::Arc<dyn mukan_reactor_api::ManagedPeer>,
+                                mukan_reactor_api::TransportError,
+                            >,
+                        > + Send
+                        + '_,
+                >,
+            > {
+                mukan_reactor_api::Transport::accept(&self.core, config)
+            }
+
+            fn cleanup(&self, peer: &dyn mukan_reactor_api::ManagedPeer) {
+                mukan_reactor_api::Transport::cleanup(&self.core, peer);
+            }
+
+            fn close(&self) {
+                mukan_reactor_api::Transport::close(&self.core);
+            }
+        }
+    };
+}
+pub(crate) use delegate_transport;

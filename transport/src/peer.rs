@@ -1,0 +1,245 @@
+//! The peers a transport hands out: an upgraded connection that runs MConnection once the
+//! switch starts it.
+
+use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Weak};
+
+use bytes::Bytes;
+use mukan_mconn::{Event, MConnection};
+use mukan_node_key::NodeId;
+use mukan_reactor_api::{
+    ChannelDescriptor, ChannelId, Direction, ManagedPeer, NetAddress, NodeInfo, Peer, PeerConfig,
+    PeerData, PeerEvents, PeerStatus, SendError, TransportError, TrySendError,
+};
+use mukan_secret_conn::SecretStream;
+use parking_lot::Mutex;
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::core::Inner;
+use crate::upgrade::{Io, Upgraded};
+
+/// Keeps a connection's entry in the connection table (and its inbound slot) for as long as
+/// the connection lives; dropping it frees both.
+pub(crate) struct ConnGuard {
+    inner: Weak<Inner>,
+    addr: SocketAddr,
+    _inbound_permit: Option<OwnedSemaphorePermit>,
+}
+
+impl ConnGuard {
+    pub(crate) fn new(inner: Weak<Inner>, addr: SocketAddr) -> Self {
+        Self {
+            inner,
+            addr,
+            _inbound_permit: None,
+        }
+    }
+
+    /// Also holds an inbound-connection slot until the connection ends.
+    pub(crate) fn hold(&mut self, permit: Option<OwnedSemaphorePermit>) {
+        self._inbound_permit = permit;
+    }
+
+    /// The remote socket address.
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        if let Some(inner) = self.inner.upgrade() {
+            inner.conns.lock().remove(&self.addr);
+        }
+    }
+}
+
+/// A peer of a transport (Go `peer`): the authenticated, upgraded connection, then the
+/// MConnection running over it.
+struct TransportPeer {
+    id: NodeId,
+    node_info: NodeInfo,
+    direction: Direction,
+    persistent: bool,
+    socket_addr: NetAddress,
+    data: PeerData,
+    state: Mutex<State>,
+    /// Dropped (freeing the connection-table entry) when the connection ends.
+    guard: Arc<Mutex<Option<ConnGuard>>>,
+}
+
+enum State {
+    /// Upgraded, waiting for `start`.
+    Ready {
+        stream: Box<SecretStream<Box<dyn Io>>>,
+        channels: Vec<ChannelDescriptor>,
+        config: mukan_mconn::Config,
+    },
+    Running(Arc<MConnection>),
+    Stopped,
+}
+
+pub(crate) fn wrap_peer(
+    upgraded: Upgraded<Box<dyn Io>>,
+    direction: Direction,
+    socket_addr: NetAddress,
+    persistent: bool,
+    guard: ConnGuard,
+    peer_config: &PeerConfig,
+    mconn: &mukan_mconn::Config,
+) -> Arc<dyn ManagedPeer> {
+    let Upgraded {
+        stream,
+        node_info,
+        id,
+    } = upgraded;
+    Arc::new(TransportPeer {
+        id,
+        node_info,
+        direction,
+        persistent,
+        socket_addr,
+        data: PeerData::default(),
+        state: Mutex::new(State::Ready {
+            stream: Box::new(stream),
+            channels: peer_config.channels.clone(),
+            config: mconn.clone(),
+        }),
+        guard: Arc::new(Mutex::new(Some(guard))),
+    })
+}
+
+impl TransportPeer {
+    fn connection(&self) -> Option<Arc<MConnection>> {
+        match &*self.state.lock() {
+            State::Running(conn) => Some(conn.clone()),
+            _ => None,
+        }
+    }
+
+    /// Go's `peer.send` refuses channels the peer did not announce.
+    fn peer_has(&self, channel: ChannelId) -> bool {
+        self.node_info.has_channel(channel)
+    }
+}
+
+impl Peer for TransportPeer {
+    fn id(&self) -> NodeId {
+        self.id
+    }
+
+    fn node_info(&self) -> &NodeInfo {
+        &self.node_info
+    }
+
+    fn direction(&self) -> Direction {
+        self.direction
+    }
+
+    fn is_persistent(&self) -> bool {
+        self.persistent
+    }
+
+    fn socket_addr(&self) -> NetAddress {
+        self.socket_addr
+    }
+
+    fn status(&self) -> PeerStatus {
+        self.connection().map(|c| c.status()).unwrap_or_default()
+    }
+
+    fn send(
+        &self,
+        channel: ChannelId,
+        message: Bytes,
+    ) -> Pin<Box<dyn Future<Output = Result<(), SendError>> + Send + '_>> {
+        Box::pin(async move {
+            if !self.peer_has(channel) {
+                return Err(SendError::UnknownChannel(channel));
+            }
+            let Some(conn) = self.connection() else {
+                return Err(SendError::Closed);
+            };
+            conn.send(channel, message).await
+        })
+    }
+
+    fn try_send(&self, channel: ChannelId, message: Bytes) -> Result<(), TrySendError> {
+        if !self.peer_has(channel) {
+            return Err(TrySendError::UnknownChannel(channel));
+        }
+        let Some(conn) = self.connection() else {
+            return Err(TrySendError::Closed);
+        };
+        conn.try_send(channel, message)
+    }
+
+    fn data(&self) -> &PeerData {
+        &self.data
+    }
+}
+
+impl ManagedPeer for TransportPeer {
+    fn start(&self, events: Arc<dyn PeerEvents>) -> Result<(), TransportError> {
+        let mut state = self.state.lock();
+        let State::Ready { .. } = &*state else {
+            return Err(TransportError::Closed);
+        };
+        let State::Ready {
+            stream,
+            channels,
+            config,
+        } = std::mem::replace(&mut *state, State::Stopped)
+        else {
+            return Err(TransportError::Closed);
+        };
+        let guard = self.guard.clone();
+        let handler = move |event: Event| match event {
+            Event::Received { channel, message } => events.received(channel, message),
+            Event::Error(error) => {
+                guard.lock().take();
+                events.errored(Box::new(error));
+            }
+            // Future event kinds carry nothing a reactor acts on.
+            _ => {}
+        };
+        let conn = MConnection::spawn_with_handler(*stream, &channels, config, handler)
+            .map_err(|e| TransportError::Io(std::io::Error::other(e)))?;
+        *state = State::Running(Arc::new(conn));
+        Ok(())
+    }
+
+    fn stop(&self) {
+        let previous = std::mem::replace(&mut *self.state.lock(), State::Stopped);
+        if let State::Running(conn) = previous {
+            conn.stop();
+        }
+        self.guard.lock().take();
+    }
+
+    fn flush_stop(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            if let Some(conn) = self.connection() {
+                conn.flush_stop().await;
+            }
+            self.stop();
+        })
+    }
+
+    fn as_peer(self: Arc<Self>) -> Arc<dyn Peer> {
+        self
+    }
+}
+
+impl fmt::Debug for TransportPeer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Peer")
+            .field("id", &self.id)
+            .field("direction", &self.direction)
+            .field("socket_addr", &self.socket_addr)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,242 @@
+//! The upgrade of a raw connection: secret connection, then the `NodeInfo` exchange, then the
+//! checks of Go `MultiplexTransport.upgrade`, in Go's order, each stage with its own timeout.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mukan_node_key::{NodeId, NodeKey};
+use mukan_reactor_api::{NetAddress, NodeInfo};
+use mukan_secret_conn::SecretStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::{ExchangeError, Stage, UpgradeError};
+
+/// A raw connection the upgrade can run on (a TCP socket or an in-memory pipe).
+pub(crate) trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
+
+/// What every upgrade needs to know about us.
+pub(crate) struct UpgradeCtx {
+    pub(crate) node_key: Arc<NodeKey>,
+    pub(crate) node_info: NodeInfo,
+    /// Our `NodeInfo`, encoded once with its length prefix.
+    pub(crate) node_info_msg: Vec<u8>,
+    pub(crate) handshake_timeout: Duration,
+    pub(crate) node_info_timeout: Duration,
+}
+
+impl UpgradeCtx {
+    pub(crate) fn new(
+        node_key: Arc<NodeKey>,
+        node_info: NodeInfo,
+        handshake_timeout: Duration,
+        node_info_timeout: Duration,
+    ) -> Self {
+        let body = node_info.encode_to_vec();
+        let mut node_info_msg = Vec::with_capacity(body.len() + 10);
+        put_uvarint(&mut node_info_msg, body.len() as u64);
+        node_info_msg.extend_from_slice(&body);
+        Self {
+            node_key,
+            node_info,
+            node_info_msg,
+            handshake_timeout,
+            node_info_timeout,
+        }
+    }
+
+    pub(crate) fn our_id(&self) -> NodeId {
+        self.node_key.node_id()
+    }
+}
+
+/// A connection that passed every check.
+pub(crate) struct Upgraded<T> {
+    pub(crate) stream: SecretStream<T>,
+    pub(crate) node_info: NodeInfo,
+    pub(crate) id: NodeId,
+}
+
+/// Runs the upgrade on `io`. `dialed` is the address we dialed (outbound) or `None`.
+pub(crate) async fn upgrade<T>(
+    io: T,
+    ctx: &UpgradeCtx,
+    dialed: Option<&NetAddress>,
+) -> Result<Upgraded<T>, UpgradeError>
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    // 1. Secret connection. Our own timeout bounds it, so the stage is reported exactly.
+    let sc_config = mukan_secret_conn::Config::new(ctx.handshake_timeout);
+    let stream = match tokio::time::timeout(
+        ctx.handshake_timeout,
+        SecretStream::handshake(io, &ctx.node_key, &sc_config),
+    )
+    .await
+    {
+        Err(_) | Ok(Err(mukan_secret_conn::Error::Timeout)) => {
+            return Err(UpgradeError::Timeout(Stage::SecretConnection));
+        }
+        Ok(Err(e)) => return Err(UpgradeError::SecretConn(e)),
+        Ok(Ok(stream)) => stream,
+    };
+    let id = stream.remote_node_id();
+
+    // 2. The dialed ID must be the authenticated one.
+    if let Some(dialed) = dialed {
+        if dialed.id() != id {
+            return Err(UpgradeError::DialedIdMismatch {
+                expected: dialed.id(),
+                got: id,
+            });
+        }
+    }
+
+    // 3. NodeInfo exchange, both directions at once.
+    let (stream, node_info) =
+        match tokio::time::timeout(ctx.node_info_timeout, exchange(stream, &ctx.node_info_msg))
+            .await
+        {
+            Err(_) => return Err(UpgradeError::Timeout(Stage::NodeInfoExchange)),
+            Ok(Err(e)) => return Err(UpgradeError::Exchange(e)),
+            Ok(Ok(pair)) => pair,
+        };
+
+    // 4. Validate.
+    node_info
+        .validate()
+        .map_err(UpgradeError::InvalidNodeInfo)?;
+
+    // 5. The NodeInfo must speak for the authenticated key.
+    match node_info.node_id() {
+        Ok(claimed) if claimed == id => {}
+        _ => {
+            return Err(UpgradeError::NodeInfoIdMismatch {
+                conn: id,
+                node_info: node_info.id.clone(),
+            });
+        }
+    }
+
+    // 6. Not ourselves.
+    if id == ctx.our_id() {
+        return Err(UpgradeError::SelfConnection);
+    }
+
+    // 7. Compatible with us.
+    ctx.node_info
+        .compatible_with(&node_info)
+        .map_err(UpgradeError::Incompatible)?;
+
+    Ok(Upgraded {
+        stream,
+        node_info,
+        id,
+    })
+}
+
+/// Writes our `NodeInfo` and reads the peer's concurrently (Go `handshake`), so neither side
+/// waits for the other to read first.
+async fn exchange<T>(
+    stream: SecretStream<T>,
+    our_msg: &[u8],
+) -> Result<(SecretStream<T>, NodeInfo), ExchangeError>
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    let write = async {
+        writer.write_all(our_msg).await?;
+        writer.flush().await
+    };
+    let read = read_delimited(&mut reader, NodeInfo::MAX_SIZE);
+    let (written, body) = tokio::join!(write, read);
+    written.map_err(ExchangeError::Io)?;
+    let body = body?;
+    let node_info = NodeInfo::decode(&body).map_err(ExchangeError::Decode)?;
+    Ok((reader.unsplit(writer), node_info))
+}
+
+/// Reads one `uvarint(len) || body` message without reading past it (the bytes after it
+/// belong to MConnection), refusing a length over `max` before allocating.
+pub(crate) async fn read_delimited<R>(reader: &mut R, max: usize) -> Result<Vec<u8>, ExchangeError>
+where
+    R: AsyncRead + Unpin,
+{
+    let mut len: u64 = 0;
+    let mut shift = 0u32;
+    loop {
+        let byte = reader.read_u8().await.map_err(ExchangeError::Io)?;
+        if shift == 63 && byte > 1 {
+            return Err(ExchangeError::Varint);
+        }
+        len |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            break;
+        }
+        shift += 7;
+        if shift > 63 {
+            return Err(ExchangeError::Varint);
+        }
+    }
+    let too_large = ExchangeError::TooLarge { len, max };
+    let Ok(len_usize) = usize::try_from(len) else {
+        return Err(too_large);
+    };
+    if len_usize > max {
+        return Err(too_large);
+    }
+    let mut body = vec![0u8; len_usize];
+    reader
+        .read_exact(&mut body)
+        .await
+        .map_err(ExchangeError::Io)?;
+    Ok(body)
+}
+
+pub(crate) fn put_uvarint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn delimited_reader_limits_and_varints() {
+        let mut ok: &[u8] = &[3, 1, 2, 3, 9];
+        assert_eq!(read_delimited(&mut ok, 10).await.unwrap(), vec![1, 2, 3]);
+        assert_eq!(ok, &[9], "nothing past the message is consumed");
+
+        let mut big = Vec::new();
+        put_uvarint(&mut big, 10_241);
+        assert!(matches!(
+            read_delimited(&mut big.as_slice(), 10_240).await,
+            Err(ExchangeError::TooLarge {
+                len: 10_241,
+                max: 10_240
+            })
+        ));
+        let mut huge = Vec::new();
+        put_uvarint(&mut huge, u64::MAX);
+        assert!(matches!(
+            read_delimited(&mut huge.as_slice(), 10_240).await,
+            Err(ExchangeError::TooLarge { .. })
+        ));
+        let mut eleven: &[u8] = &[0xff; 11];
+        assert!(matches!(
+            read_delimited(&mut eleven, 10).await,
+            Err(ExchangeError::Varint)
+        ));
+        let mut truncated: &[u8] = &[5, 1, 2];
+        assert!(matches!(
+            read_delimited(&mut truncated, 10).await,
+            Err(ExchangeError::Io(_))
+        ));
+    }
+}

@@ -1,0 +1,391 @@
+//! Transports talking over loopback TCP: success, every typed rejection, hostile peers.
+#![allow(clippy::unwrap_used, reason = "test helpers")]
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mukan_node_key::NodeKey;
+use mukan_reactor_api::{
+    ChannelDescriptor, ChannelId, Direction, NetAddress, NodeInfo, Other, PeerConfig,
+    ProtocolVersion, RejectReason, Transport, TransportError,
+};
+use mukan_transport::{Config, ExchangeError, Stage, TcpTransport, UpgradeError};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const ECHO: ChannelId = ChannelId(0x7e);
+
+fn node_info(key: &NodeKey, network: &str, channels: &[u8], block: u64) -> NodeInfo {
+    NodeInfo {
+        protocol_version: ProtocolVersion {
+            p2p: 8,
+            block,
+            app: 0,
+        },
+        id: key.node_id().to_string(),
+        listen_addr: String::new(),
+        network: network.into(),
+        version: "0.38.25".into(),
+        channels: channels.iter().map(|&c| ChannelId(c)).collect(),
+        moniker: format!("node-{}", &key.node_id().to_string()[..6]),
+        other: Other {
+            tx_index: "off".into(),
+            rpc_address: String::new(),
+        },
+    }
+}
+
+fn config() -> Config {
+    let mut c = Config::default();
+    c.allow_duplicate_ip = true;
+    c
+}
+
+fn peer_config(channels: &[u8]) -> PeerConfig {
+    PeerConfig {
+        channels: channels
+            .iter()
+            .map(|&c| ChannelDescriptor::new(ChannelId(c), NonZeroU32::MIN))
+            .collect(),
+        is_persistent: Arc::new(|_: &NetAddress| false),
+    }
+}
+
+struct Node {
+    key: Arc<NodeKey>,
+    transport: TcpTransport,
+    addr: SocketAddr,
+}
+
+async fn listening(seed: u8, network: &str, channels: &[u8], block: u64, cfg: Config) -> Node {
+    let key = Arc::new(NodeKey::from_seed([seed; 32]));
+    let transport = TcpTransport::new(key.clone(), node_info(&key, network, channels, block), cfg);
+    let addr = transport
+        .listen("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    Node {
+        key,
+        transport,
+        addr,
+    }
+}
+
+fn target(node: &Node) -> NetAddress {
+    NetAddress::new(node.key.node_id(), node.addr.ip(), node.addr.port())
+}
+
+fn upgrade_error(err: &TransportError) -> &UpgradeError {
+    match err {
+        TransportError::Rejected { source, .. } => source.downcast_ref::<UpgradeError>().unwrap(),
+        other => panic!("not a rejection: {other:?}"),
+    }
+}
+
+fn reason(err: &TransportError) -> RejectReason {
+    match err {
+        TransportError::Rejected { reason, .. } => *reason,
+        other => panic!("not a rejection: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn dial_and_accept_see_each_other() {
+    let a = listening(1, "chain", &[0x7e, 0x20], 11, config()).await;
+    let b = listening(2, "chain", &[0x7e], 11, config()).await;
+    let (dialed, accepted) = tokio::join!(
+        b.transport.dial(target(&a), peer_config(&[0x7e])),
+        a.transport.accept(peer_config(&[0x7e, 0x20])),
+    );
+    let dialed = dialed.unwrap();
+    let accepted = accepted.unwrap();
+    assert_eq!(dialed.id(), a.key.node_id());
+    assert_eq!(accepted.id(), b.key.node_id());
+    assert_eq!(dialed.direction(), Direction::Outbound);
+    assert_eq!(accepted.direction(), Direction::Inbound);
+    assert_eq!(dialed.node_info().channels, vec![ECHO, ChannelId(0x20)]);
+    assert_eq!(
+        accepted.node_info().moniker,
+        node_info(&b.key, "chain", &[], 11).moniker
+    );
+    assert_eq!(dialed.socket_addr(), target(&a));
+    // Our announced listen address was filled in with the bound port.
+    assert_eq!(
+        accepted.node_info().listen_addr,
+        format!("tcp://{}", b.addr)
+    );
+    assert_eq!(a.transport.connection_count(), 1);
+    drop(accepted);
+    assert_eq!(
+        a.transport.connection_count(),
+        0,
+        "dropping the peer frees its table entry"
+    );
+}
+
+#[tokio::test]
+async fn incompatible_peers_are_rejected_with_the_reason() {
+    let a = listening(1, "chain", &[0x7e], 11, config()).await;
+    for (seed, network, channels, block, detail) in [
+        (3, "other-chain", &[0x7e][..], 11, "different network"),
+        (4, "chain", &[0x20][..], 11, "no common channels"),
+        (5, "chain", &[0x7e][..], 12, "different Block version"),
+    ] {
+        let b = listening(seed, network, channels, block, config()).await;
+        let (dialed, accepted) = tokio::join!(
+            b.transport.dial(target(&a), peer_config(channels)),
+            a.transport.accept(peer_config(&[0x7e])),
+        );
+        for err in [dialed.err().unwrap(), accepted.err().unwrap()] {
+            assert_eq!(reason(&err), RejectReason::Incompatible, "{err}");
+            assert!(matches!(upgrade_error(&err), UpgradeError::Incompatible(_)));
+            assert!(
+                err.to_string().contains(detail),
+                "{err} should say {detail}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn dialing_the_wrong_id_is_an_auth_failure() {
+    let a = listening(1, "chain", &[0x7e], 11, config()).await;
+    let b = listening(2, "chain", &[0x7e], 11, config()).await;
+    let wrong = NetAddress::new(
+        NodeKey::from_seed([9; 32]).node_id(),
+        a.addr.ip(),
+        a.addr.port(),
+    );
+    let err = b
+        .transport
+        .dial(wrong, peer_config(&[0x7e]))
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(reason(&err), RejectReason::AuthFailure);
+    assert!(
+        matches!(upgrade_error(&err), UpgradeError::DialedIdMismatch { expected, got }
+        if *expected == wrong.id() && *got == a.key.node_id())
+    );
+}
+
+#[tokio::test]
+async fn connecting_to_oneself_is_rejected_as_self() {
+    let a = listening(1, "chain", &[0x7e], 11, config()).await;
+    let (dialed, accepted) = tokio::join!(
+        a.transport.dial(target(&a), peer_config(&[0x7e])),
+        a.transport.accept(peer_config(&[0x7e])),
+    );
+    for err in [dialed.err().unwrap(), accepted.err().unwrap()] {
+        assert_eq!(reason(&err), RejectReason::SelfConnection);
+    }
+}
+
+#[tokio::test]
+async fn duplicate_ip_is_refused_before_the_handshake() {
+    let mut strict = config();
+    strict.allow_duplicate_ip = false;
+    let a = listening(1, "chain", &[0x7e], 11, strict).await;
+    // A raw connection holds 127.0.0.1 in a's table while it upgrades.
+    let _held = TcpStream::connect(a.addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let b = listening(2, "chain", &[0x7e], 11, config()).await;
+    let (dialed, accepted) = tokio::join!(
+        b.transport.dial(target(&a), peer_config(&[0x7e])),
+        a.transport.accept(peer_config(&[0x7e])),
+    );
+    let err = accepted.err().unwrap();
+    assert_eq!(reason(&err), RejectReason::Duplicate);
+    assert!(matches!(upgrade_error(&err), UpgradeError::DuplicateIp(_)));
+    assert!(dialed.is_err(), "the dialer sees the connection closed");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_silent_peer_is_dropped_at_the_handshake_timeout() {
+    let a = listening(1, "chain", &[0x7e], 11, config()).await;
+    let mut silent = TcpStream::connect(a.addr).await.unwrap();
+    let err = a
+        .transport
+        .accept(peer_config(&[0x7e]))
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(
+        upgrade_error(&err),
+        UpgradeError::Timeout(Stage::SecretConnection)
+    ));
+    // The transport closed the socket: the silent peer reads our ephemeral key, then EOF.
+    let mut buf = Vec::new();
+    silent.read_to_end(&mut buf).await.unwrap();
+    assert_eq!(buf.len(), 35);
+}
+
+/// Runs the secret-connection handshake as `key`, then sends `payload` raw.
+async fn evil_peer(addr: SocketAddr, key: NodeKey, payload: Vec<u8>) {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let config = mukan_secret_conn::Config::new(Duration::from_secs(3));
+    let mut stream = mukan_secret_conn::SecretStream::handshake(tcp, &key, &config)
+        .await
+        .unwrap();
+    stream.write_all(&payload).await.unwrap();
+    stream.flush().await.unwrap();
+    let mut sink = Vec::new();
+    let _ = stream.read_to_end(&mut sink).await;
+}
+
+#[tokio::test]
+async fn oversized_and_invalid_node_info_are_rejected() {
+    let a = listening(1, "chain", &[0x7e], 11, config()).await;
+
+    // A length prefix of 10,241 bytes: refused before reading the body.
+    let (_, accepted) = tokio::join!(
+        evil_peer(a.addr, NodeKey::from_seed([7; 32]), vec![0x81, 0x50]),
+        a.transport.accept(peer_config(&[0x7e])),
+    );
+    let err = accepted.err().unwrap();
+    assert_eq!(reason(&err), RejectReason::AuthFailure);
+    assert!(matches!(
+        upgrade_error(&err),
+        UpgradeError::Exchange(ExchangeError::TooLarge {
+            len: 10_241,
+            max: 10_240
+        })
+    ));
+
+    // A NodeInfo with an empty moniker: invalid.
+    let key = NodeKey::from_seed([8; 32]);
+    let mut info = node_info(&key, "chain", &[0x7e], 11);
+    info.listen_addr = "tcp://127.0.0.1:1".into();
+    info.moniker = String::new();
+    let body = info.encode_to_vec();
+    let mut msg = vec![u8::try_from(body.len()).unwrap()];
+    msg.extend_from_slice(&body);
+    let (_, accepted) = tokio::join!(
+        evil_peer(a.addr, key, msg),
+        a.transport.accept(peer_config(&[0x7e]))
+    );
+    let err = accepted.err().unwrap();
+    assert_eq!(reason(&err), RejectReason::NodeInfoInvalid);
+
+    // A NodeInfo that speaks for another key.
+    let key = NodeKey::from_seed([10; 32]);
+    let mut info = node_info(&NodeKey::from_seed([11; 32]), "chain", &[0x7e], 11);
+    info.listen_addr = "tcp://127.0.0.1:1".into();
+    let body = info.encode_to_vec();
+    let mut msg = vec![u8::try_from(body.len()).unwrap()];
+    msg.extend_from_slice(&body);
+    let (_, accepted) = tokio::join!(
+        evil_peer(a.addr, key, msg),
+        a.transport.accept(peer_config(&[0x7e]))
+    );
+    let err = accepted.err().unwrap();
+    assert!(matches!(
+        upgrade_error(&err),
+        UpgradeError::NodeInfoIdMismatch { .. }
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_inbound_handshakes_complete_while_one_peer_stalls() {
+    const N: usize = 200;
+    let a = listening(1, "chain", &[0x7e], 11, config()).await;
+    // One slow peer: connects and never speaks.
+    let _stalled = TcpStream::connect(a.addr).await.unwrap();
+    let target = target(&a);
+    let mut dialers = tokio::task::JoinSet::new();
+    for i in 0..N {
+        dialers.spawn(async move {
+            let mut seed = [0u8; 32];
+            seed[..8].copy_from_slice(&(i as u64 + 1000).to_le_bytes());
+            let key = Arc::new(NodeKey::from_seed(seed));
+            // Dial-only nodes still announce a (syntactically valid) listen address.
+            let mut info = node_info(&key, "chain", &[0x7e], 11);
+            info.listen_addr = "tcp://127.0.0.1:1".into();
+            let t = TcpTransport::new(key.clone(), info, config());
+            let peer = t
+                .dial(target, peer_config(&[0x7e]))
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>((t, peer))
+        });
+    }
+    let mut accepted = Vec::new();
+    while accepted.len() < N {
+        let peer = tokio::time::timeout(
+            Duration::from_secs(60),
+            a.transport.accept(peer_config(&[0x7e])),
+        )
+        .await
+        .expect("accept made progress")
+        .expect("handshake succeeded");
+        accepted.push(peer);
+    }
+    let mut dialed = Vec::new();
+    while let Some(result) = dialers.join_next().await {
+        dialed.push(result.unwrap().unwrap());
+    }
+    assert_eq!(dialed.len(), N);
+    let mut ids: Vec<_> = accepted.iter().map(|p| p.id()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), N);
+}
+
+/// Collects what a started peer reports.
+struct Collect {
+    tx: tokio::sync::mpsc::Sender<Result<(ChannelId, bytes::Bytes), String>>,
+}
+
+impl mukan_reactor_api::PeerEvents for Collect {
+    fn received(&self, channel: ChannelId, message: bytes::Bytes) {
+        let _ = self.tx.try_send(Ok((channel, message)));
+    }
+
+    fn errored(&self, error: Box<dyn std::error::Error + Send + Sync>) {
+        let _ = self.tx.try_send(Err(error.to_string()));
+    }
+}
+
+#[tokio::test]
+async fn started_peers_exchange_messages_and_report_the_end() {
+    let a = listening(1, "chain", &[0x7e, 0x20], 11, config()).await;
+    let b = listening(2, "chain", &[0x7e], 11, config()).await;
+    let (dialed, accepted) = tokio::join!(
+        b.transport.dial(target(&a), peer_config(&[0x7e])),
+        a.transport.accept(peer_config(&[0x7e, 0x20])),
+    );
+    let (dialed, accepted) = (dialed.unwrap(), accepted.unwrap());
+    // Not started yet: nothing can be sent.
+    assert!(matches!(
+        dialed.try_send(ECHO, bytes::Bytes::from_static(b"x")),
+        Err(mukan_reactor_api::TrySendError::Closed)
+    ));
+    let (tx_a, mut rx_a) = tokio::sync::mpsc::channel(16);
+    let (tx_b, mut rx_b) = tokio::sync::mpsc::channel(16);
+    accepted.start(Arc::new(Collect { tx: tx_a })).unwrap();
+    dialed.start(Arc::new(Collect { tx: tx_b })).unwrap();
+
+    dialed
+        .send(ECHO, bytes::Bytes::from(vec![7u8; 5000]))
+        .await
+        .unwrap();
+    let (ch, msg) = rx_a.recv().await.unwrap().unwrap();
+    assert_eq!((ch, msg.len()), (ECHO, 5000));
+    // b did not announce channel 0x20: a may not send on it.
+    assert!(matches!(
+        accepted.try_send(ChannelId(0x20), bytes::Bytes::new()),
+        Err(mukan_reactor_api::TrySendError::UnknownChannel(_))
+    ));
+    accepted.send(ECHO, bytes::Bytes::new()).await.unwrap();
+    let (ch, msg) = rx_b.recv().await.unwrap().unwrap();
+    assert_eq!((ch, msg.len()), (ECHO, 0));
+
+    // Stopping one side ends the other with an error, and frees both table entries.
+    b.transport.cleanup(&*dialed);
+    assert!(rx_a.recv().await.unwrap().is_err());
+    assert_eq!(b.transport.connection_count(), 0);
+    drop(accepted);
+    assert_eq!(a.transport.connection_count(), 0);
+}
