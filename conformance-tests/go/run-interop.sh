@@ -106,33 +106,47 @@ COMETBFT="$BIN/cometbft"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/mukan-interop.XXXXXX")
 
 # ------------------------------------------------------- process handling
-# Every process a case starts is recorded here and ended (by pid) when the
-# case ends, and in any case on exit.
+# Every process a case starts is recorded in CASE_PIDS and ended (by pid)
+# when the case ends, or on exit. Cases run one after the other, and the list
+# is emptied once its processes are reaped, so no pid is signalled after it
+# could have been reused.
 CASE_PIDS=()
-ALL_PIDS=()
+
+# is_child PID: PID is one of this shell's background jobs not yet reaped, so
+# it cannot have been reused by another program.
+is_child() {
+    local j
+    for j in $(jobs -p); do
+        [ "$j" = "$1" ] && return 0
+    done
+    return 1
+}
 
 stop_pid() {
     local pid=$1 i
-    kill -TERM "$pid" 2>/dev/null || return 0
+    is_child "$pid" || return 0
+    kill -TERM "$pid" 2>/dev/null
     for i in $(seq 1 50); do
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done
-    kill -KILL "$pid" 2>/dev/null
+    is_child "$pid" && kill -KILL "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
     return 0
 }
 
 stop_case_pids() {
     local pid
-    for pid in "${CASE_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
+    for pid in "${CASE_PIDS[@]}"; do is_child "$pid" && kill -TERM "$pid" 2>/dev/null; done
     for pid in "${CASE_PIDS[@]}"; do stop_pid "$pid"; done
     CASE_PIDS=()
 }
 
 cleanup() {
     local pid
-    for pid in "${ALL_PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null; done
+    for pid in "${CASE_PIDS[@]}"; do is_child "$pid" && kill -TERM "$pid" 2>/dev/null; done
+    sleep 0.5
+    for pid in "${CASE_PIDS[@]}"; do is_child "$pid" && kill -KILL "$pid" 2>/dev/null; done
     wait 2>/dev/null
     if [ "${INTEROP_KEEP:-0}" = 1 ]; then
         say "interop: work dir kept: $WORK"
@@ -168,7 +182,6 @@ start_peer() {
     "$(peer_bin "$impl")" "$@" >"$CASE_DIR/$name.out" 2>"$CASE_DIR/$name.err" &
     LAST_PID=$!
     CASE_PIDS+=("$LAST_PID")
-    ALL_PIDS+=("$LAST_PID")
 }
 
 # new_key NAME: creates $CASE_DIR/NAME/config/node_key.json, prints its ID.
@@ -302,10 +315,13 @@ case_echo() {
     ids=$(new_key s) && new_key c >/dev/null || { fail "key generation failed"; return; }
     start_peer "$S" s "${COMMON[@]}" --home "$CASE_DIR/s" --listen "tcp://127.0.0.1:$ps" --moniker "echo-s-$S"
     expect s 10s event=listening || return
-    timeout 90 "$(peer_bin "$C")" "${COMMON[@]}" --home "$CASE_DIR/c" --listen "tcp://127.0.0.1:$pc" \
+    # In the background + wait, so a signal to the suite is handled at once.
+    timeout 60 "$(peer_bin "$C")" "${COMMON[@]}" --home "$CASE_DIR/c" --listen "tcp://127.0.0.1:$pc" \
         --moniker "echo-c-$C" --persistent-peers "$ids@127.0.0.1:$ps" \
-        --echo-client "$ECHO_COUNT" --echo-seed 7 --echo-timeout 60s \
-        >"$CASE_DIR/c.out" 2>"$CASE_DIR/c.err"
+        --echo-client "$ECHO_COUNT" --echo-seed 7 --echo-timeout 45s \
+        >"$CASE_DIR/c.out" 2>"$CASE_DIR/c.err" &
+    CASE_PIDS+=("$!")
+    wait "$!"
     rc=$?
     [ "$rc" = 0 ] || fail "echo client exited with $rc"
     expect c 1s event=echo_summary ok=true "sent=$ECHO_COUNT" "received=$ECHO_COUNT" mismatches=0
@@ -406,7 +422,6 @@ start_real_node() { # sets node_home node_id node_p2p node_rpc chain_id
         --p2p.laddr "tcp://127.0.0.1:$pp" --rpc.laddr "tcp://127.0.0.1:$pr" \
         --p2p.pex=true --p2p.seeds "" >"$CASE_DIR/node.log" 2>&1 &
     CASE_PIDS+=("$!")
-    ALL_PIDS+=("$!")
     local h
     if ! h=$("$GOPEER" wait-height --rpc "$node_rpc" --height 2 --timeout 40s 2>&1); then
         fail "cometbft produced no blocks: $h"
