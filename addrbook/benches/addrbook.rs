@@ -26,7 +26,12 @@ fn addr(i: usize) -> (NetAddress, NetAddress) {
     id[..8].copy_from_slice(&(i as u64).to_be_bytes());
     id[19] = 1;
     let g = (i * 7919) % 40_000;
-    let ip = Ipv4Addr::new(20 + (g / 256 % 100) as u8, (g % 256) as u8, (i >> 8) as u8, i as u8);
+    let ip = Ipv4Addr::new(
+        20 + (g / 256 % 100) as u8,
+        (g % 256) as u8,
+        (i >> 8) as u8,
+        i as u8,
+    );
     let mut sid = id;
     sid[19] = 2;
     let sg = i % 2_000;
@@ -130,7 +135,11 @@ fn bench_save_load(c: &mut Criterion) {
     });
     g.bench_function(BenchmarkId::new("load", b.size()), |bch| {
         let mut again = AddrBook::new(Config::default(), ChaCha8Rng::seed_from_u64(2));
-        bch.iter(|| again.load_from_slice(&json, Path::new("bench"), now()).unwrap());
+        bch.iter(|| {
+            again
+                .load_from_slice(&json, Path::new("bench"), now())
+                .unwrap()
+        });
     });
     g.finish();
 }
@@ -139,7 +148,11 @@ fn bench_save_load(c: &mut Criterion) {
 fn rss() -> usize {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<usize>().ok()))
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<usize>().ok())
+        })
         .map_or(0, |pages| pages * 4096)
 }
 
@@ -156,11 +169,20 @@ fn report_memory() {
         (after.saturating_sub(before)) / 1024,
         per
     );
-    println!("memory: addrbook.json is {} B per address", b.to_json().len() / b.size());
+    println!(
+        "memory: addrbook.json is {} B per address",
+        b.to_json().len() / b.size()
+    );
     black_box(b);
 }
 
-criterion_group!(benches, bench_add, bench_pick_and_selection, bench_mark_good, bench_save_load);
+criterion_group!(
+    benches,
+    bench_add,
+    bench_pick_and_selection,
+    bench_mark_good,
+    bench_save_load
+);
 
 fn main() {
     report_memory();

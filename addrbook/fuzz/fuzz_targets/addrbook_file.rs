@@ -15,10 +15,13 @@ fuzz_target!(|data: &[u8]| {
     config.skip_invalid_entries = data.first().is_some_and(|b| b & 1 == 1);
     let mut book = AddrBook::new(config.clone(), StepRng::new(1, 7));
     if book.load_from_slice(data, Path::new("fuzz"), now).is_ok() {
-        book.check_invariants().expect("a loaded book is consistent");
+        book.check_invariants()
+            .expect("a loaded book is consistent");
         let json = book.to_json();
         let mut again = AddrBook::new(config, StepRng::new(2, 3));
-        again.load_from_slice(&json, Path::new("again"), now).expect("our output loads");
+        again
+            .load_from_slice(&json, Path::new("again"), now)
+            .expect("our output loads");
         assert_eq!(again, book);
     }
 });

@@ -15,7 +15,16 @@ fn addr(b: &[u8]) -> NetAddress {
     let ip = if b[1] & 0x80 == 0 {
         IpAddr::V4(Ipv4Addr::new(b[1] % 4 + 1, b[2] % 8, b[3], 1))
     } else {
-        IpAddr::V6(Ipv6Addr::new(0x2a01, u16::from(b[2] % 8), 0, 0, 0, 0, 0, u16::from(b[3])))
+        IpAddr::V6(Ipv6Addr::new(
+            0x2a01,
+            u16::from(b[2] % 8),
+            0,
+            0,
+            0,
+            0,
+            0,
+            u16::from(b[3]),
+        ))
     };
     NetAddress::new(id, ip, 26656)
 }
@@ -50,6 +59,7 @@ fuzz_target!(|data: &[u8]| {
             }
             _ => now += Duration::from_secs(u64::from(op[5]) * 600),
         }
-        book.check_invariants().expect("consistent after every operation");
+        book.check_invariants()
+            .expect("consistent after every operation");
     }
 });

@@ -16,6 +16,9 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(addr) = serde_json::from_slice::<NetAddress>(data) {
         let json = serde_json::to_vec(&addr).expect("serializes");
-        assert_eq!(serde_json::from_slice::<NetAddress>(&json).expect("reparses"), addr);
+        assert_eq!(
+            serde_json::from_slice::<NetAddress>(&json).expect("reparses"),
+            addr
+        );
     }
 });
