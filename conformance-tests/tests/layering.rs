@@ -17,7 +17,12 @@ const NORMAL: &[(&str, &[&str])] = &[
     ("mukan-switch", &["mukan-reactor-api"]),
     (
         "mukan-transport",
-        &["mukan-reactor-api", "mukan-node-key", "mukan-secret-conn", "mukan-mconn"],
+        &[
+            "mukan-reactor-api",
+            "mukan-node-key",
+            "mukan-secret-conn",
+            "mukan-mconn",
+        ],
     ),
 ];
 
@@ -40,10 +45,17 @@ fn workspace_edges_follow_the_layering() {
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .output()
         .expect("run cargo metadata");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let packages = meta["packages"].as_array().unwrap();
-    let members: BTreeSet<&str> = packages.iter().map(|p| p["name"].as_str().unwrap()).collect();
+    let members: BTreeSet<&str> = packages
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
 
     let normal: BTreeMap<&str, &[&str]> = NORMAL.iter().copied().collect();
     let dev: BTreeMap<&str, &[&str]> = DEV_EXTRA.iter().copied().collect();
@@ -67,11 +79,22 @@ fn workspace_edges_follow_the_layering() {
             let ok = allowed.contains(&dep_name)
                 || (is_dev && dev.get(name).is_some_and(|extra| extra.contains(&dep_name)));
             if !ok {
-                let kind = if is_dev { "dev-dependency" } else { "dependency" };
+                let kind = if is_dev {
+                    "dev-dependency"
+                } else {
+                    "dependency"
+                };
                 violations.push(format!("{name} has a {kind} on {dep_name}"));
             }
         }
     }
-    assert!(violations.is_empty(), "layering violations:\n{}", violations.join("\n"));
-    assert!(members.len() >= 10, "all workspace crates are listed: {members:?}");
+    assert!(
+        violations.is_empty(),
+        "layering violations:\n{}",
+        violations.join("\n")
+    );
+    assert!(
+        members.len() >= 10,
+        "all workspace crates are listed: {members:?}"
+    );
 }
