@@ -35,7 +35,8 @@ else
     RUST_PEER_BUILD="${RUST_PEER_BUILD:-1}"
 fi
 RUST_PEER_SRC="$ROOT/conformance-tests/src/bin/rustpeer.rs"
-REQUIRE_RUST="${REQUIRE_RUST:-0}"
+# In CI the Rust side is mandatory: a missing Rust peer fails its cases.
+if [ "${CI:-}" = true ]; then REQUIRE_RUST="${REQUIRE_RUST:-1}"; else REQUIRE_RUST="${REQUIRE_RUST:-0}"; fi
 ONLY="${INTEROP_ONLY:-}"
 ECHO_COUNT="${ECHO_COUNT:-1000}"
 STAY_SECONDS_GO="${STAY_SECONDS_GO:-3}"
@@ -450,6 +451,14 @@ case_real_node() {
     expect a 15s event=peer_added "id=$node_id" moniker=cometbft-real "network=$chain_id" version=0.38.25 \
         outbound=true block_version=11 p2p_version=8 channels=40202122233038606100 || return
     expect a 10s event=recv "id=$node_id" ch=20
+    if [ "$A" = rust ]; then
+        # Our side decodes the consensus traffic: NewRoundStep messages with heights.
+        expect a 10s event=consensus "id=$node_id" type=new_round_step
+        # node_key.json written by `cometbft init` loads in node-key with the same ID.
+        local rust_id
+        rust_id=$("$RUST_PEER" show-id --key "$node_home/config/node_key.json" 2>&1)
+        [ "$rust_id" = "$node_id" ] || fail "node-key loads cometbft's node_key.json as $rust_id, cometbft says $node_id"
+    fi
     if ! "$GOPEER" wait-rpc-peer --rpc "$node_rpc" --id "$ida" --timeout 10s >"$CASE_DIR/net_info_peer.json" 2>&1; then
         fail "the node does not list $ida in /net_info"
     fi
@@ -504,6 +513,46 @@ case_addrbook_artifact() {
 # ------------------------------------------------------------------ suite
 say "interop: work dir $WORK, artifacts in $CACHE"
 
+# The Go node's addrbook.json (artifact of addrbook-artifact) loads in our address book with
+# the same addresses and bucket types.
+case_addrbook_go_to_rust() {
+    local book="$CACHE/addrbook/addrbook.json" got want
+    [ -f "$book" ] || { fail "no Go-written addrbook.json (addrbook-artifact failed?)"; return; }
+    got=$("$RUST_PEER" addrbook-dump --file "$book" 2>"$CASE_DIR/dump.err") ||
+        { fail "our loader refused the Go book: $(cat "$CASE_DIR/dump.err")"; return; }
+    want=$(sort "$CACHE/addrbook/expected_addrs.txt")
+    [ "$(printf '%s\n' "$got" | cut -d' ' -f2 | sort)" = "$want" ] ||
+        fail "addresses differ: got [$got], want [$want]"
+    [ "$(printf '%s\n' "$got" | grep -c '^old ')" = 1 ] || fail "expected one old entry (the hub): [$got]"
+    say "    loaded $(printf '%s\n' "$got" | wc -l) entries"
+}
+
+# A book we write loads in a Go node (PEX + address book), which saves it back on stop; the
+# saved file loads in ours with the same addresses.
+case_addrbook_rust_to_go() {
+    local i id ids=() addrs=() p book="$CASE_DIR/g/config/addrbook.json" got want
+    for i in 1 2 3 4 5; do
+        id=$(new_key "x$i") || { fail "key generation failed"; return; }
+        ids+=("$id")
+        addrs+=("$id@127.0.0.$((i + 1)):$((40000 + i))")
+    done
+    mkdir -p "$CASE_DIR/g/config"
+    "$RUST_PEER" addrbook-write --file "$book" --src "${ids[0]}@127.0.0.2:40001" \
+        --addrs "$(IFS=,; echo "${addrs[*]}")" --good "${ids[1]}" >"$CASE_DIR/write.out" 2>&1 ||
+        { fail "addrbook-write failed: $(cat "$CASE_DIR/write.out")"; return; }
+    p=$(ports 1)
+    start_peer go g "${COMMON[@]}" --home "$CASE_DIR/g" --listen "tcp://127.0.0.1:$p" --moniker g --pex
+    expect g 10s event=addrbook size=5 || return
+    stop_pid "$LAST_PID"
+    expect g 2s event=addrbook_saved size=5 || return
+    got=$("$RUST_PEER" addrbook-dump --file "$book" 2>"$CASE_DIR/dump.err") ||
+        { fail "our loader refused the book Go saved: $(cat "$CASE_DIR/dump.err")"; return; }
+    want=$(printf '%s\n' "${addrs[@]}" | sort)
+    [ "$(printf '%s\n' "$got" | cut -d' ' -f2 | sort)" = "$want" ] ||
+        fail "addresses differ after the Go round trip: got [$got], want [$want]"
+    printf '%s\n' "$got" | grep -q "^old ${ids[1]}@" || fail "the good address is no longer old: [$got]"
+}
+
 case_rust_build() {
     (cd "$ROOT" && cargo build -p mukan-conformance-tests --bin rustpeer >"$CASE_DIR/cargo-build.log" 2>&1) ||
         fail "cargo build of rustpeer failed (see cargo-build.log)"
@@ -550,6 +599,8 @@ for a in "${IMPLS[@]}"; do
     run_case "real-node-$a" case_real_node "$a"
 done
 run_case addrbook-artifact case_addrbook_artifact go
+run_case addrbook-go-to-rust case_addrbook_go_to_rust rust
+run_case addrbook-rust-to-go case_addrbook_rust_to_go rust go
 
 say ""
 say "interop: finished in $((SECONDS - SUITE_START)) s"
