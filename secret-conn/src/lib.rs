@@ -1,1 +1,95 @@
-//! `mukan-secret-conn`: placeholder, filled by its issue.
+//! `mukan-secret-conn`: CometBFT's secret connection, wire-compatible with CometBFT v0.38.
+//!
+//! A secret connection authenticates two nodes by their ed25519 [node keys] and encrypts the
+//! byte stream between them (spec: CometBFT `spec/p2p/legacy-docs/peer.md` "Authenticated
+//! Encryption Handshake"; code: `p2p/conn/secret_connection.go`; our wire facts:
+//! `PROTOCOL.md` §1). It is a Station-to-Station handshake:
+//!
+//! 1. both sides send a plaintext X25519 ephemeral key (`BytesValue`, 35 bytes on the wire);
+//! 2. the X25519 secret feeds a Merlin transcript (the 32-byte challenge) and HKDF-SHA256 (one
+//!    ChaCha20-Poly1305 key per direction);
+//! 3. both sides send, sealed, an `AuthSigMessage`: their ed25519 key and a signature over the
+//!    challenge, verified with the ZIP-215 rules (`ed25519-consensus`) as CometBFT does;
+//! 4. the application stream follows in 1044-byte sealed frames of at most 1024 payload bytes.
+//!
+//! # What this crate owns
+//! - A sans-IO core: the typestate [`Handshake`], the frame codec [`FrameSealer`] /
+//!   [`FrameOpener`], and [`Error`]. It does no IO, reads no clock and takes randomness from the
+//!   caller, so test vectors can fix the ephemeral secret.
+//! - With the default `tokio` feature, the driver [`SecretStream`]: the handshake over any
+//!   `AsyncRead + AsyncWrite` with a timeout, then `AsyncRead` / `AsyncWrite` over sealed
+//!   frames, and [`SecretStream::split`] into halves usable from different tasks.
+//!
+//! # What it does not do
+//! It does not open sockets, exchange `NodeInfo` or run MConnection (the `transport` and `mconn`
+//! crates do). It spawns no tasks.
+//!
+//! # Deviations from Go (all stricter; no honest peer notices)
+//! - An ephemeral key that is not exactly 32 bytes is rejected (Go pads or truncates).
+//! - An ephemeral key equal to our own is rejected (a reflection).
+//! - Handshake messages are capped at 64 bytes (ephemeral key) and 1 KiB (`AuthSigMessage`)
+//!   before anything is allocated; Go allows 1 MiB for both.
+//! - Nonce exhaustion after 2^64 frames is [`Error::NonceExhausted`]; Go panics.
+//! - Frames with an empty payload are skipped by the reader (Go returns a 0-byte read, which
+//!   async readers would take for end of stream).
+//!
+//! [node keys]: mukan_node_key::NodeKey
+
+mod error;
+mod frame;
+mod handshake;
+mod kdf;
+mod nonce;
+mod proto;
+#[cfg(feature = "tokio")]
+mod tokio;
+
+#[cfg(feature = "tokio")]
+pub use crate::tokio::{Config, ReadHalf, SecretStream, WriteHalf};
+pub use crate::{
+    error::{CryptoError, DecodeError, Error, ProtocolViolation},
+    frame::{DATA_MAX_SIZE, FRAME_LEN, FrameOpener, FrameSealer, SEALED_FRAME_LEN},
+    handshake::{
+        AwaitingAuthSig, AwaitingEphKey, Handshake, MAX_AUTH_SIG_MSG_LEN, MAX_EPH_KEY_MSG_LEN,
+    },
+    proto::LengthPrefix,
+};
+
+/// Hooks for the fuzz targets (`fuzz/`); not part of the API.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing {
+    use crate::{Error, FrameOpener, FrameSealer, proto};
+
+    /// Decodes an ephemeral-key message stream (prefix included) into the 32-byte key.
+    ///
+    /// # Errors
+    /// As the handshake would report them.
+    pub fn decode_eph_key_msg(buf: &[u8]) -> Result<Option<[u8; 32]>, Error> {
+        match proto::split_delimited(buf, proto::MAX_EPH_MSG_BODY)? {
+            Some(body) => proto::decode_eph_msg(body).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Decodes an `AuthSigMessage` stream (prefix included) into key and signature lengths.
+    ///
+    /// # Errors
+    /// As the handshake would report them.
+    pub fn decode_auth_sig_msg(buf: &[u8]) -> Result<Option<(usize, usize)>, Error> {
+        match proto::split_delimited(buf, proto::MAX_AUTH_SIG_MSG_BODY)? {
+            Some(body) => {
+                proto::decode_auth_sig_msg(body).map(|m| Some((m.ed25519_key.len(), m.sig.len())))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// A sealer and an opener sharing `key`, the counters starting at `counter`.
+    pub fn frame_pair(key: &[u8; 32], counter: u64) -> (FrameSealer, FrameOpener) {
+        (
+            FrameSealer::with_counter(key, counter),
+            FrameOpener::with_counter(key, counter),
+        )
+    }
+}
