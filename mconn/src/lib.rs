@@ -1,1 +1,45 @@
-//! `mukan-mconn`: placeholder, filled by its issue.
+//! `mukan-mconn`: CometBFT's MConnection, many prioritised channels over one byte stream
+//! (`p2p/conn/connection.go`, `PROTOCOL.md` §2).
+//!
+//! What this crate owns:
+//! - the [`Packet`] codec (`uvarint(len) || tendermint.p2p.Packet`: ping, pong, msg), with the
+//!   receive size limit checked before anything is allocated ([`PacketDecoder`]);
+//! - chunking of messages into `max_packet_msg_payload_size` pieces with `eof`, and
+//!   reassembly bounded by each channel's `recv_message_capacity`;
+//! - [`MConnState`], the sans-IO core: scheduler (least `recently_sent / priority`, decaying
+//!   ×0.8 every 2 s), ping every `ping_interval` and failure after `pong_timeout`, send and
+//!   receive rate limits (token buckets; `None` = unlimited), and the flush policy;
+//! - with the default `tokio` feature, [`MConnection`]: one task driving an [`MConnState`]
+//!   over any `AsyncRead + AsyncWrite` (a secret stream in production).
+//!
+//! What it does not do: no handshake, no encryption (run it over `mukan-secret-conn`), no
+//! decoding of messages (reactors do that), no peer policy. The core reads no clock and
+//! spawns nothing; only `tokio.rs` does.
+//!
+//! # Differences from Go, on purpose
+//! - Flushing: Go flushes on a 100 ms throttle, so a lone small message waits up to 100 ms.
+//!   Here written packets are flushed as soon as the send queues are empty; batching into
+//!   large writes happens only while there is a backlog, and `flush_throttle` bounds how long
+//!   a rate-limited backlog may sit unflushed.
+//! - Rate limiting is a token bucket (exact long-run rate) rather than Go's 100 ms samples
+//!   that let a 10-packet batch through each time.
+//! - A slow consumer does not stall pings and pongs: the driver stops reading when its event
+//!   buffer is full, but keeps writing.
+//! - The wire is identical: same packets, same chunking, same limits.
+
+mod channel;
+mod config;
+mod error;
+mod packet;
+mod rate;
+mod state;
+#[cfg(feature = "tokio")]
+mod tokio;
+
+#[cfg(feature = "tokio")]
+pub use self::tokio::MConnection;
+pub use channel::SendQueues;
+pub use config::Config;
+pub use error::{ConfigError, DecodeError, Error};
+pub use packet::{Packet, PacketDecoder, PacketMsg, max_packet_size};
+pub use state::{Event, MConnState};

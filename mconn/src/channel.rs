@@ -1,0 +1,162 @@
+//! Per-channel state: the message being sent, the priority accounting, reassembly.
+
+use std::collections::VecDeque;
+
+use bytes::{Bytes, BytesMut};
+use mukan_reactor_api::{ChannelDescriptor, ChannelStatus};
+
+use crate::{Error, PacketMsg};
+
+/// Where the scheduler takes the next message of a channel from. The sans-IO
+/// [`MConnState`](crate::MConnState) has its own bounded queues (used by
+/// [`MConnState::send`](crate::MConnState::send)); a driver may keep the queues elsewhere (the
+/// tokio driver uses one bounded mpsc channel per channel) and pass them to
+/// [`MConnState::poll_transmit_from`](crate::MConnState::poll_transmit_from).
+///
+/// `index` is the position of the channel in the descriptor list given to
+/// [`MConnState::new`](crate::MConnState::new).
+pub trait SendQueues {
+    /// Whether channel `index` has a message waiting.
+    fn has_message(&self, index: usize) -> bool;
+    /// Takes the next message of channel `index`.
+    fn pop_message(&mut self, index: usize) -> Option<Bytes>;
+}
+
+/// The sans-IO core's own queues: one bounded `VecDeque` per channel.
+#[derive(Debug, Default)]
+pub(crate) struct LocalQueues {
+    pub(crate) queues: Vec<VecDeque<Bytes>>,
+}
+
+impl SendQueues for LocalQueues {
+    fn has_message(&self, index: usize) -> bool {
+        self.queues.get(index).is_some_and(|q| !q.is_empty())
+    }
+
+    fn pop_message(&mut self, index: usize) -> Option<Bytes> {
+        self.queues.get_mut(index)?.pop_front()
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Channel {
+    pub(crate) desc: ChannelDescriptor,
+    /// The unsent remainder of the message being sent (`Some(empty)` for an empty message
+    /// whose single eof packet is not out yet).
+    sending: Option<Bytes>,
+    pub(crate) recently_sent: u64,
+    recving: BytesMut,
+}
+
+impl Channel {
+    pub(crate) fn new(desc: ChannelDescriptor) -> Self {
+        Self {
+            desc,
+            sending: None,
+            recently_sent: 0,
+            recving: BytesMut::new(),
+        }
+    }
+
+    /// Go `isSendPending`: pulls the next message into `sending` if needed.
+    pub(crate) fn is_send_pending(&mut self, index: usize, queues: &mut dyn SendQueues) -> bool {
+        if self.sending.is_none() {
+            self.sending = queues.pop_message(index);
+        }
+        self.sending.is_some()
+    }
+
+    pub(crate) fn in_flight(&self) -> bool {
+        self.sending.is_some()
+    }
+
+    /// Go `nextPacketMsg`: the next chunk of `sending`. Call only when pending.
+    pub(crate) fn next_packet(&mut self, max_payload: usize) -> Option<PacketMsg> {
+        let rest = self.sending.as_mut()?;
+        if rest.len() <= max_payload {
+            let data = std::mem::take(rest);
+            self.sending = None;
+            Some(PacketMsg {
+                channel: self.desc.id,
+                eof: true,
+                data,
+            })
+        } else {
+            let data = rest.split_to(max_payload);
+            Some(PacketMsg {
+                channel: self.desc.id,
+                eof: false,
+                data,
+            })
+        }
+    }
+
+    /// Go `recvPacketMsg`: appends a chunk; returns the message when `eof`.
+    pub(crate) fn recv_packet(&mut self, packet: PacketMsg) -> Result<Option<Bytes>, Error> {
+        let max = self.desc.recv_message_capacity.get();
+        let len = self.recving.len() + packet.data.len();
+        if len > max {
+            return Err(Error::MessageTooLarge {
+                channel: self.desc.id,
+                len,
+                max,
+            });
+        }
+        if !packet.eof {
+            if self.recving.is_empty() {
+                self.recving
+                    .reserve(self.desc.recv_buffer_capacity.get().min(max));
+            }
+            self.recving.extend_from_slice(&packet.data);
+            return Ok(None);
+        }
+        if self.recving.is_empty() {
+            // Single-packet message: hand over the decoded bytes without copying.
+            return Ok(Some(packet.data));
+        }
+        self.recving.extend_from_slice(&packet.data);
+        Ok(Some(self.recving.split().freeze()))
+    }
+
+    pub(crate) fn recv_in_progress(&self) -> bool {
+        !self.recving.is_empty()
+    }
+
+    /// Go `updateStats`: `recentlySent *= 0.8`.
+    pub(crate) fn decay(&mut self) {
+        self.recently_sent = self.recently_sent * 4 / 5;
+    }
+
+    pub(crate) fn status(&self, queued: usize) -> ChannelStatus {
+        ChannelStatus::new(
+            self.desc.id,
+            self.desc.send_queue_capacity.get(),
+            queued + usize::from(self.in_flight()),
+            self.desc.priority.get(),
+            self.recently_sent,
+        )
+    }
+}
+
+/// Go `selectChannelToGossipOn`: among pending channels, the least `recently_sent /
+/// priority`; ties go to the earliest channel. Compared exactly by cross-multiplication.
+pub(crate) fn select(channels: &mut [Channel], queues: &mut dyn SendQueues) -> Option<usize> {
+    let mut best: Option<usize> = None;
+    for i in 0..channels.len() {
+        if !channels[i].is_send_pending(i, queues) {
+            continue;
+        }
+        let better = match best {
+            None => true,
+            Some(b) => {
+                let (c, bc) = (&channels[i], &channels[b]);
+                u128::from(c.recently_sent) * u128::from(bc.desc.priority.get())
+                    < u128::from(bc.recently_sent) * u128::from(c.desc.priority.get())
+            }
+        };
+        if better {
+            best = Some(i);
+        }
+    }
+    best
+}

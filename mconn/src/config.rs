@@ -1,0 +1,120 @@
+//! [`Config`]: the knobs of a connection (`PROTOCOL.md` §2.2, Go `MConnConfig`).
+
+use std::num::{NonZeroU64, NonZeroUsize};
+use std::time::Duration;
+
+use crate::ConfigError;
+
+/// Configuration of one MConnection.
+///
+/// [`Config::default`] is Go's `DefaultMConnConfig()` (rates 512000 B/s); a CometBFT node
+/// overrides the rates with its `[p2p] send_rate` / `recv_rate` (5120000 by default), which is
+/// [`Config::node_default`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Config {
+    /// Outgoing byte rate limit in bytes per second; `None` = unlimited.
+    pub send_rate: Option<NonZeroU64>,
+    /// Incoming byte rate limit in bytes per second; `None` = unlimited.
+    pub recv_rate: Option<NonZeroU64>,
+    /// Largest payload of one `PacketMsg` (1024). Peers must agree on it: a peer that sends
+    /// larger packets than ours allows is disconnected.
+    pub max_packet_msg_payload_size: NonZeroUsize,
+    /// Upper bound on how long written packets may wait unflushed while the connection is
+    /// busy (Go `flush_throttle_timeout`, 100 ms). A lone message never waits for it: as
+    /// soon as the send queues are empty, what is buffered is flushed.
+    pub flush_throttle: Duration,
+    /// A ping is sent every `ping_interval` (60 s), whatever the traffic.
+    pub ping_interval: Duration,
+    /// The connection fails when no pong arrives within `pong_timeout` (45 s) of a ping.
+    pub pong_timeout: Duration,
+    /// How long [`MConnection::send`](crate::MConnection::send) waits for queue space (10 s).
+    pub send_timeout: Duration,
+    /// Largest write handed to the stream at once when batching (64 KiB, Go's bufio size).
+    pub write_batch_size: NonZeroUsize,
+    /// Received messages buffered for the consumer before the connection stops reading.
+    pub event_capacity: NonZeroUsize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            send_rate: NonZeroU64::new(512_000),
+            recv_rate: NonZeroU64::new(512_000),
+            max_packet_msg_payload_size: nz(1024),
+            flush_throttle: Duration::from_millis(100),
+            ping_interval: Duration::from_secs(60),
+            pong_timeout: Duration::from_secs(45),
+            send_timeout: Duration::from_secs(10),
+            write_batch_size: nz(65_536),
+            event_capacity: nz(64),
+        }
+    }
+}
+
+impl Config {
+    /// What a CometBFT v0.38 node uses: [`Config::default`] with the `[p2p]` defaults of
+    /// `send_rate` / `recv_rate` (5120000 B/s).
+    pub fn node_default() -> Self {
+        Self {
+            send_rate: NonZeroU64::new(5_120_000),
+            recv_rate: NonZeroU64::new(5_120_000),
+            ..Self::default()
+        }
+    }
+
+    /// Sets both rate limits (`None` = unlimited).
+    #[must_use]
+    pub fn with_rates(mut self, send: Option<NonZeroU64>, recv: Option<NonZeroU64>) -> Self {
+        self.send_rate = send;
+        self.recv_rate = recv;
+        self
+    }
+
+    /// Sets the ping interval and pong timeout.
+    #[must_use]
+    pub fn with_ping(mut self, interval: Duration, pong_timeout: Duration) -> Self {
+        self.ping_interval = interval;
+        self.pong_timeout = pong_timeout;
+        self
+    }
+
+    /// Sets the flush throttle.
+    #[must_use]
+    pub fn with_flush_throttle(mut self, throttle: Duration) -> Self {
+        self.flush_throttle = throttle;
+        self
+    }
+
+    /// Sets the send timeout.
+    #[must_use]
+    pub fn with_send_timeout(mut self, timeout: Duration) -> Self {
+        self.send_timeout = timeout;
+        self
+    }
+
+    /// Sets the maximum packet payload.
+    #[must_use]
+    pub fn with_max_packet_msg_payload_size(mut self, size: NonZeroUsize) -> Self {
+        self.max_packet_msg_payload_size = size;
+        self
+    }
+
+    /// Checks the configuration.
+    ///
+    /// # Errors
+    /// [`ConfigError::PongTimeoutNotBelowPingInterval`].
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.pong_timeout >= self.ping_interval {
+            return Err(ConfigError::PongTimeoutNotBelowPingInterval);
+        }
+        Ok(())
+    }
+}
+
+const fn nz(v: usize) -> NonZeroUsize {
+    match NonZeroUsize::new(v) {
+        Some(v) => v,
+        None => NonZeroUsize::MIN,
+    }
+}

@@ -1,0 +1,82 @@
+//! [`Error`]: why a connection ended, classified by fault.
+
+use mukan_reactor_api::ChannelId;
+
+/// Why an MConnection failed. Every variant is fatal: the connection is closed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Reading or writing the underlying stream failed.
+    #[error("mconn io: {0}")]
+    Io(#[from] std::io::Error),
+    /// The peer sent bytes that are not a valid packet stream.
+    #[error("mconn decode: {0}")]
+    Decode(#[from] DecodeError),
+    /// A packet's length prefix exceeds the largest packet the configuration allows
+    /// (`PROTOCOL.md` §2.3); nothing was allocated for it.
+    #[error("packet too large ({len} > {max})")]
+    PacketTooLarge {
+        /// The announced length.
+        len: u64,
+        /// The limit.
+        max: usize,
+    },
+    /// A `PacketMsg` named a channel this connection does not have.
+    #[error("unknown channel {0}")]
+    UnknownChannel(ChannelId),
+    /// A message being reassembled grew beyond its channel's receive message capacity.
+    #[error("message on channel {channel} too large ({len} > {max})")]
+    MessageTooLarge {
+        /// The channel.
+        channel: ChannelId,
+        /// The size it would have reached.
+        len: usize,
+        /// The channel's `recv_message_capacity`.
+        max: usize,
+    },
+    /// No pong arrived within the pong timeout after a ping.
+    #[error("pong timeout")]
+    PongTimeout,
+    /// The stream ended in the middle of a packet or of a multi-packet message.
+    #[error("unexpected EOF in the middle of a packet or message")]
+    UnexpectedEof,
+    /// The peer closed the stream between messages.
+    #[error("connection closed by peer")]
+    ConnectionClosed,
+    /// The configuration is inconsistent (local misuse).
+    #[error("invalid mconn config: {0}")]
+    Config(#[from] ConfigError),
+}
+
+/// Ways the peer's byte stream fails to decode.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The length prefix is not a valid varint (more than 10 bytes or over 64 bits).
+    #[error("invalid varint length prefix")]
+    Varint,
+    /// The packet body is not a valid `tendermint.p2p.Packet`.
+    #[error("invalid packet protobuf: {0}")]
+    Protobuf(#[source] prost::DecodeError),
+    /// The packet has none of ping, pong, msg set (Go: `"unknown message type"`).
+    #[error("packet with no message set")]
+    EmptyPacket,
+    /// `PacketMsg.channel_id` is outside `0..=255`.
+    #[error("channel id {0} out of range")]
+    ChannelOutOfRange(i32),
+}
+
+/// Why a [`Config`](crate::Config) or a channel list was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `pong_timeout` must be shorter than `ping_interval` (Go panics otherwise).
+    #[error("pong timeout must be shorter than the ping interval")]
+    PongTimeoutNotBelowPingInterval,
+    /// The same channel id appears twice.
+    #[error("duplicate channel {0}")]
+    DuplicateChannel(ChannelId),
+    /// No channels were given.
+    #[error("no channels")]
+    NoChannels,
+}

@@ -1,0 +1,321 @@
+//! The packet codec: `uvarint(len) || tendermint.p2p.Packet` (`PROTOCOL.md` §2.1).
+
+use bytes::{Buf, Bytes, BytesMut};
+use mukan_reactor_api::ChannelId;
+use prost::Message as _;
+
+use crate::{DecodeError, Error};
+
+/// One unit on the MConnection stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Packet {
+    /// Keep-alive request (`02 0a 00` on the wire).
+    Ping,
+    /// Keep-alive answer (`02 12 00` on the wire).
+    Pong,
+    /// A chunk of a message.
+    Msg(PacketMsg),
+}
+
+/// A chunk of a message on a channel (`tendermint.p2p.PacketMsg`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PacketMsg {
+    /// The channel.
+    pub channel: ChannelId,
+    /// Whether this chunk ends the message.
+    pub eof: bool,
+    /// The chunk (at most `max_packet_msg_payload_size` bytes).
+    pub data: Bytes,
+}
+
+impl Packet {
+    /// Appends `uvarint(len) || body` to `buf`, byte for byte as Go's `protoio` writer does.
+    pub fn encode(&self, buf: &mut BytesMut) {
+        let proto = self.to_proto();
+        let len = proto.encoded_len();
+        buf.reserve(len + 10);
+        // Cannot fail: `reserve` made room.
+        let _ = proto.encode_length_delimited(buf);
+    }
+
+    /// Length of the body (without the length prefix).
+    pub fn encoded_len(&self) -> usize {
+        self.to_proto().encoded_len()
+    }
+
+    /// Decodes one packet body (without the length prefix).
+    ///
+    /// # Errors
+    /// [`DecodeError::Protobuf`], [`DecodeError::EmptyPacket`] or
+    /// [`DecodeError::ChannelOutOfRange`].
+    pub fn decode_body(body: Bytes) -> Result<Self, DecodeError> {
+        let proto = PacketProto::decode(body).map_err(DecodeError::Protobuf)?;
+        match proto.sum {
+            None => Err(DecodeError::EmptyPacket),
+            Some(Sum::Ping(_)) => Ok(Self::Ping),
+            Some(Sum::Pong(_)) => Ok(Self::Pong),
+            Some(Sum::Msg(m)) => {
+                let Ok(id) = u8::try_from(m.channel_id) else {
+                    return Err(DecodeError::ChannelOutOfRange(m.channel_id));
+                };
+                Ok(Self::Msg(PacketMsg {
+                    channel: ChannelId(id),
+                    eof: m.eof,
+                    data: m.data,
+                }))
+            }
+        }
+    }
+
+    fn to_proto(&self) -> PacketProto {
+        let sum = match self {
+            Self::Ping => Sum::Ping(Empty {}),
+            Self::Pong => Sum::Pong(Empty {}),
+            Self::Msg(m) => Sum::Msg(PacketMsgProto {
+                channel_id: i32::from(m.channel.0),
+                eof: m.eof,
+                data: m.data.clone(),
+            }),
+        };
+        PacketProto { sum: Some(sum) }
+    }
+}
+
+/// Go `maxPacketMsgSize`: the body length of a `PacketMsg` on channel 1 with `eof` and a full
+/// payload (1034 for a 1024-byte payload). Used as the receive limit of a packet body.
+pub fn max_packet_size(max_payload: usize) -> usize {
+    Packet::Msg(PacketMsg {
+        channel: ChannelId(1),
+        eof: true,
+        data: Bytes::from(vec![0u8; max_payload]),
+    })
+    .encoded_len()
+}
+
+/// Splits a byte stream into packets. Never buffers more than one packet, and checks the
+/// announced length against the limit before waiting for (or reserving) the body.
+#[derive(Debug)]
+pub struct PacketDecoder {
+    max_size: usize,
+}
+
+impl PacketDecoder {
+    /// A decoder accepting packet bodies of at most `max_size` bytes.
+    pub fn new(max_size: usize) -> Self {
+        Self { max_size }
+    }
+
+    /// Takes one packet off the front of `buf`, or returns `Ok(None)` if `buf` does not hold a
+    /// whole packet yet.
+    ///
+    /// # Errors
+    /// [`Error::PacketTooLarge`] or [`Error::Decode`]; the stream cannot be resumed after.
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Packet>, Error> {
+        let Some((len, prefix)) = read_uvarint(buf)? else {
+            return Ok(None);
+        };
+        if len > self.max_size as u64 {
+            return Err(Error::PacketTooLarge {
+                len,
+                max: self.max_size,
+            });
+        }
+        // `len <= max_size`, so it fits in usize.
+        let len = len as usize;
+        if buf.len() < prefix + len {
+            buf.reserve(prefix + len - buf.len());
+            return Ok(None);
+        }
+        buf.advance(prefix);
+        let body = buf.split_to(len).freeze();
+        Ok(Some(Packet::decode_body(body)?))
+    }
+}
+
+/// Reads a Go `binary.Uvarint` from the front of `buf` without consuming it: the value and the
+/// prefix length, `None` if incomplete.
+fn read_uvarint(buf: &[u8]) -> Result<Option<(u64, usize)>, DecodeError> {
+    let mut value: u64 = 0;
+    for (i, &b) in buf.iter().enumerate().take(10) {
+        if i == 9 && b > 1 {
+            return Err(DecodeError::Varint);
+        }
+        value |= u64::from(b & 0x7f) << (7 * i);
+        if b < 0x80 {
+            return Ok(Some((value, i + 1)));
+        }
+    }
+    if buf.len() >= 10 {
+        return Err(DecodeError::Varint);
+    }
+    Ok(None)
+}
+
+/// Appends the uvarint encoding of `v`.
+#[cfg(test)]
+fn put_uvarint(buf: &mut BytesMut, mut v: u64) {
+    use bytes::BufMut;
+    while v >= 0x80 {
+        buf.put_u8((v as u8) | 0x80);
+        v >>= 7;
+    }
+    buf.put_u8(v as u8);
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct Empty {}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct PacketMsgProto {
+    #[prost(int32, tag = "1")]
+    channel_id: i32,
+    #[prost(bool, tag = "2")]
+    eof: bool,
+    #[prost(bytes = "bytes", tag = "3")]
+    data: Bytes,
+}
+
+#[derive(Clone, PartialEq, prost::Oneof)]
+enum Sum {
+    #[prost(message, tag = "1")]
+    Ping(Empty),
+    #[prost(message, tag = "2")]
+    Pong(Empty),
+    #[prost(message, tag = "3")]
+    Msg(PacketMsgProto),
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct PacketProto {
+    #[prost(oneof = "Sum", tags = "1, 2, 3")]
+    sum: Option<Sum>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roundtrip(wire: &[u8]) -> Packet {
+        let mut buf = BytesMut::from(wire);
+        let packet = PacketDecoder::new(1034).decode(&mut buf).unwrap().unwrap();
+        assert!(buf.is_empty());
+        let mut out = BytesMut::new();
+        packet.encode(&mut out);
+        assert_eq!(&out[..], wire, "re-encoding differs");
+        packet
+    }
+
+    #[test]
+    fn golden_ping_pong() {
+        assert_eq!(roundtrip(&[0x02, 0x0a, 0x00]), Packet::Ping);
+        assert_eq!(roundtrip(&[0x02, 0x12, 0x00]), Packet::Pong);
+    }
+
+    #[test]
+    fn golden_pex_request_on_channel_0() {
+        let p = roundtrip(&[0x08, 0x1a, 0x06, 0x10, 0x01, 0x1a, 0x02, 0x0a, 0x00]);
+        assert_eq!(
+            p,
+            Packet::Msg(PacketMsg {
+                channel: ChannelId(0),
+                eof: true,
+                data: Bytes::from_static(&[0x0a, 0x00])
+            })
+        );
+    }
+
+    #[test]
+    fn golden_full_payload_on_blocksync() {
+        // body = 1a 87 08 | 08 40 | 10 01 | 1a 80 08 | 1024 bytes  = 1034 bytes
+        let mut wire = vec![
+            0x8a, 0x08, 0x1a, 0x87, 0x08, 0x08, 0x40, 0x10, 0x01, 0x1a, 0x80, 0x08,
+        ];
+        wire.extend((0..1024u32).map(|i| i as u8));
+        assert_eq!(wire.len(), 2 + 1034);
+        let Packet::Msg(m) = roundtrip(&wire) else {
+            panic!("not a msg")
+        };
+        assert_eq!(
+            (m.channel, m.eof, m.data.len()),
+            (ChannelId(0x40), true, 1024)
+        );
+        assert_eq!(max_packet_size(1024), 1034);
+    }
+
+    #[test]
+    fn partial_input_waits() {
+        let wire = [0x08, 0x1a, 0x06, 0x10, 0x01, 0x1a, 0x02, 0x0a, 0x00];
+        for cut in 0..wire.len() {
+            let mut buf = BytesMut::from(&wire[..cut]);
+            assert!(
+                PacketDecoder::new(1034).decode(&mut buf).unwrap().is_none(),
+                "cut {cut}"
+            );
+            assert_eq!(buf.len(), cut, "nothing consumed");
+        }
+    }
+
+    #[test]
+    fn oversize_is_rejected_before_the_body_arrives() {
+        let mut buf = BytesMut::new();
+        put_uvarint(&mut buf, 1035);
+        assert!(matches!(
+            PacketDecoder::new(1034).decode(&mut buf),
+            Err(Error::PacketTooLarge {
+                len: 1035,
+                max: 1034
+            })
+        ));
+        // A 2^40 prefix: rejected, and nothing reserved for it.
+        let mut buf = BytesMut::new();
+        put_uvarint(&mut buf, 1 << 40);
+        let cap = buf.capacity();
+        assert!(matches!(
+            PacketDecoder::new(1034).decode(&mut buf),
+            Err(Error::PacketTooLarge {
+                len: 1_099_511_627_776,
+                ..
+            })
+        ));
+        assert_eq!(buf.capacity(), cap);
+    }
+
+    #[test]
+    fn negative_vectors() {
+        let dec = |wire: &[u8]| PacketDecoder::new(1034).decode(&mut BytesMut::from(wire));
+        // Garbage varint: 10 continuation bytes.
+        assert!(matches!(
+            dec(&[0xff; 10]),
+            Err(Error::Decode(DecodeError::Varint))
+        ));
+        // 10th byte > 1 overflows 64 bits.
+        let mut v = [0x80u8; 10];
+        v[9] = 0x02;
+        assert!(matches!(dec(&v), Err(Error::Decode(DecodeError::Varint))));
+        // No oneof set.
+        assert!(matches!(
+            dec(&[0x00]),
+            Err(Error::Decode(DecodeError::EmptyPacket))
+        ));
+        // C1: 01 02 03 04 05 — body `02` is a truncated field key.
+        assert!(matches!(
+            dec(&[0x01, 0x02, 0x03, 0x04, 0x05]),
+            Err(Error::Decode(DecodeError::Protobuf(_)))
+        ));
+        // C4: channel ids 256, 1025, -1.
+        for ch in [256i32, 1025, -1] {
+            let proto = PacketProto {
+                sum: Some(Sum::Msg(PacketMsgProto {
+                    channel_id: ch,
+                    eof: true,
+                    data: Bytes::new(),
+                })),
+            };
+            let mut buf = BytesMut::new();
+            proto.encode_length_delimited(&mut buf).unwrap();
+            assert!(
+                matches!(dec(&buf), Err(Error::Decode(DecodeError::ChannelOutOfRange(c))) if c == ch)
+            );
+        }
+    }
+}

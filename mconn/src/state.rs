@@ -1,0 +1,403 @@
+//! [`MConnState`]: the sans-IO MConnection.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use mukan_reactor_api::{ChannelDescriptor, ChannelId, PeerStatus, TrySendError};
+
+use crate::channel::{self, Channel, LocalQueues, SendQueues};
+use crate::packet::{PacketDecoder, max_packet_size};
+use crate::rate::{FlowMeter, RateLimiter};
+use crate::{Config, ConfigError, Error, Packet};
+
+/// Go `updateStats`: how often `recently_sent` decays.
+const STATS_INTERVAL: Duration = Duration::from_secs(2);
+
+/// What the connection reports to its owner.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Event {
+    /// A complete message arrived on `channel` (possibly empty).
+    Received {
+        /// The channel.
+        channel: ChannelId,
+        /// The reassembled message.
+        message: Bytes,
+    },
+    /// The connection failed and is closed (only from the tokio driver, last event).
+    Error(Error),
+}
+
+/// The MConnection protocol as a state machine: no IO, no clock, no tasks.
+///
+/// # Call order
+/// - [`MConnState::new`] with the channel descriptors, the [`Config`] and the current time.
+/// - Whenever bytes arrive: [`MConnState::handle_read`] (or write into
+///   [`MConnState::read_buffer`] and call [`MConnState::handle_buffered`]); then drain
+///   [`MConnState::poll_event`]. When the stream ends: [`MConnState::handle_eof`].
+///   Read only while [`MConnState::read_ready`] (the receive rate limit).
+/// - To queue a message: [`MConnState::send`] (or keep the queues yourself and use
+///   [`MConnState::poll_transmit_from`]).
+/// - Whenever the previous write is done: [`MConnState::poll_transmit`] and, if it returns
+///   `Some`, write *and flush* those bytes.
+/// - Sleep until [`MConnState::poll_timeout`], then call [`MConnState::handle_timeout`].
+///
+/// Any `Err` is fatal: stop using the state and close the stream.
+///
+/// # Flush policy
+/// Packets are produced into an internal buffer, at most `write_batch_size` bytes at a time.
+/// The buffer is handed out at once when it is full, when a ping or pong is in it, or when no
+/// channel has anything left to send (so a lone message never waits). Only when the send rate
+/// limit holds back a backlog does the buffer wait, at most `flush_throttle` after its first
+/// byte, to be written in one piece.
+#[derive(Debug)]
+pub struct MConnState {
+    config: Config,
+    max_payload: usize,
+    channels: Vec<Channel>,
+    index: [Option<u8>; 256],
+    local: LocalQueues,
+    decoder: PacketDecoder,
+    read_buf: BytesMut,
+    events: VecDeque<Event>,
+    unflushed: BytesMut,
+    unflushed_since: Option<Instant>,
+    force_flush: bool,
+    ping_at: Instant,
+    ping_due: bool,
+    pong_due: bool,
+    pong_deadline: Option<Instant>,
+    stats_at: Instant,
+    send_limit: RateLimiter,
+    recv_limit: RateLimiter,
+    send_meter: FlowMeter,
+    recv_meter: FlowMeter,
+    start: Instant,
+}
+
+impl MConnState {
+    /// A connection over `channels` (in priority-tie order), starting at `now`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] if the config is invalid, the list is empty or has a duplicate.
+    pub fn new(
+        channels: &[ChannelDescriptor],
+        config: Config,
+        now: Instant,
+    ) -> Result<Self, Error> {
+        config.validate()?;
+        if channels.is_empty() {
+            return Err(ConfigError::NoChannels.into());
+        }
+        let mut index = [None; 256];
+        for (i, d) in channels.iter().enumerate() {
+            let slot = &mut index[usize::from(d.id.0)];
+            if slot.is_some() {
+                return Err(ConfigError::DuplicateChannel(d.id).into());
+            }
+            // At most 256 distinct ids, so `i` fits in a u8.
+            *slot = Some(i as u8);
+        }
+        let max_payload = config.max_packet_msg_payload_size.get();
+        let max_packet = max_packet_size(max_payload);
+        Ok(Self {
+            max_payload,
+            channels: channels.iter().map(|d| Channel::new(*d)).collect(),
+            index,
+            local: LocalQueues {
+                queues: channels
+                    .iter()
+                    .map(|d| VecDeque::with_capacity(d.send_queue_capacity.get().min(64)))
+                    .collect(),
+            },
+            decoder: PacketDecoder::new(max_packet),
+            read_buf: BytesMut::new(),
+            events: VecDeque::new(),
+            unflushed: BytesMut::new(),
+            unflushed_since: None,
+            force_flush: false,
+            ping_at: now + config.ping_interval,
+            ping_due: false,
+            pong_due: false,
+            pong_deadline: None,
+            stats_at: now + STATS_INTERVAL,
+            send_limit: RateLimiter::new(config.send_rate, max_packet + 2, now),
+            recv_limit: RateLimiter::new(config.recv_rate, max_packet + 2, now),
+            send_meter: FlowMeter::new(now),
+            recv_meter: FlowMeter::new(now),
+            start: now,
+            config,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The channel descriptors, in order.
+    pub fn channels(&self) -> impl Iterator<Item = &ChannelDescriptor> {
+        self.channels.iter().map(|c| &c.desc)
+    }
+
+    /// Position of `channel` in the descriptor list.
+    pub fn channel_index(&self, channel: ChannelId) -> Option<usize> {
+        self.index[usize::from(channel.0)].map(usize::from)
+    }
+
+    /// Queues `message` on `channel` in the state's own queue (capacity
+    /// `send_queue_capacity`).
+    ///
+    /// # Errors
+    /// [`TrySendError::UnknownChannel`] or [`TrySendError::Full`].
+    pub fn send(&mut self, channel: ChannelId, message: Bytes) -> Result<(), TrySendError> {
+        let Some(i) = self.channel_index(channel) else {
+            return Err(TrySendError::UnknownChannel(channel));
+        };
+        let queue = &mut self.local.queues[i];
+        if queue.len() >= self.channels[i].desc.send_queue_capacity.get() {
+            return Err(TrySendError::Full);
+        }
+        queue.push_back(message);
+        Ok(())
+    }
+
+    /// Whether [`MConnState::send`] on `channel` would succeed now.
+    pub fn can_send(&self, channel: ChannelId) -> bool {
+        self.channel_index(channel).is_some_and(|i| {
+            self.local.queues[i].len() < self.channels[i].desc.send_queue_capacity.get()
+        })
+    }
+
+    /// Feeds bytes read from the stream.
+    ///
+    /// # Errors
+    /// Any protocol violation of the peer ([`Error::Decode`], [`Error::PacketTooLarge`],
+    /// [`Error::UnknownChannel`], [`Error::MessageTooLarge`]).
+    pub fn handle_read(&mut self, data: &[u8], now: Instant) -> Result<(), Error> {
+        self.read_buf.extend_from_slice(data);
+        self.process(data.len(), now)
+    }
+
+    /// The buffer the driver may read into directly (then call
+    /// [`MConnState::handle_buffered`] with the number of bytes added).
+    pub fn read_buffer(&mut self) -> &mut BytesMut {
+        &mut self.read_buf
+    }
+
+    /// Processes `added` bytes appended to [`MConnState::read_buffer`].
+    ///
+    /// # Errors
+    /// As [`MConnState::handle_read`].
+    pub fn handle_buffered(&mut self, added: usize, now: Instant) -> Result<(), Error> {
+        self.process(added, now)
+    }
+
+    fn process(&mut self, added: usize, now: Instant) -> Result<(), Error> {
+        self.recv_limit.consume(added, now);
+        self.recv_meter.record(added, now);
+        while let Some(packet) = self.decoder.decode(&mut self.read_buf)? {
+            self.handle_packet(packet)?;
+        }
+        Ok(())
+    }
+
+    fn handle_packet(&mut self, packet: Packet) -> Result<(), Error> {
+        match packet {
+            Packet::Ping => self.pong_due = true,
+            // Unsolicited pongs are harmless.
+            Packet::Pong => self.pong_deadline = None,
+            Packet::Msg(msg) => {
+                let channel = msg.channel;
+                let Some(i) = self.channel_index(channel) else {
+                    return Err(Error::UnknownChannel(channel));
+                };
+                if let Some(message) = self.channels[i].recv_packet(msg)? {
+                    self.events.push_back(Event::Received { channel, message });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The stream ended.
+    ///
+    /// Returns [`Error::UnexpectedEof`] if it ended inside a packet or a multi-packet
+    /// message (the partial message is discarded), else [`Error::ConnectionClosed`].
+    pub fn handle_eof(&mut self) -> Error {
+        if !self.read_buf.is_empty() || self.channels.iter().any(Channel::recv_in_progress) {
+            Error::UnexpectedEof
+        } else {
+            Error::ConnectionClosed
+        }
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Whether the receive rate limit allows reading now.
+    pub fn read_ready(&mut self, now: Instant) -> bool {
+        self.recv_limit.ready(now)
+    }
+
+    /// Advances timers to `now`: schedules pings, decays `recently_sent`.
+    ///
+    /// # Errors
+    /// [`Error::PongTimeout`] if a ping went unanswered for `pong_timeout`.
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), Error> {
+        if self.pong_deadline.is_some_and(|d| now >= d) {
+            return Err(Error::PongTimeout);
+        }
+        if now >= self.ping_at {
+            self.ping_due = true;
+            self.ping_at += self.config.ping_interval;
+            if self.ping_at <= now {
+                self.ping_at = now + self.config.ping_interval;
+            }
+        }
+        while now >= self.stats_at {
+            self.channels.iter_mut().for_each(Channel::decay);
+            self.stats_at += STATS_INTERVAL;
+        }
+        Ok(())
+    }
+
+    /// When [`MConnState::handle_timeout`] (and [`MConnState::poll_transmit`]) should be
+    /// called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut t = self.timer_timeout();
+        if let Some(flush_at) = self.unflushed_since.map(|s| s + self.config.flush_throttle) {
+            t = t.min(flush_at);
+        }
+        if let Some(ready) = self.send_limit.ready_at() {
+            t = t.min(ready);
+        }
+        Some(t)
+    }
+
+    /// As [`MConnState::poll_timeout`], ignoring the deadlines that only matter to
+    /// [`MConnState::poll_transmit`] (flush throttle, send rate limit): what a driver sleeps
+    /// until while a previous write is still in progress.
+    pub fn poll_timeout_while_writing(&self) -> Option<Instant> {
+        Some(self.timer_timeout())
+    }
+
+    fn timer_timeout(&self) -> Instant {
+        let mut t = self.ping_at.min(self.stats_at);
+        if let Some(d) = self.pong_deadline {
+            t = t.min(d);
+        }
+        if let Some(r) = self.recv_limit.ready_at() {
+            t = t.min(r);
+        }
+        t
+    }
+
+    /// Bytes to write now, from the state's own queues: appended to `out`, returns their
+    /// count. Write and flush them before calling again.
+    pub fn poll_transmit(&mut self, now: Instant, out: &mut BytesMut) -> Option<usize> {
+        let mut local = std::mem::take(&mut self.local);
+        let r = self.poll_transmit_from(now, out, &mut local);
+        self.local = local;
+        r
+    }
+
+    /// As [`MConnState::poll_transmit`], taking messages from `queues`.
+    pub fn poll_transmit_from(
+        &mut self,
+        now: Instant,
+        out: &mut BytesMut,
+        queues: &mut dyn SendQueues,
+    ) -> Option<usize> {
+        if self.pong_due {
+            self.pong_due = false;
+            self.push_control(Packet::Pong, now);
+        }
+        if self.ping_due {
+            self.ping_due = false;
+            self.push_control(Packet::Ping, now);
+            self.pong_deadline = Some(now + self.config.pong_timeout);
+        }
+        let batch = self.config.write_batch_size.get();
+        while self.unflushed.len() < batch && self.send_limit.ready(now) {
+            let Some(i) = channel::select(&mut self.channels, queues) else {
+                break;
+            };
+            let Some(msg) = self.channels[i].next_packet(self.max_payload) else {
+                break;
+            };
+            let before = self.unflushed.len();
+            Packet::Msg(msg).encode(&mut self.unflushed);
+            let n = self.unflushed.len() - before;
+            self.channels[i].recently_sent += n as u64;
+            self.send_limit.consume(n, now);
+            self.send_meter.record(n, now);
+        }
+        if self.unflushed.is_empty() {
+            return None;
+        }
+        let since = *self.unflushed_since.get_or_insert(now);
+        let drained = !self.has_pending(queues);
+        let flush = self.force_flush
+            || drained
+            || self.unflushed.len() >= batch
+            || now >= since + self.config.flush_throttle;
+        if !flush {
+            return None;
+        }
+        self.force_flush = false;
+        self.unflushed_since = None;
+        let n = self.unflushed.len();
+        if out.is_empty() {
+            std::mem::swap(out, &mut self.unflushed);
+        } else {
+            out.extend_from_slice(&self.unflushed);
+            self.unflushed.clear();
+        }
+        Some(n)
+    }
+
+    fn push_control(&mut self, packet: Packet, now: Instant) {
+        let before = self.unflushed.len();
+        packet.encode(&mut self.unflushed);
+        self.send_meter.record(self.unflushed.len() - before, now);
+        self.force_flush = true;
+    }
+
+    fn has_pending(&mut self, queues: &mut dyn SendQueues) -> bool {
+        (0..self.channels.len()).any(|i| self.channels[i].in_flight() || queues.has_message(i))
+    }
+
+    /// Whether nothing is left to send: no queued or partly sent message in the state's own
+    /// queues, nothing unflushed, no ping or pong due.
+    pub fn is_send_idle(&mut self) -> bool {
+        let mut local = std::mem::take(&mut self.local);
+        let idle = self.is_send_idle_from(&mut local);
+        self.local = local;
+        idle
+    }
+
+    /// As [`MConnState::is_send_idle`], with external queues.
+    pub fn is_send_idle_from(&mut self, queues: &mut dyn SendQueues) -> bool {
+        !self.has_pending(queues) && self.unflushed.is_empty() && !self.pong_due && !self.ping_due
+    }
+
+    /// A status snapshot; queue sizes count the state's own queues and the message in flight.
+    pub fn status(&mut self, now: Instant) -> PeerStatus {
+        let channels = self
+            .channels
+            .iter()
+            .zip(&self.local.queues)
+            .map(|(c, q)| c.status(q.len()))
+            .collect();
+        PeerStatus::new(
+            now.saturating_duration_since(self.start),
+            self.send_meter.status(now),
+            self.recv_meter.status(now),
+            channels,
+        )
+    }
+}

@@ -1,0 +1,440 @@
+//! [`MConnection`]: one tokio task driving an [`MConnState`] over a byte stream.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use ::tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use ::tokio::sync::{Notify, mpsc, watch};
+use ::tokio::time::{Instant, sleep_until};
+use bytes::{Buf, Bytes, BytesMut};
+use mukan_reactor_api::{ChannelDescriptor, ChannelId, PeerStatus, SendError, TrySendError};
+
+use crate::{Config, Error, Event, MConnState, SendQueues};
+
+/// Bytes reserved for each socket read.
+const READ_CHUNK: usize = 32 * 1024;
+/// How often the driver refreshes the status snapshot.
+const STATUS_REFRESH: Duration = Duration::from_millis(100);
+
+/// A running MConnection: a handle onto one task that owns the stream and an [`MConnState`].
+///
+/// Each channel has a bounded queue of `send_queue_capacity` messages in front of the task
+/// (plus the one message being sent, as in Go). Received messages and the final error are
+/// delivered as [`Event`]s, either through a bounded channel ([`MConnection::spawn`]) or to a
+/// callback run on the task ([`MConnection::spawn_with_handler`]). When the consumer falls
+/// behind, the task stops reading from the stream but keeps writing, so pings and pongs and
+/// other channels' sends are not held up by a slow reactor.
+///
+/// Dropping the handle stops the connection (without flushing).
+#[derive(Debug)]
+pub struct MConnection {
+    senders: Vec<mpsc::Sender<Bytes>>,
+    index: [Option<u8>; 256],
+    shared: Arc<Shared>,
+    stop_tx: watch::Sender<StopMode>,
+    done_rx: watch::Receiver<bool>,
+    send_timeout: Duration,
+}
+
+#[derive(Debug)]
+struct Shared {
+    wake: Notify,
+    status: Mutex<PeerStatus>,
+    start: Instant,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StopMode {
+    Run,
+    FlushStop,
+    Stop,
+}
+
+enum Sink {
+    Channel(mpsc::Sender<Event>),
+    Handler(Box<dyn FnMut(Event) + Send>),
+}
+
+impl MConnection {
+    /// Starts a connection over `io` on the current tokio runtime. Events arrive on the
+    /// returned receiver (capacity `config.event_capacity`); the last one is
+    /// [`Event::Error`] unless the connection was stopped locally.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an invalid config or channel list.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime.
+    pub fn spawn<T>(
+        io: T,
+        channels: &[ChannelDescriptor],
+        config: Config,
+    ) -> Result<(Self, mpsc::Receiver<Event>), Error>
+    where
+        T: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let (tx, rx) = mpsc::channel(config.event_capacity.get());
+        let conn = Self::start(io, channels, config, Sink::Channel(tx))?;
+        Ok((conn, rx))
+    }
+
+    /// As [`MConnection::spawn`], calling `handler` on the connection's task for every event
+    /// (Go's `onReceive` / `onError`). The handler must not block.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an invalid config or channel list.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime.
+    pub fn spawn_with_handler<T>(
+        io: T,
+        channels: &[ChannelDescriptor],
+        config: Config,
+        handler: impl FnMut(Event) + Send + 'static,
+    ) -> Result<Self, Error>
+    where
+        T: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        Self::start(io, channels, config, Sink::Handler(Box::new(handler)))
+    }
+
+    fn start<T>(
+        io: T,
+        channels: &[ChannelDescriptor],
+        config: Config,
+        sink: Sink,
+    ) -> Result<Self, Error>
+    where
+        T: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let now = Instant::now();
+        let send_timeout = config.send_timeout;
+        let mut state = MConnState::new(channels, config, now.into_std())?;
+        let mut index = [None; 256];
+        let mut senders = Vec::with_capacity(channels.len());
+        let mut receivers = Vec::with_capacity(channels.len());
+        for (i, d) in channels.iter().enumerate() {
+            index[usize::from(d.id.0)] = Some(i as u8);
+            let (tx, rx) = mpsc::channel(d.send_queue_capacity.get());
+            senders.push(tx);
+            receivers.push(rx);
+        }
+        let mut initial = state.status(now.into_std());
+        initial.duration = Duration::ZERO;
+        let shared = Arc::new(Shared {
+            wake: Notify::new(),
+            status: Mutex::new(initial),
+            start: now,
+        });
+        let (stop_tx, stop_rx) = watch::channel(StopMode::Run);
+        let (done_tx, done_rx) = watch::channel(false);
+        let (reader, writer) = ::tokio::io::split(io);
+        let driver = Driver {
+            state,
+            queues: Receivers(receivers),
+            reader,
+            writer,
+            sink,
+            pending: VecDeque::new(),
+            shared: shared.clone(),
+            stop_rx,
+            wbuf: BytesMut::new(),
+            flush_pending: false,
+            stopping: false,
+            status_at: now,
+        };
+        ::tokio::spawn(async move {
+            driver.run().await;
+            let _ = done_tx.send(true);
+        });
+        Ok(Self {
+            senders,
+            index,
+            shared,
+            stop_tx,
+            done_rx,
+            send_timeout,
+        })
+    }
+
+    fn sender(&self, channel: ChannelId) -> Option<&mpsc::Sender<Bytes>> {
+        self.index[usize::from(channel.0)].map(|i| &self.senders[usize::from(i)])
+    }
+
+    /// Queues `message` on `channel`, waiting at most the configured send timeout for room.
+    ///
+    /// # Errors
+    /// [`SendError::UnknownChannel`], [`SendError::Closed`] or [`SendError::Timeout`].
+    ///
+    /// # Cancel safety
+    /// Dropping the future before it completes leaves `message` unsent.
+    pub async fn send(&self, channel: ChannelId, message: Bytes) -> Result<(), SendError> {
+        let Some(tx) = self.sender(channel) else {
+            return Err(SendError::UnknownChannel(channel));
+        };
+        match ::tokio::time::timeout(self.send_timeout, tx.send(message)).await {
+            Ok(Ok(())) => {
+                self.shared.wake.notify_one();
+                Ok(())
+            }
+            Ok(Err(_)) => Err(SendError::Closed),
+            Err(_) => Err(SendError::Timeout),
+        }
+    }
+
+    /// Queues `message` on `channel` if there is room now.
+    ///
+    /// # Errors
+    /// [`TrySendError::UnknownChannel`], [`TrySendError::Full`] or [`TrySendError::Closed`].
+    pub fn try_send(&self, channel: ChannelId, message: Bytes) -> Result<(), TrySendError> {
+        let Some(tx) = self.sender(channel) else {
+            return Err(TrySendError::UnknownChannel(channel));
+        };
+        match tx.try_send(message) {
+            Ok(()) => {
+                self.shared.wake.notify_one();
+                Ok(())
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => Err(TrySendError::Full),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(TrySendError::Closed),
+        }
+    }
+
+    /// Whether `channel`'s queue has room now.
+    pub fn can_send(&self, channel: ChannelId) -> bool {
+        self.sender(channel).is_some_and(|tx| tx.capacity() > 0)
+    }
+
+    /// Whether the task is still running.
+    pub fn is_running(&self) -> bool {
+        !*self.done_rx.borrow()
+    }
+
+    /// A status snapshot: queue sizes are current, counters and rates are at most ~100 ms old.
+    pub fn status(&self) -> PeerStatus {
+        let mut status = self
+            .shared
+            .status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        status.duration = self.shared.start.elapsed();
+        for (ch, tx) in status.channels.iter_mut().zip(&self.senders) {
+            ch.send_queue_size += tx.max_capacity() - tx.capacity();
+        }
+        status
+    }
+
+    /// Stops accepting messages, sends everything queued, flushes, closes the stream, and
+    /// waits for the task to end (Go `FlushStop`). Nothing is read meanwhile.
+    ///
+    /// # Cancel safety
+    /// Dropping the future does not cancel the flush; call [`MConnection::stop`] for that.
+    pub async fn flush_stop(&self) {
+        self.stop_tx.send_if_modified(|m| {
+            let change = *m == StopMode::Run;
+            if change {
+                *m = StopMode::FlushStop;
+            }
+            change
+        });
+        let mut done = self.done_rx.clone();
+        let _ = done.wait_for(|d| *d).await;
+    }
+
+    /// Stops at once, dropping whatever is queued, and closes the stream.
+    pub fn stop(&self) {
+        let _ = self.stop_tx.send(StopMode::Stop);
+    }
+}
+
+impl Drop for MConnection {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Writes some of `buf`, or flushes when `buf` is empty (`None`). Cancel-safe: a write that
+/// has not completed wrote nothing.
+async fn write_or_flush<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    buf: &[u8],
+) -> std::io::Result<Option<usize>> {
+    if buf.is_empty() {
+        writer.flush().await.map(|()| None)
+    } else {
+        writer.write(buf).await.map(Some)
+    }
+}
+
+struct Receivers(Vec<mpsc::Receiver<Bytes>>);
+
+impl SendQueues for Receivers {
+    fn has_message(&self, index: usize) -> bool {
+        self.0.get(index).is_some_and(|rx| !rx.is_empty())
+    }
+
+    fn pop_message(&mut self, index: usize) -> Option<Bytes> {
+        self.0.get_mut(index)?.try_recv().ok()
+    }
+}
+
+struct Driver<T> {
+    state: MConnState,
+    queues: Receivers,
+    reader: ReadHalf<T>,
+    writer: WriteHalf<T>,
+    sink: Sink,
+    pending: VecDeque<Event>,
+    shared: Arc<Shared>,
+    stop_rx: watch::Receiver<StopMode>,
+    wbuf: BytesMut,
+    flush_pending: bool,
+    stopping: bool,
+    status_at: Instant,
+}
+
+impl<T: AsyncRead + AsyncWrite> Driver<T> {
+    async fn run(mut self) {
+        let result = self.run_inner().await;
+        self.refresh_status(Instant::now());
+        if let Err(e) = result {
+            self.pending.push_back(Event::Error(e));
+        }
+        // Deliver what is left (received messages, then the error).
+        match &mut self.sink {
+            Sink::Channel(tx) => {
+                for ev in self.pending.drain(..) {
+                    if tx.send(ev).await.is_err() {
+                        break;
+                    }
+                }
+            }
+            Sink::Handler(h) => self.pending.drain(..).for_each(h),
+        }
+    }
+
+    async fn run_inner(&mut self) -> Result<(), Error> {
+        loop {
+            let now = Instant::now();
+            self.state.handle_timeout(now.into_std())?;
+            self.deliver_events();
+            if self.wbuf.is_empty() && !self.flush_pending {
+                self.state
+                    .poll_transmit_from(now.into_std(), &mut self.wbuf, &mut self.queues);
+            }
+            if self.stopping
+                && self.wbuf.is_empty()
+                && !self.flush_pending
+                && self.state.is_send_idle_from(&mut self.queues)
+            {
+                self.writer.shutdown().await?;
+                return Ok(());
+            }
+            if now >= self.status_at {
+                self.refresh_status(now);
+            }
+            let writing = !self.wbuf.is_empty() || self.flush_pending;
+            let deadline = if writing {
+                self.state.poll_timeout_while_writing()
+            } else {
+                self.state.poll_timeout()
+            };
+            let deadline = deadline
+                .map_or(now + Duration::from_secs(3600), Instant::from_std)
+                .max(now);
+            // Always refresh the receive limiter, so that its deadline is never stale.
+            let read_ready = self.state.read_ready(now.into_std());
+            let can_read = !self.stopping && self.pending.is_empty() && read_ready;
+            if can_read {
+                self.state.read_buffer().reserve(READ_CHUNK);
+            }
+            let can_write = !self.wbuf.is_empty();
+            let can_flush = self.flush_pending && !can_write;
+            let wants_event_room = !self.pending.is_empty();
+            let event_tx = match &self.sink {
+                Sink::Channel(tx) => Some(tx.clone()),
+                Sink::Handler(_) => None,
+            };
+            ::tokio::select! {
+                biased;
+                changed = self.stop_rx.changed() => {
+                    let mode = if changed.is_err() { StopMode::Stop } else { *self.stop_rx.borrow() };
+                    match mode {
+                        StopMode::Stop => return Ok(()),
+                        StopMode::FlushStop => {
+                            self.stopping = true;
+                            self.queues.0.iter_mut().for_each(mpsc::Receiver::close);
+                        }
+                        StopMode::Run => {}
+                    }
+                }
+                io = write_or_flush(&mut self.writer, &self.wbuf), if can_write || can_flush => {
+                    match io? {
+                        Some(0) => return Err(Error::Io(std::io::ErrorKind::WriteZero.into())),
+                        Some(n) => {
+                            self.wbuf.advance(n);
+                            self.flush_pending = self.wbuf.is_empty();
+                        }
+                        None => self.flush_pending = false,
+                    }
+                }
+                permit = async { event_tx?.reserve_owned().await.ok() }, if wants_event_room => {
+                    match permit {
+                        Some(permit) => {
+                            if let Some(ev) = self.pending.pop_front() {
+                                permit.send(ev);
+                            }
+                        }
+                        // The receiver is gone: nobody wants the events.
+                        None => self.pending.clear(),
+                    }
+                }
+                read = self.reader.read_buf(self.state.read_buffer()), if can_read => {
+                    let n = read?;
+                    if n == 0 {
+                        return Err(self.state.handle_eof());
+                    }
+                    self.state.handle_buffered(n, Instant::now().into_std())?;
+                }
+                () = self.shared.wake.notified(), if !self.stopping => {}
+                () = sleep_until(deadline) => {}
+            }
+        }
+    }
+
+    fn deliver_events(&mut self) {
+        while let Some(ev) = self.state.poll_event() {
+            self.pending.push_back(ev);
+        }
+        match &mut self.sink {
+            Sink::Handler(h) => self.pending.drain(..).for_each(h),
+            Sink::Channel(tx) => {
+                while let Some(ev) = self.pending.pop_front() {
+                    match tx.try_send(ev) {
+                        Ok(()) => {}
+                        Err(mpsc::error::TrySendError::Full(ev)) => {
+                            self.pending.push_front(ev);
+                            break;
+                        }
+                        Err(mpsc::error::TrySendError::Closed(_)) => {
+                            self.pending.clear();
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn refresh_status(&mut self, now: Instant) {
+        let status = self.state.status(now.into_std());
+        *self
+            .shared
+            .status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = status;
+        self.status_at = now + STATUS_REFRESH;
+    }
+}

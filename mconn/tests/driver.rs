@@ -1,0 +1,222 @@
+//! Tests of the tokio driver on paused (virtual) time over `tokio::io::duplex`.
+#![allow(clippy::unwrap_used, reason = "test helpers may panic")]
+
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::time::Duration;
+
+use bytes::Bytes;
+use mukan_mconn::{Config, DecodeError, Error, Event, MConnection};
+use mukan_reactor_api::{ChannelDescriptor, ChannelId, SendError, TrySendError};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+fn channels() -> Vec<ChannelDescriptor> {
+    vec![
+        ChannelDescriptor::new(ChannelId(0x20), NonZeroU32::new(5).unwrap())
+            .with_send_queue_capacity(NonZeroUsize::new(8).unwrap()),
+        ChannelDescriptor::new(ChannelId(0x30), NonZeroU32::new(1).unwrap()),
+    ]
+}
+
+async fn next_message(rx: &mut mpsc::Receiver<Event>) -> (ChannelId, Bytes) {
+    match rx.recv().await {
+        Some(Event::Received { channel, message }) => (channel, message),
+        other => panic!("expected a message, got {other:?}"),
+    }
+}
+
+async fn next_error(rx: &mut mpsc::Receiver<Event>) -> Error {
+    loop {
+        match rx.recv().await {
+            Some(Event::Error(e)) => return e,
+            Some(Event::Received { .. }) => {}
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn messages_flow_both_ways_in_order() {
+    let (x, y) = tokio::io::duplex(4096);
+    let (a, mut a_rx) = MConnection::spawn(x, &channels(), Config::default()).unwrap();
+    let (b, mut b_rx) = MConnection::spawn(y, &channels(), Config::default()).unwrap();
+    let big = Bytes::from((0..50_000u32).map(|i| i as u8).collect::<Vec<_>>());
+    for i in 0..20u8 {
+        a.send(ChannelId(0x20), Bytes::from(vec![i; usize::from(i) * 100]))
+            .await
+            .unwrap();
+    }
+    a.send(ChannelId(0x30), big.clone()).await.unwrap();
+    b.send(ChannelId(0x30), Bytes::from_static(b"back"))
+        .await
+        .unwrap();
+    let mut on_20 = Vec::new();
+    let mut on_30 = Vec::new();
+    while on_20.len() < 20 || on_30.is_empty() {
+        let (ch, m) = next_message(&mut b_rx).await;
+        if ch == ChannelId(0x20) {
+            on_20.push(m)
+        } else {
+            on_30.push(m)
+        }
+    }
+    for (i, m) in on_20.iter().enumerate() {
+        assert_eq!(m.len(), i * 100);
+        assert!(m.iter().all(|&b| usize::from(b) == i));
+    }
+    assert_eq!(on_30, vec![big]);
+    assert_eq!(
+        next_message(&mut a_rx).await,
+        (ChannelId(0x30), Bytes::from_static(b"back"))
+    );
+    assert_eq!(
+        a.try_send(ChannelId(0x99), Bytes::new()),
+        Err(TrySendError::UnknownChannel(ChannelId(0x99)))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn lone_message_does_not_wait_for_the_flush_throttle() {
+    let (x, y) = tokio::io::duplex(4096);
+    let (a, _a_rx) = MConnection::spawn(x, &channels(), Config::default()).unwrap();
+    let (_b, mut b_rx) = MConnection::spawn(y, &channels(), Config::default()).unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let t0 = Instant::now();
+    a.send(ChannelId(0x30), Bytes::from(vec![1u8; 100]))
+        .await
+        .unwrap();
+    let (_, m) = next_message(&mut b_rx).await;
+    assert_eq!(m.len(), 100);
+    // On the paused clock no time passes unless something sleeps: the message was not held.
+    assert!(
+        t0.elapsed() < Duration::from_millis(1),
+        "{:?}",
+        t0.elapsed()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn stalled_peer_keeps_queues_bounded_and_send_times_out() {
+    // C11: the peer never reads; our queue stays bounded, try_send says Full, send times out.
+    let (x, _y) = tokio::io::duplex(1024);
+    let config = Config::default().with_send_timeout(Duration::from_secs(10));
+    let (a, _rx) = MConnection::spawn(x, &channels(), config).unwrap();
+    let mut accepted = 0;
+    loop {
+        match a.try_send(ChannelId(0x30), Bytes::from(vec![0u8; 4096])) {
+            Ok(()) => accepted += 1,
+            Err(TrySendError::Full) => break,
+            Err(e) => panic!("{e}"),
+        }
+        tokio::task::yield_now().await;
+        assert!(accepted < 100, "queue not bounded");
+    }
+    let status = a.status();
+    // Capacity 1 in the queue + at most one message in flight.
+    assert!(
+        status.channels[1].send_queue_size <= 2,
+        "{:?}",
+        status.channels[1]
+    );
+    let t0 = Instant::now();
+    let r = a.send(ChannelId(0x30), Bytes::from_static(b"x")).await;
+    assert_eq!(r, Err(SendError::Timeout));
+    assert_eq!(t0.elapsed(), Duration::from_secs(10));
+    // The other channel's queue is independent.
+    assert_eq!(
+        a.try_send(ChannelId(0x20), Bytes::from_static(b"y")),
+        Ok(())
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn flush_stop_delivers_everything_queued() {
+    let (x, y) = tokio::io::duplex(2048);
+    let (a, _a_rx) = MConnection::spawn(x, &channels(), Config::default()).unwrap();
+    let (_b, mut b_rx) = MConnection::spawn(y, &channels(), Config::default()).unwrap();
+    for i in 0..8u8 {
+        a.try_send(ChannelId(0x20), Bytes::from(vec![i; 3000]))
+            .unwrap();
+    }
+    a.flush_stop().await;
+    assert!(!a.is_running());
+    assert_eq!(
+        a.try_send(ChannelId(0x20), Bytes::new()),
+        Err(TrySendError::Closed)
+    );
+    for i in 0..8u8 {
+        let (ch, m) = next_message(&mut b_rx).await;
+        assert_eq!((ch, m.len(), m[0]), (ChannelId(0x20), 3000, i));
+    }
+    assert!(matches!(
+        next_error(&mut b_rx).await,
+        Error::ConnectionClosed
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn silent_peer_is_disconnected_for_pong_timeout() {
+    let (x, mut y) = tokio::io::duplex(4096);
+    let config = Config::default();
+    let limit = config.ping_interval + config.pong_timeout;
+    let t0 = Instant::now();
+    let (_a, mut rx) = MConnection::spawn(x, &channels(), config).unwrap();
+    // The peer reads (and discards) everything but never answers.
+    tokio::spawn(async move {
+        let mut buf = [0u8; 1024];
+        while y.read(&mut buf).await.is_ok_and(|n| n > 0) {}
+    });
+    assert!(matches!(next_error(&mut rx).await, Error::PongTimeout));
+    assert_eq!(t0.elapsed(), limit);
+}
+
+#[tokio::test(start_paused = true)]
+async fn answering_peer_stays_up() {
+    let (x, y) = tokio::io::duplex(4096);
+    let (a, mut a_rx) = MConnection::spawn(x, &channels(), Config::default()).unwrap();
+    let (_b, _b_rx) = MConnection::spawn(y, &channels(), Config::default()).unwrap();
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    assert!(a.is_running());
+    assert!(a_rx.try_recv().is_err(), "no event expected");
+}
+
+#[tokio::test(start_paused = true)]
+async fn garbage_from_peer_is_a_typed_error() {
+    let (x, mut y) = tokio::io::duplex(4096);
+    let (a, mut rx) = MConnection::spawn(x, &channels(), Config::default()).unwrap();
+    y.write_all(&[0x01, 0x02, 0x03, 0x04, 0x05]).await.unwrap();
+    assert!(matches!(
+        next_error(&mut rx).await,
+        Error::Decode(DecodeError::Protobuf(_))
+    ));
+    // The task ended: the stream is closed.
+    tokio::task::yield_now().await;
+    assert!(!a.is_running());
+    let mut buf = [0u8; 16];
+    assert_eq!(y.read(&mut buf).await.unwrap(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn handler_receives_events_and_status_counts() {
+    let (x, y) = tokio::io::duplex(4096);
+    let (seen_tx, mut seen_rx) = mpsc::channel(16);
+    let _a = MConnection::spawn_with_handler(x, &channels(), Config::default(), move |ev| {
+        let _ = seen_tx.try_send(ev);
+    })
+    .unwrap();
+    let (b, _b_rx) = MConnection::spawn(y, &channels(), Config::default()).unwrap();
+    b.send(ChannelId(0x20), Bytes::from_static(b"hi"))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_message(&mut seen_rx).await,
+        (ChannelId(0x20), Bytes::from_static(b"hi"))
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let st = b.status();
+    assert_eq!(st.channels.len(), 2);
+    assert!(st.send.bytes >= 9, "{st:?}");
+    assert!(st.channels[0].recently_sent >= 9);
+    assert_eq!(st.duration, Duration::from_millis(200));
+}
