@@ -23,8 +23,10 @@
 //!   a rate-limited backlog may sit unflushed.
 //! - Rate limiting is a token bucket (exact long-run rate) rather than Go's 100 ms samples
 //!   that let a 10-packet batch through each time.
-//! - A slow consumer does not stall pings and pongs: the driver stops reading when its event
-//!   buffer is full, but keeps writing.
+//! - A slow consumer stalls only the reading side: when its event buffer is full the driver
+//!   stops reading but keeps sending (queued messages, pings, pongs already due). As in Go, a
+//!   consumer blocked for longer than the pong timeout still costs the connection, since the
+//!   peer's pings and pongs are not read meanwhile.
 //! - The wire is identical: same packets, same chunking, same limits.
 
 mod channel;

@@ -23,8 +23,8 @@ const STATUS_REFRESH: Duration = Duration::from_millis(100);
 /// (plus the one message being sent, as in Go). Received messages and the final error are
 /// delivered as [`Event`]s, either through a bounded channel ([`MConnection::spawn`]) or to a
 /// callback run on the task ([`MConnection::spawn_with_handler`]). When the consumer falls
-/// behind, the task stops reading from the stream but keeps writing, so pings and pongs and
-/// other channels' sends are not held up by a slow reactor.
+/// behind, the task stops reading from the stream (back-pressure on the peer) but keeps
+/// writing, so our own sends are not held up by a slow reactor.
 ///
 /// Dropping the handle stops the connection (without flushing).
 #[derive(Debug)]

@@ -472,3 +472,24 @@ fn status_reports_queues_and_decay() {
     assert_eq!(a.status(t0).channels[0].recently_sent, n * 4 / 5);
     assert_eq!(a.status(t0 + Duration::from_secs(2)).send.bytes, n);
 }
+
+#[test]
+fn recv_rate_limit_pauses_reading() {
+    let t0 = Instant::now();
+    let config = Config::default().with_rates(None, NonZeroU64::new(10_000));
+    let mut b = MConnState::new(&[desc(0x20, 1)], config, t0).unwrap();
+    assert!(b.read_ready(t0));
+    let mut wire = BytesMut::new();
+    for _ in 0..20 {
+        wire.extend_from_slice(&msg_packet(0x20, true, &[0; 988]));
+    }
+    assert_eq!(wire.len(), 20_000);
+    b.handle_read(&wire, t0).unwrap();
+    assert_eq!(received(&mut b).len(), 20);
+    // 20000 bytes against a burst of one packet (1036) at 10000 B/s: 1.8964 s of debt.
+    assert!(!b.read_ready(t0));
+    let ready = b.poll_timeout().unwrap();
+    assert_eq!(ready, t0 + Duration::from_micros(1_896_400));
+    assert!(!b.read_ready(ready - Duration::from_millis(1)));
+    assert!(b.read_ready(ready));
+}

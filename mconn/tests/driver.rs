@@ -220,3 +220,30 @@ async fn handler_receives_events_and_status_counts() {
     assert!(st.channels[0].recently_sent >= 9);
     assert_eq!(st.duration, Duration::from_millis(200));
 }
+
+#[tokio::test(start_paused = true)]
+async fn receive_rate_limit_paces_the_reader() {
+    let (x, y) = tokio::io::duplex(64 * 1024);
+    let fast = Config::default().with_rates(None, None);
+    let rate = 100_000u64;
+    let slow = Config::default().with_rates(None, std::num::NonZeroU64::new(rate));
+    let (a, _a_rx) = MConnection::spawn(x, &channels(), fast).unwrap();
+    let (_b, mut b_rx) = MConnection::spawn(y, &channels(), slow).unwrap();
+    let t0 = Instant::now();
+    let sender = tokio::spawn(async move {
+        for _ in 0..100 {
+            a.send(ChannelId(0x20), Bytes::from(vec![0u8; 10_000]))
+                .await
+                .unwrap();
+        }
+        a
+    });
+    let mut got = 0;
+    while got < 1_000_000 {
+        got += next_message(&mut b_rx).await.1.len();
+    }
+    let _a = sender.await.unwrap();
+    // About 1,010,000 wire bytes at 100,000 B/s: 10 s of virtual time, within 10 %.
+    let secs = t0.elapsed().as_secs_f64();
+    assert!((9.1..=11.1).contains(&secs), "{secs} s");
+}
