@@ -354,8 +354,8 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
             let can_flush = self.flush_pending && !can_write;
             let wants_event_room = !self.pending.is_empty();
             let event_tx = match &self.sink {
-                Sink::Channel(tx) => Some(tx.clone()),
-                Sink::Handler(_) => None,
+                Sink::Channel(tx) if wants_event_room => Some(tx.clone()),
+                _ => None,
             };
             ::tokio::select! {
                 biased;

@@ -247,3 +247,25 @@ async fn receive_rate_limit_paces_the_reader() {
     let secs = t0.elapsed().as_secs_f64();
     assert!((9.1..=11.1).contains(&secs), "{secs} s");
 }
+
+#[tokio::test(start_paused = true)]
+async fn slow_consumer_back_pressures_the_sender() {
+    let (x, y) = tokio::io::duplex(4096);
+    let mut small = Config::default().with_rates(None, None);
+    small.event_capacity = NonZeroUsize::new(1).unwrap();
+    let (a, _a_rx) = MConnection::spawn(x, &channels(), Config::default()).unwrap();
+    // B's consumer never reads its events.
+    let (_b, _b_rx) = MConnection::spawn(y, &channels(), small).unwrap();
+    let mut accepted = 0;
+    loop {
+        match a.try_send(ChannelId(0x20), Bytes::from(vec![0u8; 1000])) {
+            Ok(()) => accepted += 1,
+            Err(TrySendError::Full) => break,
+            Err(e) => panic!("{e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(accepted < 200, "no back-pressure after {accepted} messages");
+    }
+    // 1 event buffered + 1 pending + what fits in the pipe and the queues, nothing unbounded.
+    assert!(accepted > 2, "{accepted}");
+}
