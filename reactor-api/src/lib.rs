@@ -76,3 +76,26 @@ pub use transport::{ManagedPeer, PeerConfig, PeerEvents, RejectReason, Transport
 
 /// Re-exported so users need not depend on `mukan-node-key` for the ID type.
 pub use mukan_node_key::NodeId;
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    /// The traits held as `dyn` stay object-safe.
+    #[test]
+    fn traits_are_object_safe() {
+        fn takes(
+            _: Option<Arc<dyn Reactor>>,
+            _: Option<Arc<dyn Peer>>,
+            _: Option<Arc<dyn Switch>>,
+            _: Option<Arc<dyn Transport>>,
+            _: Option<Arc<dyn ManagedPeer>>,
+            _: Option<Arc<dyn PeerEvents>>,
+        ) -> bool {
+            true
+        }
+        assert!(takes(None, None, None, None, None, None));
+    }
+}

@@ -648,3 +648,34 @@ mod tests {
         assert_eq!(a.to_string(), format!("{ID}@0.0.0.0:26656"));
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn encode_decode_round_trip(
+            p2p in any::<u64>(), block in any::<u64>(), app in any::<u64>(),
+            id in ".{0,48}", listen in ".{0,40}", network in ".{0,20}", version in ".{0,20}",
+            channels in prop::collection::vec(any::<u8>(), 0..20),
+            moniker in ".{0,20}", tx_index in ".{0,4}", rpc in ".{0,30}",
+        ) {
+            let info = NodeInfo {
+                protocol_version: ProtocolVersion { p2p, block, app },
+                id, listen_addr: listen, network, version,
+                channels: channels.into_iter().map(ChannelId).collect(),
+                moniker,
+                other: Other { tx_index, rpc_address: rpc },
+            };
+            let bytes = info.encode_to_vec();
+            prop_assert_eq!(bytes.len(), info.encoded_len());
+            // Fields 1 and 8 are always present.
+            prop_assert_eq!(bytes[0], 0x0a);
+            prop_assert!(bytes.contains(&0x42));
+            prop_assert_eq!(NodeInfo::decode(&bytes).unwrap(), info);
+        }
+    }
+}
