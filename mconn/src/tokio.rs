@@ -144,10 +144,7 @@ impl MConnection {
             stopping: false,
             status_at: now,
         };
-        ::tokio::spawn(async move {
-            driver.run().await;
-            let _ = done_tx.send(true);
-        });
+        ::tokio::spawn(driver.run(done_tx));
         Ok(Self {
             senders,
             index,
@@ -296,22 +293,35 @@ struct Driver<T> {
 }
 
 impl<T: AsyncRead + AsyncWrite> Driver<T> {
-    async fn run(mut self) {
+    /// Runs the connection; closes the stream and the send queues as soon as it ends, marks
+    /// the connection done, then delivers the remaining events (messages, then the error).
+    async fn run(mut self, done: watch::Sender<bool>) {
         let result = self.run_inner().await;
         self.refresh_status(Instant::now());
+        let Self {
+            state,
+            mut queues,
+            reader,
+            writer,
+            mut sink,
+            mut pending,
+            ..
+        } = self;
+        queues.0.iter_mut().for_each(mpsc::Receiver::close);
+        drop((reader, writer, state));
+        let _ = done.send(true);
         if let Err(e) = result {
-            self.pending.push_back(Event::Error(e));
+            pending.push_back(Event::Error(e));
         }
-        // Deliver what is left (received messages, then the error).
-        match &mut self.sink {
+        match &mut sink {
             Sink::Channel(tx) => {
-                for ev in self.pending.drain(..) {
+                for ev in pending.drain(..) {
                     if tx.send(ev).await.is_err() {
                         break;
                     }
                 }
             }
-            Sink::Handler(h) => self.pending.drain(..).for_each(h),
+            Sink::Handler(h) => pending.drain(..).for_each(h),
         }
     }
 

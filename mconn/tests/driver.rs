@@ -193,6 +193,10 @@ async fn garbage_from_peer_is_a_typed_error() {
     // The task ended: the stream is closed.
     tokio::task::yield_now().await;
     assert!(!a.is_running());
+    assert_eq!(
+        a.try_send(ChannelId(0x20), Bytes::new()),
+        Err(TrySendError::Closed)
+    );
     let mut buf = [0u8; 16];
     assert_eq!(y.read(&mut buf).await.unwrap(), 0);
 }
