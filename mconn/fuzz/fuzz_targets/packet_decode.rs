@@ -13,9 +13,14 @@ fuzz_target!(|data: &[u8]| {
     while let Ok(Some(packet)) = decoder.decode(&mut buf) {
         let mut wire = BytesMut::new();
         packet.encode(&mut wire);
-        let again = PacketDecoder::new(usize::MAX).decode(&mut wire).expect("re-encoded packet");
+        let again = PacketDecoder::new(usize::MAX)
+            .decode(&mut wire)
+            .expect("re-encoded packet");
         assert_eq!(again, Some(packet));
         assert!(wire.is_empty());
     }
-    assert!(buf.capacity() <= data.len().max(max + 16) + 64, "buffered too much");
+    assert!(
+        buf.capacity() <= data.len().max(max + 16) + 64,
+        "buffered too much"
+    );
 });
