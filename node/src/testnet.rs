@@ -242,7 +242,13 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn every_pair_connects_and_every_message_arrives() {
-        let report = run(Options { nodes: 3, messages: 20, size: 3000 }).await.unwrap();
+        let report = run(Options {
+            nodes: 3,
+            messages: 20,
+            size: 3000,
+        })
+        .await
+        .unwrap();
         assert_eq!(report.nodes.len(), 3);
         assert_eq!(report.delivered, 3 * 2 * 20);
         let text = report.to_string();

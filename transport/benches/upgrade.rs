@@ -16,7 +16,11 @@ use mukan_transport::{Config, TcpTransport};
 
 fn info(key: &NodeKey) -> NodeInfo {
     NodeInfo {
-        protocol_version: ProtocolVersion { p2p: 8, block: 11, app: 0 },
+        protocol_version: ProtocolVersion {
+            p2p: 8,
+            block: 11,
+            app: 0,
+        },
         id: key.node_id().to_string(),
         listen_addr: "tcp://127.0.0.1:1".into(),
         network: "bench".into(),
@@ -37,7 +41,10 @@ fn peer_config() -> PeerConfig {
 const PARALLEL: u64 = 16;
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let mut config = Config::default();
     config.allow_duplicate_ip = true;
     let (server, target) = rt.block_on(async {
@@ -80,7 +87,13 @@ fn bench(c: &mut Criterion) {
                     let mut set = tokio::task::JoinSet::new();
                     for client in &clients {
                         let client = client.clone();
-                        set.spawn(async move { client.dial(target, peer_config()).await.map(drop).map_err(|e| e.to_string()) });
+                        set.spawn(async move {
+                            client
+                                .dial(target, peer_config())
+                                .await
+                                .map(drop)
+                                .map_err(|e| e.to_string())
+                        });
                     }
                     while let Some(ok) = set.join_next().await {
                         ok.unwrap().unwrap();
