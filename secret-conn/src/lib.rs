@@ -85,6 +85,14 @@ pub mod fuzzing {
         }
     }
 
+    /// Seals an arbitrary 1028-byte plaintext, length prefix included (so it can exceed 1024).
+    pub fn seal_raw(
+        sealer: &mut FrameSealer,
+        plain: &[u8; crate::FRAME_LEN],
+    ) -> [u8; crate::SEALED_FRAME_LEN] {
+        sealer.seal_raw(plain)
+    }
+
     /// A sealer and an opener sharing `key`, the counters starting at `counter`.
     pub fn frame_pair(key: &[u8; 32], counter: u64) -> (FrameSealer, FrameOpener) {
         (
