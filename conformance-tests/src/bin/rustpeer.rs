@@ -10,7 +10,7 @@
 //! per peer ID, persistent peers redialed every second.
 
 use std::collections::HashMap;
-use std::num::{NonZeroU32, NonZeroUsize};
+use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -81,6 +81,10 @@ struct Cfg {
     echo_peer: Option<String>,
     echo_timeout: Duration,
     echo_connect_timeout: Duration,
+    /// MConnection send / receive rate in bytes/s; 0 means unlimited (as in Go).
+    send_rate: u64,
+    recv_rate: u64,
+    flush_throttle: Duration,
 }
 
 impl Cfg {
@@ -113,6 +117,9 @@ impl Cfg {
             echo_peer: None,
             echo_timeout: Duration::from_secs(120),
             echo_connect_timeout: Duration::from_secs(20),
+            send_rate: 5_120_000,
+            recv_rate: 5_120_000,
+            flush_throttle: Duration::from_millis(100),
         };
         let mut it = args.iter().peekable();
         if it.peek().map(|s| s.as_str()) == Some("show-id") {
@@ -181,8 +188,10 @@ impl Cfg {
                     }
                 }
                 // Accepted for flag compatibility with gopeer; no effect here.
-                "log-level" | "max-inbound" | "max-outbound" | "send-rate" | "recv-rate"
-                | "flush-throttle" | "addrbook" | "seeds" | "echo-seed-unused" => {}
+                "send-rate" => cfg.send_rate = num(&value)?,
+                "recv-rate" => cfg.recv_rate = num(&value)?,
+                "flush-throttle" => cfg.flush_throttle = parse_duration(&value)?,
+                "log-level" | "max-inbound" | "max-outbound" | "addrbook" | "seeds" => {}
                 _ => return Err(format!("unknown flag --{name}")),
             }
         }
@@ -337,6 +346,13 @@ async fn run(cfg: Cfg) -> ExitCode {
     };
     let mut tconfig = mukan_transport::Config::default();
     tconfig.allow_duplicate_ip = cfg.allow_duplicate_ip;
+    tconfig.mconn = tconfig
+        .mconn
+        .with_rates(
+            NonZeroU64::new(cfg.send_rate),
+            NonZeroU64::new(cfg.recv_rate),
+        )
+        .with_flush_throttle(cfg.flush_throttle);
     let transport = TcpTransport::new(key.clone(), node_info, tconfig);
     let bind = cfg.listen.rsplit("://").next().unwrap_or("").to_owned();
     let bound = match bind.parse() {
@@ -522,25 +538,37 @@ fn add_peer(node: &Arc<Node>, peer: Arc<dyn ManagedPeer>) {
     });
 }
 
+/// Messages waiting to be echoed, per peer.
+const ECHO_QUEUE_MESSAGES: usize = 100_000;
+/// Bytes waiting to be echoed, per peer. Go's echo reactor blocks its receive path instead
+/// (back-pressuring the sender through TCP); ours must not block, so it buffers up to this much
+/// and counts a message beyond it as an `echo_failed`.
+const ECHO_QUEUE_BYTES: usize = 256 << 20;
+
 /// The echo reactor of one peer: messages on the echo channel go back unchanged, in order,
 /// through a bounded queue and a task (the connection's receive path never blocks).
 struct EchoHandler {
     node: Arc<Node>,
     peer: Arc<dyn ManagedPeer>,
     echo_tx: mpsc::Sender<Bytes>,
+    /// Bytes in `echo_tx`.
+    queued: Arc<std::sync::atomic::AtomicUsize>,
     /// Messages received per non-echo channel.
     counts: Mutex<HashMap<u8, u64>>,
 }
 
 impl EchoHandler {
     fn new(node: Arc<Node>, peer: Arc<dyn ManagedPeer>) -> Self {
-        let (echo_tx, mut echo_rx) = mpsc::channel::<Bytes>(4096);
+        let (echo_tx, mut echo_rx) = mpsc::channel::<Bytes>(ECHO_QUEUE_MESSAGES);
+        let queued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let queued_in_task = queued.clone();
         let sender = peer.clone();
         let channel = ChannelId(node.cfg.echo_channel);
         let ev = node.ev.clone();
         tokio::spawn(async move {
             while let Some(msg) = echo_rx.recv().await {
                 let len = msg.len();
+                queued_in_task.fetch_sub(len, std::sync::atomic::Ordering::Relaxed);
                 if sender.send(channel, msg).await.is_err() {
                     ev.emit(
                         "echo_failed",
@@ -554,6 +582,7 @@ impl EchoHandler {
             node,
             peer,
             echo_tx,
+            queued,
             counts: Mutex::new(HashMap::new()),
         }
     }
@@ -708,7 +737,12 @@ impl PeerEvents for EchoHandler {
             );
         }
         let len = message.len();
-        if self.echo_tx.try_send(message).is_err() {
+        let queued = self
+            .queued
+            .fetch_add(len, std::sync::atomic::Ordering::Relaxed);
+        if queued + len > ECHO_QUEUE_BYTES || self.echo_tx.try_send(message).is_err() {
+            self.queued
+                .fetch_sub(len, std::sync::atomic::Ordering::Relaxed);
             self.node
                 .ev
                 .emit("echo_failed", kv!["id" => id.to_string(), "bytes" => len]);
