@@ -739,6 +739,24 @@ mod tests {
         (ra.unwrap(), rb.unwrap())
     }
 
+    /// The handshake future, the stream and its halves can move to other tasks.
+    #[test]
+    fn futures_and_halves_are_send() {
+        fn is_send<T: Send>(_: &T) {}
+        let (io, _other) = duplex(16);
+        let (node_key, cfg) = (key(1), Config::default());
+        let fut = SecretStream::handshake(io, &node_key, &cfg);
+        is_send(&fut);
+        drop(fut);
+        fn halves_are_send<T: AsyncRead + AsyncWrite + Send>(s: SecretStream<T>) {
+            is_send(&s);
+            let (r, w) = s.split();
+            is_send(&r);
+            is_send(&w);
+        }
+        let _ = halves_are_send::<DuplexStream>;
+    }
+
     /// Both handshake messages are written and read concurrently: a 1-byte pipe completes.
     #[tokio::test(start_paused = true)]
     async fn handshake_over_unbuffered_pipe() {
