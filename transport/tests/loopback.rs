@@ -389,3 +389,112 @@ async fn started_peers_exchange_messages_and_report_the_end() {
     drop(accepted);
     assert_eq!(a.transport.connection_count(), 0);
 }
+
+/// A filter that refuses everything, or never answers.
+struct TestFilter {
+    hang: bool,
+}
+
+impl mukan_transport::ConnFilter for TestFilter {
+    fn check(
+        &self,
+        _remote: SocketAddr,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<(), mukan_transport::Denied>> + Send>,
+    > {
+        let hang = self.hang;
+        Box::pin(async move {
+            if hang {
+                std::future::pending::<()>().await;
+            }
+            Err(mukan_transport::Denied::new("not on the list"))
+        })
+    }
+}
+
+async fn filtered(hang: bool) -> Node {
+    let key = Arc::new(NodeKey::from_seed([1; 32]));
+    let transport = TcpTransport::with_filters(
+        key.clone(),
+        node_info(&key, "chain", &[0x7e], 11),
+        config(),
+        vec![Arc::new(TestFilter { hang })],
+    );
+    let addr = transport
+        .listen("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    Node {
+        key,
+        transport,
+        addr,
+    }
+}
+
+#[tokio::test]
+async fn a_refusing_filter_rejects_before_the_handshake() {
+    let a = filtered(false).await;
+    let mut raw = TcpStream::connect(a.addr).await.unwrap();
+    let err = a
+        .transport
+        .accept(peer_config(&[0x7e]))
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(reason(&err), RejectReason::Filtered);
+    assert!(
+        matches!(upgrade_error(&err), UpgradeError::Filtered(d) if d.to_string().contains("not on the list"))
+    );
+    // Closed before any handshake byte was sent.
+    let mut buf = Vec::new();
+    raw.read_to_end(&mut buf).await.unwrap();
+    assert!(buf.is_empty());
+    assert_eq!(a.transport.connection_count(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_filter_that_never_answers_times_out() {
+    let a = filtered(true).await;
+    let _raw = TcpStream::connect(a.addr).await.unwrap();
+    let err = a
+        .transport
+        .accept(peer_config(&[0x7e]))
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(err, TransportError::FilterTimeout), "{err:?}");
+    assert_eq!(a.transport.connection_count(), 0);
+}
+
+#[tokio::test]
+async fn inbound_connections_are_bounded() {
+    let mut limited = config();
+    limited.max_inbound = std::num::NonZeroUsize::new(1);
+    let a = listening(1, "chain", &[0x7e], 11, limited).await;
+    let b = listening(2, "chain", &[0x7e], 11, config()).await;
+    let c = listening(3, "chain", &[0x7e], 11, config()).await;
+    let (dialed_b, accepted_b) = tokio::join!(
+        b.transport.dial(target(&a), peer_config(&[0x7e])),
+        a.transport.accept(peer_config(&[0x7e])),
+    );
+    let (_dialed_b, accepted_b) = (dialed_b.unwrap(), accepted_b.unwrap());
+    // The only slot is taken: c's connection waits in the backlog and its handshake stalls.
+    let c_dial = tokio::spawn({
+        let (transport, target) = (c.transport.clone(), target(&a));
+        async move { transport.dial(target, peer_config(&[0x7e])).await.map(drop) }
+    });
+    let waiting = tokio::time::timeout(
+        Duration::from_millis(300),
+        a.transport.accept(peer_config(&[0x7e])),
+    )
+    .await;
+    assert!(
+        waiting.is_err(),
+        "a second inbound connection was upgraded past the limit"
+    );
+    // Freeing the slot lets it through.
+    drop(accepted_b);
+    let accepted_c = a.transport.accept(peer_config(&[0x7e])).await.unwrap();
+    assert_eq!(accepted_c.id(), c.key.node_id());
+    c_dial.await.unwrap().unwrap();
+}
