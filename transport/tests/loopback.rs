@@ -399,9 +399,7 @@ impl mukan_transport::ConnFilter for TestFilter {
     fn check(
         &self,
         _remote: SocketAddr,
-    ) -> std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<(), mukan_transport::Denied>> + Send>,
-    > {
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), mukan_transport::Denied>> + Send>> {
         let hang = self.hang;
         Box::pin(async move {
             if hang {
