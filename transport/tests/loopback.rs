@@ -496,3 +496,19 @@ async fn inbound_connections_are_bounded() {
     assert_eq!(accepted_c.id(), c.key.node_id());
     c_dial.await.unwrap().unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_peer_silent_after_the_secret_connection_times_out_in_the_node_info_stage() {
+    let a = listening(1, "chain", &[0x7e], 11, config()).await;
+    // Authenticates, then never sends its NodeInfo.
+    let (_, accepted) = tokio::join!(
+        evil_peer(a.addr, NodeKey::from_seed([7; 32]), Vec::new()),
+        a.transport.accept(peer_config(&[0x7e])),
+    );
+    let err = accepted.err().unwrap();
+    assert_eq!(reason(&err), RejectReason::AuthFailure);
+    assert!(matches!(
+        upgrade_error(&err),
+        UpgradeError::Timeout(Stage::NodeInfoExchange)
+    ));
+}
