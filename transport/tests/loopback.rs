@@ -60,8 +60,20 @@ struct Node {
 }
 
 async fn listening(seed: u8, network: &str, channels: &[u8], block: u64, cfg: Config) -> Node {
+    listening_with(seed, network, channels, block, cfg, Vec::new()).await
+}
+
+async fn listening_with(
+    seed: u8,
+    network: &str,
+    channels: &[u8],
+    block: u64,
+    cfg: Config,
+    filters: Vec<Arc<dyn mukan_transport::ConnFilter>>,
+) -> Node {
     let key = Arc::new(NodeKey::from_seed([seed; 32]));
-    let transport = TcpTransport::new(key.clone(), node_info(&key, network, channels, block), cfg);
+    let info = node_info(&key, network, channels, block);
+    let transport = TcpTransport::with_filters(key.clone(), info, cfg, filters);
     let addr = transport
         .listen("127.0.0.1:0".parse().unwrap())
         .await
@@ -411,22 +423,8 @@ impl mukan_transport::ConnFilter for TestFilter {
 }
 
 async fn filtered(hang: bool) -> Node {
-    let key = Arc::new(NodeKey::from_seed([1; 32]));
-    let transport = TcpTransport::with_filters(
-        key.clone(),
-        node_info(&key, "chain", &[0x7e], 11),
-        config(),
-        vec![Arc::new(TestFilter { hang })],
-    );
-    let addr = transport
-        .listen("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    Node {
-        key,
-        transport,
-        addr,
-    }
+    let filter: Arc<dyn mukan_transport::ConnFilter> = Arc::new(TestFilter { hang });
+    listening_with(1, "chain", &[0x7e], 11, config(), vec![filter]).await
 }
 
 #[tokio::test]
