@@ -1,6 +1,6 @@
 //! [`Error`]: why a connection ended, classified by fault.
 
-use mukan_reactor_api::ChannelId;
+use mukan_reactor_api::{ChannelId, StopReason, TimeoutKind};
 
 /// Why an MConnection failed. Every variant is fatal: the connection is closed.
 #[derive(Debug, thiserror::Error)]
@@ -79,4 +79,19 @@ pub enum ConfigError {
     /// No channels were given.
     #[error("no channels")]
     NoChannels,
+}
+
+impl Error {
+    /// Why the peer stopped, in the switch's terms: EOF between messages is
+    /// [`StopReason::ClosedByPeer`], socket errors are [`StopReason::Io`], a missing pong is a
+    /// [`TimeoutKind::Pong`] timeout, and everything the peer sent wrong is
+    /// [`StopReason::Protocol`].
+    pub fn into_stop_reason(self) -> StopReason {
+        match self {
+            Self::ConnectionClosed => StopReason::ClosedByPeer,
+            Self::Io(e) => StopReason::Io(std::sync::Arc::new(e)),
+            Self::PongTimeout => StopReason::Timeout(TimeoutKind::Pong),
+            other => StopReason::Protocol(std::sync::Arc::new(other)),
+        }
+    }
 }

@@ -6,17 +6,19 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Weak};
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use mukan_mconn::{Event, MConnection};
 use mukan_node_key::NodeId;
 use mukan_reactor_api::{
-    ChannelDescriptor, ChannelId, Direction, ManagedPeer, NetAddress, NodeInfo, Peer, PeerConfig,
-    PeerData, PeerEvents, PeerStatus, SendError, TransportError, TrySendError,
+    ChannelDescriptor, ChannelId, Direction, InboxItem, ManagedPeer, NetAddress, NodeInfo, Peer,
+    PeerConfig, PeerData, PeerInbox, PeerStatus, RecvBudget, RecvLease, SendError, TransportError,
+    TrySendError,
 };
 use mukan_secret_conn::SecretStream;
 use parking_lot::Mutex;
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
 use crate::core::Inner;
 use crate::upgrade::{Io, Upgraded};
@@ -183,7 +185,7 @@ impl Peer for TransportPeer {
 }
 
 impl ManagedPeer for TransportPeer {
-    fn start(&self, events: Arc<dyn PeerEvents>) -> Result<(), TransportError> {
+    fn start(&self) -> Result<Box<dyn PeerInbox>, TransportError> {
         let mut state = self.state.lock();
         let State::Ready { .. } = &*state else {
             return Err(TransportError::Closed);
@@ -196,20 +198,19 @@ impl ManagedPeer for TransportPeer {
         else {
             return Err(TransportError::Closed);
         };
-        let guard = self.guard.clone();
-        let handler = move |event: Event| match event {
-            Event::Received { channel, message } => events.received(channel, message),
-            Event::Error(error) => {
-                guard.lock().take();
-                events.errored(Box::new(error));
-            }
-            // Future event kinds carry nothing a reactor acts on.
-            _ => {}
-        };
-        let conn = MConnection::spawn_with_handler(*stream, &channels, config, handler)
+        let (conn, events) = MConnection::spawn(*stream, &channels, config)
             .map_err(|e| TransportError::Io(std::io::Error::other(e)))?;
+        let mut budgets: [Option<Arc<RecvBudget>>; 256] = std::array::from_fn(|_| None);
+        for d in &channels {
+            budgets[usize::from(d.id.0)] = Some(RecvBudget::new(d.id, d.recv_budget()));
+        }
         *state = State::Running(Arc::new(conn));
-        Ok(())
+        Ok(Box::new(Inbox {
+            events,
+            budgets: Box::new(budgets),
+            guard: self.guard.clone(),
+            done: false,
+        }))
     }
 
     fn stop(&self) {
@@ -241,5 +242,53 @@ impl fmt::Debug for TransportPeer {
             .field("direction", &self.direction)
             .field("socket_addr", &self.socket_addr)
             .finish_non_exhaustive()
+    }
+}
+
+/// The inbox of a started transport peer: the connection's events, each message with a lease
+/// on its channel's budget.
+// TODO(contract): the budget is only accounted here; the connection must stop reading while
+// a channel's budget is full (and stop the peer past the stall timeout).
+struct Inbox {
+    events: mpsc::Receiver<Event>,
+    budgets: Box<[Option<Arc<RecvBudget>>; 256]>,
+    guard: Arc<Mutex<Option<ConnGuard>>>,
+    done: bool,
+}
+
+impl PeerInbox for Inbox {
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<InboxItem>> {
+        loop {
+            if self.done {
+                return Poll::Ready(None);
+            }
+            let item = match self.events.poll_recv(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Event::Received { channel, message })) => {
+                    let lease = self.budgets[usize::from(channel.0)]
+                        .as_ref()
+                        .and_then(|b| b.try_acquire(message.len()))
+                        .unwrap_or_else(RecvLease::detached);
+                    Some(InboxItem::Received {
+                        channel,
+                        message,
+                        lease,
+                    })
+                }
+                Poll::Ready(Some(Event::Error(error))) => {
+                    self.done = true;
+                    self.guard.lock().take();
+                    Some(InboxItem::Stopped(error.into_stop_reason()))
+                }
+                // Future event kinds carry nothing the owner acts on.
+                Poll::Ready(Some(_)) => continue,
+                Poll::Ready(None) => {
+                    self.done = true;
+                    self.guard.lock().take();
+                    None
+                }
+            };
+            return Poll::Ready(item);
+        }
     }
 }

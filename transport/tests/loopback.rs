@@ -350,13 +350,20 @@ struct Collect {
     tx: tokio::sync::mpsc::Sender<Result<(ChannelId, bytes::Bytes), String>>,
 }
 
-impl mukan_reactor_api::PeerEvents for Collect {
-    fn received(&self, channel: ChannelId, message: bytes::Bytes) {
-        let _ = self.tx.try_send(Ok((channel, message)));
-    }
-
-    fn errored(&self, error: Box<dyn std::error::Error + Send + Sync>) {
-        let _ = self.tx.try_send(Err(error.to_string()));
+impl Collect {
+    /// Drains a started peer's inbox into the test's channel.
+    async fn pump(self, mut inbox: Box<dyn mukan_reactor_api::PeerInbox>) {
+        while let Some(item) = inbox.recv().await {
+            let _ = match item {
+                mukan_reactor_api::InboxItem::Received {
+                    channel, message, ..
+                } => self.tx.try_send(Ok((channel, message))),
+                mukan_reactor_api::InboxItem::Stopped(reason) => {
+                    self.tx.try_send(Err(reason.to_string()))
+                }
+                _ => Ok(()),
+            };
+        }
     }
 }
 
@@ -376,8 +383,8 @@ async fn started_peers_exchange_messages_and_report_the_end() {
     ));
     let (tx_a, mut rx_a) = tokio::sync::mpsc::channel(16);
     let (tx_b, mut rx_b) = tokio::sync::mpsc::channel(16);
-    accepted.start(Arc::new(Collect { tx: tx_a })).unwrap();
-    dialed.start(Arc::new(Collect { tx: tx_b })).unwrap();
+    tokio::spawn(Collect { tx: tx_a }.pump(accepted.start().unwrap()));
+    tokio::spawn(Collect { tx: tx_b }.pump(dialed.start().unwrap()));
 
     dialed
         .send(ECHO, bytes::Bytes::from(vec![7u8; 5000]))

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use mukan_node_key::{NodeId, NodeKey};
 use mukan_reactor_api::{
-    ChannelDescriptor, ChannelId, ManagedPeer, NetAddress, NodeInfo, Other, PeerConfig, PeerEvents,
+    ChannelDescriptor, ChannelId, ManagedPeer, NetAddress, NodeInfo, Other, PeerConfig,
     ProtocolVersion, RejectReason, Transport, TransportError,
 };
 use mukan_transport::{TcpTransport, UpgradeError};
@@ -501,7 +501,8 @@ fn add_peer(node: &Arc<Node>, peer: Arc<dyn ManagedPeer>) {
         peers.insert(id, peer.clone());
     }
     let handler = Arc::new(EchoHandler::new(node.clone(), peer.clone()));
-    if let Err(e) = peer.start(handler) {
+    let started = peer.start().map(|inbox| tokio::spawn(pump(inbox, handler)));
+    if let Err(e) = started {
         node.peers.lock().remove(&id);
         node.ev
             .emit("error", kv!["error" => format!("start peer {id}: {e}")]);
@@ -698,7 +699,7 @@ mod consensus {
     }
 }
 
-impl PeerEvents for EchoHandler {
+impl EchoHandler {
     fn received(&self, channel: ChannelId, message: Bytes) {
         let id = self.peer.id();
         if channel.0 != self.node.cfg.echo_channel {
@@ -749,7 +750,7 @@ impl PeerEvents for EchoHandler {
         }
     }
 
-    fn errored(&self, error: Box<dyn std::error::Error + Send + Sync>) {
+    fn errored(&self, error: mukan_reactor_api::StopReason) {
         let id = self.peer.id();
         let removed = {
             let mut peers = self.node.peers.lock();
@@ -1086,6 +1087,19 @@ mod addrbook_tool {
                 eprintln!("addrbook-write: {e}");
                 ExitCode::from(1)
             }
+        }
+    }
+}
+
+/// Drains a started peer's inbox into its handler.
+async fn pump(mut inbox: Box<dyn mukan_reactor_api::PeerInbox>, handler: Arc<EchoHandler>) {
+    while let Some(item) = inbox.recv().await {
+        match item {
+            mukan_reactor_api::InboxItem::Received {
+                channel, message, ..
+            } => handler.received(channel, message),
+            mukan_reactor_api::InboxItem::Stopped(reason) => handler.errored(reason),
+            _ => {}
         }
     }
 }
