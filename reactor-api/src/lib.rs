@@ -51,6 +51,7 @@
 
 mod addr_book;
 mod channel;
+mod deny;
 mod envelope;
 mod inbox;
 mod net_address;
@@ -64,6 +65,7 @@ mod transport;
 
 pub use addr_book::*;
 pub use channel::{ChannelDescriptor, ChannelId};
+pub use deny::{DenyEntry, DenyEntryError, DenyList};
 pub use envelope::Envelope;
 pub use inbox::{InboxItem, PeerInbox, RecvBudget, RecvLease};
 pub use net_address::*;
