@@ -123,10 +123,7 @@ pub async fn memory_node_with<T: Transport>(
     net: &MemoryNetwork,
     spec: NodeSpec,
     wrap: impl FnOnce(MemoryTransport) -> T,
-) -> Node<T>
-where
-    T: Clone,
-{
+) -> Node<T> {
     let key = key(spec.seed);
     let mut builder = Builder::new(spec.config);
     let mut reactors = Vec::new();
