@@ -125,6 +125,7 @@ pub async fn memory_node_with<T: Transport>(
     wrap: impl FnOnce(MemoryTransport) -> T,
 ) -> Node<T> {
     let key = key(spec.seed);
+    let deny = spec.config.deny_list.clone();
     let mut builder = Builder::new(spec.config);
     let mut reactors = Vec::new();
     for (i, group) in spec.groups.iter().enumerate() {
@@ -144,7 +145,10 @@ pub async fn memory_node_with<T: Transport>(
         .listen_addr
         .unwrap_or_else(|| "tcp://0.0.0.0:0".to_owned());
     let info = node_info(&key, builder.channel_ids(), &listen);
-    let mt = MemoryTransport::new(net, spec.ip, key.clone(), info, spec.transport);
+    // The node shares one deny list between its switch and its transport.
+    let mut tconfig = spec.transport;
+    tconfig.deny = deny;
+    let mt = MemoryTransport::new(net, spec.ip, key.clone(), info, tconfig);
     mt.listen(SocketAddr::new(spec.ip, spec.port))
         .await
         .unwrap();
