@@ -72,7 +72,7 @@ async fn broadcast_reaches_readers_and_bounds_what_silent_peers_hold() {
     let tasks_before = alive_tasks();
     let message = Bytes::from(vec![0x42; 1_024]);
     let mut silent_queued = vec![0usize; ROUNDS];
-    for round in 0..ROUNDS {
+    for (round, queued) in silent_queued.iter_mut().enumerate() {
         let before = alive_tasks();
         let report = hub.sw.broadcast(CH_A, message.clone());
         assert_eq!(alive_tasks(), before, "broadcast started a task");
@@ -80,7 +80,7 @@ async fn broadcast_reaches_readers_and_bounds_what_silent_peers_hold() {
         for (id, outcome) in &report.outcomes {
             if silent_ids.contains(id) {
                 if *outcome == BroadcastOutcome::Queued {
-                    silent_queued[round] += 1;
+                    *queued += 1;
                 }
             } else {
                 assert_eq!(*outcome, BroadcastOutcome::Queued, "round {round}");
