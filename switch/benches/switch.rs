@@ -6,7 +6,12 @@
 //! - `dispatch_per_received_message`: the switch's own receive path (drain the inbox, route by
 //!   channel, build the envelope, call the reactor) over an in-process inbox that is always
 //!   ready, per message.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs, reason = "benchmark")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_docs,
+    reason = "benchmark"
+)]
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -210,7 +215,12 @@ impl Peer for ReadyPeer {
 
 impl ManagedPeer for ReadyPeer {
     fn start(&self) -> Result<Box<dyn PeerInbox>, TransportError> {
-        let items = self.items.lock().unwrap().take().ok_or(TransportError::Closed)?;
+        let items = self
+            .items
+            .lock()
+            .unwrap()
+            .take()
+            .ok_or(TransportError::Closed)?;
         Ok(Box::new(ReadyInbox(items)))
     }
     fn stop(&self) {}
@@ -291,7 +301,9 @@ fn dispatch(c: &mut Criterion) {
                         message: message.clone(),
                         lease: budget.try_acquire(message.len()).unwrap(),
                     })
-                    .chain(std::iter::once(InboxItem::Stopped(StopReason::ClosedByPeer)))
+                    .chain(std::iter::once(InboxItem::Stopped(
+                        StopReason::ClosedByPeer,
+                    )))
                     .collect();
                 let id = key(n).node_id();
                 let peer: Arc<dyn ManagedPeer> = Arc::new(ReadyPeer {

@@ -95,6 +95,7 @@ pub struct NodeSpec {
     pub extra: Vec<(String, Arc<dyn Reactor>)>,
     pub resolver: Option<Arc<dyn Resolver>>,
     pub listen_addr: Option<String>,
+    pub addr_book: Option<mukan_reactor_api::SharedAddressBook>,
 }
 
 impl NodeSpec {
@@ -109,6 +110,7 @@ impl NodeSpec {
             extra: Vec::new(),
             resolver: None,
             listen_addr: None,
+            addr_book: None,
         }
     }
 }
@@ -140,6 +142,9 @@ pub async fn memory_node_with<T: Transport>(
     }
     if let Some(res) = spec.resolver {
         builder = builder.resolver(res);
+    }
+    if let Some(book) = spec.addr_book {
+        builder = builder.address_book(book);
     }
     let listen = spec
         .listen_addr
