@@ -258,3 +258,54 @@ async fn a_denied_memory_ip_is_refused_before_the_handshake() {
     dialed.unwrap();
     accepted.unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_started_peer_enforces_its_channel_budget_and_stops_a_stalled_receiver() {
+    let net = MemoryNetwork::new();
+    let stall = Duration::from_secs(2);
+    let mut config = Config::default();
+    config.mconn = config.mconn.clone().with_recv_stall_timeout(stall);
+    let a = transport_with(&net, 1, ip_bytes(net.next_ip()), "chain", config);
+    a.listen("0.0.0.0:0".parse().unwrap()).await.unwrap();
+    let b = transport(&net, 2, ip_bytes(net.next_ip()), "chain");
+    let budget = 4096;
+    let small = PeerConfig {
+        channels: vec![
+            ChannelDescriptor::new(ChannelId(0x7e), NonZeroU32::MIN)
+                .with_recv_message_capacity(std::num::NonZeroUsize::new(budget).unwrap()),
+        ],
+        is_persistent: Arc::new(|_: &NetAddress| false),
+    };
+    let (dialed, accepted) = tokio::join!(b.dial(a.net_address(), peer_config()), a.accept(small));
+    let (sender, receiver) = (dialed.unwrap(), accepted.unwrap());
+    let _sender_inbox = sender.start().unwrap();
+    let mut inbox = receiver.start().unwrap();
+    let flood = tokio::spawn(async move {
+        while sender
+            .send(ChannelId(0x7e), bytes::Bytes::from(vec![1u8; 1000]))
+            .await
+            .is_ok()
+        {}
+    });
+    // The consumer keeps every message: what it holds stays within the budget, then the
+    // peer is stopped as a slow receiver.
+    let mut held = Vec::new();
+    let reason = loop {
+        match inbox.recv().await {
+            Some(InboxItem::Received { message, lease, .. }) => {
+                held.push((message, lease));
+                let leased: usize = held.iter().map(|(_, l)| l.bytes()).sum();
+                assert!(leased <= budget, "{leased} bytes leased");
+            }
+            Some(InboxItem::Stopped(reason)) => break reason,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert!(
+        matches!(reason, StopReason::SlowReceiver { channel } if channel == ChannelId(0x7e)),
+        "{reason:?}"
+    );
+    assert_eq!(held.len(), 3, "4096 bytes hold three 1000-byte messages");
+    assert!(inbox.recv().await.is_none());
+    flood.abort();
+}
