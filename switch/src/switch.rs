@@ -261,11 +261,10 @@ impl<T: Transport> Switch<T> {
         let parsed: Vec<ParsedAddress> = addrs
             .iter()
             .map(|s| {
-                s.parse::<ParsedAddress>()
-                    .map_err(|source| Error::PersistentPeer {
-                        addr: s.clone(),
-                        source,
-                    })
+                s.parse::<ParsedAddress>().map_err(|source| Error::Address {
+                    addr: s.clone(),
+                    source,
+                })
             })
             .collect::<Result<_, _>>()?;
         self.inner.dial_async(parsed);
@@ -688,7 +687,6 @@ impl Inner {
                     | DialOutcome::Rejected
                     | DialOutcome::Timeout
                     | DialOutcome::Unresolved
-                    | DialOutcome::Denied
             )
         {
             self.spawn_redial(id);
@@ -915,6 +913,7 @@ async fn redial(guard: ReconnectGuard, target: ParsedAddress) {
             Ok(())
             | Err(
                 DialError::AlreadyDialingOrConnected(_)
+                | DialError::Denied(_)
                 | DialError::NotRunning
                 | DialError::SelfAddress(_),
             ) => return,
