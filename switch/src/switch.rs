@@ -6,6 +6,7 @@ use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
 use std::pin::Pin;
 use std::sync::{Arc, Weak};
+use std::task::Poll;
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -996,13 +997,23 @@ async fn drain(
     inbox: &mut dyn PeerInbox,
 ) -> StopReason {
     loop {
-        if let Some(request) = conn.stop_requested() {
-            return request.reason;
-        }
-        let item = tokio::select! {
-            biased;
-            () = conn.stop_asked() => continue,
-            item = std::future::poll_fn(|cx| inbox.poll_next(cx)) => item,
+        // Lock-free on the hot path: the stop flag is an atomic, and the task registers for
+        // a stop wake-up only when its inbox is empty.
+        let next = std::future::poll_fn(|cx| {
+            if conn.stop_flagged() {
+                return Poll::Ready(None);
+            }
+            match inbox.poll_next(cx) {
+                Poll::Ready(item) => Poll::Ready(Some(item)),
+                Poll::Pending if conn.park_drain(cx.waker()) => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await;
+        let Some(item) = next else {
+            return conn
+                .stop_requested()
+                .map_or(StopReason::Shutdown, |r| r.reason);
         };
         match item {
             Some(InboxItem::Received {
