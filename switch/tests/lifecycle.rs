@@ -376,3 +376,58 @@ async fn reactors_may_call_the_switch_from_every_method() {
     hub.sw.stop().await;
     client.sw.stop().await;
 }
+
+/// Panics on every message and when told of a new peer.
+struct Panicky;
+
+impl mukan_reactor_api::Reactor for Panicky {
+    fn channels(&self) -> Vec<mukan_reactor_api::ChannelDescriptor> {
+        vec![descriptor(mukan_reactor_api::ChannelId(0x0e))]
+    }
+    fn add_peer(&self, _: &Arc<dyn mukan_reactor_api::Peer>) {
+        panic!("add_peer panics (test)");
+    }
+    fn receive(
+        &self,
+        _: mukan_reactor_api::Envelope,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        panic!("receive panics (test)");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_reactor_stops_the_peer_not_the_switch() {
+    let net = MemoryNetwork::default();
+    let mut spec = NodeSpec::new(1);
+    spec.extra = vec![("panicky".into(), Arc::new(Panicky))];
+    let hub = memory_node(&net, spec).await;
+    let mut spec = NodeSpec::new(2);
+    spec.groups = vec![vec![CH_A, CH_B, mukan_reactor_api::ChannelId(0x0e)]];
+    let client = memory_node(&net, spec).await;
+    client.sw.dial_peer_with_address(hub.addr).await.unwrap();
+    wait_until("connected", Duration::from_secs(5), || {
+        client.sw.peer(&hub.id()).is_some() && hub.sw.peer(&client.id()).is_some()
+    })
+    .await;
+    // The other reactors were told despite the panic in add_peer.
+    assert!(
+        hub.rec()
+            .calls()
+            .contains(&ReactorCall::AddPeer(client.id()))
+    );
+    client.sw.broadcast(
+        mukan_reactor_api::ChannelId(0x0e),
+        Bytes::from_static(b"boom"),
+    );
+    wait_until("stopped", Duration::from_secs(5), || {
+        hub.sw.peers().is_empty()
+    })
+    .await;
+    assert!(hub.rec().calls().iter().any(|c| matches!(
+        c,
+        ReactorCall::RemovePeer(_, why) if why.contains("panicked")
+    )));
+    mukan_reactor_api::testing::check_grammar(&hub.rec().calls()).unwrap();
+    hub.sw.stop().await;
+    client.sw.stop().await;
+}
