@@ -184,6 +184,7 @@ async fn lifecycles(seed: u64, target: usize) {
         "reported by a reactor",
         "stopped gracefully",
         "closed by peer",
+        "injected start failure",
     ] {
         assert!(
             removals.iter().any(|r| r.contains(expected)),
