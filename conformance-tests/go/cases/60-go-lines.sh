@@ -28,6 +28,7 @@ case_line_dial() {
     ida=$(new_key a) || { fail "key generation failed"; return; }
     # Our peer advertises the node's channels (not PEX) so consensus traffic
     # flows to it.
+    # shellcheck disable=SC2054 # the channel list is one argument
     local peer_flags=(--log-level info --chain-id "$chain_id" --home "$CASE_DIR/a"
         --listen "tcp://127.0.0.1:$pa" --moniker "line-$A" --channels 20,21,22,23,30,38,40,60,61)
     if [ "$mode" = dials ]; then
@@ -80,6 +81,7 @@ case_line_reject() {
         text="peer is on a different Block version"
         ;;
     esac
+    # shellcheck disable=SC2054 # the channel list is one argument
     local common=(--log-level info --channels 20,21,22,23,30,38,40,60,61 "${flags[@]}")
     start_peer "$A" a "${common[@]}" --home "$CASE_DIR/a" --listen "tcp://127.0.0.1:$pa" --moniker "rej-a-$A"
     expect a 10s event=listening || return
