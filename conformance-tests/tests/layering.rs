@@ -1,7 +1,8 @@
-//! The crate layering of `STYLE.md` §3, checked against `cargo metadata`.
+//! The crate layering of `ARCHITECTURE.md` (repository root, "Crates and layering"), checked
+//! against `cargo metadata`.
 //!
 //! Every workspace-internal dependency edge must appear in the allowed table; a new edge
-//! fails this test until the table (and the architecture document) is changed on purpose.
+//! fails this test until the table (and `ARCHITECTURE.md`) is changed on purpose.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
