@@ -11,7 +11,7 @@
 //! (Go's zero values). What it refuses (each a [`PersistError`]) Go would panic on or load
 //! into an inconsistent book.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -275,37 +275,26 @@ fn move_aside(path: &Path, now: SystemTime) -> Option<PathBuf> {
     None
 }
 
+/// Writes `bytes` to a fresh temporary file (mode 0644, as Go writes the book) beside `path`,
+/// syncs it, renames it over `path` and syncs the directory. The temporary name is unique
+/// per call ([`tempfile`]), so two saves in one process cannot interleave; on error it is
+/// removed.
 fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
-        _ => PathBuf::from("."),
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
     };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let written = (|| {
-        let mut opts = OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o644);
-        }
-        let mut f = opts.open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, path)
-    })();
-    if written.is_err() {
-        let _ = fs::remove_file(&tmp);
-        return written;
-    }
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".addrbook").suffix(".tmp");
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
+    let mut file = builder.tempfile_in(dir)?;
+    file.write_all(bytes)?;
+    file.as_file().sync_all()?;
+    file.persist(path).map_err(|e| e.error)?;
     // Make the rename itself durable.
     #[cfg(unix)]
-    File::open(&dir)?.sync_all()?;
+    File::open(dir)?.sync_all()?;
     Ok(())
 }
 

@@ -383,3 +383,31 @@ fn save_fails_cleanly_into_a_missing_directory() {
     let path = dir.path().join("no/such/dir/addrbook.json");
     assert!(matches!(book(1).save(&path), Err(PersistError::Io { .. })));
 }
+
+/// Books saved from several threads of one process into one path: every save has its own
+/// temporary file, so the result is one whole book and nothing is left beside it.
+#[test]
+fn concurrent_saves_in_one_process_do_not_interleave() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("addrbook.json");
+    let sizes = [300, 600, 300, 600];
+    std::thread::scope(|s| {
+        for (seed, n) in sizes.into_iter().enumerate() {
+            let path = &path;
+            s.spawn(move || {
+                let b = rich_book(seed as u64 % 2, n);
+                for _ in 0..10 {
+                    b.save(path).unwrap();
+                }
+            });
+        }
+    });
+    let saved = fs::read(&path).unwrap();
+    assert!(
+        [rich_book(0, 300), rich_book(1, 600)]
+            .iter()
+            .any(|b| b.to_json() == saved),
+        "the file is one of the books, whole"
+    );
+    assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+}

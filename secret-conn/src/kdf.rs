@@ -82,8 +82,8 @@ mod tests {
     /// recv, send, legacy challenge.
     #[test]
     fn derive_secrets_golden() {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/data/derive-secrets.golden");
+        let path =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/derive-secrets.golden");
         let text = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
         let mut lines = 0;
