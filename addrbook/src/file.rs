@@ -280,18 +280,16 @@ fn move_aside(path: &Path, now: SystemTime) -> Option<PathBuf> {
 /// per call ([`tempfile`]), so two saves in one process cannot interleave; on error it is
 /// removed.
 fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".addrbook").suffix(".tmp");
+    let dir = (path.parent())
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut file = tempfile::NamedTempFile::with_prefix_in(".addrbook", dir)?;
     #[cfg(unix)]
-    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
-    let mut file = builder.tempfile_in(dir)?;
+    file.as_file()
+        .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
     file.write_all(bytes)?;
     file.as_file().sync_all()?;
-    file.persist(path).map_err(|e| e.error)?;
+    file.persist(path)?;
     // Make the rename itself durable.
     #[cfg(unix)]
     File::open(dir)?.sync_all()?;

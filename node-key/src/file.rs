@@ -165,13 +165,12 @@ fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
         _ => Path::new("."),
     };
     let mut builder = tempfile::Builder::new();
-    builder.prefix(".node_key").suffix(".tmp");
     #[cfg(unix)]
     builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600));
-    let mut file = builder.tempfile_in(dir)?;
+    let mut file = builder.prefix(".node_key").tempfile_in(dir)?;
     file.write_all(contents)?;
     file.as_file().sync_all()?;
-    file.persist(path).map_err(|e| e.error)?;
+    file.persist(path)?;
     #[cfg(unix)]
     fs::File::open(dir)?.sync_all()?;
     Ok(())

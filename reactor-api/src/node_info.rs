@@ -144,6 +144,12 @@ impl NodeInfo {
         self.to_proto().encode_to_vec()
     }
 
+    /// [`Self::encode_to_vec`] behind its uvarint length, as the NodeInfo exchange sends it
+    /// (Go `protoio` delimited writer; prost's `encode_length_delimited`).
+    pub fn encode_length_delimited_to_vec(&self) -> Vec<u8> {
+        self.to_proto().encode_length_delimited_to_vec()
+    }
+
     /// Length of [`Self::encode_to_vec`].
     pub fn encoded_len(&self) -> usize {
         self.to_proto().encoded_len()
@@ -179,7 +185,7 @@ impl NodeInfo {
     pub fn net_address(&self) -> Result<ParsedAddress, NetAddressError> {
         // IDAddressString strips the protocol of the listen address; NewNetAddressString
         // strips a protocol once more from the composed string.
-        format!("{}@{}", self.id, remove_protocol(&self.listen_addr)).parse()
+        format!("{}@{}", self.id, crate::strip_protocol(&self.listen_addr)).parse()
     }
 
     /// Whether the info lists `channel`.
@@ -303,14 +309,6 @@ impl fmt::Display for NodeInfo {
             "{}@{} ({}, {})",
             self.id, self.listen_addr, self.moniker, self.network
         )
-    }
-}
-
-/// Go `removeProtocolIfDefined`: keeps element 1 of a split on `://`.
-fn remove_protocol(addr: &str) -> &str {
-    match addr.split("://").nth(1) {
-        Some(rest) => rest,
-        None => addr,
     }
 }
 
