@@ -21,7 +21,7 @@ use crate::peer::{ConnGuard, wrap_peer};
 use crate::upgrade::{Io, UpgradeCtx, Upgraded, upgrade};
 use crate::{ConnFilter, Stage, UpgradeError};
 
-/// Limits and timeouts of a [`TcpTransport`].
+/// Limits and timeouts of a [`TcpTransport`](crate::TcpTransport).
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Config {
