@@ -1,4 +1,4 @@
-//! `addrbook.json`, in the format of CometBFT v0.38 (`p2p/pex/file.go`, PROTOCOL.md §9.8).
+//! `addrbook.json`, in the format of CometBFT v0.38 (`p2p/pex/file.go`).
 //!
 //! Written like Go's `json.MarshalIndent(…, "", "\t")`: the same field order, tab
 //! indentation, RFC 3339 times (we write UTC), `bucket_type` 1 or 2, `null` for an empty

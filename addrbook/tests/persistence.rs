@@ -1,4 +1,4 @@
-//! `addrbook.json`: Go-format fixtures, round trips, bad files (RELIABILITY.md F1–F6, F9).
+//! `addrbook.json`: Go-format fixtures, round trips, bad files.
 
 #![allow(clippy::unwrap_used)]
 

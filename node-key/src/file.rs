@@ -185,7 +185,7 @@ mod tests {
 
     use super::*;
 
-    /// PROTOCOL.md §4.1: the key with seed 0x01 × 32, as CometBFT writes it.
+    /// The key with seed 0x01 × 32, as CometBFT writes it (Go `SaveAs` of `p2p/key.go`).
     const SEED1_JSON: &str = r#"{"priv_key":{"type":"tendermint/PrivKeyEd25519","value":"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQGKiOPddAnxlf1S2y08ul1yymcJvx2UEhvzdIgBtA9vXA=="}}"#;
 
     fn write(dir: &Path, text: &str) -> PathBuf {

@@ -1,5 +1,5 @@
 //! [`NodeInfo`]: what two nodes tell each other right after the secret-connection handshake
-//! (`p2p/node_info.go`, `PROTOCOL.md` §3).
+//! (`p2p/node_info.go`).
 
 use std::fmt;
 
@@ -74,7 +74,7 @@ pub enum NodeInfoDecodeError {
     Protobuf(#[source] prost::DecodeError),
 }
 
-/// Why [`NodeInfo::validate`] rejected an info, in the order Go checks (`PROTOCOL.md` §3.3).
+/// Why [`NodeInfo::validate`] rejected an info, in the order Go checks.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum NodeInfoError {
@@ -102,7 +102,7 @@ pub enum NodeInfoError {
     RpcAddress(String),
 }
 
-/// Why [`NodeInfo::compatible_with`] refused a peer (`PROTOCOL.md` §3.4).
+/// Why [`NodeInfo::compatible_with`] refused a peer.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum IncompatibleError {
@@ -194,7 +194,7 @@ impl NodeInfo {
     }
 
     /// Checks a peer's self-reported info exactly as Go `DefaultNodeInfo.Validate` does, and
-    /// in the same order (`PROTOCOL.md` §3.3).
+    /// in the same order.
     ///
     /// Deviation: Go resolves a listen host that is not an IP literal through DNS and rejects
     /// the info when the lookup fails. This crate does no IO, so a host name is accepted when it
@@ -232,7 +232,7 @@ impl NodeInfo {
     }
 
     /// Checks that a peer whose info is `other` can talk to us, `self` being our own info
-    /// (Go `DefaultNodeInfo.CompatibleWith`, `PROTOCOL.md` §3.4): same block version, same
+    /// (Go `DefaultNodeInfo.CompatibleWith`): same block version, same
     /// network, and at least one common channel unless we declare none.
     ///
     /// # Errors

@@ -1,5 +1,5 @@
 //! Key derivation: the Merlin transcript challenge and the HKDF-SHA256 session keys
-//! (Go `deriveSecrets` and the transcript steps of `MakeSecretConnection`, PROTOCOL.md §1.2).
+//! (Go `deriveSecrets` and the transcript steps of `MakeSecretConnection`).
 
 use hkdf::Hkdf;
 use merlin::Transcript;
