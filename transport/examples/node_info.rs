@@ -21,8 +21,8 @@ use std::time::Duration;
 
 use mukan_node_key::NodeKey;
 use mukan_reactor_api::{
-    ChannelDescriptor, ChannelId, ManagedPeer, NetAddress, NodeInfo, Other, PeerConfig,
-    ProtocolVersion, Transport,
+    ChannelDescriptor, ChannelId, ManagedPeer, NetAddress, NodeInfo, PeerConfig, ProtocolVersion,
+    Transport,
 };
 use mukan_transport::{Config, TcpTransport};
 
@@ -31,22 +31,20 @@ type Result<T> = std::result::Result<T, Box<dyn Error + Send + Sync>>;
 /// What we announce: a CometBFT v0.38 node (p2p protocol 8, block protocol 11) serving the
 /// PEX channel, so that a real node finds a channel in common with us.
 fn our_info(key: &NodeKey, network: &str) -> NodeInfo {
+    let protocol_version = ProtocolVersion {
+        p2p: 8,
+        block: 11,
+        app: 0,
+    };
     NodeInfo {
-        protocol_version: ProtocolVersion {
-            p2p: 8,
-            block: 11,
-            app: 0,
-        },
+        protocol_version,
         id: key.node_id().to_string(),
-        listen_addr: String::new(),
         network: network.to_owned(),
         version: "0.38.25".to_owned(),
         channels: vec![ChannelId::PEX],
         moniker: "mukan-node-info-example".to_owned(),
-        other: Other {
-            tx_index: "off".to_owned(),
-            rpc_address: String::new(),
-        },
+        // No listen address yet: `listen` fills in the bound one. No RPC, no tx index.
+        ..NodeInfo::default()
     }
 }
 
