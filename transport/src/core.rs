@@ -482,7 +482,7 @@ fn conns_has_other_ip(conns: &ConnSet, remote: SocketAddr) -> bool {
 }
 
 fn needs_listen_addr(listen_addr: &str) -> bool {
-    let host_port = listen_addr.split("://").last().unwrap_or("");
+    let host_port = mukan_reactor_api::strip_protocol(listen_addr);
     host_port.is_empty() || host_port.ends_with(":0")
 }
 
