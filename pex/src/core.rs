@@ -37,6 +37,8 @@ pub const DEFAULT_VERIFIED_FRESHNESS: Duration = Duration::from_secs(24 * 3600);
 pub const DEFAULT_SAVE_INTERVAL: Duration = Duration::from_secs(120);
 /// Crawl records older than this are forgotten (Go `cleanupCrawlPeerInfos`).
 const CRAWL_RECORD_TTL: Duration = Duration::from_secs(24 * 3600);
+/// How often expired records are dropped.
+const CLEANUP_INTERVAL: Duration = Duration::from_secs(600);
 /// Upper bound on the per-address dial records and on the local ban list.
 const MAX_RECORDS: usize = 65_536;
 
@@ -236,6 +238,7 @@ pub struct PexCore {
     runs: u64,
     refresh_interval: u32,
     last_refresh: u64,
+    last_cleanup: Option<Instant>,
 }
 
 impl std::fmt::Debug for PexCore {
@@ -289,6 +292,7 @@ impl PexCore {
             runs: 0,
             refresh_interval: 1,
             last_refresh: 0,
+            last_cleanup: None,
         }
     }
 
@@ -433,6 +437,13 @@ impl PexCore {
     fn housekeeping(&mut self, book: &mut dyn AddressBook, now: Instant, wall: SystemTime) {
         // Bans end on seeds too (upstream seeds never reinstate).
         book.reinstate_bad_peers(wall);
+        if self
+            .last_cleanup
+            .is_some_and(|t| now.saturating_duration_since(t) < CLEANUP_INTERVAL)
+        {
+            return;
+        }
+        self.last_cleanup = Some(now);
         self.bans.retain(|_, until| *until > now);
         let long = Duration::from_secs(1u64 << MAX_ATTEMPTS_TO_DIAL) + DEFAULT_BAN_TIME;
         self.attempts

@@ -24,9 +24,10 @@ use crate::msg::PexMessage;
 pub enum Behaviour {
     /// Runs the policy only.
     Honest,
-    /// Also sends a `PexRequest` to every peer every second.
+    /// After 90 s, also sends a `PexRequest` to every peer every second (and ignores
+    /// answers).
     Flooder,
-    /// Also sends unsolicited `PexAddrs` to every peer every 5 s.
+    /// After 90 s, also sends unsolicited `PexAddrs` to every peer every 5 s.
     Unsolicited,
 }
 
@@ -52,6 +53,7 @@ pub struct SimNode {
     pub saves: usize,
     scheduled_tick: Option<Duration>,
     generation: u64,
+    misbehaving: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -120,6 +122,8 @@ pub struct Sim {
     rng: ChaCha8Rng,
     /// Messages delivered so far.
     pub delivered: u64,
+    /// Events handled so far.
+    pub events: u64,
 }
 
 /// The address of node `i`: a distinct routable IPv4 address, spread over many /16 groups.
@@ -149,6 +153,7 @@ impl Sim {
             t0: Instant::now(),
             wall0: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
             delivered: 0,
+            events: 0,
         }
     }
 
@@ -193,10 +198,12 @@ impl Sim {
             saves: 0,
             scheduled_tick: None,
             generation: 0,
+            misbehaving: false,
         });
         self.set_online(i, true);
         if behaviour != Behaviour::Honest {
-            self.push(Duration::from_secs(1), Event::Misbehave { node: i });
+            // Behave for three ensure-peers periods (to get connected), then misbehave.
+            self.push(Duration::from_secs(90), Event::Misbehave { node: i });
         }
         i
     }
@@ -408,7 +415,7 @@ impl Sim {
                 let Some(dir) = dir else {
                     return;
                 };
-                if self.nodes[to].behaviour != Behaviour::Honest && bytes.first() == Some(&0x12) {
+                if self.nodes[to].misbehaving && bytes.first() == Some(&0x12) {
                     // Misbehaving nodes ignore answers (so they keep misbehaving).
                     return;
                 }
@@ -442,6 +449,7 @@ impl Sim {
                     ),
                 };
                 let peers: Vec<usize> = n.peers.keys().copied().collect();
+                self.nodes[node].misbehaving = true;
                 for p in peers {
                     if let Some(&conn) = self.conns.get(&key(node, p)) {
                         let bytes = msg.encode();
@@ -472,6 +480,7 @@ impl Sim {
                 break;
             };
             self.now = t;
+            self.events += 1;
             self.handle(ev);
         }
         self.now = end;
