@@ -558,12 +558,24 @@ impl PexCore {
     }
 
     fn ban(&mut self, book: &mut dyn AddressBook, info: &PeerInfo, now: Instant, wall: SystemTime) {
-        // The book only bans IDs it knows (Go MarkBad); make it known first so the ban holds.
-        let addr = info.self_addr.unwrap_or(info.socket_addr);
-        if !book.has_address(&addr) {
-            let _ = book.add_address(addr, addr, wall);
+        // The book only bans IDs it knows (Go MarkBad); make it known first so the ban holds:
+        // the self-reported address if the book takes it, else the socket address.
+        let candidates = [info.self_addr, Some(info.socket_addr)];
+        let known = candidates
+            .iter()
+            .flatten()
+            .find(|a| book.has_address(a))
+            .copied()
+            .or_else(|| {
+                candidates
+                    .iter()
+                    .flatten()
+                    .find(|a| book.add_address(**a, **a, wall).is_ok())
+                    .copied()
+            });
+        if let Some(addr) = known {
+            book.mark_bad(&addr, DEFAULT_BAN_TIME, wall);
         }
-        book.mark_bad(&addr, DEFAULT_BAN_TIME, wall);
         if self.bans.len() >= MAX_RECORDS {
             self.bans.retain(|_, until| *until > now);
         }
@@ -605,6 +617,10 @@ impl PexCore {
         wall: SystemTime,
     ) -> Vec<Action> {
         let mut out = Vec::new();
+        if self.is_banned(&info.id, now) && !self.peers.contains_key(&info.id) {
+            // Stopped as banned; the switch is removing it.
+            return out;
+        }
         let msg = match PexMessage::decode(bytes) {
             Ok(m) => m,
             Err(e) => {

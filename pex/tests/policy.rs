@@ -605,3 +605,42 @@ fn empty_book_falls_back_to_seeds_one_at_a_time() {
     assert_eq!(next.len(), 1);
     assert_ne!(next, d, "the other seed is tried next");
 }
+
+#[test]
+fn a_banned_peer_is_stopped_on_reconnect_and_never_dialed_even_if_the_book_cannot_hold_it() {
+    let mut n = Node::new(CoreConfig::default());
+    // Loopback socket and a 0.0.0.0 listen address: the strict book can store neither.
+    let sock = addr(80, [127, 0, 0, 1]);
+    let p = PeerInfo {
+        id: sock.id(),
+        direction: Direction::Inbound,
+        socket_addr: sock,
+        self_addr: Some(addr(80, [0, 0, 0, 0])),
+        persistent: false,
+    };
+    n.add(p);
+    let acts = n.recv(&p, &PexMessage::Addrs(vec![spread(2)]));
+    assert!(matches!(
+        stop_of(&acts),
+        Some((PexError::Unsolicited, true))
+    ));
+    n.core.peer_removed(&p.id);
+    n.advance(Duration::from_secs(1));
+    let acts = n.add(p);
+    assert!(
+        matches!(stop_of(&acts), Some((PexError::Banned, false))),
+        "{acts:?}"
+    );
+    // Learned later under a routable address: still not dialed while banned.
+    let (_, w) = n.times();
+    let _ = n.book.add_address(addr(80, [80, 1, 1, 1]), spread(99), w);
+    n.core.peer_removed(&p.id);
+    for _ in 0..20 {
+        n.advance(Duration::from_secs(30));
+        let d = dials(&n.tick());
+        assert!(
+            d.iter().all(|a| a.id() != p.id),
+            "dialed a banned peer: {d:?}"
+        );
+    }
+}
