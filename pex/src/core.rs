@@ -909,8 +909,12 @@ impl PexCore {
             }
             let mut deferred: Vec<NetAddress> = Vec::new();
             let mut seen: HashSet<NodeId> = HashSet::new();
-            for _ in 0..to_dial * 3 {
-                if chosen.len() >= to_dial {
+            // Go's budget of picks, then (only while diversity is deferring picks) a longer
+            // search for addresses in other groups.
+            let base = to_dial * 3;
+            let mut found_late = false;
+            for i in 0..base + to_dial * 10 {
+                if chosen.len() >= to_dial || (i >= base && deferred.is_empty()) {
                     break;
                 }
                 let Some(a) = book.pick_address(bias) else {
@@ -927,11 +931,14 @@ impl PexCore {
                     }
                     *c += 1;
                 }
+                found_late |= i >= base;
                 chosen.push(a);
             }
             // Diversity yields only when the book offers nothing else.
-            let missing = to_dial - chosen.len();
-            chosen.extend(deferred.into_iter().take(missing));
+            if !found_late {
+                let missing = to_dial - chosen.len();
+                chosen.extend(deferred.into_iter().take(missing));
+            }
             for a in &chosen {
                 self.dial(*a, out);
             }

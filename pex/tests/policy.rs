@@ -407,11 +407,14 @@ fn outbound_diversity_at_most_two_per_group_unless_nothing_else() {
     cfg.max_outbound = 10;
     let mut n = Node::new(cfg);
     let (_, w) = n.times();
-    // 30 addresses in 5.5.0.0/16 and 30 in distinct groups.
-    for k in 0..30u32 {
+    // 40 addresses in 5.5.0.0/16 (learned from different sources, so spread over buckets)
+    // and 10 in distinct groups.
+    for k in 0..40u32 {
         let _ = n
             .book
-            .add_address(addr(100 + k, [5, 5, 1, 1 + k as u8]), spread(99), w);
+            .add_address(addr(100 + k, [5, 5, 1, 1 + k as u8]), spread(500 + k), w);
+    }
+    for k in 0..10u32 {
         let _ = n.book.add_address(spread(200 + k), spread(99), w);
     }
     n.advance(Duration::from_secs(30));
