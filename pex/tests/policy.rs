@@ -535,6 +535,22 @@ fn seed_serves_addresses_it_verified_first_and_marks_them_good() {
     // Past the freshness window they are served like the rest.
     n.advance(Duration::from_secs(25 * 3600));
     assert!(n.core.verified(n.times().1).is_empty());
+    let q = peer(spread(2), Direction::Inbound);
+    n.add(q);
+    let acts = n.recv(&q, &PexMessage::Request);
+    let list = acts
+        .iter()
+        .find_map(|a| match a {
+            Action::Send {
+                message: PexMessage::Addrs(l),
+                ..
+            } => Some(l.clone()),
+            _ => None,
+        })
+        .expect("an answer");
+    let mut head: Vec<NetAddress> = list[..5].to_vec();
+    head.sort();
+    assert_ne!(head, want, "stale verifications still served first");
 }
 
 #[test]
