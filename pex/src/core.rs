@@ -320,13 +320,15 @@ impl PexCore {
 
     /// Connected peers by direction: (outbound, inbound).
     pub fn num_peers(&self) -> (usize, usize) {
-        let out = self
-            .peers
-            .values()
-            .filter(|p| p.added && p.info.direction.is_outbound())
-            .count();
-        let total = self.peers.values().filter(|p| p.added).count();
-        (out, total - out)
+        let (mut out, mut inb) = (0, 0);
+        for p in self.peers.values().filter(|p| p.added) {
+            if p.info.direction.is_outbound() {
+                out += 1;
+            } else {
+                inb += 1;
+            }
+        }
+        (out, inb)
     }
 
     /// Dials in flight that the core started.

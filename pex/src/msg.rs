@@ -136,11 +136,10 @@ impl PexMessage {
                 .iter()
                 .enumerate()
                 .map(|(index, pb)| {
-                    let addr =
-                        NetAddress::from_proto(pb).map_err(|e| DecodeError::InvalidAddress {
-                            index,
-                            reason: e.into(),
-                        })?;
+                    let addr = addr_from_proto(pb).map_err(|e| DecodeError::InvalidAddress {
+                        index,
+                        reason: e.into(),
+                    })?;
                     if addr.port() == 0 {
                         return Err(DecodeError::InvalidAddress {
                             index,
