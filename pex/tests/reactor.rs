@@ -211,3 +211,28 @@ fn a_bad_seed_entry_is_a_config_error() {
     let shared: SharedAddressBook = Arc::new(Mutex::new(cfg.new_book()));
     assert!(PexReactor::new(cfg, shared, None).is_err());
 }
+
+#[tokio::test]
+async fn a_seed_host_name_is_resolved_when_the_reactor_starts() {
+    let id = NodeId([0x42; 20]);
+    let mut cfg = PexConfig::default();
+    cfg.seeds = vec![format!("{id}@localhost:26656")];
+    let s = setup(cfg);
+    s.reactor.on_start();
+    let mut dialed = None;
+    for _ in 0..200 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        dialed = s.switch.calls().into_iter().find_map(|c| match c {
+            SwitchCall::Dial(a) => Some(a),
+            _ => None,
+        });
+        if dialed.is_some() {
+            break;
+        }
+    }
+    let a = dialed.expect("the resolved seed is dialed");
+    assert_eq!(a.id(), id);
+    assert!(a.ip().is_loopback(), "{a}");
+    assert_eq!(a.port(), 26656);
+    s.reactor.on_stop();
+}
