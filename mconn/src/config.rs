@@ -34,6 +34,15 @@ pub struct Config {
     pub write_batch_size: NonZeroUsize,
     /// Received messages buffered for the consumer before the connection stops reading.
     pub event_capacity: NonZeroUsize,
+    /// With receive budgets ([`MConnection::spawn_inbox`](crate::MConnection::spawn_inbox)):
+    /// how long a received message may wait for room in its channel's budget (or in the
+    /// inbox) before the connection ends with [`Error::SlowReceiver`](crate::Error) (10 s).
+    /// Reading is paused meanwhile, so the peer's pings go unanswered: keep this well below
+    /// the peer's pong timeout (45 s).
+    pub recv_stall_timeout: Duration,
+    /// How long [`MConnection::flush_stop`](crate::MConnection::flush_stop) may take to send
+    /// what is queued before the connection is closed anyway (10 s).
+    pub flush_timeout: Duration,
 }
 
 impl Default for Config {
@@ -48,6 +57,8 @@ impl Default for Config {
             send_timeout: Duration::from_secs(10),
             write_batch_size: nz(65_536),
             event_capacity: nz(64),
+            recv_stall_timeout: Duration::from_secs(10),
+            flush_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -90,6 +101,20 @@ impl Config {
     #[must_use]
     pub fn with_send_timeout(mut self, timeout: Duration) -> Self {
         self.send_timeout = timeout;
+        self
+    }
+
+    /// Sets the receive stall timeout.
+    #[must_use]
+    pub fn with_recv_stall_timeout(mut self, timeout: Duration) -> Self {
+        self.recv_stall_timeout = timeout;
+        self
+    }
+
+    /// Sets the flush timeout of a graceful stop.
+    #[must_use]
+    pub fn with_flush_timeout(mut self, timeout: Duration) -> Self {
+        self.flush_timeout = timeout;
         self
     }
 
