@@ -156,14 +156,6 @@ impl Default for P2pConfig {
     }
 }
 
-impl P2pConfig {
-    /// The address to bind the p2p listener to.
-    pub(crate) fn listen_host_port(&self) -> Result<HostPort, ConfigError> {
-        parse_host_port(&self.laddr, false)
-            .map_err(|p| ConfigError::new("config", "[p2p] laddr", p))
-    }
-}
-
 /// `[rpc]`: only the listen address.
 #[derive(Clone, Debug)]
 pub(crate) struct RpcConfig {

@@ -4,15 +4,14 @@
 //! `version`. The node reads a CometBFT home (`config/config.toml`, `config/node_key.json`,
 //! `config/genesis.json`, `config/addrbook.json`); CometBFT's flags override the file.
 
-// Until `start` is wired to the switch, parts of the servers are only used by tests.
-#![allow(dead_code)]
-
 mod config;
 mod home;
 mod http;
 mod logging;
+mod meter;
 mod metrics;
 mod rpc;
+mod run;
 mod testnet;
 
 use std::path::{Path, PathBuf};
@@ -293,12 +292,12 @@ fn start(
             setup.ignored.join(", ")
         );
     }
-    Err(format!(
-        "start: loaded {} (node {}, chain {}); the node itself is not wired yet",
-        home.display(),
-        setup.key.node_id(),
-        setup.chain_id
-    ))
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    let signals = {
+        let _guard = runtime.enter();
+        run::Signals::install().map_err(|e| format!("cannot install signal handlers: {e}"))?
+    };
+    runtime.block_on(run::run_until(&setup, signals.wait()))
 }
 
 /// Everything `start` reads from a home, checked before anything is started or written.
@@ -306,14 +305,17 @@ pub(crate) struct NodeSetup {
     pub(crate) home: PathBuf,
     pub(crate) config: config::Config,
     pub(crate) ignored: Vec<String>,
-    pub(crate) key: mukan_node_key::NodeKey,
+    pub(crate) key: std::sync::Arc<mukan_node_key::NodeKey>,
     pub(crate) chain_id: String,
 }
 
 /// Reads config.toml (with flags applied), the node key and the chain ID. Writes nothing.
 pub(crate) fn load_node(home: &Path, overrides: &Overrides) -> Result<NodeSetup, ConfigError> {
     let loaded = config::load(&home::config_path(home), overrides)?;
-    let key = home::node_key(&config::rootify(home, &loaded.config.node_key_file))?;
+    let key = std::sync::Arc::new(home::node_key(&config::rootify(
+        home,
+        &loaded.config.node_key_file,
+    ))?);
     let chain_id = home::chain_id(&config::rootify(home, &loaded.config.genesis_file))?;
     Ok(NodeSetup {
         home: home.to_owned(),

@@ -17,15 +17,12 @@
 //!
 //! Per-peer series are removed when the peer goes, so churn does not grow memory.
 
-use std::borrow::Cow;
-use std::collections::HashMap;
-
-use parking_lot::Mutex;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use std::borrow::Cow;
 
 type L1 = [(&'static str, String); 1];
 type L2 = [(&'static str, String); 2];
@@ -44,18 +41,6 @@ pub(crate) struct Metrics {
     dials: Family<L1, Counter>,
     peer_stops: Family<L1, Counter>,
     pex_messages: Family<L2, Counter>,
-    /// Byte totals last seen per (peer, channel, direction), to turn snapshots into counts.
-    seen: Mutex<HashMap<(String, u8, bool), u64>>,
-}
-
-/// A peer's counters at one moment, for [`Metrics::observe_peer`].
-pub(crate) struct PeerSample {
-    /// The peer's ID.
-    pub(crate) peer_id: String,
-    /// Per channel: (channel, bytes sent so far, bytes received so far).
-    pub(crate) channels: Vec<(u8, u64, u64)>,
-    /// Messages waiting in the send queues.
-    pub(crate) pending: u64,
 }
 
 /// The channel label as Go's `fmt "%#x"` prints it (`0x0`, `0x20`).
@@ -155,7 +140,6 @@ impl Metrics {
             dials,
             peer_stops,
             pex_messages,
-            seen: Mutex::new(HashMap::new()),
         }
     }
 
@@ -179,38 +163,32 @@ impl Metrics {
             .set(g(outbound));
     }
 
-    /// Updates a peer's byte counters from its running totals.
-    pub(crate) fn observe_peer(&self, s: &PeerSample) {
-        let mut seen = self.seen.lock();
-        for &(ch, sent, recv) in &s.channels {
-            for (outgoing, total, family) in [
-                (true, sent, &self.peer_send_bytes),
-                (false, recv, &self.peer_receive_bytes),
-            ] {
-                let last = seen.entry((s.peer_id.clone(), ch, outgoing)).or_insert(0);
-                let labels = [("peer_id", s.peer_id.clone()), ("chID", channel_label(ch))];
-                // A new counter for the same peer (a reconnection) starts again from zero.
-                let delta = if total >= *last { total - *last } else { total };
-                family.get_or_create(&labels).inc_by(delta);
-                *last = total;
-            }
-        }
+    /// Counts `bytes` of one message sent to or received from `peer_id` on `ch`.
+    pub(crate) fn peer_bytes(&self, peer_id: &str, ch: u8, sent: bool, bytes: u64) {
+        let family = if sent {
+            &self.peer_send_bytes
+        } else {
+            &self.peer_receive_bytes
+        };
+        family
+            .get_or_create(&[("peer_id", peer_id.to_owned()), ("chID", channel_label(ch))])
+            .inc_by(bytes);
+    }
+
+    /// Sets how many messages wait in a peer's send queues.
+    pub(crate) fn peer_pending(&self, peer_id: &str, messages: u64) {
         self.peer_pending_send_bytes
-            .get_or_create(&[("peer_id", s.peer_id.clone())])
-            .set(i64::try_from(s.pending).unwrap_or(i64::MAX));
+            .get_or_create(&[("peer_id", peer_id.to_owned())])
+            .set(i64::try_from(messages).unwrap_or(i64::MAX));
     }
 
     /// Forgets a disconnected peer's series and counts why it stopped.
     pub(crate) fn peer_stopped(&self, peer_id: &str, channels: &[u8], reason: &'static str) {
-        let mut seen = self.seen.lock();
         for &ch in channels {
             let labels = [("peer_id", peer_id.to_owned()), ("chID", channel_label(ch))];
             self.peer_send_bytes.remove(&labels);
             self.peer_receive_bytes.remove(&labels);
-            seen.remove(&(peer_id.to_owned(), ch, true));
-            seen.remove(&(peer_id.to_owned(), ch, false));
         }
-        seen.retain(|(p, _, _), _| p != peer_id);
         self.peer_pending_send_bytes
             .remove(&[("peer_id", peer_id.to_owned())]);
         self.peer_stops
@@ -218,11 +196,13 @@ impl Metrics {
             .inc();
     }
 
-    /// Counts one dial and its outcome (`success`, `failed`, `rejected`, …).
-    pub(crate) fn dialed(&self, outcome: &'static str) {
-        self.dials
-            .get_or_create(&[("outcome", outcome.into())])
-            .inc();
+    /// Brings the dial counter of `outcome` up to `total` (the switch keeps running totals).
+    pub(crate) fn dials_total(&self, outcome: &'static str, total: u64) {
+        let c = self.dials.get_or_create(&[("outcome", outcome.into())]);
+        let now = c.get();
+        if total > now {
+            c.inc_by(total - now);
+        }
     }
 
     /// Adds `bytes` of a message of `message_type` (Go's `pkg_Type`, e.g. `p2p_PexRequest`).
@@ -259,6 +239,8 @@ impl Metrics {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
 
     /// `(name, type, labels)` of every documented metric, as a scraper sees it.
@@ -330,15 +312,17 @@ mod tests {
 
     pub(crate) fn exercise(m: &Metrics) {
         m.set_peers(2, 3);
-        m.observe_peer(&PeerSample {
-            peer_id: "ab".repeat(20),
-            channels: vec![(0x00, 10, 20), (0x20, 5, 0)],
-            pending: 4,
-        });
+        let id = "ab".repeat(20);
+        m.peer_bytes(&id, 0x00, true, 10);
+        m.peer_bytes(&id, 0x00, false, 20);
+        m.peer_bytes(&id, 0x20, true, 5);
+        m.peer_bytes(&id, 0x20, false, 0);
+        m.peer_pending(&id, 4);
         m.message(true, "p2p_PexRequest", 2);
         m.message(false, "p2p_PexAddrs", 61);
         m.set_addr_book(7, 1);
-        m.dialed("success");
+        m.dials_total("connected", 3);
+        m.dials_total("connected", 2);
         m.peer_stopped(&"cd".repeat(20), &[0], "timeout");
         m.pex_message(true, "request");
     }
@@ -391,6 +375,10 @@ mod tests {
             get("cometbft_p2p_addr_book_size", ("bucket_type", "new")),
             Some(7.0)
         );
+        assert_eq!(
+            get("cometbft_p2p_dials_total", ("outcome", "connected")),
+            Some(3.0)
+        );
     }
 
     #[test]
@@ -428,16 +416,13 @@ mod tests {
     }
 
     #[test]
-    fn counters_follow_snapshots_and_stopped_peers_are_forgotten() {
+    fn counters_add_up_and_stopped_peers_are_forgotten() {
         let m = Metrics::new("ns", "c");
         let id = "ef".repeat(20);
-        for total in [100, 250] {
-            m.observe_peer(&PeerSample {
-                peer_id: id.clone(),
-                channels: vec![(0x30, total, 0)],
-                pending: 0,
-            });
+        for bytes in [100, 150] {
+            m.peer_bytes(&id, 0x30, true, bytes);
         }
+        m.peer_pending(&id, 1);
         let text = m.encode();
         assert!(
             text.contains(&format!(
