@@ -160,21 +160,52 @@ impl Reactor for Passive {
 /// Reactors with the names they are registered under.
 type NamedReactors = Vec<(&'static str, Arc<dyn Reactor>)>;
 
-/// The reactors of the node: PEX when `pex` is on.
+/// The reactors of the node: PEX when `pex` is on (else a passive one on its channel).
 fn reactors(
     setup: &NodeSetup,
-    _book: &SharedAddressBook,
-    _book_path: &Path,
+    book: &SharedAddressBook,
+    concrete: &Arc<Mutex<mukan_addrbook::AddrBook>>,
+    book_path: &Path,
     tuning: &Tuning,
 ) -> Result<NamedReactors, ConfigError> {
-    let _ = tuning.ensure_peers_period;
-    if !setup.config.p2p.pex {
+    let p = &setup.config.p2p;
+    if !p.pex {
+        if p.seed_mode {
+            return Err(err("[p2p] seed_mode", "a seed needs pex = true"));
+        }
         tracing::warn!(
             target: "mukan_p2p::run",
             "pex = false: this node only keeps its connections (it runs no other reactor)"
         );
+        return Ok(vec![("PASSIVE", Arc::new(Passive))]);
     }
-    Ok(vec![("PASSIVE", Arc::new(Passive))])
+    let mut config = mukan_pex::PexConfig::default();
+    config.seeds = p.seeds.iter().map(ToString::to_string).collect();
+    config.seed_mode = p.seed_mode;
+    config.strict_addr_book = p.addr_book_strict;
+    config.persistent_peer_ids = p
+        .persistent_peers
+        .iter()
+        .map(|a| match a {
+            mukan_reactor_api::ParsedAddress::Resolved(a) => a.id(),
+            mukan_reactor_api::ParsedAddress::Unresolved(u) => u.id,
+        })
+        .collect();
+    if let Some(period) = tuning.ensure_peers_period {
+        config.ensure_peers_period = period;
+    }
+    let save: mukan_pex::SaveCallback = {
+        let concrete = concrete.clone();
+        let path = book_path.to_owned();
+        Arc::new(move || {
+            if let Err(e) = save_book(&concrete, &path) {
+                tracing::warn!(target: "mukan_p2p::run", "{}: cannot save the address book: {e}", path.display());
+            }
+        })
+    };
+    let reactor = mukan_pex::PexReactor::new(config, book.clone(), Some(save))
+        .map_err(|e| err("[p2p] seeds", e.to_string()))?;
+    Ok(vec![("PEX", Arc::new(reactor))])
 }
 
 /// Starts the node. Nothing is written before every check passed.
@@ -202,7 +233,7 @@ pub(crate) async fn start(setup: &NodeSetup, tuning: &Tuning) -> Result<Running,
 
     let mut builder = Builder::new(switch_config(c));
     for (name, reactor) in
-        reactors(setup, &shared, &book_path, tuning).map_err(|e| e.to_string())?
+        reactors(setup, &shared, &book, &book_path, tuning).map_err(|e| e.to_string())?
     {
         let metered: Arc<dyn Reactor> = Arc::new(Metered::new(reactor, metrics.clone()));
         builder
