@@ -83,12 +83,9 @@ enum Command {
         /// How many nodes besides the seed.
         #[arg(long, default_value_t = 4)]
         nodes: usize,
-        /// Demo messages each node sends to each peer.
-        #[arg(long, default_value_t = 100)]
-        messages: usize,
-        /// Size of each demo message in bytes.
-        #[arg(long, default_value_t = 1024)]
-        size: usize,
+        /// Give up (exit 1) if the network has not converged after this long.
+        #[arg(long, default_value = "60s", value_name = "DURATION")]
+        timeout: String,
     },
     /// Print this node's ID (from the home's node key).
     ShowNodeId,
@@ -154,20 +151,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let home = cli.home.clone().unwrap_or_else(home::default_home);
     let result = match cli.command {
-        None => run_testnet(testnet::Options::default(), &cli.log_level, &cli.log_format),
-        Some(Command::Testnet {
-            nodes,
-            messages,
-            size,
-        }) => run_testnet(
-            testnet::Options {
-                nodes,
-                messages,
-                size,
-            },
-            &cli.log_level,
-            &cli.log_format,
-        ),
+        None => run_testnet(4, "60s", &cli.log_level, &cli.log_format),
+        Some(Command::Testnet { nodes, timeout }) => {
+            run_testnet(nodes, &timeout, &cli.log_level, &cli.log_format)
+        }
         Some(Command::Init { chain_id, moniker }) => init(&home, chain_id, moniker),
         Some(Command::Start(flags)) => start(&home, &flags, cli.log_level, cli.log_format, false),
         Some(Command::Seed(flags)) => start(&home, &flags, cli.log_level, cli.log_format, true),
@@ -219,22 +206,27 @@ fn plain_logging(
 }
 
 fn run_testnet(
-    opts: testnet::Options,
+    nodes: usize,
+    timeout: &str,
     level: &Option<String>,
     format: &Option<String>,
 ) -> Result<(), String> {
     plain_logging(level, format, "error")?;
-    if !(2..=64).contains(&opts.nodes) {
+    if !(2..=64).contains(&nodes) {
         return Err("--nodes must be between 2 and 64".into());
     }
-    if opts.size > 1 << 20 {
-        return Err("--size must be at most 1 MiB".into());
-    }
+    let timeout = config::parse_go_duration(timeout).map_err(|e| format!("--timeout: {e}"))?;
+    let opts = testnet::Options {
+        nodes,
+        timeout,
+        ..testnet::Options::default()
+    };
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     let report = runtime.block_on(async {
-        tokio::time::timeout(Duration::from_secs(120), testnet::run(opts))
+        // The run gives up at `timeout`; this bounds the stopping too.
+        tokio::time::timeout(timeout + Duration::from_secs(60), testnet::run(opts))
             .await
-            .map_err(|_| "the local network did not finish within 120 s".to_owned())?
+            .map_err(|_| "the local network did not stop in time".to_owned())?
     })?;
     println!("{report}");
     Ok(())

@@ -348,3 +348,29 @@ fn version_prints_the_package_version() {
         env!("CARGO_PKG_VERSION")
     );
 }
+
+#[test]
+fn testnet_of_20_nodes_converges_and_exits_0() {
+    let mut child = bin()
+        .args(["testnet", "--nodes", "20", "--timeout", "90s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = wait_with_timeout(&mut child, Duration::from_secs(180));
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(0), "{out}\n{err}");
+    assert!(out.contains("converged in"), "{out}");
+    assert!(out.contains("addresses discovered 380/380"), "{out}");
+    assert_eq!(out.matches("  node").count(), 20, "{out}");
+    // The temporary homes are gone.
+    let dir = err
+        .split("temporary homes in ")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .unwrap();
+    assert!(!Path::new(dir).exists(), "{dir} left behind");
+}
