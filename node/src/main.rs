@@ -5,6 +5,7 @@
 //! `config/genesis.json`, `config/addrbook.json`); CometBFT's flags override the file.
 
 mod config;
+mod crawl;
 mod home;
 mod http;
 mod logging;
@@ -319,16 +320,43 @@ pub(crate) fn load_node(home: &Path, overrides: &Overrides) -> Result<NodeSetup,
 }
 
 fn crawl(
-    _seeds: &str,
-    _chain_id: Option<String>,
+    seeds: &str,
+    chain_id: Option<String>,
     timeout: &str,
-    _json: bool,
+    json: bool,
     level: &Option<String>,
     format: &Option<String>,
 ) -> Result<(), String> {
     plain_logging(level, format, "error")?;
-    config::parse_go_duration(timeout).map_err(|e| format!("--timeout: {e}"))?;
-    Err("crawl is not wired yet".into())
+    let timeout = config::parse_go_duration(timeout).map_err(|e| format!("--timeout: {e}"))?;
+    let seeds = config::split_list(seeds)
+        .map(|s| {
+            s.parse::<mukan_reactor_api::ParsedAddress>()
+                .map_err(|e| format!("--seeds: bad address {s:?}: {e}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if seeds.is_empty() {
+        return Err("--seeds: give at least one id@host:port".into());
+    }
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    let report = runtime.block_on(async {
+        tokio::time::timeout(
+            timeout + Duration::from_secs(60),
+            crawl::crawl(crawl::Options {
+                seeds,
+                chain_id,
+                timeout,
+            }),
+        )
+        .await
+        .map_err(|_| "the crawl did not finish in time".to_owned())?
+    })?;
+    if json {
+        println!("{:#}", report.to_json());
+    } else {
+        println!("{}", report.to_table());
+    }
+    Ok(())
 }
 
 #[cfg(test)]
