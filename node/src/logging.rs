@@ -79,7 +79,8 @@ pub(crate) fn init(spec: &str, format: LogFormat) -> Result<(), String> {
     let filter = EnvFilter::try_new(parse_level(spec)?).map_err(|e| e.to_string())?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let result = match format {
         LogFormat::Plain => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),

@@ -119,19 +119,26 @@ fn switch_config(c: &Config) -> mukan_switch::Config {
     s
 }
 
-/// Writes the book atomically (temporary file, then rename); the lock is held only to copy.
+/// Writes the book atomically (temporary file, then rename); the book's lock is held only to
+/// copy it. Saves are serialized (PEX saves on its own schedule and on stop; the node saves
+/// last), so the newest snapshot is the one left on disk.
 pub(crate) fn save_book(
     book: &Mutex<mukan_addrbook::AddrBook>,
     path: &Path,
 ) -> std::io::Result<()> {
+    static SAVING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = SAVING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let json = book.lock().to_json();
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(
-        ".{}.tmp",
+        ".{}.{}.tmp",
         path.file_name()
             .and_then(|n| n.to_str())
-            .unwrap_or("addrbook.json")
+            .unwrap_or("addrbook.json"),
+        std::process::id()
     ));
     std::fs::write(&tmp, &json)?;
     std::fs::rename(&tmp, path)

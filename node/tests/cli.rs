@@ -237,12 +237,13 @@ fn append_to_section(home: &Path, section: &str, line: &str) {
 }
 
 /// Starts `mukan-p2p start` and returns once it logged that it is serving.
-fn start_and_wait(home: &Path) -> (Child, mpsc::Receiver<String>) {
+fn start_and_wait(home: &Path, extra: &[&str]) -> (Child, mpsc::Receiver<String>) {
     let mut child = bin()
         .arg("start")
         .arg("--home")
         .arg(home)
         .args(LOOPBACK)
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -285,7 +286,7 @@ fn start_runs_on_every_cometbft_init_home_and_sigterm_exits_0_with_the_book_save
     for v in VERSIONS {
         let home = cometbft_home(dir.path(), v);
         let config_before = snapshot(&home.join("config"));
-        let (mut child, rx) = start_and_wait(&home);
+        let (mut child, rx) = start_and_wait(&home, &[]);
         sigterm(&child);
         let status = wait_with_timeout(&mut child, Duration::from_secs(30));
         let log: Vec<String> = rx.try_iter().collect();
@@ -373,4 +374,24 @@ fn testnet_of_20_nodes_converges_and_exits_0() {
         .and_then(|s| s.split(')').next())
         .unwrap();
     assert!(!Path::new(dir).exists(), "{dir} left behind");
+}
+
+#[test]
+fn log_format_json_writes_one_json_object_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = cometbft_home(dir.path(), "v0.38.25");
+    let (mut child, rx) = start_and_wait(
+        &home,
+        &["--log_format", "json", "--log_level", "main:info,*:error"],
+    );
+    sigterm(&child);
+    let status = wait_with_timeout(&mut child, Duration::from_secs(30));
+    assert_eq!(status.code(), Some(0));
+    let lines: Vec<String> = rx.try_iter().collect();
+    assert!(!lines.is_empty());
+    for line in lines {
+        let v: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"));
+        assert!(v["level"].is_string(), "{line}");
+    }
 }
