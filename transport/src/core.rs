@@ -21,7 +21,7 @@ use crate::peer::{ConnGuard, wrap_peer};
 use crate::upgrade::{Io, UpgradeCtx, Upgraded, upgrade};
 use crate::{ConnFilter, Stage, UpgradeError};
 
-/// Limits and timeouts of a [`TcpTransport`].
+/// Limits and timeouts of a [`TcpTransport`](crate::TcpTransport).
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Config {
@@ -482,7 +482,7 @@ fn conns_has_other_ip(conns: &ConnSet, remote: SocketAddr) -> bool {
 }
 
 fn needs_listen_addr(listen_addr: &str) -> bool {
-    let host_port = listen_addr.split("://").last().unwrap_or("");
+    let host_port = mukan_reactor_api::strip_protocol(listen_addr);
     host_port.is_empty() || host_port.ends_with(":0")
 }
 

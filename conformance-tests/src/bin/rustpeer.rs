@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use mukan_conformance_tests::consensus;
 use mukan_node_key::{NodeId, NodeKey};
 use mukan_reactor_api::{
     ChannelDescriptor, ChannelId, ManagedPeer, NetAddress, NodeInfo, Other, PeerConfig,
@@ -24,7 +25,6 @@ use mukan_reactor_api::{
 };
 use mukan_transport::{TcpTransport, UpgradeError};
 use parking_lot::Mutex;
-use prost::Message as _;
 use rand::{Rng, SeedableRng};
 use tokio::sync::mpsc;
 
@@ -556,6 +556,8 @@ struct EchoHandler {
     queued: Arc<std::sync::atomic::AtomicUsize>,
     /// Messages received per non-echo channel.
     counts: Mutex<HashMap<u8, u64>>,
+    /// Consensus messages per kind.
+    consensus: Mutex<consensus::Tally>,
 }
 
 impl EchoHandler {
@@ -585,43 +587,37 @@ impl EchoHandler {
             echo_tx,
             queued,
             counts: Mutex::new(HashMap::new()),
+            consensus: Mutex::new(consensus::Tally::default()),
         }
     }
 
-    /// Decodes a consensus-state message (`tendermint.consensus.Message`) and reports the
-    /// first few `NewRoundStep`s, then those whose count is a power of ten, and the first of
-    /// the other kinds.
-    fn report_consensus(&self, message: &[u8], count: u64) {
+    /// Decodes a consensus message (any of the consensus channels) with the suite's test
+    /// decoder (`mukan_conformance_tests::consensus`) and reports the first three of each
+    /// kind, then those whose count is a power of ten; the same for messages it does not
+    /// understand (`consensus_error`).
+    fn report_consensus(&self, channel: ChannelId, message: &[u8]) {
+        let result = consensus::decode(message);
+        let (count, report) = self.consensus.lock().record(&result);
+        if !report {
+            return;
+        }
         let id = self.peer.id().to_string();
-        match consensus::Message::decode(message) {
-            Ok(consensus::Message {
-                sum: Some(consensus::Sum::NewRoundStep(step)),
-            }) => {
-                if is_power_of_ten(count) || count <= 3 {
-                    self.node.ev.emit(
-                        "consensus",
-                        kv!["id" => id, "type" => "new_round_step", "height" => step.height,
-                            "round" => step.round, "step" => step.step],
-                    );
-                }
-            }
-            Ok(consensus::Message { sum: Some(other) }) => {
-                if is_power_of_ten(count) {
-                    self.node
-                        .ev
-                        .emit("consensus", kv!["id" => id, "type" => other.name()]);
-                }
-            }
-            Ok(consensus::Message { sum: None }) => {
+        let ch = hex::encode([channel.0]);
+        match result {
+            Ok(d) => {
+                let step = d.step.map_or(serde_json::Value::Null, Into::into);
                 self.node.ev.emit(
-                    "consensus_error",
-                    kv!["id" => id, "error" => "empty message"],
+                    "consensus",
+                    kv!["id" => id, "ch" => ch, "type" => d.kind.name(), "height" => d.height,
+                        "round" => d.round, "step" => step, "count" => count],
                 );
             }
             Err(e) => {
-                self.node
-                    .ev
-                    .emit("consensus_error", kv!["id" => id, "error" => e.to_string()]);
+                self.node.ev.emit(
+                    "consensus_error",
+                    kv!["id" => id, "ch" => ch, "error" => e.to_string(),
+                        "bytes" => message.len(), "count" => count],
+                );
             }
         }
     }
@@ -632,71 +628,6 @@ fn is_power_of_ten(mut n: u64) -> bool {
         n /= 10;
     }
     n == 1
-}
-
-/// The consensus reactor's wire messages (`proto/tendermint/consensus/types.proto`), enough
-/// to decode `NewRoundStep` and name the others.
-mod consensus {
-    /// `tendermint.consensus.Message`.
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub(crate) struct Message {
-        #[prost(oneof = "Sum", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9")]
-        pub(crate) sum: Option<Sum>,
-    }
-
-    /// The oneof; variants other than `NewRoundStep` are kept as their encoded bytes.
-    #[derive(Clone, PartialEq, prost::Oneof)]
-    pub(crate) enum Sum {
-        #[prost(message, tag = "1")]
-        NewRoundStep(NewRoundStep),
-        #[prost(bytes, tag = "2")]
-        NewValidBlock(Vec<u8>),
-        #[prost(bytes, tag = "3")]
-        Proposal(Vec<u8>),
-        #[prost(bytes, tag = "4")]
-        ProposalPol(Vec<u8>),
-        #[prost(bytes, tag = "5")]
-        BlockPart(Vec<u8>),
-        #[prost(bytes, tag = "6")]
-        Vote(Vec<u8>),
-        #[prost(bytes, tag = "7")]
-        HasVote(Vec<u8>),
-        #[prost(bytes, tag = "8")]
-        VoteSetMaj23(Vec<u8>),
-        #[prost(bytes, tag = "9")]
-        VoteSetBits(Vec<u8>),
-    }
-
-    impl Sum {
-        pub(crate) fn name(&self) -> &'static str {
-            match self {
-                Self::NewRoundStep(_) => "new_round_step",
-                Self::NewValidBlock(_) => "new_valid_block",
-                Self::Proposal(_) => "proposal",
-                Self::ProposalPol(_) => "proposal_pol",
-                Self::BlockPart(_) => "block_part",
-                Self::Vote(_) => "vote",
-                Self::HasVote(_) => "has_vote",
-                Self::VoteSetMaj23(_) => "vote_set_maj23",
-                Self::VoteSetBits(_) => "vote_set_bits",
-            }
-        }
-    }
-
-    /// `tendermint.consensus.NewRoundStep`.
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub(crate) struct NewRoundStep {
-        #[prost(int64, tag = "1")]
-        pub(crate) height: i64,
-        #[prost(int32, tag = "2")]
-        pub(crate) round: i32,
-        #[prost(uint32, tag = "3")]
-        pub(crate) step: u32,
-        #[prost(int64, tag = "4")]
-        pub(crate) seconds_since_start_time: i64,
-        #[prost(int32, tag = "5")]
-        pub(crate) last_commit_round: i32,
-    }
 }
 
 impl EchoHandler {
@@ -716,8 +647,8 @@ impl EchoHandler {
                         "bytes" => message.len(), "count" => count],
                 );
             }
-            if channel == ChannelId::CONSENSUS_STATE {
-                self.report_consensus(&message, count);
+            if consensus::CHANNELS.contains(&channel.0) {
+                self.report_consensus(channel, &message);
             }
             return;
         }
