@@ -604,7 +604,54 @@ pub(crate) mod tests {
         assert!(text.contains("outcome=\"connected\"} 1"), "{text}");
 
         let a_id = a.node_info.id.clone();
+        // PEX ran: beta (outbound) asked alpha for addresses.
+        let b_metrics = b.metrics_addr.unwrap();
+        wait_for("a PEX exchange", async || {
+            get(b_metrics, "/metrics")
+                .await
+                .1
+                .contains("p2p_pex_messages_total")
+        })
+        .await;
+        let (_, b_text) = get(b_metrics, "/metrics").await;
         b.stop().await.unwrap();
+        // alpha counts beta's departure.
+        let a_metrics = a.metrics_addr.unwrap();
+        wait_for("a peer stop on alpha", async || {
+            get(a_metrics, "/metrics")
+                .await
+                .1
+                .contains("p2p_peer_stops_total")
+        })
+        .await;
+        let (_, a_text) = get(a_metrics, "/metrics").await;
+        // Every documented metric, scraped from the running nodes, with its type and labels.
+        let (a_types, a_samples) = crate::metrics::tests::parse(&a_text);
+        let (b_types, b_samples) = crate::metrics::tests::parse(&b_text);
+        for (name, ty, labels) in crate::metrics::tests::DOCUMENTED {
+            let full = format!("cometbft_{name}");
+            let found: Vec<_> = a_samples
+                .iter()
+                .chain(&b_samples)
+                .filter(|s| s.0 == full)
+                .collect();
+            assert!(!found.is_empty(), "{full} not scraped:\n{a_text}\n{b_text}");
+            for types in [&a_types, &b_types] {
+                let t = crate::metrics::tests::family_type(types, &full);
+                assert_eq!(t.map(String::as_str), Some(*ty), "{full}");
+            }
+            for (_, l, _) in found {
+                let mut keys: Vec<&str> = l.iter().map(|(k, _)| k.as_str()).collect();
+                keys.sort_unstable();
+                let mut want: Vec<&str> = labels.iter().copied().chain(["chain_id"]).collect();
+                want.sort_unstable();
+                assert_eq!(keys, want, "{full}");
+            }
+        }
+        assert!(
+            b_text.contains("message_type=\"p2p_PexRequest\""),
+            "{b_text}"
+        );
         a.stop().await.unwrap();
         for home in [&a_home, &b_home] {
             let book = std::fs::read_to_string(home.join("config/addrbook.json")).unwrap();
