@@ -31,7 +31,10 @@ const DEV_EXTRA: &[(&str, &[&str])] = &[
     // The mconn benchmarks run over a real secret stream.
     ("mukan-mconn", &["mukan-secret-conn", "mukan-node-key"]),
     ("mukan-addrbook", &["mukan-node-key"]),
-    ("mukan-switch", &["mukan-transport", "mukan-node-key"]),
+    (
+        "mukan-switch",
+        &["mukan-transport", "mukan-node-key", "mukan-mconn"],
+    ),
     ("mukan-pex", &["mukan-addrbook", "mukan-node-key"]),
 ];
 
