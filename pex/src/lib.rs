@@ -1,5 +1,20 @@
-//! Peer exchange (PEX) reactor for the Mukan P2P stack (not implemented yet).
+//! Peer exchange (PEX) for the Mukan P2P stack (CometBFT v0.38 `p2p/pex`, wire-compatible).
 //!
-//! Will own the PEX protocol on channel `0x00`, the peer-manager policy and
-//! seed-mode crawling. This crate is an empty placeholder until its issue
-//! lands: it exports nothing.
+//! - [`msg`]: the messages of channel `0x00` and their typed decoding.
+//! - [`core`]: the sans-IO policy (request/response rules, the peer manager, seed mode) on a
+//!   virtual clock with an injected RNG.
+//! - [`reactor`]: [`PexReactor`], the thin tokio adapter implementing
+//!   [`mukan_reactor_api::Reactor`].
+//! - [`sim`]: a single-threaded, deterministic network simulation over the core, used by the
+//!   tests and the benchmark.
+//!
+//! See `README.md` for the design and every deliberate deviation from Go.
+
+pub mod core;
+pub mod msg;
+pub mod reactor;
+pub mod sim;
+
+pub use crate::core::{Action, CoreConfig, DialOutcome, PeerInfo, PexCore, PexError};
+pub use crate::msg::{DecodeError, PexMessage, channel_descriptor};
+pub use crate::reactor::{PexConfig, PexReactor, SaveCallback};

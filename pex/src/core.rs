@@ -1,0 +1,1016 @@
+//! The sans-IO PEX policy: request/response rules, the peer manager (ensure-peers) and seed
+//! mode, on a virtual clock and an injected RNG.
+//!
+//! The core never performs I/O. Each input (`start`, `peer_added`, `peer_removed`,
+//! `receive`, `dial_finished`, `tick`, `stop`) takes the current monotonic time (`Instant`,
+//! for intervals) and wall time (`SystemTime`, for the address book, whose times are
+//! persisted), mutates the address book it is handed, and returns [`Action`]s for the caller
+//! to execute. [`PexCore::next_deadline`] says when `tick` is due next.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant, SystemTime};
+
+use mukan_reactor_api::{AddressBook, Direction, NetAddress, NodeId};
+use rand::seq::SliceRandom;
+use rand::{Rng, RngCore};
+
+use crate::msg::{DecodeError, PexMessage};
+
+/// Go `defaultEnsurePeersPeriod`.
+pub const DEFAULT_ENSURE_PEERS_PERIOD: Duration = Duration::from_secs(30);
+/// Go `crawlPeerPeriod`.
+pub const CRAWL_PEER_PERIOD: Duration = Duration::from_secs(30);
+/// Go `minTimeBetweenCrawls`.
+pub const MIN_TIME_BETWEEN_CRAWLS: Duration = Duration::from_secs(120);
+/// Go `maxAttemptsToDial`.
+pub const MAX_ATTEMPTS_TO_DIAL: u32 = 16;
+/// Go `biasToSelectNewPeers` (seed answers).
+pub const BIAS_TO_SELECT_NEW_PEERS: u8 = 30;
+/// Go `defaultBanTime`.
+pub const DEFAULT_BAN_TIME: Duration = Duration::from_secs(24 * 3600);
+/// Go `SeedDisconnectWaitPeriod` (hard-coded in `node/setup.go`).
+pub const DEFAULT_SEED_DISCONNECT_WAIT: Duration = Duration::from_secs(28 * 3600);
+/// How long a seed keeps serving an address it verified itself first.
+pub const DEFAULT_VERIFIED_FRESHNESS: Duration = Duration::from_secs(24 * 3600);
+/// Go `dumpAddressInterval`.
+pub const DEFAULT_SAVE_INTERVAL: Duration = Duration::from_secs(120);
+/// Crawl records older than this are forgotten (Go `cleanupCrawlPeerInfos`).
+const CRAWL_RECORD_TTL: Duration = Duration::from_secs(24 * 3600);
+/// How often expired records are dropped.
+const CLEANUP_INTERVAL: Duration = Duration::from_secs(600);
+/// Upper bound on the per-address dial records and on the local ban list.
+const MAX_RECORDS: usize = 65_536;
+
+/// Settings of the policy.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct CoreConfig {
+    /// Run as a seed (crawl instead of ensure-peers).
+    pub seed_mode: bool,
+    /// Seed addresses (resolved).
+    pub seeds: Vec<NetAddress>,
+    /// Period of ensure-peers (Go 30 s); the minimum interval between requests we accept is
+    /// a third of it.
+    pub ensure_peers_period: Duration,
+    /// Period of the seed crawl (Go 30 s).
+    pub crawl_period: Duration,
+    /// The outbound target (`max_num_outbound_peers`).
+    pub max_outbound: usize,
+    /// At most this many outbound peers per address group among routable addresses.
+    pub max_outbound_per_group: usize,
+    /// Seed mode: peers connected longer than this are disconnected (Go 28 h).
+    pub seed_disconnect_wait: Duration,
+    /// Seed mode: a crawled peer that did not answer our request within this is disconnected.
+    pub crawl_answer_timeout: Duration,
+    /// Seed mode: addresses verified within this are served first.
+    pub verified_freshness: Duration,
+    /// How often a [`Action::SaveBook`] is emitted.
+    pub save_interval: Duration,
+    /// The least time between two requests we send to one peer. Must exceed the receiver's
+    /// minimum interval (Go: its ensure period / 3 = 10 s).
+    pub request_spacing: Duration,
+    /// IDs the switch dials itself (persistent peers): never dialed by PEX.
+    pub persistent_ids: HashSet<NodeId>,
+    /// Our own address, recorded in the book so that it is never stored or dialed.
+    pub our_address: Option<NetAddress>,
+    /// With the outbound target met (when Go asks nobody), still ask a random peer for
+    /// addresses while the book needs more: every run at first, and each answer that brings
+    /// nothing new doubles the interval up to this many ensure-peers runs (0: never ask).
+    pub max_refresh_interval: u32,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        Self {
+            seed_mode: false,
+            seeds: Vec::new(),
+            ensure_peers_period: DEFAULT_ENSURE_PEERS_PERIOD,
+            crawl_period: CRAWL_PEER_PERIOD,
+            max_outbound: 10,
+            max_outbound_per_group: 2,
+            seed_disconnect_wait: DEFAULT_SEED_DISCONNECT_WAIT,
+            crawl_answer_timeout: 2 * CRAWL_PEER_PERIOD,
+            verified_freshness: DEFAULT_VERIFIED_FRESHNESS,
+            save_interval: DEFAULT_SAVE_INTERVAL,
+            request_spacing: DEFAULT_ENSURE_PEERS_PERIOD / 2,
+            persistent_ids: HashSet::new(),
+            our_address: None,
+            max_refresh_interval: 64,
+        }
+    }
+}
+
+impl CoreConfig {
+    /// The minimum interval between requests a peer may send us (Go
+    /// `minReceiveRequestInterval` = ensure period / 3).
+    pub fn min_receive_request_interval(&self) -> Duration {
+        self.ensure_peers_period / 3
+    }
+}
+
+/// What the core knows of a connected peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// Its authenticated ID.
+    pub id: NodeId,
+    /// Who dialed.
+    pub direction: Direction,
+    /// The socket address (the dialed address for outbound peers).
+    pub socket_addr: NetAddress,
+    /// The address it reports in its `NodeInfo`, if it parses as an IP address.
+    pub self_addr: Option<NetAddress>,
+    /// Whether the switch redials it.
+    pub persistent: bool,
+}
+
+/// Why the core stops a peer.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PexError {
+    /// The message did not decode or held an invalid address.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// A third (or later) request came sooner than the minimum interval after the previous.
+    #[error("peer sent next PEX request too soon ({elapsed:?} < {min:?})")]
+    RequestTooSoon {
+        /// Time since the previous accepted request.
+        elapsed: Duration,
+        /// The minimum interval.
+        min: Duration,
+    },
+    /// Addresses we did not ask for (Go `ErrUnsolicitedList`).
+    #[error("unsolicited pexAddrsMessage")]
+    Unsolicited,
+    /// The peer's `NodeInfo` has no usable address to use as the source of its addresses.
+    #[error("peer's NodeInfo has no usable address")]
+    BadSourceAddress,
+    /// The peer is banned and connected anyway.
+    #[error("peer is banned")]
+    Banned,
+}
+
+/// What the caller must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Send `message` to `peer` on the PEX channel.
+    Send {
+        /// Recipient.
+        peer: NodeId,
+        /// The message.
+        message: PexMessage,
+    },
+    /// Disconnect `peer` for `reason` (`Switch::stop_peer_for_error`). When `banned`, the
+    /// core has already banned it in the book (Go `MarkBad`, 24 h) and in its own list.
+    StopPeer {
+        /// The peer.
+        peer: NodeId,
+        /// Why.
+        reason: PexError,
+        /// Whether it was banned.
+        banned: bool,
+    },
+    /// Flush what is queued for `peer`, then disconnect it (`Switch::stop_peer_gracefully`).
+    Disconnect {
+        /// The peer.
+        peer: NodeId,
+    },
+    /// Dial `addr` and report the outcome with [`PexCore::dial_finished`].
+    Dial {
+        /// The address.
+        addr: NetAddress,
+    },
+    /// Save a snapshot of the address book.
+    SaveBook,
+}
+
+/// The outcome of a dial.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DialOutcome {
+    /// Connected (the peer is or will be added).
+    Connected,
+    /// Already connected or being dialed (not a failure).
+    AlreadyConnected,
+    /// The dial failed.
+    Failed,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RecvTrack {
+    None,
+    Free,
+    At(Instant),
+}
+
+#[derive(Debug)]
+struct PeerState {
+    info: PeerInfo,
+    connected_at: Instant,
+    added: bool,
+    in_flight: bool,
+    last_request_sent: Option<Instant>,
+    recv: RecvTrack,
+    seed_answered: bool,
+    crawled: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Attempts {
+    count: u32,
+    last: Instant,
+}
+
+/// The PEX policy. See the [module docs](self).
+pub struct PexCore {
+    cfg: CoreConfig,
+    rng: Box<dyn RngCore + Send>,
+    peers: HashMap<NodeId, PeerState>,
+    dialing: HashMap<NodeId, NetAddress>,
+    attempts: HashMap<SocketAddr, Attempts>,
+    bans: HashMap<NodeId, Instant>,
+    crawled: HashMap<NodeId, Instant>,
+    verified: HashMap<NodeId, (NetAddress, SystemTime)>,
+    seed_queue: Vec<NetAddress>,
+    seed_ids: HashSet<NodeId>,
+    next_run: Option<Instant>,
+    next_save: Option<Instant>,
+    stopped: bool,
+    runs: u64,
+    refresh_interval: u32,
+    last_refresh: u64,
+    last_cleanup: Option<Instant>,
+}
+
+impl std::fmt::Debug for PexCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PexCore")
+            .field("seed_mode", &self.cfg.seed_mode)
+            .field("peers", &self.peers.len())
+            .field("dialing", &self.dialing.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn group_of(addr: &NetAddress) -> Option<[u8; 5]> {
+    if !addr.routable() {
+        return None;
+    }
+    Some(match addr.ip() {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            [4, o[0], o[1], 0, 0]
+        }
+        IpAddr::V6(v6) => {
+            let o = v6.octets();
+            [6, o[0], o[1], o[2], o[3]]
+        }
+    })
+}
+
+fn backoff(count: u32, jitter: Duration) -> Duration {
+    Duration::from_secs(1u64 << count.min(40)) + jitter
+}
+
+impl PexCore {
+    /// A core with settings `cfg` and randomness from `rng`.
+    pub fn new(cfg: CoreConfig, rng: impl RngCore + Send + 'static) -> Self {
+        let seed_ids = cfg.seeds.iter().map(NetAddress::id).collect();
+        Self {
+            cfg,
+            rng: Box::new(rng),
+            peers: HashMap::new(),
+            dialing: HashMap::new(),
+            attempts: HashMap::new(),
+            bans: HashMap::new(),
+            crawled: HashMap::new(),
+            verified: HashMap::new(),
+            seed_queue: Vec::new(),
+            seed_ids,
+            next_run: None,
+            next_save: None,
+            stopped: false,
+            runs: 0,
+            refresh_interval: 1,
+            last_refresh: 0,
+            last_cleanup: None,
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &CoreConfig {
+        &self.cfg
+    }
+
+    /// Replaces the seed list (e.g. once host names are resolved).
+    pub fn set_seeds(&mut self, seeds: Vec<NetAddress>) {
+        self.seed_ids = seeds.iter().map(NetAddress::id).collect();
+        self.cfg.seeds = seeds;
+        self.seed_queue.clear();
+    }
+
+    /// Sets our own address (from the switch).
+    pub fn set_our_address(&mut self, addr: NetAddress) {
+        self.cfg.our_address = Some(addr);
+    }
+
+    /// Sets the outbound target (from the switch).
+    pub fn set_max_outbound(&mut self, n: usize) {
+        self.cfg.max_outbound = n;
+    }
+
+    /// Connected peers by direction: (outbound, inbound).
+    pub fn num_peers(&self) -> (usize, usize) {
+        let out = self
+            .peers
+            .values()
+            .filter(|p| p.added && p.info.direction.is_outbound())
+            .count();
+        let total = self.peers.values().filter(|p| p.added).count();
+        (out, total - out)
+    }
+
+    /// Dials in flight that the core started.
+    pub fn num_dialing(&self) -> usize {
+        self.dialing.len()
+    }
+
+    /// Whether `id` is on our own ban list at `now`.
+    pub fn is_banned(&self, id: &NodeId, now: Instant) -> bool {
+        self.bans.get(id).is_some_and(|until| *until > now)
+    }
+
+    /// Seed mode: addresses this node verified itself (outbound handshake) within the
+    /// freshness window, with the time of verification.
+    pub fn verified(&self, wall: SystemTime) -> Vec<(NetAddress, SystemTime)> {
+        self.verified
+            .values()
+            .filter(|(_, t)| self.is_fresh(*t, wall))
+            .copied()
+            .collect()
+    }
+
+    fn is_fresh(&self, t: SystemTime, wall: SystemTime) -> bool {
+        wall.duration_since(t)
+            .map_or(true, |age| age <= self.cfg.verified_freshness)
+    }
+
+    /// When [`PexCore::tick`] is due next (`None` before `start` or after `stop`).
+    pub fn next_deadline(&self) -> Option<Instant> {
+        match (self.next_run, self.next_save) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Starts the routines: records our address, schedules the first ensure-peers run (at
+    /// once when we have no peers, else after a random jitter, as Go) or the first crawl.
+    pub fn start(
+        &mut self,
+        book: &mut dyn AddressBook,
+        now: Instant,
+        wall: SystemTime,
+    ) -> Vec<Action> {
+        let _ = wall;
+        if let Some(ours) = self.cfg.our_address {
+            book.add_our_address(ours);
+        }
+        self.stopped = false;
+        let period = self.period();
+        let first = if self.peers.is_empty() && self.dialing.is_empty() {
+            now
+        } else {
+            now + self.jitter(period)
+        };
+        self.next_run = Some(first);
+        self.next_save = Some(now + self.cfg.save_interval);
+        Vec::new()
+    }
+
+    /// Stops the routines; the book is to be saved one last time.
+    pub fn stop(&mut self) -> Vec<Action> {
+        self.stopped = true;
+        self.next_run = None;
+        self.next_save = None;
+        vec![Action::SaveBook]
+    }
+
+    fn period(&self) -> Duration {
+        if self.cfg.seed_mode {
+            self.cfg.crawl_period
+        } else {
+            self.cfg.ensure_peers_period
+        }
+    }
+
+    fn jitter(&mut self, max: Duration) -> Duration {
+        let nanos = u64::try_from(max.as_nanos()).unwrap_or(u64::MAX).max(1);
+        Duration::from_nanos(self.rng.gen_range(0..nanos))
+    }
+
+    /// Runs what is due at `now`.
+    pub fn tick(
+        &mut self,
+        book: &mut dyn AddressBook,
+        now: Instant,
+        wall: SystemTime,
+    ) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.stopped {
+            return out;
+        }
+        if self.next_save.is_some_and(|t| t <= now) {
+            out.push(Action::SaveBook);
+            self.next_save = Some(now + self.cfg.save_interval);
+        }
+        if self.next_run.is_some_and(|t| t <= now) {
+            self.next_run = Some(now + self.period());
+            self.housekeeping(book, now, wall);
+            if self.cfg.seed_mode {
+                self.crawl(book, now, wall, &mut out);
+            } else {
+                self.ensure_peers(book, now, wall, true, &mut out);
+            }
+        }
+        out
+    }
+
+    fn housekeeping(&mut self, book: &mut dyn AddressBook, now: Instant, wall: SystemTime) {
+        // Bans end on seeds too (upstream seeds never reinstate).
+        book.reinstate_bad_peers(wall);
+        if self
+            .last_cleanup
+            .is_some_and(|t| now.saturating_duration_since(t) < CLEANUP_INTERVAL)
+        {
+            return;
+        }
+        self.last_cleanup = Some(now);
+        self.bans.retain(|_, until| *until > now);
+        let long = Duration::from_secs(1u64 << MAX_ATTEMPTS_TO_DIAL) + DEFAULT_BAN_TIME;
+        self.attempts
+            .retain(|_, a| now.saturating_duration_since(a.last) < long);
+        self.crawled
+            .retain(|_, t| now.saturating_duration_since(*t) < CRAWL_RECORD_TTL);
+        let fresh = self.cfg.verified_freshness;
+        self.verified
+            .retain(|_, (_, t)| wall.duration_since(*t).map_or(true, |age| age <= fresh));
+    }
+
+    /// A peer is in the switch's peer set.
+    pub fn peer_added(
+        &mut self,
+        book: &mut dyn AddressBook,
+        info: PeerInfo,
+        now: Instant,
+        wall: SystemTime,
+    ) -> Vec<Action> {
+        let mut out = Vec::new();
+        self.dialing.remove(&info.id);
+        if info.persistent {
+            self.cfg.persistent_ids.insert(info.id);
+        }
+        if self.is_banned(&info.id, now) && !info.persistent {
+            self.peers.remove(&info.id);
+            out.push(Action::StopPeer {
+                peer: info.id,
+                reason: PexError::Banned,
+                banned: false,
+            });
+            return out;
+        }
+        let state = self.peers.entry(info.id).or_insert_with(|| PeerState {
+            info,
+            connected_at: now,
+            added: false,
+            in_flight: false,
+            last_request_sent: None,
+            recv: RecvTrack::None,
+            seed_answered: false,
+            crawled: false,
+        });
+        state.info = info;
+        state.added = true;
+        match info.direction {
+            Direction::Outbound => {
+                self.attempts.remove(&info.socket_addr.socket_addr());
+                if self.cfg.seed_mode {
+                    // A completed handshake to an address we dialed: that address is real.
+                    book.mark_good(info.id, wall);
+                    if self.verified.len() < MAX_RECORDS || self.verified.contains_key(&info.id) {
+                        self.verified.insert(info.id, (info.socket_addr, wall));
+                    }
+                    if let Some(s) = self.peers.get_mut(&info.id) {
+                        s.crawled = true;
+                    }
+                    self.request(info.id, now, &mut out);
+                } else if book.need_more_addrs() {
+                    self.request(info.id, now, &mut out);
+                }
+            }
+            Direction::Inbound => {
+                if let Some(addr) = info.self_addr {
+                    let _ = book.add_address(addr, addr, wall);
+                }
+            }
+        }
+        out
+    }
+
+    /// A peer left: all its PEX state goes (tendermint #3338).
+    pub fn peer_removed(&mut self, id: &NodeId) {
+        self.peers.remove(id);
+    }
+
+    /// Sends a request to `id` if none is in flight and the spacing allows.
+    fn request(&mut self, id: NodeId, now: Instant, out: &mut Vec<Action>) -> bool {
+        let spacing = self.cfg.request_spacing;
+        let Some(p) = self.peers.get_mut(&id) else {
+            return false;
+        };
+        if p.in_flight
+            || p.last_request_sent
+                .is_some_and(|t| now.saturating_duration_since(t) < spacing)
+        {
+            return false;
+        }
+        p.in_flight = true;
+        p.last_request_sent = Some(now);
+        out.push(Action::Send {
+            peer: id,
+            message: PexMessage::Request,
+        });
+        true
+    }
+
+    /// A request we sent to `id` could not be queued: it is not in flight.
+    pub fn send_failed(&mut self, id: &NodeId, message: &PexMessage) {
+        if *message == PexMessage::Request {
+            if let Some(p) = self.peers.get_mut(id) {
+                p.in_flight = false;
+            }
+        }
+    }
+
+    fn can_request(&self, p: &PeerState, now: Instant) -> bool {
+        p.added
+            && !p.in_flight
+            && !p
+                .last_request_sent
+                .is_some_and(|t| now.saturating_duration_since(t) < self.cfg.request_spacing)
+    }
+
+    fn ban(&mut self, book: &mut dyn AddressBook, info: &PeerInfo, now: Instant, wall: SystemTime) {
+        // The book only bans IDs it knows (Go MarkBad); make it known first so the ban holds.
+        let addr = info.self_addr.unwrap_or(info.socket_addr);
+        if !book.has_address(&addr) {
+            let _ = book.add_address(addr, addr, wall);
+        }
+        book.mark_bad(&addr, DEFAULT_BAN_TIME, wall);
+        if self.bans.len() >= MAX_RECORDS {
+            self.bans.retain(|_, until| *until > now);
+        }
+        if self.bans.len() < MAX_RECORDS {
+            self.bans.insert(info.id, now + DEFAULT_BAN_TIME);
+        }
+        self.verified.remove(&info.id);
+    }
+
+    fn stop_peer(
+        &mut self,
+        book: &mut dyn AddressBook,
+        info: &PeerInfo,
+        reason: PexError,
+        ban: bool,
+        now: Instant,
+        wall: SystemTime,
+        out: &mut Vec<Action>,
+    ) {
+        if ban {
+            self.ban(book, info, now, wall);
+        }
+        self.peers.remove(&info.id);
+        out.push(Action::StopPeer {
+            peer: info.id,
+            reason,
+            banned: ban,
+        });
+    }
+
+    /// A message arrived from `info` on the PEX channel (possibly before `peer_added`).
+    pub fn receive(
+        &mut self,
+        book: &mut dyn AddressBook,
+        info: &PeerInfo,
+        bytes: &[u8],
+        now: Instant,
+        wall: SystemTime,
+    ) -> Vec<Action> {
+        let mut out = Vec::new();
+        let msg = match PexMessage::decode(bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                let ban = e.is_invalid_address();
+                self.stop_peer(book, info, e.into(), ban, now, wall, &mut out);
+                return out;
+            }
+        };
+        if !self.peers.contains_key(&info.id) {
+            self.peers.insert(
+                info.id,
+                PeerState {
+                    info: *info,
+                    connected_at: now,
+                    added: false,
+                    in_flight: false,
+                    last_request_sent: None,
+                    recv: RecvTrack::None,
+                    seed_answered: false,
+                    crawled: false,
+                },
+            );
+        }
+        match msg {
+            PexMessage::Request => self.on_request(book, info, now, wall, &mut out),
+            PexMessage::Addrs(addrs) => self.on_addrs(book, info, addrs, now, wall, &mut out),
+        }
+        out
+    }
+
+    fn on_request(
+        &mut self,
+        book: &mut dyn AddressBook,
+        info: &PeerInfo,
+        now: Instant,
+        wall: SystemTime,
+        out: &mut Vec<Action>,
+    ) {
+        let min = self.cfg.min_receive_request_interval();
+        let seed_inbound = self.cfg.seed_mode && info.direction == Direction::Inbound;
+        let Some(p) = self.peers.get_mut(&info.id) else {
+            return;
+        };
+        if seed_inbound {
+            if p.seed_answered {
+                return;
+            }
+            p.seed_answered = true;
+            let addrs = self.seed_selection(book, wall);
+            out.push(Action::Send {
+                peer: info.id,
+                message: PexMessage::Addrs(addrs),
+            });
+            out.push(Action::Disconnect { peer: info.id });
+            return;
+        }
+        match p.recv {
+            RecvTrack::None => p.recv = RecvTrack::Free,
+            RecvTrack::Free => p.recv = RecvTrack::At(now),
+            RecvTrack::At(last) => {
+                let elapsed = now.saturating_duration_since(last);
+                if elapsed < min {
+                    self.stop_peer(
+                        book,
+                        info,
+                        PexError::RequestTooSoon { elapsed, min },
+                        true,
+                        now,
+                        wall,
+                        out,
+                    );
+                    return;
+                }
+                p.recv = RecvTrack::At(now);
+            }
+        }
+        out.push(Action::Send {
+            peer: info.id,
+            message: PexMessage::Addrs(book.selection()),
+        });
+    }
+
+    /// Seed answers: fresh self-verified addresses first, then a biased selection.
+    fn seed_selection(&mut self, book: &mut dyn AddressBook, wall: SystemTime) -> Vec<NetAddress> {
+        let size = book.size();
+        let n = (size * 23 / 100).max(size.min(32)).min(250);
+        let mut first: Vec<NetAddress> = self
+            .verified
+            .values()
+            .filter(|(a, t)| self.is_fresh(*t, wall) && book.has_address(a))
+            .map(|(a, _)| *a)
+            .collect();
+        first.sort_unstable();
+        first.shuffle(&mut self.rng);
+        first.truncate(n);
+        let mut ids: HashSet<NodeId> = first.iter().map(NetAddress::id).collect();
+        for a in book.selection_with_bias(BIAS_TO_SELECT_NEW_PEERS) {
+            if first.len() >= n {
+                break;
+            }
+            if ids.insert(a.id()) {
+                first.push(a);
+            }
+        }
+        first
+    }
+
+    fn on_addrs(
+        &mut self,
+        book: &mut dyn AddressBook,
+        info: &PeerInfo,
+        addrs: Vec<NetAddress>,
+        now: Instant,
+        wall: SystemTime,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(p) = self.peers.get_mut(&info.id) else {
+            return;
+        };
+        if !p.in_flight {
+            self.stop_peer(book, info, PexError::Unsolicited, true, now, wall, out);
+            return;
+        }
+        p.in_flight = false;
+        let crawled = p.crawled;
+        let Some(src) = info.self_addr else {
+            self.stop_peer(
+                book,
+                info,
+                PexError::BadSourceAddress,
+                false,
+                now,
+                wall,
+                out,
+            );
+            return;
+        };
+        let before = book.size();
+        for a in addrs {
+            // Individual refusals (invalid, ours, private, non-routable, banned) are skipped.
+            let _ = book.add_address(a, src, wall);
+        }
+        self.refresh_interval = if book.size() > before {
+            1
+        } else {
+            (self.refresh_interval.saturating_mul(2)).clamp(1, self.cfg.max_refresh_interval.max(1))
+        };
+        if self.cfg.seed_mode && crawled && info.direction.is_outbound() && !info.persistent {
+            // Crawl done: free the outbound slot.
+            out.push(Action::Disconnect { peer: info.id });
+        }
+        if !self.cfg.seed_mode && self.seed_ids.contains(&info.id) {
+            // Dial what a seed returned at once (Go #2093), within the outbound limit.
+            self.ensure_peers(book, now, wall, false, out);
+        }
+    }
+
+    /// A dial the core asked for ended.
+    pub fn dial_finished(
+        &mut self,
+        book: &mut dyn AddressBook,
+        addr: NetAddress,
+        outcome: DialOutcome,
+        now: Instant,
+        wall: SystemTime,
+    ) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.dialing.get(&addr.id()) == Some(&addr) {
+            self.dialing.remove(&addr.id());
+        }
+        let is_seed = self.cfg.seeds.contains(&addr);
+        match outcome {
+            DialOutcome::Connected => {
+                self.attempts.remove(&addr.socket_addr());
+                self.seed_queue.clear();
+            }
+            DialOutcome::AlreadyConnected => {}
+            DialOutcome::Failed => {
+                if is_seed {
+                    // Go dials seeds one after the other until one answers.
+                    if let Some(next) = self.next_seed() {
+                        self.dial(next, &mut out);
+                    }
+                } else {
+                    let e = self.attempts.entry(addr.socket_addr()).or_insert(Attempts {
+                        count: 0,
+                        last: now,
+                    });
+                    e.count += 1;
+                    e.last = now;
+                    book.mark_attempt(&addr, wall);
+                    if self.attempts.len() > MAX_RECORDS {
+                        self.attempts.retain(|_, a| a.count > 1);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn next_seed(&mut self) -> Option<NetAddress> {
+        while let Some(s) = self.seed_queue.pop() {
+            if !self.peers.contains_key(&s.id()) && !self.dialing.contains_key(&s.id()) {
+                return Some(s);
+            }
+        }
+        None
+    }
+
+    fn dial(&mut self, addr: NetAddress, out: &mut Vec<Action>) {
+        self.dialing.insert(addr.id(), addr);
+        out.push(Action::Dial { addr });
+    }
+
+    fn dial_seeds(&mut self, out: &mut Vec<Action>) {
+        if self.cfg.seeds.is_empty() || self.dialing.keys().any(|id| self.seed_ids.contains(id)) {
+            return;
+        }
+        let mut q = self.cfg.seeds.clone();
+        q.shuffle(&mut self.rng);
+        self.seed_queue = q;
+        if let Some(s) = self.next_seed() {
+            self.dial(s, out);
+        }
+    }
+
+    /// Whether `addr` may be dialed now: not us, not connected or dialing, not persistent,
+    /// not banned, back-off elapsed. Addresses past the attempt limit are banned here.
+    fn dialable(
+        &mut self,
+        book: &mut dyn AddressBook,
+        addr: &NetAddress,
+        now: Instant,
+        wall: SystemTime,
+    ) -> bool {
+        let id = addr.id();
+        if self.peers.contains_key(&id)
+            || self.dialing.contains_key(&id)
+            || self.cfg.persistent_ids.contains(&id)
+            || self.cfg.our_address.is_some_and(|o| o.id() == id)
+            || self.is_banned(&id, now)
+        {
+            return false;
+        }
+        let key = addr.socket_addr();
+        if let Some(a) = self.attempts.get(&key).copied() {
+            if a.count > MAX_ATTEMPTS_TO_DIAL {
+                book.mark_bad(addr, DEFAULT_BAN_TIME, wall);
+                // Reset, so that the address gets a fresh start once its ban ends.
+                self.attempts.remove(&key);
+                return false;
+            }
+            if a.count > 0 {
+                let j = self.jitter(Duration::from_secs(1));
+                if now.saturating_duration_since(a.last) < backoff(a.count, j) {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    fn ensure_peers(
+        &mut self,
+        book: &mut dyn AddressBook,
+        now: Instant,
+        wall: SystemTime,
+        period_elapsed: bool,
+        out: &mut Vec<Action>,
+    ) {
+        let (outbound, _) = self.num_peers();
+        let to_dial = self
+            .cfg
+            .max_outbound
+            .saturating_sub(outbound + self.dialing.len());
+        let mut chosen: Vec<NetAddress> = Vec::new();
+        if to_dial > 0 {
+            let bias = u8::try_from(outbound.min(8) * 10 + 10).unwrap_or(90);
+            let mut groups: HashMap<[u8; 5], usize> = HashMap::new();
+            let current = self
+                .peers
+                .values()
+                .filter(|p| p.added && p.info.direction.is_outbound())
+                .map(|p| p.info.socket_addr)
+                .chain(self.dialing.values().copied())
+                .collect::<Vec<_>>();
+            for a in &current {
+                if let Some(g) = group_of(a) {
+                    *groups.entry(g).or_default() += 1;
+                }
+            }
+            let mut deferred: Vec<NetAddress> = Vec::new();
+            let mut seen: HashSet<NodeId> = HashSet::new();
+            for _ in 0..to_dial * 3 {
+                if chosen.len() >= to_dial {
+                    break;
+                }
+                let Some(a) = book.pick_address(bias) else {
+                    continue;
+                };
+                if !seen.insert(a.id()) || !self.dialable(book, &a, now, wall) {
+                    continue;
+                }
+                if let Some(g) = group_of(&a) {
+                    let c = groups.entry(g).or_default();
+                    if *c >= self.cfg.max_outbound_per_group {
+                        deferred.push(a);
+                        continue;
+                    }
+                    *c += 1;
+                }
+                chosen.push(a);
+            }
+            // Diversity yields only when the book offers nothing else.
+            let missing = to_dial - chosen.len();
+            chosen.extend(deferred.into_iter().take(missing));
+            for a in &chosen {
+                self.dial(*a, out);
+            }
+        }
+        if period_elapsed {
+            self.runs += 1;
+        }
+        let refresh = self.cfg.max_refresh_interval > 0
+            && self.runs.saturating_sub(self.last_refresh) >= u64::from(self.refresh_interval);
+        if book.need_more_addrs() {
+            if period_elapsed && (to_dial > 0 || refresh) {
+                let mut eligible: Vec<NodeId> = self
+                    .peers
+                    .values()
+                    .filter(|p| self.can_request(p, now))
+                    .map(|p| p.info.id)
+                    .collect();
+                eligible.sort_unstable();
+                if let Some(id) = eligible.choose(&mut self.rng).copied() {
+                    if self.request(id, now, out) {
+                        self.last_refresh = self.runs;
+                    }
+                }
+            }
+            if to_dial > 0 && chosen.is_empty() {
+                self.dial_seeds(out);
+            }
+        }
+    }
+
+    fn crawl(
+        &mut self,
+        book: &mut dyn AddressBook,
+        now: Instant,
+        wall: SystemTime,
+        out: &mut Vec<Action>,
+    ) {
+        // Disconnect peers held too long, and crawled peers that never answered.
+        let wait = self.cfg.seed_disconnect_wait;
+        let answer = self.cfg.crawl_answer_timeout;
+        let mut stale: Vec<NodeId> = self
+            .peers
+            .values()
+            .filter(|p| p.added && !p.info.persistent)
+            .filter(|p| {
+                let age = now.saturating_duration_since(p.connected_at);
+                age >= wait || (p.crawled && p.info.direction.is_outbound() && age >= answer)
+            })
+            .map(|p| p.info.id)
+            .collect();
+        stale.sort_unstable();
+        for id in stale {
+            self.peers.remove(&id);
+            out.push(Action::Disconnect { peer: id });
+        }
+        if book.is_empty() {
+            self.dial_seeds(out);
+            return;
+        }
+        let (outbound, _) = self.num_peers();
+        let mut slots = self
+            .cfg
+            .max_outbound
+            .saturating_sub(outbound + self.dialing.len());
+        for a in book.selection() {
+            if slots == 0 {
+                break;
+            }
+            let id = a.id();
+            if self
+                .crawled
+                .get(&id)
+                .is_some_and(|t| now.saturating_duration_since(*t) < MIN_TIME_BETWEEN_CRAWLS)
+            {
+                continue;
+            }
+            if self.peers.contains_key(&id) {
+                self.crawled.insert(id, now);
+                if let Some(p) = self.peers.get_mut(&id) {
+                    p.crawled = true;
+                }
+                self.request(id, now, out);
+                continue;
+            }
+            if !self.dialable(book, &a, now, wall) {
+                continue;
+            }
+            self.crawled.insert(id, now);
+            self.dial(a, out);
+            slots -= 1;
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! The PEX messages on channel `0x00` (`tendermint.p2p.Message`, PROTOCOL.md §8.1) and their
+//! typed decoding.
+
+use std::num::{NonZeroU32, NonZeroUsize};
+
+use mukan_reactor_api::{
+    ChannelDescriptor, ChannelId, NetAddress, NetAddressError, NetAddressProto,
+};
+use prost::Message as _;
+
+/// The PEX channel.
+pub const PEX_CHANNEL: ChannelId = ChannelId::PEX;
+
+/// Largest PEX message accepted: 256 bytes per address × 250 addresses (Go `maxMsgSize`).
+pub const MAX_MSG_SIZE: usize = 64_000;
+
+/// The descriptor of the PEX channel: priority 1, send queue 10, receive message capacity
+/// 64,000 bytes.
+pub fn channel_descriptor() -> ChannelDescriptor {
+    const ONE: NonZeroU32 = NonZeroU32::MIN;
+    let ten = NonZeroUsize::new(10).unwrap_or(NonZeroUsize::MIN);
+    let cap = NonZeroUsize::new(MAX_MSG_SIZE).unwrap_or(NonZeroUsize::MIN);
+    ChannelDescriptor::new(PEX_CHANNEL, ONE)
+        .with_send_queue_capacity(ten)
+        .with_recv_message_capacity(cap)
+}
+
+/// `tendermint.p2p.PexRequest {}`.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct PexRequest {}
+
+/// `tendermint.p2p.PexAddrs { repeated NetAddress addrs = 1; }`.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct PexAddrs {
+    /// The addresses, in wire form.
+    #[prost(message, repeated, tag = "1")]
+    pub addrs: Vec<NetAddressProto>,
+}
+
+/// The `sum` oneof of `tendermint.p2p.Message`.
+#[derive(Clone, PartialEq, Eq, prost::Oneof)]
+pub enum Sum {
+    /// Field 1.
+    #[prost(message, tag = "1")]
+    PexRequest(PexRequest),
+    /// Field 2.
+    #[prost(message, tag = "2")]
+    PexAddrs(PexAddrs),
+}
+
+/// `tendermint.p2p.Message`, the envelope of every PEX message.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct Message {
+    /// The message; `None` when no known field was set.
+    #[prost(oneof = "Sum", tags = "1, 2")]
+    pub sum: Option<Sum>,
+}
+
+/// A decoded, validated PEX message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PexMessage {
+    /// Asks the peer for addresses.
+    Request,
+    /// Addresses, each with a parsed ID, an IP literal and a port in `1..=65535`.
+    Addrs(Vec<NetAddress>),
+}
+
+/// Why bytes on the PEX channel are not a [`PexMessage`].
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// Larger than [`MAX_MSG_SIZE`].
+    #[error("PEX message of {0} bytes exceeds {MAX_MSG_SIZE}")]
+    TooLarge(usize),
+    /// Not a `tendermint.p2p.Message`.
+    #[error("malformed PEX message: {0}")]
+    Protobuf(#[from] prost::DecodeError),
+    /// No known field of the oneof was set (Go: unwrap fails).
+    #[error("PEX message with no content")]
+    Empty,
+    /// An address of a `PexAddrs` is unusable (Go `NetAddressesFromProto` fails; stricter
+    /// than Go for the ID and port 0).
+    #[error("invalid address #{index} in PexAddrs: {reason}")]
+    InvalidAddress {
+        /// Its position in the list.
+        index: usize,
+        /// Why.
+        reason: AddressError,
+    },
+}
+
+impl DecodeError {
+    /// Whether the error is an invalid address, for which Go bans the sender.
+    pub fn is_invalid_address(&self) -> bool {
+        matches!(self, Self::InvalidAddress { .. })
+    }
+}
+
+/// Why one wire address is unusable.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AddressError {
+    /// Bad ID, IP text or port ≥ 65536.
+    #[error(transparent)]
+    Parse(#[from] NetAddressError),
+    /// Port 0 cannot be dialed.
+    #[error("port 0")]
+    PortZero,
+}
+
+impl PexMessage {
+    /// Encodes the message (`tendermint.p2p.Message`).
+    pub fn encode(&self) -> Vec<u8> {
+        let sum = match self {
+            Self::Request => Sum::PexRequest(PexRequest {}),
+            Self::Addrs(addrs) => Sum::PexAddrs(PexAddrs {
+                addrs: addrs.iter().map(NetAddress::to_proto).collect(),
+            }),
+        };
+        Message { sum: Some(sum) }.encode_to_vec()
+    }
+
+    /// Decodes and validates bytes received on the PEX channel.
+    ///
+    /// # Errors
+    /// A [`DecodeError`]; no input panics.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        if bytes.len() > MAX_MSG_SIZE {
+            return Err(DecodeError::TooLarge(bytes.len()));
+        }
+        match Message::decode(bytes)?.sum {
+            None => Err(DecodeError::Empty),
+            Some(Sum::PexRequest(_)) => Ok(Self::Request),
+            Some(Sum::PexAddrs(list)) => list
+                .addrs
+                .iter()
+                .enumerate()
+                .map(|(index, pb)| {
+                    let addr =
+                        NetAddress::from_proto(pb).map_err(|e| DecodeError::InvalidAddress {
+                            index,
+                            reason: e.into(),
+                        })?;
+                    if addr.port() == 0 {
+                        return Err(DecodeError::InvalidAddress {
+                            index,
+                            reason: AddressError::PortZero,
+                        });
+                    }
+                    Ok(addr)
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Self::Addrs),
+        }
+    }
+}

@@ -1,0 +1,415 @@
+//! [`PexReactor`]: the tokio adapter that feeds the [`PexCore`] from the switch and executes
+//! its [`Action`]s through the [`Switch`] trait.
+
+use std::collections::HashSet;
+use std::error::Error;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use mukan_reactor_api::{
+    ChannelDescriptor, DialError, Envelope, NetAddressError, NodeId, ParsedAddress, Peer, Reactor,
+    SharedAddressBook, StopReason, Switch, TrySendError,
+};
+use parking_lot::Mutex;
+use rand::SeedableRng;
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinHandle;
+
+use crate::core::{
+    Action, CoreConfig, DEFAULT_ENSURE_PEERS_PERIOD, DEFAULT_SAVE_INTERVAL,
+    DEFAULT_SEED_DISCONNECT_WAIT, DEFAULT_VERIFIED_FRESHNESS, DialOutcome, PeerInfo, PexCore,
+};
+use crate::msg::{PEX_CHANNEL, channel_descriptor};
+
+/// Saves the address book; run on a blocking thread. The node provides it (it owns the
+/// concrete book and its path): lock, snapshot, unlock, write.
+pub type SaveCallback = Arc<dyn Fn() + Send + Sync>;
+
+/// Settings of the PEX reactor (the PEX part of CometBFT's `[p2p]` config).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct PexConfig {
+    /// `seeds`: `id@host:port` entries. Host names are resolved when the reactor starts.
+    pub seeds: Vec<String>,
+    /// `seed_mode`.
+    pub seed_mode: bool,
+    /// Ensure-peers period (Go 30 s).
+    pub ensure_peers_period: Duration,
+    /// `addr_book_strict`, for building the book ([`PexConfig::new_book`]).
+    pub strict_addr_book: bool,
+    /// Overrides the switch's `max_num_outbound_peers` when set.
+    pub max_outbound: Option<usize>,
+    /// Seed mode: disconnect peers connected longer than this (Go 28 h).
+    pub seed_disconnect_wait: Duration,
+    /// Seed mode: serve addresses verified within this first (24 h).
+    pub verified_freshness: Duration,
+    /// How often the book is saved through the [`SaveCallback`] (Go 2 min).
+    pub save_interval: Duration,
+    /// IDs of persistent peers: the switch dials them, PEX never does.
+    pub persistent_peer_ids: Vec<NodeId>,
+}
+
+impl Default for PexConfig {
+    fn default() -> Self {
+        Self {
+            seeds: Vec::new(),
+            seed_mode: false,
+            ensure_peers_period: DEFAULT_ENSURE_PEERS_PERIOD,
+            strict_addr_book: true,
+            max_outbound: None,
+            seed_disconnect_wait: DEFAULT_SEED_DISCONNECT_WAIT,
+            verified_freshness: DEFAULT_VERIFIED_FRESHNESS,
+            save_interval: DEFAULT_SAVE_INTERVAL,
+            persistent_peer_ids: Vec::new(),
+        }
+    }
+}
+
+impl PexConfig {
+    /// Parses the seed list.
+    ///
+    /// # Errors
+    /// The first entry that is not `id@host:port` (Go: "seed node configuration has error").
+    pub fn parse_seeds(&self) -> Result<Vec<ParsedAddress>, NetAddressError> {
+        self.seeds
+            .iter()
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| s.trim().parse::<ParsedAddress>())
+            .collect()
+    }
+
+    /// A fresh address book with this config's strictness.
+    pub fn new_book(&self) -> mukan_addrbook::AddrBook {
+        mukan_addrbook::AddrBook::new(
+            mukan_addrbook::Config::with_strict(self.strict_addr_book),
+            rand_chacha::ChaCha20Rng::from_entropy(),
+        )
+    }
+}
+
+struct Inner {
+    book: SharedAddressBook,
+    core: Mutex<PexCore>,
+    seeds: Vec<ParsedAddress>,
+    override_outbound: Option<usize>,
+    switch: Mutex<Option<Weak<dyn Switch>>>,
+    save: Option<SaveCallback>,
+    wake: Notify,
+    task: Mutex<Option<JoinHandle<()>>>,
+    last_save: Mutex<Option<JoinHandle<()>>>,
+    dial_slots: Mutex<Arc<Semaphore>>,
+}
+
+/// The PEX reactor (channel `0x00`). See the crate docs.
+#[derive(Clone)]
+pub struct PexReactor {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for PexReactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PexReactor").finish_non_exhaustive()
+    }
+}
+
+fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+fn peer_info(p: &dyn Peer) -> PeerInfo {
+    let self_addr = match p.node_info().net_address() {
+        Ok(ParsedAddress::Resolved(a)) => Some(a),
+        _ => None,
+    };
+    PeerInfo {
+        id: p.id(),
+        direction: p.direction(),
+        socket_addr: p.socket_addr(),
+        self_addr,
+        persistent: p.is_persistent(),
+    }
+}
+
+impl PexReactor {
+    /// A reactor over `book`; `save` persists the book (called off the async workers).
+    ///
+    /// # Errors
+    /// A seed entry that does not parse.
+    pub fn new(
+        config: PexConfig,
+        book: SharedAddressBook,
+        save: Option<SaveCallback>,
+    ) -> Result<Self, NetAddressError> {
+        let seeds = config.parse_seeds()?;
+        let resolved = seeds
+            .iter()
+            .filter_map(|s| match s {
+                ParsedAddress::Resolved(a) => Some(*a),
+                ParsedAddress::Unresolved(_) => None,
+            })
+            .collect();
+        let core_cfg = CoreConfig {
+            seed_mode: config.seed_mode,
+            seeds: resolved,
+            ensure_peers_period: config.ensure_peers_period,
+            seed_disconnect_wait: config.seed_disconnect_wait,
+            verified_freshness: config.verified_freshness,
+            save_interval: config.save_interval,
+            request_spacing: config.ensure_peers_period / 2,
+            persistent_ids: config
+                .persistent_peer_ids
+                .iter()
+                .copied()
+                .collect::<HashSet<_>>(),
+            ..CoreConfig::default()
+        };
+        let core = PexCore::new(core_cfg, rand_chacha::ChaCha20Rng::from_entropy());
+        Ok(Self {
+            inner: Arc::new(Inner {
+                book,
+                core: Mutex::new(core),
+                seeds,
+                override_outbound: config.max_outbound,
+                switch: Mutex::new(None),
+                save,
+                wake: Notify::new(),
+                task: Mutex::new(None),
+                last_save: Mutex::new(None),
+                dial_slots: Mutex::new(Arc::new(Semaphore::new(10))),
+            }),
+        })
+    }
+
+    /// Waits for the last save started (e.g. by `on_stop`) to finish.
+    pub async fn wait_saved(&self) {
+        let h = self.inner.last_save.lock().take();
+        if let Some(h) = h {
+            let _ = h.await;
+        }
+    }
+
+    /// The policy core (for inspection).
+    pub fn with_core<T>(&self, f: impl FnOnce(&PexCore) -> T) -> T {
+        f(&self.inner.core.lock())
+    }
+}
+
+impl Inner {
+    fn switch(&self) -> Option<Arc<dyn Switch>> {
+        self.switch.lock().as_ref().and_then(Weak::upgrade)
+    }
+
+    /// Runs `f` on the core with the book locked (short, never across an await); locks in
+    /// the order core → book everywhere.
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut PexCore, &mut dyn mukan_reactor_api::AddressBook) -> T,
+    ) -> T {
+        let mut core = self.core.lock();
+        let mut book = self.book.lock();
+        f(&mut core, &mut *book)
+    }
+
+    fn execute(self: &Arc<Self>, actions: Vec<Action>) {
+        if actions.is_empty() {
+            return;
+        }
+        let sw = self.switch();
+        for action in actions {
+            match action {
+                Action::Send { peer, message } => {
+                    let Some(p) = sw.as_ref().and_then(|s| s.peer(&peer)) else {
+                        self.core.lock().send_failed(&peer, &message);
+                        continue;
+                    };
+                    let bytes = Bytes::from(message.encode());
+                    match p.try_send(PEX_CHANNEL, bytes.clone()) {
+                        Ok(()) => {}
+                        Err(TrySendError::Full) => {
+                            let this = self.clone();
+                            spawn(async move {
+                                if p.send(PEX_CHANNEL, bytes).await.is_err() {
+                                    this.core.lock().send_failed(&peer, &message);
+                                }
+                            });
+                        }
+                        Err(_) => self.core.lock().send_failed(&peer, &message),
+                    }
+                }
+                Action::StopPeer { peer, reason, .. } => {
+                    if let Some(s) = &sw {
+                        s.stop_peer_for_error(&peer, Box::new(reason));
+                    }
+                }
+                Action::Disconnect { peer } => {
+                    if let Some(s) = &sw {
+                        s.stop_peer_gracefully(&peer);
+                    }
+                }
+                Action::Dial { addr } => {
+                    let Some(s) = sw.clone() else {
+                        continue;
+                    };
+                    let this = self.clone();
+                    let slots = self.dial_slots.lock().clone();
+                    let spawned = spawn(async move {
+                        let outcome = match slots.acquire_owned().await {
+                            Ok(_permit) => match s.dial_peer_with_address(addr).await {
+                                Ok(()) => DialOutcome::Connected,
+                                Err(DialError::AlreadyDialingOrConnected(_)) => {
+                                    DialOutcome::AlreadyConnected
+                                }
+                                Err(_) => DialOutcome::Failed,
+                            },
+                            Err(_) => DialOutcome::Failed,
+                        };
+                        let acts = this.with(|c, b| {
+                            c.dial_finished(b, addr, outcome, now(), SystemTime::now())
+                        });
+                        this.execute(acts);
+                    });
+                    if !spawned {
+                        let acts = self.with(|c, b| {
+                            c.dial_finished(b, addr, DialOutcome::Failed, now(), SystemTime::now())
+                        });
+                        self.execute(acts);
+                    }
+                }
+                Action::SaveBook => {
+                    if let Some(save) = self.save.clone() {
+                        if let Ok(h) = tokio::runtime::Handle::try_current() {
+                            *self.last_save.lock() = Some(h.spawn_blocking(move || save()));
+                        } else {
+                            save();
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Spawns on the current runtime; `false` when there is none.
+fn spawn(fut: impl Future<Output = ()> + Send + 'static) -> bool {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) => {
+            drop(h.spawn(fut));
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+async fn run(inner: Weak<Inner>) {
+    // Resolve seed host names once at start (without blocking a worker).
+    let Some(this) = inner.upgrade() else {
+        return;
+    };
+    let mut seeds = Vec::new();
+    for s in &this.seeds {
+        match s {
+            ParsedAddress::Resolved(a) => seeds.push(*a),
+            ParsedAddress::Unresolved(u) => {
+                let lookup = tokio::time::timeout(
+                    Duration::from_secs(5),
+                    tokio::net::lookup_host(u.host_port()),
+                )
+                .await;
+                if let Ok(Ok(mut addrs)) = lookup {
+                    if let Some(sa) = addrs.next() {
+                        seeds.push(u.with_ip(sa.ip()));
+                    }
+                }
+            }
+        }
+    }
+    let acts = this.with(|c, b| {
+        c.set_seeds(seeds);
+        c.start(b, now(), SystemTime::now())
+    });
+    this.execute(acts);
+    drop(this);
+    loop {
+        let Some(this) = inner.upgrade() else {
+            return;
+        };
+        let deadline = this.core.lock().next_deadline();
+        let Some(deadline) = deadline else {
+            return;
+        };
+        let sleep = tokio::time::sleep_until(tokio::time::Instant::from_std(deadline));
+        tokio::select! {
+            () = sleep => {}
+            () = this.wake.notified() => {}
+        }
+        let acts = this.with(|c, b| c.tick(b, now(), SystemTime::now()));
+        this.execute(acts);
+    }
+}
+
+impl Reactor for PexReactor {
+    fn channels(&self) -> Vec<ChannelDescriptor> {
+        vec![channel_descriptor()]
+    }
+
+    fn set_switch(&self, switch: Weak<dyn Switch>) {
+        *self.inner.switch.lock() = Some(switch);
+    }
+
+    fn on_start(&self) {
+        let inner = &self.inner;
+        if let Some(sw) = inner.switch() {
+            let max = inner
+                .override_outbound
+                .unwrap_or_else(|| sw.max_num_outbound_peers());
+            let ours = sw.net_address();
+            let mut core = inner.core.lock();
+            core.set_max_outbound(max);
+            core.set_our_address(ours);
+            *inner.dial_slots.lock() = Arc::new(Semaphore::new(max.max(1)));
+        }
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let task = handle.spawn(run(Arc::downgrade(inner)));
+        if let Some(old) = inner.task.lock().replace(task) {
+            old.abort();
+        }
+    }
+
+    fn on_stop(&self) {
+        if let Some(task) = self.inner.task.lock().take() {
+            task.abort();
+        }
+        let acts = self.inner.core.lock().stop();
+        self.inner.execute(acts);
+    }
+
+    fn init_peer(&self, peer: &Arc<dyn Peer>) {
+        let _ = peer;
+    }
+
+    fn add_peer(&self, peer: &Arc<dyn Peer>) {
+        let info = peer_info(peer.as_ref());
+        let acts = self
+            .inner
+            .with(|c, b| c.peer_added(b, info, now(), SystemTime::now()));
+        self.inner.execute(acts);
+    }
+
+    fn remove_peer(&self, peer: &Arc<dyn Peer>, reason: &StopReason) {
+        let _ = reason;
+        self.inner.core.lock().peer_removed(&peer.id());
+    }
+
+    fn receive(&self, envelope: Envelope) -> Result<(), Box<dyn Error + Send + Sync>> {
+        let info = peer_info(envelope.src.as_ref());
+        let acts = self
+            .inner
+            .with(|c, b| c.receive(b, &info, &envelope.message, now(), SystemTime::now()));
+        drop(envelope);
+        self.inner.execute(acts);
+        Ok(())
+    }
+}
