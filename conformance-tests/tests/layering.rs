@@ -31,10 +31,7 @@ const DEV_EXTRA: &[(&str, &[&str])] = &[
     // The mconn benchmarks run over a real secret stream.
     ("mukan-mconn", &["mukan-secret-conn", "mukan-node-key"]),
     ("mukan-addrbook", &["mukan-node-key"]),
-    (
-        "mukan-switch",
-        &["mukan-transport", "mukan-node-key", "mukan-mconn"],
-    ),
+    ("mukan-switch", &["mukan-transport", "mukan-node-key"]),
     ("mukan-pex", &["mukan-addrbook", "mukan-node-key"]),
 ];
 

@@ -12,19 +12,21 @@ use std::collections::HashMap;
 use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
+use mukan_addrbook::{AddrBook, Config as AddrBookConfig};
 use mukan_conformance_tests::consensus;
 use mukan_node_key::{NodeId, NodeKey};
+use mukan_pex::{PexConfig, PexReactor, SaveCallback};
 use std::future::Future;
 use std::pin::Pin;
 
 use mukan_reactor_api::{
-    ChannelDescriptor, ChannelId, DialError, Envelope, ManagedPeer, NetAddress, NodeInfo, Other,
-    Peer, PeerConfig, ProtocolVersion, Reactor, RecvLease, RejectReason, StopReason,
-    Switch as SwitchApi, Transport, TransportError,
+    AddressBook, ChannelDescriptor, ChannelId, DialError, Envelope, ManagedPeer, NetAddress,
+    NodeInfo, Other, Peer, PeerConfig, ProtocolVersion, Reactor, RecvLease, RejectReason,
+    SharedAddressBook, StopReason, Switch as SwitchApi, Transport, TransportError,
 };
 use mukan_switch::{Builder, Switch};
 use mukan_transport::{TcpTransport, UpgradeError};
@@ -91,6 +93,12 @@ struct Cfg {
     flush_throttle: Duration,
     max_inbound: usize,
     max_outbound: usize,
+    addrbook: Option<PathBuf>,
+    pex: bool,
+    seed_mode: bool,
+    seeds: Vec<String>,
+    addr_book_strict: bool,
+    mark_good: bool,
 }
 
 impl Cfg {
@@ -128,6 +136,12 @@ impl Cfg {
             flush_throttle: Duration::from_millis(100),
             max_inbound: 40,
             max_outbound: 10,
+            addrbook: None,
+            pex: false,
+            seed_mode: false,
+            seeds: Vec::new(),
+            addr_book_strict: false,
+            mark_good: false,
         };
         let mut it = args.iter().peekable();
         if it.peek().map(|s| s.as_str()) == Some("show-id") {
@@ -144,7 +158,12 @@ impl Cfg {
             };
             let bool_flag = matches!(
                 name,
-                "quiet-echo" | "allow-duplicate-ip" | "pex" | "seed-mode"
+                "quiet-echo"
+                    | "allow-duplicate-ip"
+                    | "pex"
+                    | "seed-mode"
+                    | "addr-book-strict"
+                    | "mark-good"
             );
             let value = if bool_flag {
                 inline.unwrap_or_else(|| "true".into())
@@ -190,22 +209,32 @@ impl Cfg {
                 "echo-peer" => cfg.echo_peer = Some(value),
                 "echo-timeout" => cfg.echo_timeout = parse_duration(&value)?,
                 "echo-connect-timeout" => cfg.echo_connect_timeout = parse_duration(&value)?,
-                "pex" | "seed-mode" => {
-                    if boolean(&value)? {
-                        return Err(format!("--{name} is not supported yet (no PEX crate)"));
-                    }
-                }
-                // Accepted for flag compatibility with gopeer; no effect here.
+                "pex" => cfg.pex = boolean(&value)?,
+                "seed-mode" => cfg.seed_mode = boolean(&value)?,
+                "seeds" => cfg.seeds = split_list(&value),
+                "addrbook" => cfg.addrbook = Some(value.into()),
+                "addr-book-strict" => cfg.addr_book_strict = boolean(&value)?,
+                "mark-good" => cfg.mark_good = boolean(&value)?,
                 "send-rate" => cfg.send_rate = num(&value)?,
                 "recv-rate" => cfg.recv_rate = num(&value)?,
                 "flush-throttle" => cfg.flush_throttle = parse_duration(&value)?,
                 "max-inbound" => cfg.max_inbound = num(&value)? as usize,
                 "max-outbound" => cfg.max_outbound = num(&value)? as usize,
-                "log-level" | "addrbook" | "seeds" => {}
+                // Accepted for flag compatibility with gopeer; no effect here.
+                "log-level" => {}
                 _ => return Err(format!("unknown flag --{name}")),
             }
         }
+        if cfg.seed_mode && !cfg.pex {
+            return Err("--seed-mode needs --pex".into());
+        }
         Ok(cfg)
+    }
+
+    fn addrbook_file(&self) -> PathBuf {
+        self.addrbook
+            .clone()
+            .unwrap_or_else(|| self.home.join("config").join("addrbook.json"))
     }
 
     fn key_file(&self) -> PathBuf {
@@ -287,6 +316,84 @@ struct Node {
     ev: Events,
     switch: Arc<Switch<EventTransport>>,
     echo: Arc<EchoReactor>,
+    /// With `--pex`: the PEX reactor and its address book.
+    pex: Option<Pex>,
+}
+
+/// The PEX reactor (`--pex`) and the address book it shares with the switch.
+struct Pex {
+    reactor: PexReactor,
+    book: Arc<Mutex<AddrBook>>,
+    path: PathBuf,
+}
+
+impl Pex {
+    /// Loads (or starts) the book at `--addrbook` and builds the reactor over it.
+    fn new(cfg: &Cfg) -> Result<Self, String> {
+        let path = cfg.addrbook_file();
+        let mut book = AddrBook::new(
+            AddrBookConfig::with_strict(cfg.addr_book_strict),
+            rand_chacha::ChaCha8Rng::from_entropy(),
+        );
+        book.load(&path, SystemTime::now())
+            .map_err(|e| format!("address book {}: {e}", path.display()))?;
+        let book = Arc::new(Mutex::new(book));
+        let save: SaveCallback = {
+            let (book, path) = (book.clone(), path.clone());
+            Arc::new(move || {
+                let _ = save_book(&book, &path);
+            })
+        };
+        let mut pc = PexConfig::default();
+        pc.seeds = cfg.seeds.clone();
+        pc.seed_mode = cfg.seed_mode;
+        pc.strict_addr_book = cfg.addr_book_strict;
+        pc.persistent_peer_ids = cfg
+            .persistent
+            .iter()
+            .filter_map(|s| s.split_once('@').and_then(|(id, _)| id.parse().ok()))
+            .collect();
+        let shared: SharedAddressBook = book.clone();
+        let reactor =
+            PexReactor::new(pc, shared, Some(save)).map_err(|e| format!("--seeds: {e}"))?;
+        Ok(Self {
+            reactor,
+            book,
+            path,
+        })
+    }
+
+    fn size(&self) -> usize {
+        self.book.lock().size()
+    }
+}
+
+/// Writes the book atomically (a temporary file, then rename); the lock is held only to
+/// encode it.
+fn save_book(book: &Mutex<AddrBook>, path: &std::path::Path) -> std::io::Result<()> {
+    let json = book.lock().to_json();
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(".addrbook.json.tmp");
+    std::fs::write(&tmp, &json)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Prints `addrbook` with the book's size whenever it changes (checked every 200 ms).
+async fn watch_book(node: Arc<Node>) {
+    let Some(pex) = &node.pex else {
+        return;
+    };
+    let mut last = None;
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        tick.tick().await;
+        let n = pex.size();
+        if last != Some(n) {
+            last = Some(n);
+            node.ev.emit("addrbook", kv!["size" => n]);
+        }
+    }
 }
 
 async fn run(cfg: Cfg) -> ExitCode {
@@ -328,9 +435,10 @@ async fn run(cfg: Cfg) -> ExitCode {
             "channels" => hex::encode(node.switch.channel_ids().iter().map(|c| c.0).collect::<Vec<u8>>()),
             "p2p_version" => cfg.p2p_version,
             "block_version" => cfg.block_version,
-            "pex" => false,
-            "seed_mode" => false,
+            "pex" => cfg.pex,
+            "seed_mode" => cfg.seed_mode,
             "key_file" => key_file.display().to_string(),
+            "addrbook_file" => if cfg.pex { cfg.addrbook_file().display().to_string() } else { String::new() },
             "impl" => "rust",
         ],
     );
@@ -338,6 +446,7 @@ async fn run(cfg: Cfg) -> ExitCode {
         ev.emit("error", kv!["error" => e.to_string()]);
         return ExitCode::from(2);
     }
+    let watcher = tokio::spawn(watch_book(node.clone()));
     // Persistent peers: dialed at once (the switch's dial randomizer is zero here), then
     // redialed by the switch on Go's schedule.
     node.switch.dial_persistent_peers();
@@ -377,6 +486,27 @@ async fn run(cfg: Cfg) -> ExitCode {
     // Ordered stop: no more accepts or dials, every peer flushed (bounded) and removed from
     // the reactors, then the reactors stopped.
     node.switch.stop().await;
+    watcher.abort();
+    if let Some(pex) = &node.pex {
+        // The reactor's own last save (started at its stop), then ours, reported.
+        pex.reactor.wait_saved().await;
+        let (book, path) = (pex.book.clone(), pex.path.clone());
+        let saved = tokio::task::spawn_blocking(move || save_book(&book, &path)).await;
+        match saved {
+            Ok(Ok(())) => ev.emit(
+                "addrbook_saved",
+                kv!["path" => pex.path.display().to_string(), "size" => pex.size()],
+            ),
+            Ok(Err(e)) => ev.emit(
+                "error",
+                kv!["error" => format!("saving the address book: {e}")],
+            ),
+            Err(e) => ev.emit(
+                "error",
+                kv!["error" => format!("saving the address book: {e}")],
+            ),
+        }
+    }
     ev.emit("stopped", &[]);
     code
 }
@@ -384,6 +514,7 @@ async fn run(cfg: Cfg) -> ExitCode {
 /// The echo reactor, the transport (listening) and the switch over it.
 async fn build(cfg: &Cfg, ev: &Events, key: Arc<NodeKey>) -> Result<Arc<Node>, String> {
     let echo = Arc::new(EchoReactor::new(cfg, ev.clone()));
+    let pex = if cfg.pex { Some(Pex::new(cfg)?) } else { None };
     let mut sconfig = mukan_switch::Config::default();
     sconfig.persistent_peers = cfg.persistent.clone();
     sconfig.max_num_inbound_peers = cfg.max_inbound;
@@ -395,6 +526,12 @@ async fn build(cfg: &Cfg, ev: &Events, key: Arc<NodeKey>) -> Result<Arc<Node>, S
     builder
         .add_reactor(ECHO_REACTOR, echo.clone())
         .map_err(|e| e.to_string())?;
+    // After the echo reactor, as gopeer (and a Go node) list the PEX channel last.
+    if let Some(pex) = &pex {
+        builder
+            .add_reactor(PEX_REACTOR, Arc::new(pex.reactor.clone()))
+            .map_err(|e| e.to_string())?;
+    }
 
     let listen_addr = if cfg.external_address.is_empty() {
         cfg.listen.clone()
@@ -438,12 +575,17 @@ async fn build(cfg: &Cfg, ev: &Events, key: Arc<NodeKey>) -> Result<Arc<Node>, S
         ev: ev.clone(),
         local_addr,
     };
+    if let Some(pex) = &pex {
+        let shared: SharedAddressBook = pex.book.clone();
+        builder = builder.address_book(shared);
+    }
     let switch = builder.build(transport).map_err(|e| e.to_string())?;
     Ok(Arc::new(Node {
         cfg: cfg.clone(),
         ev: ev.clone(),
         switch,
         echo,
+        pex,
     }))
 }
 
@@ -461,6 +603,11 @@ async fn dial_once(node: Arc<Node>, addr: NetAddress) {
             transport.cleanup(&*peer);
         }
         return;
+    }
+    if let Some(pex) = &node.pex {
+        // As a node's DialPeersAsync (and gopeer) do: the dialed address goes into the book.
+        let ours = SwitchApi::net_address(&*node.switch);
+        let _ = pex.book.lock().add_address(addr, ours, SystemTime::now());
     }
     let (reason, error) = match SwitchApi::dial_peer_with_address(&*node.switch, addr).await {
         // Transport errors were reported by the transport wrapper.
@@ -544,6 +691,8 @@ async fn terminate() {
 
 /// The echo reactor's name in the switch.
 const ECHO_REACTOR: &str = "ECHO";
+/// The PEX reactor's name in the switch (Go's).
+const PEX_REACTOR: &str = "PEX";
 
 /// Messages waiting to be echoed, per peer.
 const ECHO_QUEUE_MESSAGES: usize = 100_000;
@@ -562,6 +711,9 @@ struct EchoReactor {
     descriptors: Vec<ChannelDescriptor>,
     echo_channel: ChannelId,
     quiet_echo: bool,
+    /// `--mark-good`: every added peer is marked good in the book (through the switch).
+    mark_good: bool,
+    switch: Mutex<Option<Weak<dyn SwitchApi>>>,
     peers: Mutex<HashMap<NodeId, Arc<EchoPeer>>>,
     /// Echo-client role: the messages coming back from the target peer.
     client: Mutex<Option<ClientTap>>,
@@ -608,6 +760,8 @@ impl EchoReactor {
             descriptors,
             echo_channel: echo,
             quiet_echo: cfg.quiet_echo,
+            mark_good: cfg.mark_good,
+            switch: Mutex::new(None),
             peers: Mutex::new(HashMap::new()),
             client: Mutex::new(None),
             first_peer,
@@ -656,6 +810,10 @@ fn is_power_of_ten(mut n: u64) -> bool {
 impl Reactor for EchoReactor {
     fn channels(&self) -> Vec<ChannelDescriptor> {
         self.descriptors.clone()
+    }
+
+    fn set_switch(&self, switch: Weak<dyn SwitchApi>) {
+        *self.switch.lock() = Some(switch);
     }
 
     fn init_peer(&self, peer: &Arc<dyn Peer>) {
@@ -718,6 +876,12 @@ impl Reactor for EchoReactor {
                 "remote_addr" => peer.socket_addr().dial_string(),
             ],
         );
+        if self.mark_good {
+            let switch = self.switch.lock().as_ref().and_then(Weak::upgrade);
+            if let Some(switch) = switch {
+                switch.mark_peer_as_good(&id);
+            }
+        }
         self.first_peer.send_if_modified(|first| {
             if first.is_none() {
                 *first = Some(id);
