@@ -1,39 +1,182 @@
-//! `mukan-p2p`: the Mukan P2P program.
+//! `mukan-p2p`: a CometBFT-compatible p2p node, seed and crawler.
 //!
-//! Today it runs a local network on loopback (the default): several nodes, each with its own
-//! node key, a TCP transport and MConnection, connect to each other (secret connection,
-//! `NodeInfo` exchange and checks), exchange messages on a demo channel, and report what
-//! happened. The full node with a switch, PEX and a CometBFT home directory follows the
-//! switch and PEX crates.
+//! Commands: `init`, `start`, `seed`, `crawl`, `testnet` (the default), `show-node-id`,
+//! `version`. The node reads a CometBFT home (`config/config.toml`, `config/node_key.json`,
+//! `config/genesis.json`, `config/addrbook.json`); CometBFT's flags override the file.
 
+mod config;
+mod crawl;
+mod home;
+mod http;
+mod logging;
+mod meter;
+mod metrics;
+mod rpc;
+mod run;
 mod testnet;
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-const USAGE: &str = "\
-usage: mukan-p2p [testnet] [--nodes N] [--messages M] [--size BYTES]
-       mukan-p2p show-node-id --key PATH
+use clap::{Args, Parser, Subcommand};
 
-testnet (default)  run N nodes on 127.0.0.1 (default 4), fully connected, each sending M
-                   messages (default 100) of BYTES bytes (default 1024) to every peer;
-                   exits 0 when every message arrived intact
-show-node-id       print the node ID of a CometBFT node_key.json";
+use crate::config::{ConfigError, Overrides};
+
+/// The version this program reports (`version`, `NodeInfo.version`, `/status`).
+pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "mukan-p2p",
+    version,
+    about = "A CometBFT-compatible p2p node, seed and crawler",
+    long_about = "A CometBFT-compatible p2p node, seed and crawler.\n\n\
+        Without a command it runs `testnet`: a local network on loopback."
+)]
+struct Cli {
+    /// Home directory (default: $CMTHOME, else ~/.cometbft).
+    #[arg(long, global = true, value_name = "DIR")]
+    home: Option<PathBuf>,
+    /// Log level as CometBFT spells it: "info", "debug", "p2p:debug,*:error".
+    #[arg(long = "log_level", global = true, value_name = "LEVEL")]
+    log_level: Option<String>,
+    /// Log format: "plain" or "json".
+    #[arg(long = "log_format", global = true, value_name = "FORMAT")]
+    log_format: Option<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create a home directory: config.toml, node_key.json, genesis.json (with --chain-id).
+    /// Existing files are never overwritten.
+    Init {
+        /// Chain ID for a new genesis.json (written only when there is none).
+        #[arg(long = "chain-id", value_name = "ID")]
+        chain_id: Option<String>,
+        /// The node's name.
+        #[arg(long)]
+        moniker: Option<String>,
+    },
+    /// Run the node: switch, PEX and address book from the home directory.
+    Start(NodeFlags),
+    /// Run the node as a seed (`start --p2p.seed_mode`).
+    Seed(NodeFlags),
+    /// Crawl a network over the p2p protocol (handshake + PEX) and report every node.
+    Crawl {
+        /// Where to start: id@host:port, separated by commas.
+        #[arg(long, value_name = "LIST")]
+        seeds: String,
+        /// The chain ID the nodes must be on (default: the network of the first node reached).
+        #[arg(long = "chain-id", value_name = "ID")]
+        chain_id: Option<String>,
+        /// How long to crawl, as a Go duration ("30s", "2m").
+        #[arg(long, default_value = "30s", value_name = "DURATION")]
+        timeout: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a local network on loopback (temporary homes), show it converge, then exit.
+    Testnet {
+        /// How many nodes besides the seed.
+        #[arg(long, default_value_t = 4)]
+        nodes: usize,
+        /// Give up (exit 1) if the network has not converged after this long.
+        #[arg(long, default_value = "60s", value_name = "DURATION")]
+        timeout: String,
+    },
+    /// Print this node's ID (from the home's node key).
+    ShowNodeId,
+    /// Print the version.
+    Version,
+}
+
+/// CometBFT's flags for `start` and `seed`; each overrides the file.
+#[derive(Args, Debug, Default, Clone)]
+struct NodeFlags {
+    /// The node's name.
+    #[arg(long)]
+    moniker: Option<String>,
+    /// Where to accept peers, e.g. tcp://0.0.0.0:26656.
+    #[arg(long = "p2p.laddr", value_name = "ADDR")]
+    p2p_laddr: Option<String>,
+    /// The address peers should dial.
+    #[arg(long = "p2p.external-address", value_name = "ADDR")]
+    p2p_external_address: Option<String>,
+    /// Seed nodes, id@host:port separated by commas.
+    #[arg(long = "p2p.seeds", value_name = "LIST")]
+    p2p_seeds: Option<String>,
+    /// Persistent peers, id@host:port separated by commas.
+    #[arg(long = "p2p.persistent_peers", value_name = "LIST")]
+    p2p_persistent_peers: Option<String>,
+    /// Node IDs exempt from the peer limits.
+    #[arg(long = "p2p.unconditional_peer_ids", value_name = "IDS")]
+    p2p_unconditional_peer_ids: Option<String>,
+    /// Node IDs whose addresses are never shared.
+    #[arg(long = "p2p.private_peer_ids", value_name = "IDS")]
+    p2p_private_peer_ids: Option<String>,
+    /// Exchange addresses with peers (PEX).
+    #[arg(long = "p2p.pex", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    p2p_pex: Option<bool>,
+    /// Run as a seed.
+    #[arg(long = "p2p.seed_mode", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    p2p_seed_mode: Option<bool>,
+    /// Where the RPC (/status, /net_info, /peers) listens.
+    #[arg(long = "rpc.laddr", value_name = "ADDR")]
+    rpc_laddr: Option<String>,
+}
+
+impl NodeFlags {
+    fn overrides(&self, log_level: Option<String>, log_format: Option<String>) -> Overrides {
+        Overrides {
+            moniker: self.moniker.clone(),
+            p2p_laddr: self.p2p_laddr.clone(),
+            p2p_external_address: self.p2p_external_address.clone(),
+            p2p_seeds: self.p2p_seeds.clone(),
+            p2p_persistent_peers: self.p2p_persistent_peers.clone(),
+            p2p_unconditional_peer_ids: self.p2p_unconditional_peer_ids.clone(),
+            p2p_private_peer_ids: self.p2p_private_peer_ids.clone(),
+            p2p_pex: self.p2p_pex,
+            p2p_seed_mode: self.p2p_seed_mode,
+            rpc_laddr: self.rpc_laddr.clone(),
+            log_level,
+            log_format,
+        }
+    }
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let (command, rest) = match args.first().map(String::as_str) {
-        Some(c) if !c.starts_with('-') => (c.to_owned(), &args[1..]),
-        _ => ("testnet".to_owned(), &args[..]),
-    };
-    let result = match command.as_str() {
-        "testnet" => parse_testnet(rest).and_then(run_testnet),
-        "show-node-id" => show_node_id(rest),
-        "help" | "--help" | "-h" => {
-            println!("{USAGE}");
+    let cli = Cli::parse();
+    let home = cli.home.clone().unwrap_or_else(home::default_home);
+    let result = match cli.command {
+        None => run_testnet(4, "60s", &cli.log_level, &cli.log_format),
+        Some(Command::Testnet { nodes, timeout }) => {
+            run_testnet(nodes, &timeout, &cli.log_level, &cli.log_format)
+        }
+        Some(Command::Init { chain_id, moniker }) => init(&home, chain_id, moniker),
+        Some(Command::Start(flags)) => start(&home, &flags, cli.log_level, cli.log_format, false),
+        Some(Command::Seed(flags)) => start(&home, &flags, cli.log_level, cli.log_format, true),
+        Some(Command::Crawl {
+            seeds,
+            chain_id,
+            timeout,
+            json,
+        }) => crawl(
+            &seeds,
+            chain_id,
+            &timeout,
+            json,
+            &cli.log_level,
+            &cli.log_format,
+        ),
+        Some(Command::ShowNodeId) => show_node_id(&home),
+        Some(Command::Version) => {
+            println!("{VERSION}");
             Ok(())
         }
-        other => Err(format!("unknown command {other:?}\n{USAGE}")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -44,55 +187,236 @@ fn main() -> ExitCode {
     }
 }
 
-fn flag_value(args: &[String], i: &mut usize, name: &str) -> Result<String, String> {
-    *i += 1;
-    args.get(*i)
-        .cloned()
-        .ok_or_else(|| format!("{name} needs a value"))
+/// Logging for the commands that do not read a home (testnet, crawl).
+fn plain_logging(
+    level: &Option<String>,
+    format: &Option<String>,
+    default: &str,
+) -> Result<(), String> {
+    let spec = level.as_deref().unwrap_or(default);
+    let format = match format.as_deref() {
+        None | Some("plain") => config::LogFormat::Plain,
+        Some("json") => config::LogFormat::Json,
+        Some(other) => {
+            return Err(format!(
+                "--log_format: {other:?}: expected \"plain\" or \"json\""
+            ));
+        }
+    };
+    logging::init(spec, format).map_err(|e| format!("--log_level: {e}"))
 }
 
-fn parse_testnet(args: &[String]) -> Result<testnet::Options, String> {
-    let mut opts = testnet::Options::default();
-    let mut i = 0;
-    while i < args.len() {
-        let name = args[i].as_str();
-        let number = |v: String| v.parse::<usize>().map_err(|e| format!("{name}: {e}"));
-        match name {
-            "--nodes" => opts.nodes = number(flag_value(args, &mut i, name)?)?,
-            "--messages" => opts.messages = number(flag_value(args, &mut i, name)?)?,
-            "--size" => opts.size = number(flag_value(args, &mut i, name)?)?,
-            _ => return Err(format!("unknown flag {name}\n{USAGE}")),
-        }
-        i += 1;
-    }
-    if !(2..=64).contains(&opts.nodes) {
+fn run_testnet(
+    nodes: usize,
+    timeout: &str,
+    level: &Option<String>,
+    format: &Option<String>,
+) -> Result<(), String> {
+    plain_logging(level, format, "error")?;
+    if !(2..=64).contains(&nodes) {
         return Err("--nodes must be between 2 and 64".into());
     }
-    if opts.size > 1 << 20 {
-        return Err("--size must be at most 1 MiB".into());
-    }
-    Ok(opts)
-}
-
-fn run_testnet(opts: testnet::Options) -> Result<(), String> {
+    let timeout = config::parse_go_duration(timeout).map_err(|e| format!("--timeout: {e}"))?;
+    let opts = testnet::Options {
+        nodes,
+        timeout,
+        ..testnet::Options::default()
+    };
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     let report = runtime.block_on(async {
-        tokio::time::timeout(Duration::from_secs(120), testnet::run(opts))
+        // The run gives up at `timeout`; this bounds the stopping too.
+        tokio::time::timeout(timeout + Duration::from_secs(60), testnet::run(opts))
             .await
-            .map_err(|_| "the local network did not finish within 120 s".to_owned())?
+            .map_err(|_| "the local network did not stop in time".to_owned())?
     })?;
     println!("{report}");
     Ok(())
 }
 
-fn show_node_id(args: &[String]) -> Result<(), String> {
-    let [flag, path] = args else {
-        return Err(format!("show-node-id needs --key PATH\n{USAGE}"));
-    };
-    if flag != "--key" {
-        return Err(format!("unknown flag {flag}\n{USAGE}"));
+fn init(home: &Path, chain_id: Option<String>, moniker: Option<String>) -> Result<(), String> {
+    let moniker = moniker.unwrap_or_else(config::default_moniker);
+    if moniker.trim().is_empty() || !moniker.bytes().all(|b| (32..=126).contains(&b)) {
+        return Err(format!(
+            "--moniker {moniker:?}: must be non-empty printable ASCII"
+        ));
     }
-    let key = mukan_node_key::NodeKey::load(path).map_err(|e| e.to_string())?;
+    for outcome in home::init(home, &moniker, chain_id.as_deref())? {
+        match outcome {
+            home::Outcome::Created(p) => println!("created {}", p.display()),
+            home::Outcome::Kept(p) => println!("kept existing {}", p.display()),
+            home::Outcome::Skipped(p) => println!(
+                "no {} written: pass --chain-id ID, or copy the chain's genesis file there",
+                p.display()
+            ),
+        }
+    }
+    Ok(())
+}
+
+fn show_node_id(home: &Path) -> Result<(), String> {
+    let loaded =
+        config::load(&home::config_path(home), &Overrides::default()).map_err(|e| e.to_string())?;
+    let key = home::node_key(&config::rootify(home, &loaded.config.node_key_file))
+        .map_err(|e| e.to_string())?;
     println!("{}", key.node_id());
     Ok(())
+}
+
+fn start(
+    home: &Path,
+    flags: &NodeFlags,
+    log_level: Option<String>,
+    log_format: Option<String>,
+    seed: bool,
+) -> Result<(), String> {
+    let mut flags = flags.clone();
+    if seed {
+        flags.p2p_seed_mode = Some(true);
+    }
+    let setup =
+        load_node(home, &flags.overrides(log_level, log_format)).map_err(|e| e.to_string())?;
+    logging::init(&setup.config.log_level, setup.config.log_format)
+        .map_err(|e| format!("log_level: {e}"))?;
+    if !setup.ignored.is_empty() {
+        tracing::warn!(
+            target: "mukan_p2p",
+            "{}: ignoring what a p2p node does not use: {}",
+            home::config_path(home).display(),
+            setup.ignored.join(", ")
+        );
+    }
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    let signals = {
+        let _guard = runtime.enter();
+        run::Signals::install().map_err(|e| format!("cannot install signal handlers: {e}"))?
+    };
+    runtime.block_on(run::run_until(&setup, signals.wait()))
+}
+
+/// Everything `start` reads from a home, checked before anything is started or written.
+pub(crate) struct NodeSetup {
+    pub(crate) home: PathBuf,
+    pub(crate) config: config::Config,
+    pub(crate) ignored: Vec<String>,
+    pub(crate) key: std::sync::Arc<mukan_node_key::NodeKey>,
+    pub(crate) chain_id: String,
+}
+
+/// Reads config.toml (with flags applied), the node key and the chain ID. Writes nothing.
+pub(crate) fn load_node(home: &Path, overrides: &Overrides) -> Result<NodeSetup, ConfigError> {
+    let loaded = config::load(&home::config_path(home), overrides)?;
+    let key = std::sync::Arc::new(home::node_key(&config::rootify(
+        home,
+        &loaded.config.node_key_file,
+    ))?);
+    let chain_id = home::chain_id(&config::rootify(home, &loaded.config.genesis_file))?;
+    Ok(NodeSetup {
+        home: home.to_owned(),
+        config: loaded.config,
+        ignored: loaded.ignored,
+        key,
+        chain_id,
+    })
+}
+
+fn crawl(
+    seeds: &str,
+    chain_id: Option<String>,
+    timeout: &str,
+    json: bool,
+    level: &Option<String>,
+    format: &Option<String>,
+) -> Result<(), String> {
+    plain_logging(level, format, "error")?;
+    let timeout = config::parse_go_duration(timeout).map_err(|e| format!("--timeout: {e}"))?;
+    let seeds = config::split_list(seeds)
+        .map(|s| {
+            s.parse::<mukan_reactor_api::ParsedAddress>()
+                .map_err(|e| format!("--seeds: bad address {s:?}: {e}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if seeds.is_empty() {
+        return Err("--seeds: give at least one id@host:port".into());
+    }
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    let report = runtime.block_on(async {
+        tokio::time::timeout(
+            timeout + Duration::from_secs(60),
+            crawl::crawl(crawl::Options {
+                seeds,
+                chain_id,
+                timeout,
+            }),
+        )
+        .await
+        .map_err(|_| "the crawl did not finish in time".to_owned())?
+    })?;
+    if json {
+        println!("{:#}", report.to_json());
+    } else {
+        println!("{}", report.to_table());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn cli_is_consistent_and_takes_cometbft_flags() {
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from([
+            "mukan-p2p",
+            "start",
+            "--home",
+            "/h",
+            "--moniker",
+            "m",
+            "--p2p.laddr",
+            "tcp://127.0.0.1:1",
+            "--p2p.external-address",
+            "1.2.3.4:5",
+            "--p2p.seeds",
+            "s",
+            "--p2p.persistent_peers",
+            "p",
+            "--p2p.unconditional_peer_ids",
+            "u",
+            "--p2p.private_peer_ids",
+            "x",
+            "--p2p.pex=false",
+            "--p2p.seed_mode",
+            "--rpc.laddr",
+            "tcp://127.0.0.1:2",
+            "--log_level",
+            "p2p:debug,*:error",
+            "--log_format",
+            "json",
+        ])
+        .unwrap();
+        assert_eq!(cli.home.as_deref(), Some(Path::new("/h")));
+        assert_eq!(cli.log_level.as_deref(), Some("p2p:debug,*:error"));
+        let Some(Command::Start(f)) = cli.command else {
+            panic!()
+        };
+        assert_eq!(f.p2p_pex, Some(false));
+        assert_eq!(f.p2p_seed_mode, Some(true));
+        assert_eq!(f.p2p_external_address.as_deref(), Some("1.2.3.4:5"));
+        let o = f.overrides(None, None);
+        assert_eq!(o.rpc_laddr.as_deref(), Some("tcp://127.0.0.1:2"));
+        let cli = Cli::try_parse_from(["mukan-p2p", "crawl", "--seeds", "a", "--json"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Crawl { json: true, .. })
+        ));
+        assert!(
+            Cli::try_parse_from(["mukan-p2p"])
+                .unwrap()
+                .command
+                .is_none()
+        );
+    }
 }

@@ -1,244 +1,268 @@
-//! The local network on loopback.
+//! `testnet`: a local network on loopback, with nothing to set up. A seed and N nodes, each
+//! in a temporary home made by `init`, find each other through the seed and PEX; a live
+//! display shows addresses discovered, connections and messages; a summary follows once the
+//! network has converged, then every node stops (address books saved) and the homes are
+//! removed.
+//!
+//! Converged: every node knows every other node's address (its book holds all N - 1 of them)
+//! and has at least `min(N - 1, 3)` connections to other nodes.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::num::{NonZeroU32, NonZeroUsize};
-use std::sync::Arc;
+use std::io::IsTerminal;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use mukan_node_key::{NodeId, NodeKey};
-use mukan_reactor_api::{
-    ChannelDescriptor, ChannelId, ManagedPeer, NetAddress, NodeInfo, Other, PeerConfig,
-    ProtocolVersion, Transport,
-};
-use mukan_transport::TcpTransport;
-use rand::RngCore;
-use tokio::sync::mpsc;
+use mukan_reactor_api::Switch as _;
 
-/// The channel the demo talks on.
-const DEMO: ChannelId = ChannelId(0x7e);
+use crate::config::Overrides;
+use crate::run::{Running, Tuning};
 
 /// What to run.
 #[derive(Debug, Clone)]
 pub(crate) struct Options {
+    /// Nodes besides the seed.
     pub(crate) nodes: usize,
-    pub(crate) messages: usize,
-    pub(crate) size: usize,
+    /// Give up after this long.
+    pub(crate) timeout: Duration,
+    /// Show a live display (else plain progress lines).
+    pub(crate) live: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Self {
             nodes: 4,
-            messages: 100,
-            size: 1024,
+            timeout: Duration::from_secs(60),
+            live: std::io::stderr().is_terminal(),
         }
+    }
+}
+
+/// How far the network is.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Progress {
+    /// Sum over nodes of the other nodes each one knows.
+    pub(crate) discovered: usize,
+    /// What `discovered` is when every node knows every other.
+    pub(crate) discovered_goal: usize,
+    /// Connections between nodes (each counted once), the seed's excluded.
+    pub(crate) connections: usize,
+    /// Nodes with at least the connection target.
+    pub(crate) nodes_connected: usize,
+    /// Messages received, all nodes and the seed together.
+    pub(crate) messages: u64,
+}
+
+impl Progress {
+    fn converged(&self, nodes: usize) -> bool {
+        self.discovered == self.discovered_goal && self.nodes_connected == nodes
+    }
+}
+
+impl fmt::Display for Progress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "addresses discovered {}/{}, connections {}, messages {}",
+            self.discovered, self.discovered_goal, self.connections, self.messages
+        )
     }
 }
 
 /// What happened.
 pub(crate) struct Report {
-    opts: Options,
-    nodes: Vec<(NodeId, std::net::SocketAddr)>,
-    connect_time: Duration,
-    exchange_time: Duration,
-    delivered: usize,
+    nodes: Vec<NodeLine>,
+    seed: String,
+    progress: Progress,
+    converged_in: Duration,
+}
+
+struct NodeLine {
+    moniker: String,
+    address: String,
+    peers: usize,
+    known: usize,
 }
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "local network of {} nodes on loopback:", self.opts.nodes)?;
-        for (id, addr) in &self.nodes {
-            writeln!(f, "  {id}@{addr}")?;
-        }
-        let links = self.opts.nodes * (self.opts.nodes - 1) / 2;
         writeln!(
             f,
-            "{links} connections (secret connection + NodeInfo exchange + MConnection) in {:.1} ms",
-            self.connect_time.as_secs_f64() * 1e3
+            "converged in {:.1} s: {} nodes found each other through one seed and PEX",
+            self.converged_in.as_secs_f64(),
+            self.nodes.len()
         )?;
-        let bytes = self.delivered * self.opts.size;
-        write!(
-            f,
-            "{} messages of {} bytes delivered intact in {:.1} ms ({:.1} MB/s)",
-            self.delivered,
-            self.opts.size,
-            self.exchange_time.as_secs_f64() * 1e3,
-            bytes as f64 / self.exchange_time.as_secs_f64().max(1e-9) / 1e6
-        )
-    }
-}
-
-/// Received messages of one node, checked against what the sender put in them.
-struct Inbox {
-    tx: mpsc::Sender<(NodeId, Bytes)>,
-    from: NodeId,
-}
-
-impl Inbox {
-    /// Drains a started peer's inbox into the node's receiver.
-    async fn pump(self, mut inbox: Box<dyn mukan_reactor_api::PeerInbox>) {
-        while let Some(item) = inbox.recv().await {
-            if let mukan_reactor_api::InboxItem::Received { message, .. } = item {
-                // The receiver is sized for every message of the run, so this never drops.
-                let _ = self.tx.try_send((self.from, message));
-            }
+        writeln!(f, "  seed   {}", self.seed)?;
+        for n in &self.nodes {
+            writeln!(
+                f,
+                "  {:<6} {}  peers {:>2}  addresses known {:>2}",
+                n.moniker, n.address, n.peers, n.known
+            )?;
         }
+        write!(f, "{}", self.progress)
     }
 }
 
-/// Runs the network: listen, connect every pair, send, verify.
-pub(crate) async fn run(opts: Options) -> Result<Report, String> {
-    let n = opts.nodes;
-    let descriptor = ChannelDescriptor::new(DEMO, NonZeroU32::MIN)
-        .with_send_queue_capacity(NonZeroUsize::new(64).unwrap_or(NonZeroUsize::MIN));
-    let peer_config = PeerConfig {
-        channels: vec![descriptor],
-        is_persistent: Arc::new(|_: &NetAddress| false),
+/// The connection target of each node.
+fn target(nodes: usize) -> usize {
+    (nodes - 1).min(3)
+}
+
+fn start_options(
+    home: &Path,
+    seeds: Option<String>,
+    seed_mode: bool,
+) -> Result<crate::NodeSetup, String> {
+    let overrides = Overrides {
+        p2p_laddr: Some("tcp://127.0.0.1:0".into()),
+        rpc_laddr: Some(String::new()),
+        p2p_seeds: seeds,
+        p2p_seed_mode: Some(seed_mode),
+        ..Overrides::default()
     };
-    let mut transports = Vec::with_capacity(n);
-    let mut nodes = Vec::with_capacity(n);
-    for i in 0..n {
-        let key = Arc::new(NodeKey::generate(&mut rand::rngs::OsRng));
-        let info = NodeInfo {
-            protocol_version: ProtocolVersion {
-                p2p: 8,
-                block: 11,
-                app: 0,
-            },
-            id: key.node_id().to_string(),
-            listen_addr: String::new(),
-            network: "mukan-local".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            channels: vec![DEMO],
-            moniker: format!("node{i}"),
-            other: Other {
-                tx_index: "off".into(),
-                rpc_address: String::new(),
-            },
+    crate::load_node(home, &overrides).map_err(|e| e.to_string())
+}
+
+/// Writes a home for a loopback node: non-strict book, duplicate IPs allowed.
+fn make_home(dir: &Path, moniker: &str) -> Result<std::path::PathBuf, String> {
+    let home = dir.join(moniker);
+    crate::home::init(&home, moniker, Some("mukan-testnet"))?;
+    let path = crate::home::config_path(&home);
+    let text = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
+    let text = text
+        .replace("addr_book_strict = true", "addr_book_strict = false")
+        .replace("allow_duplicate_ip = false", "allow_duplicate_ip = true")
+        .replace("log_level = \"info\"", "log_level = \"error\"");
+    std::fs::write(&path, text).map_err(|e| e.to_string())?;
+    Ok(home)
+}
+
+fn progress(seed: &Running, nodes: &[Running]) -> Progress {
+    let ids: Vec<String> = nodes.iter().map(|n| n.node_info.id.clone()).collect();
+    let mut p = Progress {
+        discovered_goal: nodes.len() * (nodes.len() - 1),
+        ..Progress::default()
+    };
+    let mut links = 0;
+    for n in nodes {
+        let known = {
+            let book = n.book.lock();
+            book.addresses()
+                .filter(|a| {
+                    ids.contains(&a.id().to_string()) && a.id().to_string() != n.node_info.id
+                })
+                .count()
         };
-        // Every node is on 127.0.0.1; rate limits off to show what the stack can move.
-        let mut config = mukan_transport::Config::default();
-        config.allow_duplicate_ip = true;
-        config.mconn = config.mconn.with_rates(None, None);
-        let transport = TcpTransport::new(key.clone(), info, config);
-        let addr = transport
-            .listen("127.0.0.1:0".parse().map_err(|e| format!("{e}"))?)
-            .await
-            .map_err(|e| format!("listen: {e}"))?;
-        nodes.push((key.node_id(), addr));
-        transports.push(transport);
+        p.discovered += known;
+        let peers = n
+            .switch
+            .peers()
+            .iter()
+            .filter(|peer| ids.contains(&peer.id().to_string()))
+            .count();
+        links += peers;
+        if peers >= target(nodes.len()) {
+            p.nodes_connected += 1;
+        }
+    }
+    p.connections = links / 2;
+    p.messages = std::iter::once(seed)
+        .chain(nodes)
+        .map(|n| {
+            n.switch
+                .stats()
+                .channels
+                .iter()
+                .map(|c| c.received_messages)
+                .sum::<u64>()
+        })
+        .sum();
+    p
+}
+
+/// Runs the network until it converged (or `opts.timeout`), then stops it.
+pub(crate) async fn run(opts: Options) -> Result<Report, String> {
+    let dir = tempfile::Builder::new()
+        .prefix("mukan-testnet-")
+        .tempdir()
+        .map_err(|e| format!("temporary directory: {e}"))?;
+    let tuning = Tuning {
+        ensure_peers_period: Some(Duration::from_secs(1)),
+    };
+    let started = Instant::now();
+    let seed_home = make_home(dir.path(), "seed")?;
+    let seed = crate::run::start(&start_options(&seed_home, None, true)?, &tuning).await?;
+    let seed_addr = format!("{}@{}", seed.node_info.id, seed.p2p_addr);
+    let mut nodes = Vec::with_capacity(opts.nodes);
+    for i in 0..opts.nodes {
+        let home = make_home(dir.path(), &format!("node{i}"))?;
+        let setup = start_options(&home, Some(seed_addr.clone()), false)?;
+        nodes.push(crate::run::start(&setup, &tuning).await?);
     }
 
-    // Every node i dials every node j < i, so node i accepts n - 1 - i connections.
-    let total_messages = opts.messages * (n - 1);
-    let mut peers: Vec<HashMap<NodeId, Arc<dyn ManagedPeer>>> = vec![HashMap::new(); n];
-    let started = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for (i, t) in transports.iter().enumerate() {
-        for (id, addr) in nodes.iter().take(i) {
-            let t = t.clone();
-            let target = NetAddress::new(*id, addr.ip(), addr.port());
-            let config = peer_config.clone();
-            tasks.spawn(async move { (i, t.dial(target, config).await) });
+    let bar = opts.live.then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {elapsed:>3} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(100));
+        bar
+    });
+    eprintln!(
+        "local network: seed {seed_addr} and {} nodes on 127.0.0.1 (temporary homes in {})",
+        opts.nodes,
+        dir.path().display()
+    );
+    let mut last_line = Instant::now();
+    let outcome = loop {
+        let p = progress(&seed, &nodes);
+        if let Some(bar) = &bar {
+            bar.set_message(p.to_string());
+        } else if last_line.elapsed() >= Duration::from_secs(1) {
+            eprintln!("{:>5.1} s  {p}", started.elapsed().as_secs_f64());
+            last_line = Instant::now();
         }
-        for _ in i + 1..n {
-            let t = t.clone();
-            let config = peer_config.clone();
-            tasks.spawn(async move { (i, t.accept(config).await) });
+        if p.converged(nodes.len()) {
+            break Ok(p);
         }
-    }
-    while let Some(joined) = tasks.join_next().await {
-        let (i, result) = joined.map_err(|e| e.to_string())?;
-        let peer = result.map_err(|e| format!("node{i}: {e}"))?;
-        peers[i].insert(peer.id(), peer);
-    }
-    let connect_time = started.elapsed();
-    for (i, p) in peers.iter().enumerate() {
-        if p.len() != n - 1 {
-            return Err(format!("node{i} has {} peers, expected {}", p.len(), n - 1));
+        if started.elapsed() > opts.timeout {
+            break Err(format!(
+                "the network did not converge within {:?}: {p}",
+                opts.timeout
+            ));
         }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let converged_in = started.elapsed();
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
     }
+    let lines: Vec<NodeLine> = nodes
+        .iter()
+        .map(|n| NodeLine {
+            moniker: n.node_info.moniker.clone(),
+            address: format!("{}@{}", n.node_info.id, n.p2p_addr),
+            peers: n.switch.peers().len(),
+            known: n.book.lock().addresses().count(),
+        })
+        .collect();
 
-    // Start every peer with an inbox, then send.
-    let mut receivers = Vec::with_capacity(n);
-    for node_peers in &peers {
-        let (tx, rx) = mpsc::channel(total_messages.max(1));
-        for (id, peer) in node_peers {
-            let inbox = peer.start().map_err(|e| format!("start: {e}"))?;
-            tokio::spawn(
-                Inbox {
-                    tx: tx.clone(),
-                    from: *id,
-                }
-                .pump(inbox),
-            );
-        }
-        receivers.push(rx);
+    // Stop everything, each node in order (switch, reactors, book).
+    let mut stops = tokio::task::JoinSet::new();
+    for n in nodes.into_iter().chain(std::iter::once(seed)) {
+        stops.spawn(n.stop());
     }
-    let mut payload = vec![0u8; opts.size];
-    rand::rngs::OsRng.fill_bytes(&mut payload);
-    let payload = Bytes::from(payload);
-    let started = Instant::now();
-    let mut senders = tokio::task::JoinSet::new();
-    for node_peers in &peers {
-        for peer in node_peers.values() {
-            let peer = peer.clone();
-            let payload = payload.clone();
-            let count = opts.messages;
-            senders.spawn(async move {
-                for k in 0..count {
-                    let mut msg = payload.to_vec();
-                    let stamp = (k as u32).to_le_bytes();
-                    let len = msg.len().min(4);
-                    msg[..len].copy_from_slice(&stamp[..len]);
-                    peer.send(DEMO, Bytes::from(msg))
-                        .await
-                        .map_err(|e| e.to_string())?;
-                }
-                Ok::<(), String>(())
-            });
-        }
+    while let Some(r) = stops.join_next().await {
+        r.map_err(|e| e.to_string())??;
     }
-    let mut delivered = 0;
-    let mut counts = HashMap::<(usize, NodeId), usize>::new();
-    for (i, rx) in receivers.iter_mut().enumerate() {
-        for _ in 0..total_messages {
-            let (from, msg) = rx.recv().await.ok_or("a connection closed early")?;
-            let k = counts.entry((i, from)).or_insert(0);
-            // Messages arrive in order per connection: message k carries k in its head.
-            let mut expected = payload.to_vec();
-            let stamp = (*k as u32).to_le_bytes();
-            let len = expected.len().min(4);
-            expected[..len].copy_from_slice(&stamp[..len]);
-            if msg[..] != expected[..] {
-                return Err(format!(
-                    "node{i}: message {k} from {from} is corrupt or out of order"
-                ));
-            }
-            *k += 1;
-            delivered += 1;
-        }
-    }
-    while let Some(sent) = senders.join_next().await {
-        sent.map_err(|e| e.to_string())??;
-    }
-    let exchange_time = started.elapsed();
-    for node_peers in &peers {
-        for peer in node_peers.values() {
-            peer.flush_stop().await;
-        }
-    }
-    for t in &transports {
-        t.close();
-    }
+    let progress = outcome?;
     Ok(Report {
-        opts,
-        nodes,
-        connect_time,
-        exchange_time,
-        delivered,
+        nodes: lines,
+        seed: seed_addr,
+        progress,
+        converged_in,
     })
 }
 
@@ -247,17 +271,20 @@ mod tests {
     use super::*;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn every_pair_connects_and_every_message_arrives() {
+    async fn three_nodes_find_each_other_through_the_seed() {
         let report = run(Options {
             nodes: 3,
-            messages: 20,
-            size: 3000,
+            timeout: Duration::from_secs(60),
+            live: false,
         })
         .await
         .unwrap();
         assert_eq!(report.nodes.len(), 3);
-        assert_eq!(report.delivered, 3 * 2 * 20);
-        let text = report.to_string();
-        assert!(text.contains("3 connections"), "{text}");
+        for n in &report.nodes {
+            assert!(n.peers >= 2, "{}", report);
+            assert!(n.known >= 2, "{}", report);
+        }
+        assert!(report.progress.messages > 0);
+        assert!(report.to_string().contains("converged in"));
     }
 }

@@ -553,9 +553,8 @@ impl PexCore {
     fn can_request(&self, p: &PeerState, now: Instant) -> bool {
         p.added
             && !p.in_flight
-            && !p
-                .last_request_sent
-                .is_some_and(|t| now.saturating_duration_since(t) < self.cfg.request_spacing)
+            && p.last_request_sent
+                .is_none_or(|t| now.saturating_duration_since(t) >= self.cfg.request_spacing)
     }
 
     fn ban(&mut self, book: &mut dyn AddressBook, info: &PeerInfo, now: Instant, wall: SystemTime) {
@@ -574,6 +573,7 @@ impl PexCore {
         self.verified.remove(&info.id);
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn stop_peer(
         &mut self,
         book: &mut dyn AddressBook,
@@ -613,21 +613,16 @@ impl PexCore {
                 return out;
             }
         };
-        if !self.peers.contains_key(&info.id) {
-            self.peers.insert(
-                info.id,
-                PeerState {
-                    info: *info,
-                    connected_at: now,
-                    added: false,
-                    in_flight: false,
-                    last_request_sent: None,
-                    recv: RecvTrack::None,
-                    seed_answered: false,
-                    crawled: false,
-                },
-            );
-        }
+        self.peers.entry(info.id).or_insert_with(|| PeerState {
+            info: *info,
+            connected_at: now,
+            added: false,
+            in_flight: false,
+            last_request_sent: None,
+            recv: RecvTrack::None,
+            seed_answered: false,
+            crawled: false,
+        });
         match msg {
             PexMessage::Request => self.on_request(book, info, now, wall, &mut out),
             PexMessage::Addrs(addrs) => self.on_addrs(book, info, addrs, now, wall, &mut out),

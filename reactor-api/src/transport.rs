@@ -115,6 +115,9 @@ pub enum RejectReason {
     NodeInfoInvalid,
     /// The peer is ourselves; `addr` is then our own address as seen by the peer.
     SelfConnection,
+    /// The remote IP or the authenticated ID is on the deny list
+    /// ([`DenyList`](crate::DenyList)); an IP is refused before any handshake.
+    Denied,
 }
 
 /// Why [`Transport::dial`] or [`Transport::accept`] failed.

@@ -65,7 +65,7 @@ impl Default for Config {
             redial_persistent_forever: false,
             dial_randomizer: Duration::from_secs(3),
             allow_duplicate_ip: false,
-            recv_stall_timeout: Duration::from_secs(20),
+            recv_stall_timeout: Duration::from_secs(10),
             flush_timeout: Duration::from_secs(10),
             resolve_timeout: Duration::from_secs(5),
             rng_seed: None,

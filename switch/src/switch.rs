@@ -789,6 +789,10 @@ impl Inner {
                 self.saw_self(addr);
                 (DialOutcome::SelfAddress, Err(DialError::SelfAddress(addr)))
             }
+            TransportError::Rejected {
+                reason: RejectReason::Denied,
+                ..
+            } => (DialOutcome::Denied, Err(DialError::Denied(addr))),
             TransportError::Closed => (DialOutcome::NotRunning, Err(DialError::NotRunning)),
             e @ (TransportError::Timeout(_) | TransportError::FilterTimeout) => {
                 (DialOutcome::Timeout, Err(DialError::Failed(Box::new(e))))

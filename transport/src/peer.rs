@@ -9,12 +9,11 @@ use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use mukan_mconn::{Event, MConnection};
+use mukan_mconn::MConnection;
 use mukan_node_key::NodeId;
 use mukan_reactor_api::{
     ChannelDescriptor, ChannelId, Direction, InboxItem, ManagedPeer, NetAddress, NodeInfo, Peer,
-    PeerConfig, PeerData, PeerInbox, PeerStatus, RecvBudget, RecvLease, SendError, TransportError,
-    TrySendError,
+    PeerConfig, PeerData, PeerInbox, PeerStatus, SendError, TransportError, TrySendError,
 };
 use mukan_secret_conn::SecretStream;
 use parking_lot::Mutex;
@@ -198,16 +197,11 @@ impl ManagedPeer for TransportPeer {
         else {
             return Err(TransportError::Closed);
         };
-        let (conn, events) = MConnection::spawn(*stream, &channels, config)
+        let (conn, items) = MConnection::spawn_inbox(*stream, &channels, config)
             .map_err(|e| TransportError::Io(std::io::Error::other(e)))?;
-        let mut budgets: [Option<Arc<RecvBudget>>; 256] = std::array::from_fn(|_| None);
-        for d in &channels {
-            budgets[usize::from(d.id.0)] = Some(RecvBudget::new(d.id, d.recv_budget()));
-        }
         *state = State::Running(Arc::new(conn));
         Ok(Box::new(Inbox {
-            events,
-            budgets: Box::new(budgets),
+            items,
             guard: self.guard.clone(),
             done: false,
         }))
@@ -245,50 +239,25 @@ impl fmt::Debug for TransportPeer {
     }
 }
 
-/// The inbox of a started transport peer: the connection's events, each message with a lease
-/// on its channel's budget.
-// TODO(contract): the budget is only accounted here; the connection must stop reading while
-// a channel's budget is full (and stop the peer past the stall timeout).
+/// The inbox of a started transport peer: forwards the connection's items. The receive
+/// budgets are enforced by the connection itself ([`MConnection::spawn_inbox`]).
 struct Inbox {
-    events: mpsc::Receiver<Event>,
-    budgets: Box<[Option<Arc<RecvBudget>>; 256]>,
+    items: mpsc::Receiver<InboxItem>,
     guard: Arc<Mutex<Option<ConnGuard>>>,
     done: bool,
 }
 
 impl PeerInbox for Inbox {
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<InboxItem>> {
-        loop {
-            if self.done {
-                return Poll::Ready(None);
-            }
-            let item = match self.events.poll_recv(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Some(Event::Received { channel, message })) => {
-                    let lease = self.budgets[usize::from(channel.0)]
-                        .as_ref()
-                        .and_then(|b| b.try_acquire(message.len()))
-                        .unwrap_or_else(RecvLease::detached);
-                    Some(InboxItem::Received {
-                        channel,
-                        message,
-                        lease,
-                    })
-                }
-                Poll::Ready(Some(Event::Error(error))) => {
-                    self.done = true;
-                    self.guard.lock().take();
-                    Some(InboxItem::Stopped(error.into_stop_reason()))
-                }
-                // Future event kinds carry nothing the owner acts on.
-                Poll::Ready(Some(_)) => continue,
-                Poll::Ready(None) => {
-                    self.done = true;
-                    self.guard.lock().take();
-                    None
-                }
-            };
-            return Poll::Ready(item);
+        if self.done {
+            return Poll::Ready(None);
         }
+        let item = std::task::ready!(self.items.poll_recv(cx));
+        if matches!(item, None | Some(InboxItem::Stopped(_))) {
+            self.done = true;
+            // The connection is over: free its connection-table entry and inbound slot.
+            self.guard.lock().take();
+        }
+        Poll::Ready(item)
     }
 }

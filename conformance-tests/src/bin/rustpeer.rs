@@ -981,6 +981,13 @@ fn classify(err: &TransportError) -> (&'static str, &'static str) {
     let TransportError::Rejected { reason, source, .. } = err else {
         return match err {
             TransportError::FilterTimeout => ("filter_timeout", ""),
+            // Go reports these as authentication failures; keep its tokens.
+            TransportError::Timeout(mukan_reactor_api::TimeoutKind::Handshake) => {
+                ("auth_failure", "secret_conn")
+            }
+            TransportError::Timeout(mukan_reactor_api::TimeoutKind::NodeInfo) => {
+                ("auth_failure", "handshake")
+            }
             _ => ("dial_failed", ""),
         };
     };

@@ -95,6 +95,7 @@ pub struct NodeSpec {
     pub extra: Vec<(String, Arc<dyn Reactor>)>,
     pub resolver: Option<Arc<dyn Resolver>>,
     pub listen_addr: Option<String>,
+    pub addr_book: Option<mukan_reactor_api::SharedAddressBook>,
 }
 
 impl NodeSpec {
@@ -109,6 +110,7 @@ impl NodeSpec {
             extra: Vec::new(),
             resolver: None,
             listen_addr: None,
+            addr_book: None,
         }
     }
 }
@@ -125,6 +127,7 @@ pub async fn memory_node_with<T: Transport>(
     wrap: impl FnOnce(MemoryTransport) -> T,
 ) -> Node<T> {
     let key = key(spec.seed);
+    let deny = spec.config.deny_list.clone();
     let mut builder = Builder::new(spec.config);
     let mut reactors = Vec::new();
     for (i, group) in spec.groups.iter().enumerate() {
@@ -140,11 +143,17 @@ pub async fn memory_node_with<T: Transport>(
     if let Some(res) = spec.resolver {
         builder = builder.resolver(res);
     }
+    if let Some(book) = spec.addr_book {
+        builder = builder.address_book(book);
+    }
     let listen = spec
         .listen_addr
         .unwrap_or_else(|| "tcp://0.0.0.0:0".to_owned());
     let info = node_info(&key, builder.channel_ids(), &listen);
-    let mt = MemoryTransport::new(net, spec.ip, key.clone(), info, spec.transport);
+    // The node shares one deny list between its switch and its transport.
+    let mut tconfig = spec.transport;
+    tconfig.deny = deny;
+    let mt = MemoryTransport::new(net, spec.ip, key.clone(), info, tconfig);
     mt.listen(SocketAddr::new(spec.ip, spec.port))
         .await
         .unwrap();

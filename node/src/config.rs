@@ -1,0 +1,1167 @@
+//! `config/config.toml`: the part of CometBFT's configuration this program uses, read into
+//! typed structs, with command-line flags applied on top.
+//!
+//! Sections and keys that some CometBFT line (v0.34 … v1.0) writes but that a p2p node has no
+//! use for are skipped with one warning. A key we do not know in a section we use, a value of
+//! the wrong type or an address that does not parse ends the load with a [`ConfigError`]
+//! naming the file, the key and the problem.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use mukan_reactor_api::{NodeId, ParsedAddress};
+use toml::{Table, Value};
+
+/// One configuration problem: where, which key, what is wrong. Shown on one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ConfigError {
+    /// The file (or "command line").
+    pub(crate) source: String,
+    /// The key, as the user wrote it (`[p2p] laddr`, `--p2p.laddr`).
+    pub(crate) key: String,
+    /// What is wrong.
+    pub(crate) problem: String,
+}
+
+impl ConfigError {
+    pub(crate) fn new(
+        source: impl Into<String>,
+        key: impl Into<String>,
+        problem: impl Into<String>,
+    ) -> Self {
+        Self {
+            source: source.into(),
+            key: key.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never more than one line, whatever the problem text holds.
+        let problem = self.problem.replace(['\n', '\r'], " ");
+        if self.key.is_empty() {
+            write!(f, "{}: {problem}", self.source)
+        } else {
+            write!(f, "{}: {}: {problem}", self.source, self.key)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// How logs are written (`log_format`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LogFormat {
+    /// Human-readable lines.
+    Plain,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The whole configuration the node uses.
+#[derive(Clone, Debug)]
+pub(crate) struct Config {
+    /// The node's name in its `NodeInfo`.
+    pub(crate) moniker: String,
+    /// CometBFT-style log level (`info`, `p2p:debug,*:error`).
+    pub(crate) log_level: String,
+    /// Log format.
+    pub(crate) log_format: LogFormat,
+    /// Path of `genesis.json`, relative to the home unless absolute.
+    pub(crate) genesis_file: String,
+    /// Path of `node_key.json`, relative to the home unless absolute.
+    pub(crate) node_key_file: String,
+    /// `[p2p]`.
+    pub(crate) p2p: P2pConfig,
+    /// `[rpc]`.
+    pub(crate) rpc: RpcConfig,
+    /// `[instrumentation]`.
+    pub(crate) instrumentation: InstrumentationConfig,
+}
+
+/// `[p2p]` (PROTOCOL.md §10), at CometBFT v0.38's defaults.
+#[derive(Clone, Debug)]
+pub(crate) struct P2pConfig {
+    /// `laddr`, verbatim (it goes into `NodeInfo.listen_addr`).
+    pub(crate) laddr: String,
+    /// `external_address`, verbatim; empty for none.
+    pub(crate) external_address: String,
+    /// `seeds`.
+    pub(crate) seeds: Vec<ParsedAddress>,
+    /// `persistent_peers`.
+    pub(crate) persistent_peers: Vec<ParsedAddress>,
+    /// `addr_book_file`, relative to the home unless absolute.
+    pub(crate) addr_book_file: String,
+    /// `addr_book_strict`: only routable addresses enter the book.
+    pub(crate) addr_book_strict: bool,
+    /// `max_num_inbound_peers`.
+    pub(crate) max_num_inbound_peers: usize,
+    /// `max_num_outbound_peers`.
+    pub(crate) max_num_outbound_peers: usize,
+    /// `unconditional_peer_ids`.
+    pub(crate) unconditional_peer_ids: Vec<NodeId>,
+    /// `persistent_peers_max_dial_period` (zero: no cap).
+    pub(crate) persistent_peers_max_dial_period: Duration,
+    /// `flush_throttle_timeout`.
+    pub(crate) flush_throttle_timeout: Duration,
+    /// `max_packet_msg_payload_size`.
+    pub(crate) max_packet_msg_payload_size: usize,
+    /// `send_rate`, bytes per second.
+    pub(crate) send_rate: u64,
+    /// `recv_rate`, bytes per second.
+    pub(crate) recv_rate: u64,
+    /// `pex`.
+    pub(crate) pex: bool,
+    /// `seed_mode`.
+    pub(crate) seed_mode: bool,
+    /// `private_peer_ids`.
+    pub(crate) private_peer_ids: Vec<NodeId>,
+    /// `allow_duplicate_ip`.
+    pub(crate) allow_duplicate_ip: bool,
+    /// `handshake_timeout`.
+    pub(crate) handshake_timeout: Duration,
+    /// `dial_timeout`.
+    pub(crate) dial_timeout: Duration,
+}
+
+impl Default for P2pConfig {
+    fn default() -> Self {
+        Self {
+            laddr: "tcp://0.0.0.0:26656".into(),
+            external_address: String::new(),
+            seeds: Vec::new(),
+            persistent_peers: Vec::new(),
+            addr_book_file: "config/addrbook.json".into(),
+            addr_book_strict: true,
+            max_num_inbound_peers: 40,
+            max_num_outbound_peers: 10,
+            unconditional_peer_ids: Vec::new(),
+            persistent_peers_max_dial_period: Duration::ZERO,
+            flush_throttle_timeout: Duration::from_millis(100),
+            max_packet_msg_payload_size: 1024,
+            send_rate: 5_120_000,
+            recv_rate: 5_120_000,
+            pex: true,
+            seed_mode: false,
+            private_peer_ids: Vec::new(),
+            allow_duplicate_ip: false,
+            handshake_timeout: Duration::from_secs(20),
+            dial_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+/// `[rpc]`: only the listen address.
+#[derive(Clone, Debug)]
+pub(crate) struct RpcConfig {
+    /// `laddr`, verbatim; empty: no HTTP server.
+    pub(crate) laddr: String,
+}
+
+impl Default for RpcConfig {
+    fn default() -> Self {
+        Self {
+            laddr: "tcp://127.0.0.1:26657".into(),
+        }
+    }
+}
+
+/// `[instrumentation]`.
+#[derive(Clone, Debug)]
+pub(crate) struct InstrumentationConfig {
+    /// `prometheus`: serve metrics.
+    pub(crate) prometheus: bool,
+    /// `prometheus_listen_addr` (`:26660` means every interface).
+    pub(crate) prometheus_listen_addr: String,
+    /// `namespace`: the metric name prefix.
+    pub(crate) namespace: String,
+}
+
+impl Default for InstrumentationConfig {
+    fn default() -> Self {
+        Self {
+            prometheus: false,
+            prometheus_listen_addr: ":26660".into(),
+            namespace: "cometbft".into(),
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            moniker: default_moniker(),
+            log_level: "info".into(),
+            log_format: LogFormat::Plain,
+            genesis_file: "config/genesis.json".into(),
+            node_key_file: "config/node_key.json".into(),
+            p2p: P2pConfig::default(),
+            rpc: RpcConfig::default(),
+            instrumentation: InstrumentationConfig::default(),
+        }
+    }
+}
+
+/// CometBFT's default moniker is the host name.
+pub(crate) fn default_moniker() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty() && s.bytes().all(|b| (33..=126).contains(&b)))
+        .unwrap_or_else(|| "mukan-p2p".into())
+}
+
+/// A host and port to bind or dial; the host may be empty (every interface).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct HostPort {
+    /// Host name or IP literal (without brackets); empty for every interface.
+    pub(crate) host: String,
+    /// Port.
+    pub(crate) port: u16,
+}
+
+impl HostPort {
+    /// `host:port` for `tokio::net::lookup_host` (an empty host binds every interface).
+    pub(crate) fn to_lookup(&self) -> String {
+        let host = if self.host.is_empty() {
+            "0.0.0.0"
+        } else {
+            &self.host
+        };
+        if host.contains(':') {
+            format!("[{host}]:{}", self.port)
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
+
+    /// Resolves the address (first result).
+    pub(crate) async fn resolve(&self) -> std::io::Result<SocketAddr> {
+        tokio::net::lookup_host(self.to_lookup())
+            .await?
+            .next()
+            .ok_or_else(|| std::io::Error::other(format!("{} did not resolve", self.to_lookup())))
+    }
+}
+
+/// Parses `[tcp://]host:port`; `allow_empty_host` for `:26660`.
+pub(crate) fn parse_host_port(s: &str, allow_empty_host: bool) -> Result<HostPort, String> {
+    let rest = match s.split_once("://") {
+        Some(("tcp", rest)) => rest,
+        Some((proto, _)) => {
+            return Err(format!(
+                "{s:?}: only tcp:// addresses are supported, not {proto}://"
+            ));
+        }
+        None => s,
+    };
+    let (host, port) = if let Some(after) = rest.strip_prefix('[') {
+        let (host, tail) = after
+            .split_once(']')
+            .ok_or_else(|| format!("{s:?}: missing ']'"))?;
+        let port = tail
+            .strip_prefix(':')
+            .ok_or_else(|| format!("{s:?}: missing port"))?;
+        (host, port)
+    } else {
+        let (host, port) = rest
+            .rsplit_once(':')
+            .ok_or_else(|| format!("{s:?}: expected host:port"))?;
+        if host.contains(':') {
+            return Err(format!("{s:?}: too many colons (bracket IPv6 hosts)"));
+        }
+        (host, port)
+    };
+    if host.is_empty() && !allow_empty_host {
+        return Err(format!("{s:?}: empty host"));
+    }
+    if !host.is_empty()
+        && host.parse::<std::net::IpAddr>().is_err()
+        && !host
+            .split('.')
+            .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+    {
+        return Err(format!("{s:?}: invalid host {host:?}"));
+    }
+    let port = port
+        .parse::<u16>()
+        .map_err(|_| format!("{s:?}: invalid port {port:?}"))?;
+    Ok(HostPort {
+        host: host.to_owned(),
+        port,
+    })
+}
+
+/// Parses a Go duration (`"0s"`, `"100ms"`, `"1h2m3.5s"`, `"10us"`).
+pub(crate) fn parse_go_duration(s: &str) -> Result<Duration, String> {
+    let bad = || format!("{s:?} is not a duration (like \"100ms\", \"3s\", \"1m30s\")");
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    if s.starts_with('-') {
+        return Err(format!("{s:?}: must not be negative"));
+    }
+    let s2 = s.strip_prefix('+').unwrap_or(s);
+    if s2.is_empty() {
+        return Err(bad());
+    }
+    let mut total = 0f64;
+    let mut rest = s2;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        if num_len == 0 {
+            return Err(bad());
+        }
+        let value: f64 = rest[..num_len].parse().map_err(|_| bad())?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" | "μs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(bad()),
+        };
+        rest = &rest[unit_len..];
+        total += value * scale;
+    }
+    if !total.is_finite() || total > 1e12 {
+        return Err(format!("{s:?}: too large"));
+    }
+    Ok(Duration::from_secs_f64(total))
+}
+
+/// Formats a duration as Go does for the simple values we write (`0s`, `100ms`, `3s`).
+pub(crate) fn format_go_duration(d: Duration) -> String {
+    if d.is_zero() {
+        "0s".into()
+    } else if d.subsec_nanos() == 0 {
+        let s = d.as_secs();
+        if s >= 60 && s % 60 == 0 {
+            format!("{}m0s", s / 60)
+        } else {
+            format!("{s}s")
+        }
+    } else if d.as_nanos() % 1_000_000 == 0 {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{}ns", d.as_nanos())
+    }
+}
+
+/// Command-line values that replace the file's (CometBFT's flag names).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Overrides {
+    /// `--moniker`.
+    pub(crate) moniker: Option<String>,
+    /// `--p2p.laddr`.
+    pub(crate) p2p_laddr: Option<String>,
+    /// `--p2p.external-address`.
+    pub(crate) p2p_external_address: Option<String>,
+    /// `--p2p.seeds`.
+    pub(crate) p2p_seeds: Option<String>,
+    /// `--p2p.persistent_peers`.
+    pub(crate) p2p_persistent_peers: Option<String>,
+    /// `--p2p.unconditional_peer_ids`.
+    pub(crate) p2p_unconditional_peer_ids: Option<String>,
+    /// `--p2p.private_peer_ids`.
+    pub(crate) p2p_private_peer_ids: Option<String>,
+    /// `--p2p.pex`.
+    pub(crate) p2p_pex: Option<bool>,
+    /// `--p2p.seed_mode`.
+    pub(crate) p2p_seed_mode: Option<bool>,
+    /// `--rpc.laddr`.
+    pub(crate) rpc_laddr: Option<String>,
+    /// `--log_level`.
+    pub(crate) log_level: Option<String>,
+    /// `--log_format`.
+    pub(crate) log_format: Option<String>,
+}
+
+impl Overrides {
+    /// `(section, key, flag, value)` for every flag given.
+    fn entries(&self) -> Vec<(&'static str, &'static str, &'static str, Value)> {
+        let mut out = Vec::new();
+        let mut s = |sec, key, flag, v: &Option<String>| {
+            if let Some(v) = v {
+                out.push((sec, key, flag, Value::String(v.clone())));
+            }
+        };
+        s("", "moniker", "--moniker", &self.moniker);
+        s("p2p", "laddr", "--p2p.laddr", &self.p2p_laddr);
+        s(
+            "p2p",
+            "external_address",
+            "--p2p.external-address",
+            &self.p2p_external_address,
+        );
+        s("p2p", "seeds", "--p2p.seeds", &self.p2p_seeds);
+        s(
+            "p2p",
+            "persistent_peers",
+            "--p2p.persistent_peers",
+            &self.p2p_persistent_peers,
+        );
+        s(
+            "p2p",
+            "unconditional_peer_ids",
+            "--p2p.unconditional_peer_ids",
+            &self.p2p_unconditional_peer_ids,
+        );
+        s(
+            "p2p",
+            "private_peer_ids",
+            "--p2p.private_peer_ids",
+            &self.p2p_private_peer_ids,
+        );
+        s("rpc", "laddr", "--rpc.laddr", &self.rpc_laddr);
+        s("", "log_level", "--log_level", &self.log_level);
+        s("", "log_format", "--log_format", &self.log_format);
+        if let Some(b) = self.p2p_pex {
+            out.push(("p2p", "pex", "--p2p.pex", Value::Boolean(b)));
+        }
+        if let Some(b) = self.p2p_seed_mode {
+            out.push(("p2p", "seed_mode", "--p2p.seed_mode", Value::Boolean(b)));
+        }
+        out
+    }
+}
+
+/// Top-level keys we read.
+const BASE_USED: &[&str] = &[
+    "moniker",
+    "log_level",
+    "log_format",
+    "genesis_file",
+    "node_key_file",
+];
+/// Top-level keys some CometBFT line writes that a p2p node does not use.
+const BASE_IGNORED: &[&str] = &[
+    "version",
+    "proxy_app",
+    "fast_sync",
+    "block_sync",
+    "db_backend",
+    "db_dir",
+    "priv_validator_key_file",
+    "priv_validator_state_file",
+    "priv_validator_laddr",
+    "abci",
+    "filter_peers",
+    "event_bus_buffer_capacity",
+    "prof_laddr",
+];
+/// Sections some CometBFT line writes that a p2p node does not use.
+const SECTIONS_IGNORED: &[&str] = &[
+    "mempool",
+    "statesync",
+    "fastsync",
+    "blocksync",
+    "consensus",
+    "storage",
+    "tx_index",
+    "grpc",
+];
+const P2P_USED: &[&str] = &[
+    "laddr",
+    "external_address",
+    "seeds",
+    "persistent_peers",
+    "addr_book_file",
+    "addr_book_strict",
+    "max_num_inbound_peers",
+    "max_num_outbound_peers",
+    "unconditional_peer_ids",
+    "persistent_peers_max_dial_period",
+    "flush_throttle_timeout",
+    "max_packet_msg_payload_size",
+    "send_rate",
+    "recv_rate",
+    "pex",
+    "seed_mode",
+    "private_peer_ids",
+    "allow_duplicate_ip",
+    "handshake_timeout",
+    "dial_timeout",
+];
+/// `[p2p]` keys of other lines (v0.34 `upnp`, v0.40 `[p2p.libp2p]`) and test-only keys.
+const P2P_IGNORED: &[&str] = &[
+    "upnp",
+    "libp2p",
+    "test_dial_fail",
+    "test_fuzz",
+    "test_fuzz_config",
+];
+const RPC_USED: &[&str] = &["laddr"];
+const RPC_IGNORED: &[&str] = &[
+    "cors_allowed_origins",
+    "cors_allowed_methods",
+    "cors_allowed_headers",
+    "grpc_laddr",
+    "grpc_max_open_connections",
+    "unsafe",
+    "max_open_connections",
+    "max_subscription_clients",
+    "max_subscriptions_per_client",
+    "experimental_subscription_buffer_size",
+    "experimental_websocket_write_buffer_size",
+    "experimental_close_on_slow_client",
+    "timeout_broadcast_tx_commit",
+    "max_request_batch_size",
+    "max_body_bytes",
+    "max_header_bytes",
+    "tls_cert_file",
+    "tls_key_file",
+    "pprof_laddr",
+];
+const INSTR_USED: &[&str] = &["prometheus", "prometheus_listen_addr", "namespace"];
+const INSTR_IGNORED: &[&str] = &["max_open_connections"];
+
+/// The result of a load: the config and what was skipped (for one warning line).
+#[derive(Debug)]
+pub(crate) struct Loaded {
+    /// The configuration.
+    pub(crate) config: Config,
+    /// Keys and sections present but not used (`fast_sync`, `[mempool]`, `[rpc] unsafe`).
+    pub(crate) ignored: Vec<String>,
+}
+
+/// Reads a typed value, naming the key in errors.
+struct Reader<'a> {
+    file: &'a str,
+    flags: &'a BTreeMap<(String, String), &'static str>,
+}
+
+impl Reader<'_> {
+    fn err(&self, section: &str, key: &str, problem: impl Into<String>) -> ConfigError {
+        match self.flags.get(&(section.to_owned(), key.to_owned())) {
+            Some(flag) => ConfigError::new("command line", *flag, problem),
+            None => ConfigError::new(self.file, key_name(section, key), problem),
+        }
+    }
+
+    fn string(
+        &self,
+        t: &Table,
+        section: &str,
+        key: &str,
+        out: &mut String,
+    ) -> Result<(), ConfigError> {
+        match t.get(key) {
+            None => Ok(()),
+            Some(Value::String(s)) => {
+                out.clone_from(s);
+                Ok(())
+            }
+            Some(v) => Err(self.err(section, key, wrong_type("a string", v))),
+        }
+    }
+
+    fn boolean(
+        &self,
+        t: &Table,
+        section: &str,
+        key: &str,
+        out: &mut bool,
+    ) -> Result<(), ConfigError> {
+        match t.get(key) {
+            None => Ok(()),
+            Some(Value::Boolean(b)) => {
+                *out = *b;
+                Ok(())
+            }
+            Some(v) => Err(self.err(section, key, wrong_type("true or false", v))),
+        }
+    }
+
+    fn count(&self, t: &Table, section: &str, key: &str) -> Result<Option<u64>, ConfigError> {
+        match t.get(key) {
+            None => Ok(None),
+            Some(Value::Integer(i)) => u64::try_from(*i)
+                .map(Some)
+                .map_err(|_| self.err(section, key, format!("must be 0 or more, got {i}"))),
+            Some(v) => Err(self.err(section, key, wrong_type("an integer", v))),
+        }
+    }
+
+    fn usize(
+        &self,
+        t: &Table,
+        section: &str,
+        key: &str,
+        out: &mut usize,
+    ) -> Result<(), ConfigError> {
+        if let Some(v) = self.count(t, section, key)? {
+            *out = usize::try_from(v).map_err(|_| self.err(section, key, "too large"))?;
+        }
+        Ok(())
+    }
+
+    fn u64(&self, t: &Table, section: &str, key: &str, out: &mut u64) -> Result<(), ConfigError> {
+        if let Some(v) = self.count(t, section, key)? {
+            *out = v;
+        }
+        Ok(())
+    }
+
+    fn duration(
+        &self,
+        t: &Table,
+        section: &str,
+        key: &str,
+        out: &mut Duration,
+    ) -> Result<(), ConfigError> {
+        match t.get(key) {
+            None => Ok(()),
+            Some(Value::String(s)) => {
+                *out = parse_go_duration(s).map_err(|p| self.err(section, key, p))?;
+                Ok(())
+            }
+            Some(v) => Err(self.err(
+                section,
+                key,
+                wrong_type("a duration string like \"100ms\"", v),
+            )),
+        }
+    }
+
+    fn addresses(
+        &self,
+        t: &Table,
+        section: &str,
+        key: &str,
+    ) -> Result<Vec<ParsedAddress>, ConfigError> {
+        let mut text = String::new();
+        self.string(t, section, key, &mut text)?;
+        split_list(&text)
+            .map(|a| {
+                a.parse::<ParsedAddress>()
+                    .map_err(|e| self.err(section, key, format!("bad address {a:?}: {e}")))
+            })
+            .collect()
+    }
+
+    fn ids(&self, t: &Table, section: &str, key: &str) -> Result<Vec<NodeId>, ConfigError> {
+        let mut text = String::new();
+        self.string(t, section, key, &mut text)?;
+        split_list(&text)
+            .map(|a| {
+                a.parse::<NodeId>()
+                    .map_err(|e| self.err(section, key, format!("bad node ID {a:?}: {e}")))
+            })
+            .collect()
+    }
+}
+
+/// Go `splitAndTrimEmpty(s, ",", " ")`.
+pub(crate) fn split_list(s: &str) -> impl Iterator<Item = &str> {
+    s.split(',').map(str::trim).filter(|p| !p.is_empty())
+}
+
+fn key_name(section: &str, key: &str) -> String {
+    if section.is_empty() {
+        key.to_owned()
+    } else {
+        format!("[{section}] {key}")
+    }
+}
+
+fn wrong_type(expected: &str, found: &Value) -> String {
+    let found = match found {
+        Value::String(s) => format!("the string {s:?}"),
+        Value::Integer(i) => format!("the integer {i}"),
+        Value::Float(f) => format!("the number {f}"),
+        Value::Boolean(b) => format!("{b}"),
+        Value::Datetime(d) => format!("the date {d}"),
+        Value::Array(_) => "a list".to_owned(),
+        Value::Table(_) => "a table".to_owned(),
+    };
+    format!("expected {expected}, found {found}")
+}
+
+/// Checks that every key of `t` is known; collects the ignored ones.
+fn check_keys(
+    file: &str,
+    section: &str,
+    t: &Table,
+    used: &[&str],
+    ignored: &[&str],
+    skipped: &mut Vec<String>,
+) -> Result<(), ConfigError> {
+    for key in t.keys() {
+        if used.contains(&key.as_str()) {
+            continue;
+        }
+        if ignored.contains(&key.as_str()) {
+            skipped.push(key_name(section, key));
+            continue;
+        }
+        let hint = closest(key, used)
+            .map(|c| format!(" (did you mean {c:?}?)"))
+            .unwrap_or_default();
+        return Err(ConfigError::new(
+            file,
+            key_name(section, key),
+            format!("unknown key{hint}"),
+        ));
+    }
+    Ok(())
+}
+
+/// The known key nearest to a misspelt one, if it is close.
+fn closest<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
+    fn distance(a: &str, b: &str) -> usize {
+        let b: Vec<char> = b.chars().collect();
+        let mut prev: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut cur = vec![i + 1];
+            for (j, cb) in b.iter().enumerate() {
+                let sub = prev[j] + usize::from(ca != *cb);
+                cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+            }
+            prev = cur;
+        }
+        prev[b.len()]
+    }
+    known
+        .iter()
+        .map(|k| (distance(key, k), *k))
+        .filter(|(d, _)| *d <= 3)
+        .min()
+        .map(|(_, k)| k)
+}
+
+/// Parses the text of `config.toml` (`file` names it in errors) and applies `overrides`.
+pub(crate) fn parse(text: &str, file: &str, overrides: &Overrides) -> Result<Loaded, ConfigError> {
+    let mut root: Table = text.parse::<Table>().map_err(|e| {
+        let line = e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+        let msg = e.message().to_owned();
+        match line {
+            Some(l) => ConfigError::new(file, format!("line {l}"), format!("invalid TOML: {msg}")),
+            None => ConfigError::new(file, "", format!("invalid TOML: {msg}")),
+        }
+    })?;
+
+    // Flags go into the table so that they are checked exactly like the file's values.
+    let mut flags = BTreeMap::new();
+    for (section, key, flag, value) in overrides.entries() {
+        let table = if section.is_empty() {
+            &mut root
+        } else {
+            let entry = root
+                .entry(section.to_owned())
+                .or_insert_with(|| Value::Table(Table::new()));
+            match entry {
+                Value::Table(t) => t,
+                other => {
+                    return Err(ConfigError::new(
+                        file,
+                        section,
+                        wrong_type("a table", other),
+                    ));
+                }
+            }
+        };
+        table.insert(key.to_owned(), value);
+        flags.insert((section.to_owned(), key.to_owned()), flag);
+    }
+
+    let r = Reader {
+        file,
+        flags: &flags,
+    };
+    let mut skipped = Vec::new();
+    let mut base = Table::new();
+    let mut sections = BTreeMap::new();
+    for (key, value) in &root {
+        match value {
+            Value::Table(t) if ["p2p", "rpc", "instrumentation"].contains(&key.as_str()) => {
+                sections.insert(key.as_str(), t);
+            }
+            Value::Table(_) if SECTIONS_IGNORED.contains(&key.as_str()) => {
+                skipped.push(format!("[{key}]"));
+            }
+            Value::Table(_) if !BASE_USED.contains(&key.as_str()) => {
+                // A section no CometBFT line we know writes: not ours to judge.
+                skipped.push(format!("[{key}] (unknown section)"));
+            }
+            v if ["p2p", "rpc", "instrumentation"].contains(&key.as_str()) => {
+                return Err(ConfigError::new(file, key, wrong_type("a [section]", v)));
+            }
+            v => {
+                base.insert(key.clone(), v.clone());
+            }
+        }
+    }
+    check_keys(file, "", &base, BASE_USED, BASE_IGNORED, &mut skipped)?;
+    let empty = Table::new();
+    let p2p = sections.get("p2p").copied().unwrap_or(&empty);
+    let rpc = sections.get("rpc").copied().unwrap_or(&empty);
+    let instr = sections.get("instrumentation").copied().unwrap_or(&empty);
+    check_keys(file, "p2p", p2p, P2P_USED, P2P_IGNORED, &mut skipped)?;
+    check_keys(file, "rpc", rpc, RPC_USED, RPC_IGNORED, &mut skipped)?;
+    check_keys(
+        file,
+        "instrumentation",
+        instr,
+        INSTR_USED,
+        INSTR_IGNORED,
+        &mut skipped,
+    )?;
+
+    let mut c = Config::default();
+    r.string(&base, "", "moniker", &mut c.moniker)?;
+    if c.moniker.trim().is_empty() || !c.moniker.bytes().all(|b| (32..=126).contains(&b)) {
+        return Err(r.err(
+            "",
+            "moniker",
+            format!("{:?} must be non-empty printable ASCII", c.moniker),
+        ));
+    }
+    r.string(&base, "", "log_level", &mut c.log_level)?;
+    crate::logging::parse_level(&c.log_level).map_err(|p| r.err("", "log_level", p))?;
+    let mut format = "plain".to_owned();
+    r.string(&base, "", "log_format", &mut format)?;
+    c.log_format = match format.as_str() {
+        "plain" | "" => LogFormat::Plain,
+        "json" => LogFormat::Json,
+        other => {
+            return Err(r.err(
+                "",
+                "log_format",
+                format!("{other:?}: expected \"plain\" or \"json\""),
+            ));
+        }
+    };
+    r.string(&base, "", "genesis_file", &mut c.genesis_file)?;
+    r.string(&base, "", "node_key_file", &mut c.node_key_file)?;
+
+    let p = &mut c.p2p;
+    r.string(p2p, "p2p", "laddr", &mut p.laddr)?;
+    parse_host_port(&p.laddr, false).map_err(|e| r.err("p2p", "laddr", e))?;
+    r.string(p2p, "p2p", "external_address", &mut p.external_address)?;
+    if !p.external_address.is_empty() {
+        parse_host_port(&p.external_address, false)
+            .map_err(|e| r.err("p2p", "external_address", e))?;
+    }
+    p.seeds = r.addresses(p2p, "p2p", "seeds")?;
+    p.persistent_peers = r.addresses(p2p, "p2p", "persistent_peers")?;
+    r.string(p2p, "p2p", "addr_book_file", &mut p.addr_book_file)?;
+    r.boolean(p2p, "p2p", "addr_book_strict", &mut p.addr_book_strict)?;
+    r.usize(
+        p2p,
+        "p2p",
+        "max_num_inbound_peers",
+        &mut p.max_num_inbound_peers,
+    )?;
+    r.usize(
+        p2p,
+        "p2p",
+        "max_num_outbound_peers",
+        &mut p.max_num_outbound_peers,
+    )?;
+    p.unconditional_peer_ids = r.ids(p2p, "p2p", "unconditional_peer_ids")?;
+    r.duration(
+        p2p,
+        "p2p",
+        "persistent_peers_max_dial_period",
+        &mut p.persistent_peers_max_dial_period,
+    )?;
+    r.duration(
+        p2p,
+        "p2p",
+        "flush_throttle_timeout",
+        &mut p.flush_throttle_timeout,
+    )?;
+    r.usize(
+        p2p,
+        "p2p",
+        "max_packet_msg_payload_size",
+        &mut p.max_packet_msg_payload_size,
+    )?;
+    if p.max_packet_msg_payload_size == 0 {
+        return Err(r.err("p2p", "max_packet_msg_payload_size", "must be at least 1"));
+    }
+    r.u64(p2p, "p2p", "send_rate", &mut p.send_rate)?;
+    r.u64(p2p, "p2p", "recv_rate", &mut p.recv_rate)?;
+    r.boolean(p2p, "p2p", "pex", &mut p.pex)?;
+    r.boolean(p2p, "p2p", "seed_mode", &mut p.seed_mode)?;
+    p.private_peer_ids = r.ids(p2p, "p2p", "private_peer_ids")?;
+    r.boolean(p2p, "p2p", "allow_duplicate_ip", &mut p.allow_duplicate_ip)?;
+    r.duration(p2p, "p2p", "handshake_timeout", &mut p.handshake_timeout)?;
+    r.duration(p2p, "p2p", "dial_timeout", &mut p.dial_timeout)?;
+
+    r.string(rpc, "rpc", "laddr", &mut c.rpc.laddr)?;
+    if !c.rpc.laddr.is_empty() {
+        parse_host_port(&c.rpc.laddr, false).map_err(|e| r.err("rpc", "laddr", e))?;
+    }
+
+    let i = &mut c.instrumentation;
+    r.boolean(instr, "instrumentation", "prometheus", &mut i.prometheus)?;
+    r.string(
+        instr,
+        "instrumentation",
+        "prometheus_listen_addr",
+        &mut i.prometheus_listen_addr,
+    )?;
+    parse_host_port(&i.prometheus_listen_addr, true)
+        .map_err(|e| r.err("instrumentation", "prometheus_listen_addr", e))?;
+    r.string(instr, "instrumentation", "namespace", &mut i.namespace)?;
+    let valid_name = i
+        .namespace
+        .starts_with(|ch: char| ch.is_ascii_alphabetic() || ch == '_')
+        && i.namespace
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if !i.namespace.is_empty() && !valid_name {
+        return Err(r.err(
+            "instrumentation",
+            "namespace",
+            format!("{:?} is not a valid Prometheus name", i.namespace),
+        ));
+    }
+
+    // Flags given for a section the file lacks are not "ignored" items.
+    let skipped: BTreeSet<String> = skipped.into_iter().collect();
+    Ok(Loaded {
+        config: c,
+        ignored: skipped.into_iter().collect(),
+    })
+}
+
+/// Reads `path` and parses it; a missing file means every default (as CometBFT).
+pub(crate) fn load(path: &Path, overrides: &Overrides) -> Result<Loaded, ConfigError> {
+    let shown = path.display().to_string();
+    let text = match std::fs::read(path) {
+        Ok(bytes) => {
+            String::from_utf8(bytes).map_err(|_| ConfigError::new(&shown, "", "not UTF-8 text"))?
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(ConfigError::new(&shown, "", format!("cannot read: {e}"))),
+    };
+    parse(&text, &shown, overrides)
+}
+
+/// `path` relative to `home` unless absolute (CometBFT `rootify`).
+pub(crate) fn rootify(home: &Path, path: &str) -> PathBuf {
+    let p = Path::new(path);
+    if p.is_absolute() {
+        p.to_owned()
+    } else {
+        home.join(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(version: &str, file: &str) -> String {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data")
+            .join(version)
+            .join(file);
+        std::fs::read_to_string(&path).unwrap()
+    }
+
+    pub(crate) const VERSIONS: &[&str] = &["v0.34.35", "v0.37.18", "v0.38.25", "v0.40.0", "v1.0.1"];
+
+    #[test]
+    fn every_cometbft_init_home_loads_with_cometbft_defaults() {
+        for v in VERSIONS {
+            let loaded = parse(&data(v, "config.toml"), v, &Overrides::default())
+                .unwrap_or_else(|e| panic!("{v}: {e}"));
+            let c = &loaded.config;
+            let d = P2pConfig::default();
+            assert_eq!(c.p2p.laddr, d.laddr, "{v}");
+            assert_eq!(c.p2p.max_num_inbound_peers, 40, "{v}");
+            assert_eq!(c.p2p.max_num_outbound_peers, 10, "{v}");
+            assert_eq!(c.p2p.send_rate, 5_120_000, "{v}");
+            assert!(
+                c.p2p.pex && !c.p2p.seed_mode && c.p2p.addr_book_strict,
+                "{v}"
+            );
+            assert_eq!(c.p2p.dial_timeout, Duration::from_secs(3), "{v}");
+            assert_eq!(c.p2p.handshake_timeout, Duration::from_secs(20), "{v}");
+            assert_eq!(c.rpc.laddr, "tcp://127.0.0.1:26657", "{v}");
+            assert_eq!(c.instrumentation.namespace, "cometbft", "{v}");
+            assert_eq!(c.instrumentation.prometheus_listen_addr, ":26660", "{v}");
+            assert!(!c.instrumentation.prometheus, "{v}");
+            assert_eq!(c.node_key_file, "config/node_key.json", "{v}");
+            assert!(loaded.ignored.contains(&"[mempool]".to_owned()), "{v}");
+            assert!(loaded.ignored.contains(&"[consensus]".to_owned()), "{v}");
+        }
+    }
+
+    #[test]
+    fn version_specific_keys_are_ignored_not_refused() {
+        let v034 = parse(&data("v0.34.35", "config.toml"), "f", &Overrides::default()).unwrap();
+        assert!(v034.ignored.contains(&"fast_sync".to_owned()));
+        assert!(v034.ignored.contains(&"[fastsync]".to_owned()));
+        assert!(v034.ignored.contains(&"[p2p] upnp".to_owned()));
+        let v040 = parse(&data("v0.40.0", "config.toml"), "f", &Overrides::default()).unwrap();
+        assert!(v040.ignored.contains(&"[p2p] libp2p".to_owned()));
+        // v0.38's flush_throttle_timeout is 100ms; v0.40/v1.0 write 10ms.
+        assert_eq!(
+            v040.config.p2p.flush_throttle_timeout,
+            Duration::from_millis(10)
+        );
+        let v1 = parse(&data("v1.0.1", "config.toml"), "f", &Overrides::default()).unwrap();
+        assert!(v1.ignored.contains(&"[grpc]".to_owned()));
+    }
+
+    #[test]
+    fn flags_override_the_file_and_are_checked() {
+        let o = Overrides {
+            moniker: Some("flagged".into()),
+            p2p_laddr: Some("tcp://127.0.0.1:1234".into()),
+            p2p_pex: Some(false),
+            p2p_seed_mode: Some(true),
+            p2p_seeds: Some(format!("{}@1.2.3.4:26656, ", "ab".repeat(20))),
+            ..Overrides::default()
+        };
+        let c = parse(&data("v0.38.25", "config.toml"), "f", &o)
+            .unwrap()
+            .config;
+        assert_eq!(c.moniker, "flagged");
+        assert_eq!(c.p2p.laddr, "tcp://127.0.0.1:1234");
+        assert!(!c.p2p.pex && c.p2p.seed_mode);
+        assert_eq!(c.p2p.seeds.len(), 1);
+
+        let bad = Overrides {
+            p2p_laddr: Some("tcp://127.0.0.1:notaport".into()),
+            ..Overrides::default()
+        };
+        let e = parse(&data("v0.38.25", "config.toml"), "f", &bad).unwrap_err();
+        assert_eq!(e.source, "command line");
+        assert_eq!(e.key, "--p2p.laddr");
+    }
+
+    #[test]
+    fn bad_values_name_the_file_the_key_and_the_problem() {
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "[p2p]\nladdr = \"tcp://0.0.0.0\"\n",
+                "[p2p] laddr",
+                "host:port",
+            ),
+            (
+                "[p2p]\npex = \"yes\"\n",
+                "[p2p] pex",
+                "expected true or false",
+            ),
+            (
+                "[p2p]\nmax_num_inbound_peers = -1\n",
+                "[p2p] max_num_inbound_peers",
+                "0 or more",
+            ),
+            (
+                "[p2p]\nmax_num_inbound_peers = \"40\"\n",
+                "[p2p] max_num_inbound_peers",
+                "expected an integer",
+            ),
+            (
+                "[p2p]\nflush_throttle_timeout = \"fast\"\n",
+                "[p2p] flush_throttle_timeout",
+                "not a duration",
+            ),
+            (
+                "[p2p]\nseeds = \"nope@1.2.3.4:1\"\n",
+                "[p2p] seeds",
+                "bad address",
+            ),
+            (
+                "[p2p]\nprivate_peer_ids = \"xyz\"\n",
+                "[p2p] private_peer_ids",
+                "bad node ID",
+            ),
+            (
+                "[p2p]\nmax_num_inbund_peers = 3\n",
+                "[p2p] max_num_inbund_peers",
+                "did you mean \"max_num_inbound_peers\"",
+            ),
+            (
+                "[rpc]\nladdr = \"unix:///tmp/s\"\n",
+                "[rpc] laddr",
+                "only tcp://",
+            ),
+            (
+                "[instrumentation]\nprometheus_listen_addr = \"x\"\n",
+                "[instrumentation] prometheus_listen_addr",
+                "host:port",
+            ),
+            ("monikr = \"a\"\n", "monikr", "unknown key"),
+            ("moniker = \"\"\n", "moniker", "non-empty"),
+            ("log_level = \"loud\"\n", "log_level", "loud"),
+            ("p2p = 3\n", "p2p", "expected a [section]"),
+        ];
+        for (text, key, needle) in cases {
+            let e = parse(text, "home/config/config.toml", &Overrides::default()).unwrap_err();
+            assert_eq!(e.source, "home/config/config.toml", "{text}");
+            assert_eq!(&e.key, key, "{text}: {e}");
+            assert!(e.to_string().contains(needle), "{text}: {e}");
+            assert!(!e.to_string().contains('\n'), "{e}");
+        }
+        let e = parse("[p2p\nx=1", "f", &Overrides::default()).unwrap_err();
+        assert_eq!(e.key, "line 1");
+        assert!(!e.to_string().contains('\n'), "{e}");
+    }
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_go_duration("0s").unwrap(), Duration::ZERO);
+        assert_eq!(
+            parse_go_duration("100ms").unwrap(),
+            Duration::from_millis(100)
+        );
+        assert_eq!(parse_go_duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(
+            parse_go_duration("1.5s").unwrap(),
+            Duration::from_millis(1500)
+        );
+        assert_eq!(
+            parse_go_duration("10us").unwrap(),
+            Duration::from_micros(10)
+        );
+        assert!(parse_go_duration("10").is_err());
+        assert!(parse_go_duration("-1s").is_err());
+        assert!(parse_go_duration("").is_err());
+        assert!(parse_go_duration("s").is_err());
+        for d in [0, 10, 100, 3000, 20_000, 60_000] {
+            let d = Duration::from_millis(d);
+            assert_eq!(parse_go_duration(&format_go_duration(d)).unwrap(), d);
+        }
+    }
+
+    #[test]
+    fn host_ports() {
+        assert_eq!(
+            parse_host_port(":26660", true).unwrap(),
+            HostPort {
+                host: String::new(),
+                port: 26660
+            }
+        );
+        assert!(parse_host_port(":26660", false).is_err());
+        assert_eq!(parse_host_port("tcp://[::1]:5", false).unwrap().host, "::1");
+        assert_eq!(
+            parse_host_port("localhost:5", false).unwrap().to_lookup(),
+            "localhost:5"
+        );
+        assert!(parse_host_port("::1:5", false).is_err());
+        assert!(parse_host_port("a b:5", false).is_err());
+    }
+}

@@ -1,0 +1,452 @@
+//! `crawl`: a one-shot crawl over the p2p protocol itself. For each address: dial, secret
+//! connection, `NodeInfo` exchange (that gives ID, moniker, version, network, channels and the
+//! handshake latency), one PEX request, the addresses of the answer queued, disconnect. No
+//! RPC is needed, so nodes whose RPC is closed are found too.
+//!
+//! The crawler has its own throw-away key and does not listen; it announces `0.0.0.0:0`,
+//! which PEX never stores, so it does not end up in anyone's address book.
+
+use std::collections::{HashSet, VecDeque};
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mukan_pex::{PexMessage, channel_descriptor};
+use mukan_reactor_api::{
+    ChannelId, InboxItem, ManagedPeer, NetAddress, NodeId, NodeInfo, Other, ParsedAddress,
+    PeerConfig, ProtocolVersion, Transport, TransportError,
+};
+use mukan_transport::TcpTransport;
+use serde_json::json;
+use tokio::task::JoinSet;
+
+/// Dials in flight at once.
+const CONCURRENCY: usize = 16;
+/// Time a node has to answer the PEX request.
+const PEX_WAIT: Duration = Duration::from_secs(5);
+/// The most addresses crawled in one run.
+const MAX_NODES: usize = 10_000;
+
+/// What to crawl.
+#[derive(Clone, Debug)]
+pub(crate) struct Options {
+    /// Where to start.
+    pub(crate) seeds: Vec<ParsedAddress>,
+    /// The chain; `None`: the network of the first node that answers.
+    pub(crate) chain_id: Option<String>,
+    /// Stop starting new dials after this long.
+    pub(crate) timeout: Duration,
+}
+
+/// A node that completed the handshake.
+#[derive(Clone, Debug)]
+pub(crate) struct Reached {
+    /// The address dialed.
+    pub(crate) address: NetAddress,
+    /// What it announced.
+    pub(crate) info: NodeInfo,
+    /// Dial + secret connection + `NodeInfo` exchange.
+    pub(crate) latency: Duration,
+    /// Addresses it gave in its PEX answer (`None`: it did not answer in time).
+    pub(crate) shared: Option<usize>,
+}
+
+/// The result of a crawl.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Report {
+    /// The network crawled.
+    pub(crate) network: String,
+    /// Nodes reached, in the order they were reached.
+    pub(crate) reachable: Vec<Reached>,
+    /// Addresses that could not be reached, with why.
+    pub(crate) unreachable: Vec<(String, String)>,
+}
+
+fn crawler_info(key: &mukan_node_key::NodeKey, network: &str) -> NodeInfo {
+    NodeInfo {
+        protocol_version: ProtocolVersion {
+            p2p: 8,
+            block: 11,
+            app: 0,
+        },
+        id: key.node_id().to_string(),
+        listen_addr: "tcp://0.0.0.0:0".into(),
+        network: network.into(),
+        version: crate::VERSION.into(),
+        channels: vec![ChannelId(0x00)],
+        moniker: "mukan-crawler".into(),
+        other: Other {
+            tx_index: "off".into(),
+            rpc_address: String::new(),
+        },
+    }
+}
+
+fn transport(key: &Arc<mukan_node_key::NodeKey>, network: &str) -> TcpTransport {
+    let mut config = mukan_transport::Config::default();
+    // One connection per node, but many nodes may share an IP.
+    config.allow_duplicate_ip = true;
+    TcpTransport::new(key.clone(), crawler_info(key, network), config)
+}
+
+fn peer_config() -> PeerConfig {
+    PeerConfig {
+        channels: vec![channel_descriptor()],
+        is_persistent: Arc::new(|_: &NetAddress| false),
+    }
+}
+
+/// The network a node is on, learned from the refusal of a handshake on another network.
+fn network_of(e: &TransportError) -> Option<String> {
+    let TransportError::Rejected { source, .. } = e else {
+        return None;
+    };
+    let up = source.downcast_ref::<mukan_transport::UpgradeError>()?;
+    match up {
+        mukan_transport::UpgradeError::Incompatible(
+            mukan_reactor_api::IncompatibleError::Network { got, .. },
+        ) => Some(got.clone()),
+        _ => None,
+    }
+}
+
+async fn resolve(a: &ParsedAddress) -> Result<NetAddress, String> {
+    match a {
+        ParsedAddress::Resolved(a) => Ok(*a),
+        ParsedAddress::Unresolved(u) => {
+            let mut it = tokio::net::lookup_host(u.host_port())
+                .await
+                .map_err(|e| format!("cannot resolve {}: {e}", u.host))?;
+            it.next()
+                .map(|s| u.with_ip(s.ip()))
+                .ok_or_else(|| format!("{} did not resolve", u.host))
+        }
+    }
+}
+
+/// A node reached and the addresses it shared, or why it was not reached.
+type VisitResult = Result<(Reached, Vec<NetAddress>), String>;
+
+/// Dials `addr`, asks for addresses, disconnects.
+async fn visit(t: TcpTransport, addr: NetAddress) -> VisitResult {
+    let started = Instant::now();
+    let peer = t
+        .dial(addr, peer_config())
+        .await
+        .map_err(|e| e.to_string())?;
+    let latency = started.elapsed();
+    let info = peer.node_info().clone();
+    let mut addrs = Vec::new();
+    let shared = match ask(peer.as_ref()).await {
+        Ok(list) => {
+            let n = list.len();
+            addrs = list;
+            Some(n)
+        }
+        Err(e) => {
+            tracing::debug!(target: "mukan_p2p::crawl", "{addr}: no PEX answer: {e}");
+            None
+        }
+    };
+    peer.stop();
+    t.cleanup(peer.as_ref());
+    Ok((
+        Reached {
+            address: addr,
+            info,
+            latency,
+            shared,
+        },
+        addrs,
+    ))
+}
+
+async fn ask(peer: &dyn ManagedPeer) -> Result<Vec<NetAddress>, String> {
+    let mut inbox = peer.start().map_err(|e| e.to_string())?;
+    peer.try_send(ChannelId(0x00), PexMessage::Request.encode().into())
+        .map_err(|e| e.to_string())?;
+    let wait = async {
+        while let Some(item) = inbox.recv().await {
+            match item {
+                InboxItem::Received {
+                    channel: ChannelId(0x00),
+                    message,
+                    ..
+                } => match PexMessage::decode(&message) {
+                    Ok(PexMessage::Addrs(list)) => return Ok(list),
+                    Ok(PexMessage::Request) => {}
+                    Err(e) => return Err(format!("bad PEX message: {e}")),
+                },
+                InboxItem::Received { .. } => {}
+                InboxItem::Stopped(reason) => return Err(format!("disconnected: {reason}")),
+                _ => {}
+            }
+        }
+        Err("disconnected".to_owned())
+    };
+    tokio::time::timeout(PEX_WAIT, wait)
+        .await
+        .map_err(|_| "no answer".to_owned())?
+}
+
+/// Crawls from `opts.seeds`.
+pub(crate) async fn crawl(opts: Options) -> Result<Report, String> {
+    let key = Arc::new(mukan_node_key::NodeKey::generate(&mut rand::rngs::OsRng));
+    let mut report = Report::default();
+    let mut queue: VecDeque<NetAddress> = VecDeque::new();
+    let mut seen_ids: HashSet<NodeId> = HashSet::new();
+    for s in &opts.seeds {
+        match resolve(s).await {
+            Ok(a) => {
+                if seen_ids.insert(a.id()) {
+                    queue.push_back(a);
+                }
+            }
+            Err(e) => report.unreachable.push((s.to_string(), e)),
+        }
+    }
+    let deadline = Instant::now() + opts.timeout;
+
+    // The network: given, or learned from the first node that answers.
+    let network = match opts.chain_id {
+        Some(n) => n,
+        None => {
+            let probe = transport(&key, "mukan-crawler-probe");
+            let mut found = None;
+            for a in &queue {
+                let r =
+                    tokio::time::timeout(Duration::from_secs(10), probe.dial(*a, peer_config()))
+                        .await;
+                match r {
+                    Ok(Err(e)) => {
+                        if let Some(n) = network_of(&e) {
+                            found = Some(n);
+                            break;
+                        }
+                    }
+                    Ok(Ok(p)) => {
+                        // Only a node on our made-up network would accept.
+                        p.stop();
+                    }
+                    Err(_) => {}
+                }
+            }
+            probe.close();
+            found.ok_or("no seed answered the handshake (pass --chain-id to crawl anyway)")?
+        }
+    };
+    report.network.clone_from(&network);
+    let t = transport(&key, &network);
+
+    let mut tasks: JoinSet<(NetAddress, VisitResult)> = JoinSet::new();
+    loop {
+        while tasks.len() < CONCURRENCY && Instant::now() < deadline {
+            let Some(addr) = queue.pop_front() else { break };
+            let t = t.clone();
+            let left = deadline.saturating_duration_since(Instant::now())
+                + PEX_WAIT
+                + Duration::from_secs(10);
+            tasks.spawn(async move {
+                let r = tokio::time::timeout(left, visit(t, addr))
+                    .await
+                    .unwrap_or_else(|_| Err("timed out".into()));
+                (addr, r)
+            });
+        }
+        let Some(joined) = tasks.join_next().await else {
+            break;
+        };
+        let Ok((addr, result)) = joined else { continue };
+        match result {
+            Ok((reached, addrs)) => {
+                for a in addrs {
+                    if seen_ids.len() < MAX_NODES
+                        && a.id() != key.node_id()
+                        && seen_ids.insert(a.id())
+                    {
+                        queue.push_back(a);
+                    }
+                }
+                report.reachable.push(reached);
+            }
+            Err(e) => report.unreachable.push((addr.to_string(), e)),
+        }
+    }
+    for a in queue {
+        report
+            .unreachable
+            .push((a.to_string(), "not tried before the timeout".into()));
+    }
+    t.close();
+    Ok(report)
+}
+
+impl Report {
+    /// `id@ip:port,…` of every reachable node.
+    pub(crate) fn persistent_peers(&self) -> String {
+        self.reachable
+            .iter()
+            .map(|r| r.address.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The report as JSON.
+    pub(crate) fn to_json(&self) -> serde_json::Value {
+        let reachable: Vec<_> = self
+            .reachable
+            .iter()
+            .map(|r| {
+                json!({
+                    "id": r.info.id,
+                    "address": r.address.to_string(),
+                    "moniker": r.info.moniker,
+                    "version": r.info.version,
+                    "network": r.info.network,
+                    "channels": hex::encode_upper(r.info.channels.iter().map(|c| c.0).collect::<Vec<u8>>()),
+                    "listen_addr": r.info.listen_addr,
+                    "rpc_address": r.info.other.rpc_address,
+                    "handshake_latency_ms": (r.latency.as_secs_f64() * 1e3 * 10.0).round() / 10.0,
+                    "addresses_shared": r.shared,
+                })
+            })
+            .collect();
+        let unreachable: Vec<_> = self
+            .unreachable
+            .iter()
+            .map(|(a, e)| json!({"address": a, "error": e}))
+            .collect();
+        json!({
+            "network": self.network,
+            "reachable": reachable,
+            "unreachable": unreachable,
+            "persistent_peers": self.persistent_peers(),
+        })
+    }
+
+    /// The report as a table.
+    pub(crate) fn to_table(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "network {}: {} reachable, {} unreachable\n",
+            self.network,
+            self.reachable.len(),
+            self.unreachable.len()
+        );
+        let _ = writeln!(
+            s,
+            "{:<40}  {:<21}  {:<16}  {:<10}  {:<20}  {:>8}",
+            "ID", "ADDRESS", "MONIKER", "VERSION", "CHANNELS", "LATENCY"
+        );
+        for r in &self.reachable {
+            let channels =
+                hex::encode_upper(r.info.channels.iter().map(|c| c.0).collect::<Vec<u8>>());
+            let _ = writeln!(
+                s,
+                "{:<40}  {:<21}  {:<16}  {:<10}  {:<20}  {:>6.1}ms",
+                r.info.id,
+                r.address.dial_string(),
+                r.info.moniker,
+                r.info.version,
+                channels,
+                r.latency.as_secs_f64() * 1e3
+            );
+        }
+        if !self.unreachable.is_empty() {
+            let _ = writeln!(s, "\nunreachable:");
+            for (a, e) in &self.unreachable {
+                let _ = writeln!(s, "  {a}  {e}");
+            }
+        }
+        let _ = write!(s, "\npersistent_peers = \"{}\"", self.persistent_peers());
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Overrides;
+    use crate::run::tests::{loopback_home, setup};
+    use crate::run::{Tuning, start};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn crawl_finds_every_node_from_one_address_and_reports_the_dead_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let tuning = Tuning {
+            ensure_peers_period: Some(Duration::from_secs(1)),
+        };
+        let first = start(
+            &setup(
+                &loopback_home(dir.path(), "n0", "crawl-chain"),
+                &Overrides::default(),
+            ),
+            &tuning,
+        )
+        .await
+        .unwrap();
+        let first_addr = format!("{}@{}", first.node_info.id, first.p2p_addr);
+        let mut nodes = vec![first];
+        for i in 1..4 {
+            let o = Overrides {
+                p2p_persistent_peers: Some(first_addr.clone()),
+                ..Overrides::default()
+            };
+            nodes.push(
+                start(
+                    &setup(
+                        &loopback_home(dir.path(), &format!("n{i}"), "crawl-chain"),
+                        &o,
+                    ),
+                    &tuning,
+                )
+                .await
+                .unwrap(),
+            );
+        }
+        // Wait until the first node knows the others (they dialed it, PEX told it).
+        for _ in 0..200 {
+            if nodes[0].book.lock().addresses().count() >= 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let dead = format!("{}@127.0.0.1:1", "ab".repeat(20));
+        let report = crawl(Options {
+            seeds: vec![first_addr.parse().unwrap(), dead.parse().unwrap()],
+            chain_id: None,
+            timeout: Duration::from_secs(20),
+        })
+        .await
+        .unwrap();
+        assert_eq!(report.network, "crawl-chain");
+        let mut monikers: Vec<&str> = report
+            .reachable
+            .iter()
+            .map(|r| r.info.moniker.as_str())
+            .collect();
+        monikers.sort_unstable();
+        assert_eq!(monikers, ["n0", "n1", "n2", "n3"], "{}", report.to_table());
+        for (r, n) in report.reachable.iter().filter_map(|r| {
+            nodes
+                .iter()
+                .find(|n| n.node_info.id == r.info.id)
+                .map(|n| (r, n))
+        }) {
+            assert_eq!(r.info.moniker, n.node_info.moniker);
+        }
+        assert!(
+            report.unreachable.iter().any(|(a, _)| a == &dead),
+            "{:?}",
+            report.unreachable
+        );
+        let json = report.to_json();
+        assert_eq!(json["reachable"].as_array().unwrap().len(), 4);
+        assert_eq!(report.persistent_peers().split(',').count(), 4);
+        assert!(report.to_table().contains("persistent_peers = \""));
+        for n in nodes {
+            n.stop().await.unwrap();
+        }
+    }
+}

@@ -1,0 +1,600 @@
+//! `start` and `seed`: a node made of a TCP transport, the switch, PEX and the address book of
+//! a home directory, with the RPC and metrics servers, until SIGINT or SIGTERM.
+//!
+//! Shutdown order: stop the HTTP servers, stop the switch (stop accepting, flush and close
+//! every peer, stop the reactors), save the address book.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::num::{NonZeroU64, NonZeroUsize};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use hyper::StatusCode;
+use mukan_reactor_api::{NodeInfo, Other, ProtocolVersion, Reactor, SharedAddressBook};
+use mukan_switch::{Builder, Switch};
+use mukan_transport::TcpTransport;
+use parking_lot::Mutex;
+use rand::SeedableRng;
+use tokio::sync::watch;
+
+use crate::config::{Config, ConfigError, parse_host_port, rootify};
+use crate::http::{self, Handler, Req, Resp};
+use crate::meter::Metered;
+use crate::metrics::Metrics;
+use crate::rpc::{NodeView, PeerView};
+use crate::{NodeSetup, VERSION};
+
+/// How long the switch may take to stop before we save and exit anyway.
+const STOP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The running parts a caller (tests, testnet) may look at.
+pub(crate) struct Running {
+    /// The switch.
+    pub(crate) switch: Arc<Switch<TcpTransport>>,
+    /// The address book.
+    pub(crate) book: Arc<Mutex<mukan_addrbook::AddrBook>>,
+    /// Where the book is saved.
+    pub(crate) book_path: PathBuf,
+    /// The p2p listen address.
+    pub(crate) p2p_addr: SocketAddr,
+    /// The RPC address, if serving.
+    pub(crate) rpc_addr: Option<SocketAddr>,
+    /// The metrics address, if serving.
+    pub(crate) metrics_addr: Option<SocketAddr>,
+    /// Our node info.
+    pub(crate) node_info: NodeInfo,
+    stop_servers: watch::Sender<bool>,
+    servers: tokio::task::JoinSet<()>,
+}
+
+/// What to start besides the config (the testnet sets these).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Tuning {
+    /// Period of PEX's ensure-peers round (default: CometBFT's 30 s).
+    pub(crate) ensure_peers_period: Option<Duration>,
+}
+
+fn err(key: &str, problem: impl Into<String>) -> ConfigError {
+    ConfigError::new("config", key, problem)
+}
+
+/// Our `NodeInfo` (PROTOCOL.md §3.2): `listen_addr` is `external_address`, else `laddr`.
+pub(crate) fn node_info(
+    setup: &NodeSetup,
+    channels: Vec<mukan_reactor_api::ChannelId>,
+) -> NodeInfo {
+    let c = &setup.config;
+    let listen = if c.p2p.external_address.is_empty() {
+        c.p2p.laddr.clone()
+    } else {
+        c.p2p.external_address.clone()
+    };
+    NodeInfo {
+        protocol_version: ProtocolVersion {
+            p2p: 8,
+            block: 11,
+            app: 0,
+        },
+        id: setup.key.node_id().to_string(),
+        listen_addr: listen,
+        network: setup.chain_id.clone(),
+        version: VERSION.into(),
+        channels,
+        moniker: c.moniker.clone(),
+        other: Other {
+            tx_index: "off".into(),
+            rpc_address: c.rpc.laddr.clone(),
+        },
+    }
+}
+
+fn transport_config(c: &Config) -> mukan_transport::Config {
+    let p = &c.p2p;
+    let mut t = mukan_transport::Config::default();
+    t.allow_duplicate_ip = p.allow_duplicate_ip;
+    t.dial_timeout = p.dial_timeout;
+    t.max_inbound = NonZeroUsize::new(p.max_num_inbound_peers + p.unconditional_peer_ids.len());
+    let mut m = mukan_mconn::Config::node_default()
+        .with_rates(NonZeroU64::new(p.send_rate), NonZeroU64::new(p.recv_rate))
+        .with_flush_throttle(p.flush_throttle_timeout);
+    if let Some(size) = NonZeroUsize::new(p.max_packet_msg_payload_size) {
+        m = m.with_max_packet_msg_payload_size(size);
+    }
+    t.mconn = m;
+    t
+}
+
+fn switch_config(c: &Config) -> mukan_switch::Config {
+    let p = &c.p2p;
+    let mut s = mukan_switch::Config::default();
+    s.max_num_inbound_peers = p.max_num_inbound_peers;
+    s.max_num_outbound_peers = p.max_num_outbound_peers;
+    s.persistent_peers = p.persistent_peers.iter().map(ToString::to_string).collect();
+    s.unconditional_peer_ids = p.unconditional_peer_ids.clone();
+    s.private_peer_ids = p.private_peer_ids.clone();
+    s.persistent_peers_max_dial_period = p.persistent_peers_max_dial_period;
+    s.allow_duplicate_ip = p.allow_duplicate_ip;
+    s
+}
+
+/// Writes the book atomically (temporary file, then rename); the book's lock is held only to
+/// copy it. Saves are serialized (PEX saves on its own schedule and on stop; the node saves
+/// last), so the newest snapshot is the one left on disk.
+pub(crate) fn save_book(
+    book: &Mutex<mukan_addrbook::AddrBook>,
+    path: &Path,
+) -> std::io::Result<()> {
+    static SAVING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = SAVING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let json = book.lock().to_json();
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("addrbook.json"),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, &json)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Holds channel 0x00 open and drops what arrives: what runs when `pex = false` (a connection
+/// needs at least one channel; Go always has its other reactors).
+struct Passive;
+
+impl Reactor for Passive {
+    fn channels(&self) -> Vec<mukan_reactor_api::ChannelDescriptor> {
+        vec![mukan_reactor_api::ChannelDescriptor::new(
+            mukan_reactor_api::ChannelId(0x00),
+            std::num::NonZeroU32::MIN,
+        )]
+    }
+
+    fn receive(
+        &self,
+        _: mukan_reactor_api::Envelope,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        Ok(())
+    }
+}
+
+/// Reactors with the names they are registered under.
+type NamedReactors = Vec<(&'static str, Arc<dyn Reactor>)>;
+
+/// The reactors of the node: PEX when `pex` is on (else a passive one on its channel).
+fn reactors(
+    setup: &NodeSetup,
+    book: &SharedAddressBook,
+    concrete: &Arc<Mutex<mukan_addrbook::AddrBook>>,
+    book_path: &Path,
+    tuning: &Tuning,
+) -> Result<NamedReactors, ConfigError> {
+    let p = &setup.config.p2p;
+    if !p.pex {
+        if p.seed_mode {
+            return Err(err("[p2p] seed_mode", "a seed needs pex = true"));
+        }
+        tracing::warn!(
+            target: "mukan_p2p::run",
+            "pex = false: this node only keeps its connections (it runs no other reactor)"
+        );
+        return Ok(vec![("PASSIVE", Arc::new(Passive))]);
+    }
+    let mut config = mukan_pex::PexConfig::default();
+    config.seeds = p.seeds.iter().map(ToString::to_string).collect();
+    config.seed_mode = p.seed_mode;
+    config.strict_addr_book = p.addr_book_strict;
+    config.persistent_peer_ids = p
+        .persistent_peers
+        .iter()
+        .map(|a| match a {
+            mukan_reactor_api::ParsedAddress::Resolved(a) => a.id(),
+            mukan_reactor_api::ParsedAddress::Unresolved(u) => u.id,
+        })
+        .collect();
+    if let Some(period) = tuning.ensure_peers_period {
+        config.ensure_peers_period = period;
+    }
+    let save: mukan_pex::SaveCallback = {
+        let concrete = concrete.clone();
+        let path = book_path.to_owned();
+        Arc::new(move || {
+            if let Err(e) = save_book(&concrete, &path) {
+                tracing::warn!(target: "mukan_p2p::run", "{}: cannot save the address book: {e}", path.display());
+            }
+        })
+    };
+    let reactor = mukan_pex::PexReactor::new(config, book.clone(), Some(save))
+        .map_err(|e| err("[p2p] seeds", e.to_string()))?;
+    Ok(vec![("PEX", Arc::new(reactor))])
+}
+
+/// Starts the node. Nothing is written before every check passed.
+pub(crate) async fn start(setup: &NodeSetup, tuning: &Tuning) -> Result<Running, String> {
+    let c = &setup.config;
+    let p2p_bind =
+        parse_host_port(&c.p2p.laddr, false).map_err(|e| err("[p2p] laddr", e).to_string())?;
+    let metrics = Arc::new(Metrics::new(&c.instrumentation.namespace, &setup.chain_id));
+
+    let book_path = rootify(&setup.home, &c.p2p.addr_book_file);
+    let mut concrete = mukan_addrbook::AddrBook::new(
+        mukan_addrbook::Config::with_strict(c.p2p.addr_book_strict),
+        rand::rngs::StdRng::from_entropy(),
+    );
+    match concrete.load(&book_path, SystemTime::now()) {
+        Ok(report) => tracing::info!(
+            target: "mukan_p2p::run",
+            "address book {}: {report:?}",
+            book_path.display()
+        ),
+        Err(e) => tracing::warn!(target: "mukan_p2p::run", "address book: {e}"),
+    }
+    let book = Arc::new(Mutex::new(concrete));
+    let shared: SharedAddressBook = book.clone();
+
+    let mut builder = Builder::new(switch_config(c));
+    for (name, reactor) in
+        reactors(setup, &shared, &book, &book_path, tuning).map_err(|e| e.to_string())?
+    {
+        let metered: Arc<dyn Reactor> = Arc::new(Metered::new(reactor, metrics.clone()));
+        builder
+            .add_reactor(name, metered)
+            .map_err(|e| format!("reactor {name}: {e}"))?;
+    }
+    let info = node_info(setup, builder.channel_ids());
+    info.validate()
+        .map_err(|e| format!("our NodeInfo is invalid: {e}"))?;
+    let transport = TcpTransport::new(setup.key.clone(), info, transport_config(c));
+    let bind = p2p_bind
+        .resolve()
+        .await
+        .map_err(|e| err("[p2p] laddr", format!("{:?}: {e}", c.p2p.laddr)).to_string())?;
+    let p2p_addr = transport
+        .listen(bind)
+        .await
+        .map_err(|e| err("[p2p] laddr", format!("cannot listen on {bind}: {e}")).to_string())?;
+    let node_info = transport.node_info();
+    let switch = builder
+        .address_book(shared)
+        .build(transport)
+        .map_err(|e| e.to_string())?;
+
+    let (stop_servers, stop_rx) = watch::channel(false);
+    let mut servers = tokio::task::JoinSet::new();
+    let mut rpc_addr = None;
+    if !c.rpc.laddr.is_empty() {
+        let hp =
+            parse_host_port(&c.rpc.laddr, false).map_err(|e| err("[rpc] laddr", e).to_string())?;
+        let addr = hp
+            .resolve()
+            .await
+            .map_err(|e| err("[rpc] laddr", e.to_string()).to_string())?;
+        let listener = http::bind(addr)
+            .await
+            .map_err(|e| err("[rpc] laddr", format!("cannot listen on {addr}: {e}")).to_string())?;
+        rpc_addr = listener.local_addr().ok();
+        let view: Arc<dyn NodeView> = Arc::new(SwitchView {
+            switch: switch.clone(),
+            info: node_info.clone(),
+            p2p_addr,
+        });
+        servers.spawn(http::serve(
+            listener,
+            crate::rpc::handler(view),
+            stop_rx.clone(),
+        ));
+    }
+    let mut metrics_addr = None;
+    if c.instrumentation.prometheus {
+        let hp = parse_host_port(&c.instrumentation.prometheus_listen_addr, true)
+            .map_err(|e| err("[instrumentation] prometheus_listen_addr", e).to_string())?;
+        let addr = hp.resolve().await.map_err(|e| {
+            err("[instrumentation] prometheus_listen_addr", e.to_string()).to_string()
+        })?;
+        let listener = http::bind(addr).await.map_err(|e| {
+            err(
+                "[instrumentation] prometheus_listen_addr",
+                format!("cannot listen on {addr}: {e}"),
+            )
+            .to_string()
+        })?;
+        metrics_addr = listener.local_addr().ok();
+        let handler = metrics_handler(switch.clone(), book.clone(), metrics.clone());
+        servers.spawn(http::serve(listener, handler, stop_rx.clone()));
+    }
+
+    switch.start().map_err(|e| e.to_string())?;
+    switch.dial_persistent_peers();
+    tracing::info!(
+        target: "mukan_p2p::run",
+        "node {} ({}) on chain {} listening on {p2p_addr}",
+        setup.key.node_id(),
+        c.moniker,
+        setup.chain_id
+    );
+    Ok(Running {
+        switch,
+        book,
+        book_path,
+        p2p_addr,
+        rpc_addr,
+        metrics_addr,
+        node_info,
+        stop_servers,
+        servers,
+    })
+}
+
+impl Running {
+    /// Stops everything in order and saves the address book.
+    pub(crate) async fn stop(mut self) -> Result<(), String> {
+        self.stop_servers.send_replace(true);
+        if tokio::time::timeout(STOP_TIMEOUT, self.switch.stop())
+            .await
+            .is_err()
+        {
+            tracing::warn!(target: "mukan_p2p::run", "the switch did not stop within {STOP_TIMEOUT:?}");
+        }
+        while self.servers.join_next().await.is_some() {}
+        let book = self.book.clone();
+        let path = self.book_path.clone();
+        tokio::task::spawn_blocking(move || save_book(&book, &path))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| {
+                format!(
+                    "{}: cannot save the address book: {e}",
+                    self.book_path.display()
+                )
+            })?;
+        tracing::info!(
+            target: "mukan_p2p::run",
+            "stopped; address book saved to {}",
+            self.book_path.display()
+        );
+        Ok(())
+    }
+}
+
+/// Updates the scrape-time metrics and encodes them.
+fn metrics_handler(
+    switch: Arc<Switch<TcpTransport>>,
+    book: Arc<Mutex<mukan_addrbook::AddrBook>>,
+    metrics: Arc<Metrics>,
+) -> Handler {
+    Arc::new(move |req: Req| {
+        let switch = switch.clone();
+        let book = book.clone();
+        let metrics = metrics.clone();
+        Box::pin(async move {
+            if req.path != "/metrics" {
+                return Resp::new(
+                    StatusCode::NOT_FOUND,
+                    "text/plain",
+                    "404 page not found\n".into(),
+                );
+            }
+            let stats = switch.stats();
+            metrics.set_peers(stats.peers_inbound, stats.peers_outbound);
+            for (outcome, total) in &stats.dials {
+                metrics.dials_total(outcome, *total);
+            }
+            for p in switch.peer_infos() {
+                let pending: usize = p.status.channels.iter().map(|c| c.send_queue_size).sum();
+                metrics.peer_pending(&p.node_info.id, pending as u64);
+            }
+            let (new, old) = {
+                let b = book.lock();
+                (b.new_count(), b.old_count())
+            };
+            metrics.set_addr_book(new, old);
+            Resp::new(
+                StatusCode::OK,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                metrics.encode(),
+            )
+        }) as std::pin::Pin<Box<dyn Future<Output = Resp> + Send>>
+    })
+}
+
+/// The RPC's view of a running switch.
+struct SwitchView {
+    switch: Arc<Switch<TcpTransport>>,
+    info: NodeInfo,
+    p2p_addr: SocketAddr,
+}
+
+impl NodeView for SwitchView {
+    fn node_info(&self) -> NodeInfo {
+        self.info.clone()
+    }
+
+    fn listeners(&self) -> Vec<String> {
+        vec![format!("Listener(@{})", self.p2p_addr)]
+    }
+
+    fn listening(&self) -> bool {
+        true
+    }
+
+    fn peers(&self) -> Vec<PeerView> {
+        self.switch
+            .peer_infos()
+            .into_iter()
+            .map(|p| PeerView {
+                is_outbound: p.direction.is_outbound(),
+                remote_ip: p.socket_addr.ip(),
+                remote_port: p.socket_addr.port(),
+                status: p.status,
+                node_info: p.node_info,
+            })
+            .collect()
+    }
+}
+
+/// SIGINT and SIGTERM handlers, installed before the node starts so that no signal is
+/// missed (an early SIGTERM would otherwise kill the process before the address book is
+/// saved).
+pub(crate) struct Signals {
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Installs the handlers (inside a runtime).
+    pub(crate) fn install() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Self {
+                term: signal(SignalKind::terminate())?,
+                int: signal(SignalKind::interrupt())?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Self {})
+    }
+
+    /// Resolves on the first SIGINT or SIGTERM.
+    pub(crate) async fn wait(mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = &mut self;
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Runs the node until `until` resolves, then stops it.
+pub(crate) async fn run_until(
+    setup: &NodeSetup,
+    until: impl Future<Output = ()>,
+) -> Result<(), String> {
+    let running = start(setup, &Tuning::default()).await?;
+    let show = |a: Option<SocketAddr>| a.map_or_else(|| "off".to_owned(), |a| a.to_string());
+    tracing::info!(
+        target: "mukan_p2p::run",
+        "serving: p2p {}@{}, rpc {}, metrics {}",
+        running.node_info.id,
+        running.p2p_addr,
+        show(running.rpc_addr),
+        show(running.metrics_addr)
+    );
+    until.await;
+    tracing::info!(target: "mukan_p2p::run", "shutting down");
+    running.stop().await
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::config::Overrides;
+    use crate::http::client::get;
+
+    /// A home in `dir` for a loopback node: every listener on 127.0.0.1 port 0, metrics on,
+    /// non-strict book and duplicate IPs allowed (every node is on 127.0.0.1).
+    pub(crate) fn loopback_home(dir: &Path, moniker: &str, chain: &str) -> PathBuf {
+        let home = dir.join(moniker);
+        crate::home::init(&home, moniker, Some(chain)).unwrap();
+        let path = crate::home::config_path(&home);
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("addr_book_strict = true", "addr_book_strict = false")
+            .replace("allow_duplicate_ip = false", "allow_duplicate_ip = true")
+            .replace("prometheus = false", "prometheus = true")
+            .replace("\":26660\"", "\"127.0.0.1:0\"")
+            .replace("tcp://127.0.0.1:26657", "tcp://127.0.0.1:0")
+            .replace("tcp://0.0.0.0:26656", "tcp://127.0.0.1:0");
+        std::fs::write(&path, text).unwrap();
+        home
+    }
+
+    pub(crate) fn setup(home: &Path, o: &Overrides) -> NodeSetup {
+        crate::load_node(home, o).unwrap()
+    }
+
+    async fn wait_for(what: &str, mut cond: impl AsyncFnMut() -> bool) {
+        for _ in 0..200 {
+            if cond().await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{what} did not happen within 10 s");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_nodes_connect_serve_rpc_and_metrics_and_save_their_books() {
+        let dir = tempfile::tempdir().unwrap();
+        let a_home = loopback_home(dir.path(), "alpha", "chain-t");
+        let a = start(&setup(&a_home, &Overrides::default()), &Tuning::default())
+            .await
+            .unwrap();
+        let a_addr = format!("{}@{}", a.node_info.id, a.p2p_addr);
+        let b_home = loopback_home(dir.path(), "beta", "chain-t");
+        let b = start(
+            &setup(
+                &b_home,
+                &Overrides {
+                    p2p_persistent_peers: Some(a_addr.clone()),
+                    ..Overrides::default()
+                },
+            ),
+            &Tuning::default(),
+        )
+        .await
+        .unwrap();
+        let rpc = a.rpc_addr.unwrap();
+        wait_for("a peer on alpha", async || {
+            get(rpc, "/net_info").await.1.contains("\"n_peers\":\"1\"")
+        })
+        .await;
+        let (_, net_info) = get(rpc, "/net_info").await;
+        assert!(net_info.contains("\"moniker\":\"beta\""), "{net_info}");
+        assert!(net_info.contains("\"is_outbound\":false"), "{net_info}");
+        let (_, status) = get(rpc, "/status").await;
+        assert!(status.contains("\"network\":\"chain-t\""), "{status}");
+        let (_, line) = get(b.rpc_addr.unwrap(), "/peers?format=persistent_peers").await;
+        assert_eq!(line.trim(), a_addr);
+
+        let (code, text) = get(a.metrics_addr.unwrap(), "/metrics").await;
+        assert_eq!(code, 200);
+        assert!(
+            text.contains("cometbft_p2p_peers{chain_id=\"chain-t\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "cometbft_p2p_peers_by_direction{chain_id=\"chain-t\",direction=\"inbound\"} 1"
+            ),
+            "{text}"
+        );
+        let (_, text) = get(b.metrics_addr.unwrap(), "/metrics").await;
+        assert!(text.contains("outcome=\"connected\"} 1"), "{text}");
+
+        let a_id = a.node_info.id.clone();
+        b.stop().await.unwrap();
+        a.stop().await.unwrap();
+        for home in [&a_home, &b_home] {
+            let book = std::fs::read_to_string(home.join("config/addrbook.json")).unwrap();
+            let v: serde_json::Value = serde_json::from_str(&book).unwrap();
+            assert!(v["key"].is_string(), "{book}");
+        }
+        // beta learned alpha's address from its persistent peers.
+        let book = std::fs::read_to_string(b_home.join("config/addrbook.json")).unwrap();
+        assert!(book.contains(&a_id), "{book}");
+    }
+}

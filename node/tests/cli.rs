@@ -1,0 +1,397 @@
+//! The `mukan-p2p` binary as an operator runs it: homes made by real `cometbft init`
+//! (v0.34 … v1.0, copied into tests/data), bad configurations, signals.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const VERSIONS: &[&str] = &["v0.34.35", "v0.37.18", "v0.38.25", "v0.40.0", "v1.0.1"];
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_mukan-p2p"));
+    c.env_remove("CMTHOME");
+    c
+}
+
+/// A home with the files `cometbft init` of `version` wrote.
+fn cometbft_home(dir: &Path, version: &str) -> PathBuf {
+    let home = dir.join(version);
+    let config = home.join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    let data = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(version);
+    for f in ["config.toml", "genesis.json", "node_key.json"] {
+        std::fs::copy(data.join(f), config.join(f)).unwrap();
+    }
+    home
+}
+
+/// Every file under `dir` with its contents.
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(p.clone(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+fn wait_with_timeout(child: &mut Child, limit: Duration) -> ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the process did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Loopback listeners so that tests never bind a public interface or a fixed port.
+const LOOPBACK: &[&str] = &[
+    "--p2p.laddr",
+    "tcp://127.0.0.1:0",
+    "--rpc.laddr",
+    "tcp://127.0.0.1:0",
+];
+
+fn run_start(home: &Path, extra: &[&str]) -> (ExitStatus, String) {
+    let mut child = bin()
+        .arg("start")
+        .arg("--home")
+        .arg(home)
+        .args(LOOPBACK)
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = wait_with_timeout(&mut child, Duration::from_secs(30));
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    (status, err)
+}
+
+#[test]
+fn each_bad_configuration_fails_with_one_line_exit_1_and_changes_nothing() {
+    type Mutate = fn(&Path);
+    let cases: Vec<(&str, Mutate, &[&str], &[&str])> = vec![
+        (
+            "unknown key in [p2p]",
+            |h| append_to_section(h, "[p2p]", "max_num_inbund_peers = 3"),
+            &[],
+            &["config.toml", "[p2p] max_num_inbund_peers", "unknown key"],
+        ),
+        (
+            "bad address in the file",
+            |h| {
+                replace(
+                    h,
+                    "external_address = \"\"",
+                    "external_address = \"1.2.3.4\"",
+                )
+            },
+            &[],
+            &[
+                "config.toml",
+                "[p2p] external_address",
+                "expected host:port",
+            ],
+        ),
+        (
+            "bad address in a flag",
+            |_| {},
+            &["--p2p.external-address", "tcp://1.2.3.4:99999"],
+            &["command line", "--p2p.external-address", "invalid port"],
+        ),
+        (
+            "bad persistent peer in the file",
+            |h| {
+                replace(
+                    h,
+                    "persistent_peers = \"\"",
+                    "persistent_peers = \"nobody@1.2.3.4:26656\"",
+                )
+            },
+            &[],
+            &["config.toml", "[p2p] persistent_peers", "bad address"],
+        ),
+        (
+            "wrong type",
+            |h| replace(h, "pex = true", "pex = \"yes\""),
+            &[],
+            &["config.toml", "[p2p] pex", "expected true or false"],
+        ),
+        (
+            "wrong type of a number",
+            |h| {
+                replace(
+                    h,
+                    "max_num_outbound_peers = 10",
+                    "max_num_outbound_peers = \"ten\"",
+                )
+            },
+            &[],
+            &[
+                "config.toml",
+                "[p2p] max_num_outbound_peers",
+                "expected an integer",
+            ],
+        ),
+        (
+            "invalid TOML",
+            |h| append_to_section(h, "[p2p]", "seeds = \"unterminated"),
+            &[],
+            &["config.toml", "line", "invalid TOML"],
+        ),
+        (
+            "missing genesis",
+            |h| std::fs::remove_file(h.join("config/genesis.json")).unwrap(),
+            &[],
+            &["genesis.json", "cannot read"],
+        ),
+        (
+            "genesis without chain_id",
+            |h| std::fs::write(h.join("config/genesis.json"), "{\"genesis_time\":\"x\"}").unwrap(),
+            &[],
+            &["genesis.json", "chain_id", "missing"],
+        ),
+        (
+            "missing node key",
+            |h| std::fs::remove_file(h.join("config/node_key.json")).unwrap(),
+            &[],
+            &["node_key.json", "no node key file"],
+        ),
+        (
+            "corrupt node key",
+            |h| std::fs::write(h.join("config/node_key.json"), "{\"priv_key\":1}").unwrap(),
+            &[],
+            &["node_key.json", "invalid JSON"],
+        ),
+        (
+            "bad flag value",
+            |_| {},
+            &["--p2p.unconditional_peer_ids", "zz"],
+            &[
+                "command line",
+                "--p2p.unconditional_peer_ids",
+                "bad node ID",
+            ],
+        ),
+        (
+            "bad log level",
+            |_| {},
+            &["--log_level", "p2p:loud"],
+            &["command line", "--log_level", "unknown log level"],
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    for (i, (name, mutate, flags, needles)) in cases.into_iter().enumerate() {
+        let home = cometbft_home(&dir.path().join(i.to_string()), "v0.38.25");
+        mutate(&home);
+        let before = snapshot(&home);
+        let (status, err) = run_start(&home, flags);
+        assert_eq!(status.code(), Some(1), "{name}: {err}");
+        assert_eq!(
+            err.trim_end().lines().count(),
+            1,
+            "{name}: not one line: {err}"
+        );
+        for n in needles {
+            assert!(err.contains(n), "{name}: {n:?} not in {err:?}");
+        }
+        assert_eq!(snapshot(&home), before, "{name}: a file changed");
+    }
+}
+
+fn replace(home: &Path, from: &str, to: &str) {
+    let p = home.join("config/config.toml");
+    let text = std::fs::read_to_string(&p).unwrap();
+    assert!(text.contains(from), "{from}");
+    std::fs::write(&p, text.replacen(from, to, 1)).unwrap();
+}
+
+fn append_to_section(home: &Path, section: &str, line: &str) {
+    replace(
+        home,
+        &format!("{section}\n"),
+        &format!("{section}\n{line}\n"),
+    );
+}
+
+/// Starts `mukan-p2p start` and returns once it logged that it is serving.
+fn start_and_wait(home: &Path, extra: &[&str]) -> (Child, mpsc::Receiver<String>) {
+    let mut child = bin()
+        .arg("start")
+        .arg("--home")
+        .arg(home)
+        .args(LOOPBACK)
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) if line.contains("serving:") => return (child, rx),
+            Ok(_) => {}
+            Err(e) => {
+                let _ = child.kill();
+                panic!("no 'serving' line: {e}");
+            }
+        }
+    }
+}
+
+fn sigterm(child: &Child) {
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+}
+
+#[test]
+fn start_runs_on_every_cometbft_init_home_and_sigterm_exits_0_with_the_book_saved() {
+    let dir = tempfile::tempdir().unwrap();
+    for v in VERSIONS {
+        let home = cometbft_home(dir.path(), v);
+        let config_before = snapshot(&home.join("config"));
+        let (mut child, rx) = start_and_wait(&home, &[]);
+        sigterm(&child);
+        let status = wait_with_timeout(&mut child, Duration::from_secs(30));
+        let log: Vec<String> = rx.try_iter().collect();
+        assert_eq!(status.code(), Some(0), "{v}: {log:?}");
+        let book = std::fs::read_to_string(home.join("config/addrbook.json"))
+            .unwrap_or_else(|e| panic!("{v}: no address book: {e}; {log:?}"));
+        let parsed: serde_json::Value = serde_json::from_str(&book).unwrap();
+        assert!(parsed["addrs"].is_array(), "{v}: {book}");
+        // Only the address book was added.
+        let mut after = snapshot(&home.join("config"));
+        after.remove(&home.join("config/addrbook.json"));
+        assert_eq!(after, config_before, "{v}");
+    }
+}
+
+#[test]
+fn init_then_show_node_id_and_never_overwrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("h");
+    let out = bin()
+        .args(["init", "--chain-id", "test-1", "--moniker", "m"])
+        .arg("--home")
+        .arg(&home)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let before = snapshot(&home);
+    let id = bin()
+        .arg("show-node-id")
+        .arg("--home")
+        .arg(&home)
+        .output()
+        .unwrap();
+    assert!(id.status.success());
+    let id = String::from_utf8(id.stdout).unwrap();
+    assert_eq!(id.trim().len(), 40, "{id}");
+    let again = bin()
+        .args(["init", "--chain-id", "other"])
+        .arg("--home")
+        .arg(&home)
+        .output()
+        .unwrap();
+    assert!(again.status.success());
+    assert_eq!(snapshot(&home), before);
+    // CMTHOME is the default home.
+    let id2 = Command::new(env!("CARGO_BIN_EXE_mukan-p2p"))
+        .arg("show-node-id")
+        .env("CMTHOME", &home)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8(id2.stdout).unwrap(), id);
+}
+
+#[test]
+fn version_prints_the_package_version() {
+    let out = bin().arg("version").output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim(),
+        env!("CARGO_PKG_VERSION")
+    );
+}
+
+#[test]
+fn testnet_of_20_nodes_converges_and_exits_0() {
+    let mut child = bin()
+        .args(["testnet", "--nodes", "20", "--timeout", "90s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = wait_with_timeout(&mut child, Duration::from_secs(180));
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(0), "{out}\n{err}");
+    assert!(out.contains("converged in"), "{out}");
+    assert!(out.contains("addresses discovered 380/380"), "{out}");
+    assert_eq!(out.matches("  node").count(), 20, "{out}");
+    // The temporary homes are gone.
+    let dir = err
+        .split("temporary homes in ")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .unwrap();
+    assert!(!Path::new(dir).exists(), "{dir} left behind");
+}
+
+#[test]
+fn log_format_json_writes_one_json_object_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = cometbft_home(dir.path(), "v0.38.25");
+    let (mut child, rx) = start_and_wait(
+        &home,
+        &["--log_format", "json", "--log_level", "main:info,*:error"],
+    );
+    sigterm(&child);
+    let status = wait_with_timeout(&mut child, Duration::from_secs(30));
+    assert_eq!(status.code(), Some(0));
+    let lines: Vec<String> = rx.try_iter().collect();
+    assert!(!lines.is_empty());
+    for line in lines {
+        let v: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"));
+        assert!(v["level"].is_string(), "{line}");
+    }
+}
