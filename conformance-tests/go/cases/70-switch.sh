@@ -1,6 +1,5 @@
 # f. The switch's persistent peers against real nodes (issue 8): a restarted
-# peer is redialed, both ways. For v0.38.25 and the oldest and newest lines,
-# in parallel:
+# peer is redialed, both ways, for every Go line (lines.sh), in parallel:
 #   switch-<v>-node-redials-rust  the node has our peer in persistent_peers; our
 #                                 peer is killed (SIGKILL) and started again with
 #                                 the same key and port: the node dials it again
@@ -8,7 +7,7 @@
 #                                 the node is stopped and started again on the
 #                                 same home and ports: our switch dials it again
 
-SWITCH_LINES=(v0.34.35 v0.38.25 v1.0.1)
+SWITCH_LINES=("${GO_LINES[@]}")
 
 # The node's channels (not PEX), so consensus traffic proves the new link.
 # shellcheck disable=SC2054 # the channel list is one argument

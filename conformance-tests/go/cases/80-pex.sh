@@ -3,7 +3,8 @@
 #   pex-star-H-hub-L-learner     a hub H (--pex) and 4 leaves (2 Go, 2 Rust, --pex)
 #                                that dial it; a learner L (--pex) dials the hub and
 #                                learns all 4 leaves through PEX (its saved book)
-#   pex-<v>-rust-learns-from-node  our peer dials a real node of line v; the node
+#   pex-<v>-rust-learns-from-node  (every Go line v, lines.sh)
+#                                our peer dials a real node of line v; the node
 #                                answers our request with a peer that only it
 #                                knows, which lands in our saved book
 #   pex-<v>-node-learns-from-rust  a real node dials our peer (persistent peer)
@@ -23,22 +24,7 @@
 #                                their addresses, is disconnected by the seed,
 #                                and connects to both
 
-PEX_LINES=(v0.34.35 v0.38.25 v1.0.1)
-
-# book_has FILE ID...: every ID is in the address book FILE (any format our
-# loader reads: Go's or ours); prints what is missing.
-book_has() {
-    local file=$1 dump id missing=()
-    shift
-    dump=$("$RUST_PEER" addrbook-dump --file "$file" 2>&1) || { say "    cannot load $file: $dump"; return 1; }
-    for id in "$@"; do
-        grep -q " $id@" <<<"$dump" || missing+=("$id")
-    done
-    [ "${#missing[@]}" = 0 ] && return 0
-    say "    $file lacks ${missing[*]}; it holds:"
-    sed 's/^/      /' <<<"$dump"
-    return 1
-}
+PEX_LINES=("${GO_LINES[@]}")
 
 case_pex_star() {
     local H=$1 L=$2 pts ph pl idh i ids=() impls=(go rust go rust)

@@ -96,3 +96,18 @@ node_restart() {
     node_pid=$!
     CASE_PIDS+=("$node_pid")
 }
+
+# book_has FILE ID...: every ID is in the address book FILE (any format our
+# loader reads: Go's or ours); prints what is missing.
+book_has() {
+    local file=$1 dump id missing=()
+    shift
+    dump=$("$RUST_PEER" addrbook-dump --file "$file" 2>&1) || { say "    cannot load $file: $dump"; return 1; }
+    for id in "$@"; do
+        grep -q " $id@" <<<"$dump" || missing+=("$id")
+    done
+    [ "${#missing[@]}" = 0 ] && return 0
+    say "    $file lacks ${missing[*]}; it holds:"
+    sed 's/^/      /' <<<"$dump"
+    return 1
+}
