@@ -116,7 +116,7 @@ case_pex_node_learns() {
 }
 
 case_pex_seed_crawls() {
-    local pts ids=() names=(g1 g3 r1 r3) impls=(go go rust rust) i ps ids_of
+    local pts ids=() names=(g1 g3 r1 r3) i ps
     node_init node "$COMETBFT" || return
     mapfile -t pts < <(ports 5)
     ps=${pts[4]}
