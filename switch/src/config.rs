@@ -124,6 +124,16 @@ pub enum Error {
         #[source]
         source: NetAddressError,
     },
+    /// An address given to [`Switch::dial_peers_async`](crate::Switch::dial_peers_async)
+    /// does not parse.
+    #[error("peer address {addr:?}: {source}")]
+    Address {
+        /// The address as given.
+        addr: String,
+        /// Why it does not parse.
+        #[source]
+        source: NetAddressError,
+    },
     /// [`Switch::start`](crate::Switch::start) was called twice, or after stop.
     #[error("the switch was already started")]
     AlreadyStarted,

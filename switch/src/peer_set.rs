@@ -5,7 +5,8 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::task::Waker;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,7 +15,7 @@ use mukan_reactor_api::{
     SendError, StopReason, TrySendError,
 };
 use parking_lot::Mutex;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::stats::Counters;
@@ -55,7 +56,10 @@ pub(crate) struct Conn {
     pub(crate) connected_at: Instant,
     phase: AtomicU8,
     stop: Mutex<Option<StopRequest>>,
-    stop_notify: Notify,
+    /// Set with `stop`, read without a lock on the delivery path.
+    stop_flag: AtomicBool,
+    /// The delivery task, registered only while its inbox is empty.
+    drain_waker: Mutex<Option<Waker>>,
     done: watch::Sender<bool>,
 }
 
@@ -91,7 +95,8 @@ impl Conn {
             connected_at: Instant::now(),
             phase: AtomicU8::new(Phase::Starting as u8),
             stop: Mutex::new(None),
-            stop_notify: Notify::new(),
+            stop_flag: AtomicBool::new(false),
+            drain_waker: Mutex::new(None),
             done: watch::channel(false).0,
         }
     }
@@ -119,9 +124,30 @@ impl Conn {
             }
             *stop = Some(StopRequest { reason, flush });
         }
-        // notify_one keeps a permit when the task is not waiting yet.
-        self.stop_notify.notify_one();
+        self.stop_flag.store(true, Ordering::Release);
+        let waker = self.drain_waker.lock().take();
+        if let Some(w) = waker {
+            w.wake();
+        }
         true
+    }
+
+    /// Whether a stop was asked (lock-free).
+    pub(crate) fn stop_flagged(&self) -> bool {
+        self.stop_flag.load(Ordering::Acquire)
+    }
+
+    /// Registers the delivery task to be woken by a stop request; returns whether a stop was
+    /// asked meanwhile (then the task must not wait).
+    pub(crate) fn park_drain(&self, waker: &Waker) -> bool {
+        {
+            let mut slot = self.drain_waker.lock();
+            match &*slot {
+                Some(w) if w.will_wake(waker) => {}
+                _ => *slot = Some(waker.clone()),
+            }
+        }
+        self.stop_flagged()
     }
 
     /// Whether a stop was asked or the stop path runs.
@@ -142,11 +168,6 @@ impl Conn {
             flush: false,
         })
         .clone()
-    }
-
-    /// Resolves when a stop is asked.
-    pub(crate) fn stop_asked(&self) -> impl Future<Output = ()> + '_ {
-        self.stop_notify.notified()
     }
 
     pub(crate) fn finish(&self) {

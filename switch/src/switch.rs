@@ -4,8 +4,10 @@ use std::collections::HashSet;
 use std::error::Error as StdError;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::{Arc, Weak};
+use std::task::Poll;
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -205,7 +207,7 @@ impl<T: Transport> Switch<T> {
             book.add_private_ids(&inner.config.private_peer_ids);
         }
         for reactor in inner.routes.reactors() {
-            reactor.on_start();
+            guarded(|| reactor.on_start());
         }
         inner.table.lock().state = RunState::Running;
         let task = tokio::spawn(accept_loop(inner.clone()));
@@ -245,7 +247,7 @@ impl<T: Transport> Switch<T> {
             let _ = task.await;
         }
         for reactor in inner.routes.reactors() {
-            reactor.on_stop();
+            guarded(|| reactor.on_stop());
         }
         inner.table.lock().state = RunState::Stopped;
     }
@@ -261,11 +263,10 @@ impl<T: Transport> Switch<T> {
         let parsed: Vec<ParsedAddress> = addrs
             .iter()
             .map(|s| {
-                s.parse::<ParsedAddress>()
-                    .map_err(|source| Error::PersistentPeer {
-                        addr: s.clone(),
-                        source,
-                    })
+                s.parse::<ParsedAddress>().map_err(|source| Error::Address {
+                    addr: s.clone(),
+                    source,
+                })
             })
             .collect::<Result<_, _>>()?;
         self.inner.dial_async(parsed);
@@ -688,7 +689,6 @@ impl Inner {
                     | DialOutcome::Rejected
                     | DialOutcome::Timeout
                     | DialOutcome::Unresolved
-                    | DialOutcome::Denied
             )
         {
             self.spawn_redial(id);
@@ -915,6 +915,7 @@ async fn redial(guard: ReconnectGuard, target: ParsedAddress) {
             Ok(())
             | Err(
                 DialError::AlreadyDialingOrConnected(_)
+                | DialError::Denied(_)
                 | DialError::NotRunning
                 | DialError::SelfAddress(_),
             ) => return,
@@ -963,7 +964,7 @@ async fn run_conn(inner: Arc<Inner>, conn: Arc<Conn>, predecessor: Option<watch:
     }
     let routes = inner.routes.clone();
     for reactor in routes.reactors() {
-        reactor.init_peer(&conn.handle);
+        guarded(|| reactor.init_peer(&conn.handle));
     }
     let mut inbox = match conn.peer.start() {
         Ok(inbox) => inbox,
@@ -980,7 +981,7 @@ async fn run_conn(inner: Arc<Inner>, conn: Arc<Conn>, predecessor: Option<watch:
     if conn.stop_requested().is_none() {
         conn.set_phase(Phase::Added);
         for reactor in routes.reactors() {
-            reactor.add_peer(&conn.handle);
+            guarded(|| reactor.add_peer(&conn.handle));
         }
     }
     let observed = drain(&inner, &routes, &conn, &mut *inbox).await;
@@ -997,13 +998,23 @@ async fn drain(
     inbox: &mut dyn PeerInbox,
 ) -> StopReason {
     loop {
-        if let Some(request) = conn.stop_requested() {
-            return request.reason;
-        }
-        let item = tokio::select! {
-            biased;
-            () = conn.stop_asked() => continue,
-            item = std::future::poll_fn(|cx| inbox.poll_next(cx)) => item,
+        // Lock-free on the hot path: the stop flag is an atomic, and the task registers for
+        // a stop wake-up only when its inbox is empty.
+        let next = std::future::poll_fn(|cx| {
+            if conn.stop_flagged() {
+                return Poll::Ready(None);
+            }
+            match inbox.poll_next(cx) {
+                Poll::Ready(item) => Poll::Ready(Some(item)),
+                Poll::Pending if conn.park_drain(cx.waker()) => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await;
+        let Some(item) = next else {
+            return conn
+                .stop_requested()
+                .map_or(StopReason::Shutdown, |r| r.reason);
         };
         match item {
             Some(InboxItem::Received {
@@ -1021,8 +1032,10 @@ async fn drain(
                     message,
                     lease,
                 };
-                if let Err(e) = reactor.receive(envelope) {
-                    return StopReason::Reactor(Arc::from(e));
+                match std::panic::catch_unwind(AssertUnwindSafe(|| reactor.receive(envelope))) {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => return StopReason::Reactor(Arc::from(e)),
+                    Err(_) => return StopReason::Reactor(Arc::new(ReactorPanicked(channel))),
                 }
             }
             Some(InboxItem::Stopped(reason)) => return reason,
@@ -1051,7 +1064,7 @@ async fn finish(
     drop(inbox);
     if initialized {
         for reactor in inner.routes.reactors() {
-            reactor.remove_peer(&conn.handle, &reason);
+            guarded(|| reactor.remove_peer(&conn.handle, &reason));
         }
         inner.counters.peer_stop(reason.label());
     }
@@ -1068,6 +1081,18 @@ async fn finish(
     if redial {
         inner.spawn_redial(conn.id);
     }
+}
+
+/// A reactor panicked while receiving a message (Go recovers such panics in the
+/// connection's receive routine and stops the peer).
+#[derive(Debug, thiserror::Error)]
+#[error("the reactor of channel {0} panicked on a message")]
+struct ReactorPanicked(ChannelId);
+
+/// Runs reactor code so that a panic in one reactor neither skips the others' calls nor
+/// kills the task that owes them `remove_peer` (the panic is reported by the panic hook).
+fn guarded(f: impl FnOnce()) {
+    let _ = std::panic::catch_unwind(AssertUnwindSafe(f));
 }
 
 /// A message arrived on a channel no reactor owns (the transport should not deliver it).

@@ -184,6 +184,7 @@ async fn lifecycles(seed: u64, target: usize) {
         "reported by a reactor",
         "stopped gracefully",
         "closed by peer",
+        "injected start failure",
     ] {
         assert!(
             removals.iter().any(|r| r.contains(expected)),
@@ -225,6 +226,44 @@ async fn simultaneous_dials_end_with_one_connection() {
             "round {round}"
         );
         check_all(&[&a, &b]);
+        a.sw.stop().await;
+        b.sw.stop().await;
+        check_all(&[&a, &b]);
+    }
+}
+
+/// With the transport's duplicate-IP filter on (the default), two nodes dialing each other at
+/// once can lose both connections, as in Go; as persistent peers they redial with jitter and
+/// end with exactly one.
+#[tokio::test(start_paused = true)]
+async fn simultaneous_persistent_dials_converge_with_the_duplicate_ip_filter() {
+    let net = MemoryNetwork::default();
+    for round in 0..5u16 {
+        let (sa, sb) = (200 + 2 * round, 201 + 2 * round);
+        let addr = |seed: u16| format!("{}@{}:{}", key(seed).node_id(), ip(seed), 26_656);
+        let node = |seed: u16, other: u16| {
+            let mut s = spec(seed);
+            s.port = 26_656;
+            s.transport.allow_duplicate_ip = false;
+            s.config.persistent_peers = vec![addr(other)];
+            s.config.dial_randomizer = Duration::ZERO;
+            s.config.rng_seed = Some(u64::from(seed));
+            s
+        };
+        let a = memory_node_with(&net, node(sa, sb), FlakyTransport::new).await;
+        let b = memory_node_with(&net, node(sb, sa), FlakyTransport::new).await;
+        a.sw.dial_persistent_peers();
+        b.sw.dial_persistent_peers();
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert_eq!(a.sw.peers().len(), 1, "round {round}");
+        assert_eq!(b.sw.peers().len(), 1, "round {round}");
+        assert_ne!(
+            a.sw.peer(&b.id()).unwrap().direction(),
+            b.sw.peer(&a.id()).unwrap().direction()
+        );
+        assert_eq!(a.sw.transport().inner.connection_count(), 1);
+        assert_eq!(b.sw.transport().inner.connection_count(), 1);
+        assert_eq!(a.sw.num_reconnecting() + b.sw.num_reconnecting(), 0);
         a.sw.stop().await;
         b.sw.stop().await;
         check_all(&[&a, &b]);

@@ -289,3 +289,145 @@ async fn errors_redial_persistent_peers_graceful_stops_do_not() {
     hub.sw.stop().await;
     target.sw.stop().await;
 }
+
+/// Calls back into the switch from every reactor method: a lock held around reactor code
+/// would deadlock here.
+#[derive(Default)]
+struct Reentrant {
+    switch: Mutex<Option<std::sync::Weak<dyn Switch>>>,
+    calls: std::sync::atomic::AtomicUsize,
+}
+
+impl Reentrant {
+    fn poke(&self, peer: &Arc<dyn mukan_reactor_api::Peer>) {
+        let sw = self.switch.lock().clone().and_then(|w| w.upgrade());
+        if let Some(sw) = sw {
+            let _ = sw.peers();
+            let _ = sw.num_peers();
+            let _ = sw.peer(&peer.id());
+            let _ = sw.is_dialing_or_existing_address(&peer.socket_addr());
+            let _ = sw.broadcast(CH_B, Bytes::from_static(b"poke"));
+            self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+impl mukan_reactor_api::Reactor for Reentrant {
+    fn channels(&self) -> Vec<mukan_reactor_api::ChannelDescriptor> {
+        vec![descriptor(mukan_reactor_api::ChannelId(0x0d))]
+    }
+    fn set_switch(&self, switch: std::sync::Weak<dyn Switch>) {
+        *self.switch.lock() = Some(switch);
+    }
+    fn init_peer(&self, peer: &Arc<dyn mukan_reactor_api::Peer>) {
+        self.poke(peer);
+    }
+    fn add_peer(&self, peer: &Arc<dyn mukan_reactor_api::Peer>) {
+        self.poke(peer);
+    }
+    fn remove_peer(
+        &self,
+        peer: &Arc<dyn mukan_reactor_api::Peer>,
+        _: &mukan_reactor_api::StopReason,
+    ) {
+        self.poke(peer);
+    }
+    fn receive(
+        &self,
+        env: mukan_reactor_api::Envelope,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        self.poke(&env.src);
+        let sw = self.switch.lock().clone().and_then(|w| w.upgrade());
+        if let Some(sw) = sw {
+            sw.stop_peer_for_error(&env.src.id(), "reported from receive".into());
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn reactors_may_call_the_switch_from_every_method() {
+    let net = MemoryNetwork::default();
+    let reentrant = Arc::new(Reentrant::default());
+    let mut spec = NodeSpec::new(1);
+    spec.extra = vec![("reentrant".into(), reentrant.clone())];
+    let hub = memory_node(&net, spec).await;
+    let mut spec = NodeSpec::new(2);
+    spec.groups = vec![vec![CH_A, CH_B, mukan_reactor_api::ChannelId(0x0d)]];
+    let client = memory_node(&net, spec).await;
+    client.sw.dial_peer_with_address(hub.addr).await.unwrap();
+    wait_until("connected", Duration::from_secs(5), || {
+        client.sw.peer(&hub.id()).is_some() && hub.sw.peer(&client.id()).is_some()
+    })
+    .await;
+    client
+        .sw
+        .broadcast(mukan_reactor_api::ChannelId(0x0d), Bytes::from_static(b"x"));
+    wait_until("stopped from receive", Duration::from_secs(5), || {
+        hub.sw.peers().is_empty()
+    })
+    .await;
+    // init, add, receive, remove.
+    assert_eq!(reentrant.calls.load(std::sync::atomic::Ordering::SeqCst), 4);
+    assert!(hub.rec().calls().iter().any(|c| matches!(
+        c,
+        ReactorCall::RemovePeer(_, why) if why.contains("reported from receive")
+    )));
+    hub.sw.stop().await;
+    client.sw.stop().await;
+}
+
+/// Panics on every message and when told of a new peer.
+struct Panicky;
+
+impl mukan_reactor_api::Reactor for Panicky {
+    fn channels(&self) -> Vec<mukan_reactor_api::ChannelDescriptor> {
+        vec![descriptor(mukan_reactor_api::ChannelId(0x0e))]
+    }
+    fn add_peer(&self, _: &Arc<dyn mukan_reactor_api::Peer>) {
+        panic!("add_peer panics (test)");
+    }
+    fn receive(
+        &self,
+        _: mukan_reactor_api::Envelope,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        panic!("receive panics (test)");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_reactor_stops_the_peer_not_the_switch() {
+    let net = MemoryNetwork::default();
+    let mut spec = NodeSpec::new(1);
+    spec.extra = vec![("panicky".into(), Arc::new(Panicky))];
+    let hub = memory_node(&net, spec).await;
+    let mut spec = NodeSpec::new(2);
+    spec.groups = vec![vec![CH_A, CH_B, mukan_reactor_api::ChannelId(0x0e)]];
+    let client = memory_node(&net, spec).await;
+    client.sw.dial_peer_with_address(hub.addr).await.unwrap();
+    wait_until("connected", Duration::from_secs(5), || {
+        client.sw.peer(&hub.id()).is_some() && hub.sw.peer(&client.id()).is_some()
+    })
+    .await;
+    // The other reactors were told despite the panic in add_peer.
+    assert!(
+        hub.rec()
+            .calls()
+            .contains(&ReactorCall::AddPeer(client.id()))
+    );
+    client.sw.broadcast(
+        mukan_reactor_api::ChannelId(0x0e),
+        Bytes::from_static(b"boom"),
+    );
+    wait_until("stopped", Duration::from_secs(5), || {
+        hub.sw.peers().is_empty()
+    })
+    .await;
+    assert!(hub.rec().calls().iter().any(|c| matches!(
+        c,
+        ReactorCall::RemovePeer(_, why) if why.contains("panicked")
+    )));
+    mukan_reactor_api::testing::check_grammar(&hub.rec().calls()).unwrap();
+    hub.sw.stop().await;
+    client.sw.stop().await;
+}

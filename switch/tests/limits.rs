@@ -228,3 +228,41 @@ async fn deny_list_refuses_ids_and_ips_and_bans_at_runtime() {
     assert!(deny.is_denied_id(&by_id.id()));
     let _ = Config::default();
 }
+
+#[tokio::test(start_paused = true)]
+async fn one_dial_in_flight_per_id_and_per_address() {
+    let net = MemoryNetwork::default();
+    let hub = memory_node(&net, NodeSpec::new(1)).await;
+    let target = memory_node(&net, NodeSpec::new(40)).await;
+    // The target's host drops packets: a dial hangs until the dial timeout.
+    net.set_unresponsive(target.addr.socket_addr(), true);
+    let same_addr_other_id =
+        mukan_reactor_api::NetAddress::new(key(41).node_id(), target.addr.ip(), target.addr.port());
+    let same_id_other_addr = mukan_reactor_api::NetAddress::new(target.id(), ip(42), 1);
+    let (first, second, third) = tokio::join!(
+        hub.sw.dial_peer_with_address(target.addr),
+        async {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            assert_eq!(hub.sw.num_peers().dialing, 1);
+            assert!(hub.sw.is_dialing_or_existing_address(&target.addr));
+            hub.sw.dial_peer_with_address(same_addr_other_id).await
+        },
+        async {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            hub.sw.dial_peer_with_address(same_id_other_addr).await
+        },
+    );
+    assert!(matches!(first, Err(DialError::Failed(_))), "{first:?}");
+    assert!(matches!(
+        second,
+        Err(DialError::AlreadyDialingOrConnected(_))
+    ));
+    assert!(matches!(
+        third,
+        Err(DialError::AlreadyDialingOrConnected(_))
+    ));
+    assert_eq!(hub.sw.stats().dials.get("timeout"), Some(&1));
+    // Reachable again: the reservation is gone.
+    net.set_unresponsive(target.addr.socket_addr(), false);
+    hub.sw.dial_peer_with_address(target.addr).await.unwrap();
+}

@@ -168,3 +168,37 @@ async fn unresolvable_host_is_a_failed_dial_not_a_startup_error() {
     a.sw.stop().await;
     b.sw.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn dial_peers_async_shuffles_and_delays_each_dial_below_three_seconds() {
+    let net = MemoryNetwork::default();
+    let resolver = Arc::new(ScriptedResolver::default());
+    let mut spec = NodeSpec::new(1);
+    spec.resolver = Some(resolver.clone());
+    spec.config.rng_seed = Some(42);
+    let a = memory_node(&net, spec).await;
+    let addrs: Vec<String> = (0..20u16)
+        .map(|i| format!("{}@host{i}:26656", key(500 + i).node_id()))
+        .collect();
+    let start = tokio::time::Instant::now();
+    a.sw.dial_peers_async(&addrs).unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let calls = resolver.calls.lock().clone();
+    assert_eq!(calls.len(), 20);
+    assert!(
+        calls
+            .iter()
+            .all(|(_, t)| *t - start < Duration::from_secs(3))
+    );
+    let distinct: std::collections::HashSet<_> = calls.iter().map(|(_, t)| *t).collect();
+    assert!(distinct.len() > 10, "delays are spread");
+    let order: Vec<&str> = calls.iter().map(|(h, _)| h.as_str()).collect();
+    let given: Vec<String> = (0..20).map(|i| format!("host{i}")).collect();
+    assert_ne!(order, given.iter().map(String::as_str).collect::<Vec<_>>());
+    // A bad address is a typed error and nothing is dialed.
+    assert!(matches!(
+        a.sw.dial_peers_async(&["nonsense".into()]),
+        Err(mukan_switch::Error::Address { .. })
+    ));
+    a.sw.stop().await;
+}
