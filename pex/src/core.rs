@@ -558,12 +558,24 @@ impl PexCore {
     }
 
     fn ban(&mut self, book: &mut dyn AddressBook, info: &PeerInfo, now: Instant, wall: SystemTime) {
-        // The book only bans IDs it knows (Go MarkBad); make it known first so the ban holds.
-        let addr = info.self_addr.unwrap_or(info.socket_addr);
-        if !book.has_address(&addr) {
-            let _ = book.add_address(addr, addr, wall);
+        // The book only bans IDs it knows (Go MarkBad); make it known first so the ban holds:
+        // the self-reported address if the book takes it, else the socket address.
+        let candidates = [info.self_addr, Some(info.socket_addr)];
+        let known = candidates
+            .iter()
+            .flatten()
+            .find(|a| book.has_address(a))
+            .copied()
+            .or_else(|| {
+                candidates
+                    .iter()
+                    .flatten()
+                    .find(|a| book.add_address(**a, **a, wall).is_ok())
+                    .copied()
+            });
+        if let Some(addr) = known {
+            book.mark_bad(&addr, DEFAULT_BAN_TIME, wall);
         }
-        book.mark_bad(&addr, DEFAULT_BAN_TIME, wall);
         if self.bans.len() >= MAX_RECORDS {
             self.bans.retain(|_, until| *until > now);
         }
@@ -605,6 +617,10 @@ impl PexCore {
         wall: SystemTime,
     ) -> Vec<Action> {
         let mut out = Vec::new();
+        if self.is_banned(&info.id, now) && !self.peers.contains_key(&info.id) {
+            // Stopped as banned; the switch is removing it.
+            return out;
+        }
         let msg = match PexMessage::decode(bytes) {
             Ok(m) => m,
             Err(e) => {
@@ -893,8 +909,12 @@ impl PexCore {
             }
             let mut deferred: Vec<NetAddress> = Vec::new();
             let mut seen: HashSet<NodeId> = HashSet::new();
-            for _ in 0..to_dial * 3 {
-                if chosen.len() >= to_dial {
+            // Go's budget of picks, then (only while diversity is deferring picks) a longer
+            // search for addresses in other groups.
+            let base = to_dial * 3;
+            let mut found_late = false;
+            for i in 0..base + to_dial * 10 {
+                if chosen.len() >= to_dial || (i >= base && deferred.is_empty()) {
                     break;
                 }
                 let Some(a) = book.pick_address(bias) else {
@@ -911,11 +931,14 @@ impl PexCore {
                     }
                     *c += 1;
                 }
+                found_late |= i >= base;
                 chosen.push(a);
             }
             // Diversity yields only when the book offers nothing else.
-            let missing = to_dial - chosen.len();
-            chosen.extend(deferred.into_iter().take(missing));
+            if !found_late {
+                let missing = to_dial - chosen.len();
+                chosen.extend(deferred.into_iter().take(missing));
+            }
             for a in &chosen {
                 self.dial(*a, out);
             }

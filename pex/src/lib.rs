@@ -3,8 +3,8 @@
 //! - [`msg`]: the messages of channel `0x00` and their typed decoding.
 //! - [`core`]: the sans-IO policy (request/response rules, the peer manager, seed mode) on a
 //!   virtual clock with an injected RNG.
-//! - [`reactor`]: [`PexReactor`], the thin tokio adapter implementing
-//!   [`mukan_reactor_api::Reactor`].
+//! - `reactor` (feature `runtime`, default): `PexReactor`, the thin tokio adapter
+//!   implementing [`mukan_reactor_api::Reactor`].
 //! - [`sim`]: a single-threaded, deterministic network simulation over the core, used by the
 //!   tests and the benchmark.
 //!
@@ -12,9 +12,11 @@
 
 pub mod core;
 pub mod msg;
+#[cfg(feature = "runtime")]
 pub mod reactor;
 pub mod sim;
 
 pub use crate::core::{Action, CoreConfig, DialOutcome, PeerInfo, PexCore, PexError};
 pub use crate::msg::{DecodeError, PexMessage, channel_descriptor};
+#[cfg(feature = "runtime")]
 pub use crate::reactor::{PexConfig, PexReactor, SaveCallback};

@@ -114,7 +114,7 @@ impl PexMessage {
         let sum = match self {
             Self::Request => Sum::PexRequest(PexRequest {}),
             Self::Addrs(addrs) => Sum::PexAddrs(PexAddrs {
-                addrs: addrs.iter().map(NetAddress::to_proto).collect(),
+                addrs: addrs.iter().map(addr_to_proto).collect(),
             }),
         };
         Message { sum: Some(sum) }.encode_to_vec()
@@ -151,6 +151,91 @@ impl PexMessage {
                 })
                 .collect::<Result<Vec<_>, _>>()
                 .map(Self::Addrs),
+        }
+    }
+}
+
+/// [`NetAddress::to_proto`], with the ID hex-encoded here (the hot path of large answers).
+fn addr_to_proto(a: &NetAddress) -> NetAddressProto {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = String::with_capacity(40);
+    for b in a.id().as_bytes() {
+        id.push(char::from(HEX[usize::from(b >> 4)]));
+        id.push(char::from(HEX[usize::from(b & 0x0f)]));
+    }
+    NetAddressProto {
+        id,
+        ip: a.ip().to_string(),
+        port: u32::from(a.port()),
+    }
+}
+
+/// [`NetAddress::from_proto`], with a fast path for well-formed input; anything else goes to
+/// `from_proto` for its exact error.
+fn addr_from_proto(pb: &NetAddressProto) -> Result<NetAddress, NetAddressError> {
+    fn nibble(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            _ => None,
+        }
+    }
+    let fast = (|| {
+        let text = pb.id.as_bytes();
+        if text.len() != 40 {
+            return None;
+        }
+        let mut id = [0u8; 20];
+        for (i, pair) in text.chunks_exact(2).enumerate() {
+            id[i] = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+        }
+        let ip = pb.ip.parse::<std::net::IpAddr>().ok()?;
+        let port = u16::try_from(pb.port).ok()?;
+        Some(NetAddress::new(mukan_reactor_api::NodeId(id), ip, port))
+    })();
+    match fast {
+        Some(a) => Ok(a),
+        None => NetAddress::from_proto(pb),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fast_paths_agree_with_the_contract_crate() {
+        let cases = [
+            ("34750f98bd59fcfc946da45aaabe933be154a4b5", "1.2.3.4", 26656),
+            (
+                "34750F98BD59FCFC946DA45AAABE933BE154A4B5",
+                "::ffff:1.2.3.4",
+                1,
+            ),
+            (
+                "34750f98bd59fcfc946da45aaabe933be154a4b5",
+                "2a01:4f8::1",
+                65535,
+            ),
+            ("34750f98bd59fcfc946da45aaabe933be154a4b", "1.2.3.4", 1),
+            ("34750f98bd59fcfc946da45aaabe933be154a4bg", "1.2.3.4", 1),
+            ("34750f98bd59fcfc946da45aaabe933be154a4b5", "1.2.3", 1),
+            ("34750f98bd59fcfc946da45aaabe933be154a4b5", "01.2.3.4", 1),
+            ("34750f98bd59fcfc946da45aaabe933be154a4b5", "1.2.3.4", 65536),
+            ("", "", 0),
+        ];
+        for (id, ip, port) in cases {
+            let pb = NetAddressProto {
+                id: id.to_owned(),
+                ip: ip.to_owned(),
+                port,
+            };
+            let ours = addr_from_proto(&pb);
+            assert_eq!(ours, NetAddress::from_proto(&pb), "{pb:?}");
+            if let Ok(a) = ours {
+                assert_eq!(addr_to_proto(&a), a.to_proto());
+            }
         }
     }
 }

@@ -407,11 +407,14 @@ fn outbound_diversity_at_most_two_per_group_unless_nothing_else() {
     cfg.max_outbound = 10;
     let mut n = Node::new(cfg);
     let (_, w) = n.times();
-    // 30 addresses in 5.5.0.0/16 and 30 in distinct groups.
-    for k in 0..30u32 {
+    // 40 addresses in 5.5.0.0/16 (learned from different sources, so spread over buckets)
+    // and 10 in distinct groups.
+    for k in 0..40u32 {
         let _ = n
             .book
-            .add_address(addr(100 + k, [5, 5, 1, 1 + k as u8]), spread(99), w);
+            .add_address(addr(100 + k, [5, 5, 1, 1 + k as u8]), spread(500 + k), w);
+    }
+    for k in 0..10u32 {
         let _ = n.book.add_address(spread(200 + k), spread(99), w);
     }
     n.advance(Duration::from_secs(30));
@@ -532,6 +535,22 @@ fn seed_serves_addresses_it_verified_first_and_marks_them_good() {
     // Past the freshness window they are served like the rest.
     n.advance(Duration::from_secs(25 * 3600));
     assert!(n.core.verified(n.times().1).is_empty());
+    let q = peer(spread(2), Direction::Inbound);
+    n.add(q);
+    let acts = n.recv(&q, &PexMessage::Request);
+    let list = acts
+        .iter()
+        .find_map(|a| match a {
+            Action::Send {
+                message: PexMessage::Addrs(l),
+                ..
+            } => Some(l.clone()),
+            _ => None,
+        })
+        .expect("an answer");
+    let mut head: Vec<NetAddress> = list[..5].to_vec();
+    head.sort();
+    assert_ne!(head, want, "stale verifications still served first");
 }
 
 #[test]
@@ -604,4 +623,43 @@ fn empty_book_falls_back_to_seeds_one_at_a_time() {
     let next = dials(&n.dial_done(d[0], DialOutcome::Failed));
     assert_eq!(next.len(), 1);
     assert_ne!(next, d, "the other seed is tried next");
+}
+
+#[test]
+fn a_banned_peer_is_stopped_on_reconnect_and_never_dialed_even_if_the_book_cannot_hold_it() {
+    let mut n = Node::new(CoreConfig::default());
+    // Loopback socket and a 0.0.0.0 listen address: the strict book can store neither.
+    let sock = addr(80, [127, 0, 0, 1]);
+    let p = PeerInfo {
+        id: sock.id(),
+        direction: Direction::Inbound,
+        socket_addr: sock,
+        self_addr: Some(addr(80, [0, 0, 0, 0])),
+        persistent: false,
+    };
+    n.add(p);
+    let acts = n.recv(&p, &PexMessage::Addrs(vec![spread(2)]));
+    assert!(matches!(
+        stop_of(&acts),
+        Some((PexError::Unsolicited, true))
+    ));
+    n.core.peer_removed(&p.id);
+    n.advance(Duration::from_secs(1));
+    let acts = n.add(p);
+    assert!(
+        matches!(stop_of(&acts), Some((PexError::Banned, false))),
+        "{acts:?}"
+    );
+    // Learned later under a routable address: still not dialed while banned.
+    let (_, w) = n.times();
+    let _ = n.book.add_address(addr(80, [80, 1, 1, 1]), spread(99), w);
+    n.core.peer_removed(&p.id);
+    for _ in 0..20 {
+        n.advance(Duration::from_secs(30));
+        let d = dials(&n.tick());
+        assert!(
+            d.iter().all(|a| a.id() != p.id),
+            "dialed a banned peer: {d:?}"
+        );
+    }
 }
