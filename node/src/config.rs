@@ -899,6 +899,9 @@ pub(crate) fn parse(text: &str, file: &str, overrides: &Overrides) -> Result<Loa
     r.u64(p2p, "p2p", "recv_rate", &mut p.recv_rate)?;
     r.boolean(p2p, "p2p", "pex", &mut p.pex)?;
     r.boolean(p2p, "p2p", "seed_mode", &mut p.seed_mode)?;
+    if p.seed_mode && !p.pex {
+        return Err(r.err("p2p", "seed_mode", "a seed needs pex = true"));
+    }
     p.private_peer_ids = r.ids(p2p, "p2p", "private_peer_ids")?;
     r.boolean(p2p, "p2p", "allow_duplicate_ip", &mut p.allow_duplicate_ip)?;
     r.duration(p2p, "p2p", "handshake_timeout", &mut p.handshake_timeout)?;
@@ -1028,7 +1031,7 @@ mod tests {
         let o = Overrides {
             moniker: Some("flagged".into()),
             p2p_laddr: Some("tcp://127.0.0.1:1234".into()),
-            p2p_pex: Some(false),
+            p2p_pex: Some(true),
             p2p_seed_mode: Some(true),
             p2p_seeds: Some(format!("{}@1.2.3.4:26656, ", "ab".repeat(20))),
             ..Overrides::default()
@@ -1038,7 +1041,7 @@ mod tests {
             .config;
         assert_eq!(c.moniker, "flagged");
         assert_eq!(c.p2p.laddr, "tcp://127.0.0.1:1234");
-        assert!(!c.p2p.pex && c.p2p.seed_mode);
+        assert!(c.p2p.pex && c.p2p.seed_mode);
         assert_eq!(c.p2p.seeds.len(), 1);
 
         let bad = Overrides {

@@ -238,13 +238,13 @@ impl Metrics {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::collections::HashMap;
 
     use super::*;
 
     /// `(name, type, labels)` of every documented metric, as a scraper sees it.
-    const DOCUMENTED: &[(&str, &str, &[&str])] = &[
+    pub(crate) const DOCUMENTED: &[(&str, &str, &[&str])] = &[
         ("p2p_peers", "gauge", &[]),
         (
             "p2p_peer_receive_bytes_total",
@@ -270,7 +270,7 @@ mod tests {
         ),
     ];
 
-    type Parsed = (
+    pub(crate) type Parsed = (
         HashMap<String, String>,
         Vec<(String, Vec<(String, String)>, f64)>,
     );
@@ -304,7 +304,10 @@ mod tests {
     }
 
     /// The type of the family a sample belongs to (`x_total` is in family `x`).
-    fn family_type<'a>(types: &'a HashMap<String, String>, sample: &str) -> Option<&'a String> {
+    pub(crate) fn family_type<'a>(
+        types: &'a HashMap<String, String>,
+        sample: &str,
+    ) -> Option<&'a String> {
         types
             .get(sample)
             .or_else(|| types.get(sample.strip_suffix("_total")?))

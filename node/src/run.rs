@@ -56,8 +56,14 @@ pub(crate) struct Tuning {
     pub(crate) ensure_peers_period: Option<Duration>,
 }
 
-fn err(key: &str, problem: impl Into<String>) -> ConfigError {
-    ConfigError::new("config", key, problem)
+/// A problem with a setting found while starting (a port in use, a name that does not
+/// resolve), reported against the config file.
+fn err(setup: &NodeSetup, key: &str, problem: impl Into<String>) -> ConfigError {
+    ConfigError::new(
+        crate::home::config_path(&setup.home).display().to_string(),
+        key,
+        problem,
+    )
 }
 
 /// Our `NodeInfo` (PROTOCOL.md §3.2): `listen_addr` is `external_address`, else `laddr`.
@@ -177,9 +183,6 @@ fn reactors(
 ) -> Result<NamedReactors, ConfigError> {
     let p = &setup.config.p2p;
     if !p.pex {
-        if p.seed_mode {
-            return Err(err("[p2p] seed_mode", "a seed needs pex = true"));
-        }
         tracing::warn!(
             target: "mukan_p2p::run",
             "pex = false: this node only keeps its connections (it runs no other reactor)"
@@ -211,15 +214,15 @@ fn reactors(
         })
     };
     let reactor = mukan_pex::PexReactor::new(config, book.clone(), Some(save))
-        .map_err(|e| err("[p2p] seeds", e.to_string()))?;
+        .map_err(|e| err(setup, "[p2p] seeds", e.to_string()))?;
     Ok(vec![("PEX", Arc::new(reactor))])
 }
 
 /// Starts the node. Nothing is written before every check passed.
 pub(crate) async fn start(setup: &NodeSetup, tuning: &Tuning) -> Result<Running, String> {
     let c = &setup.config;
-    let p2p_bind =
-        parse_host_port(&c.p2p.laddr, false).map_err(|e| err("[p2p] laddr", e).to_string())?;
+    let p2p_bind = parse_host_port(&c.p2p.laddr, false)
+        .map_err(|e| err(setup, "[p2p] laddr", e).to_string())?;
     let metrics = Arc::new(Metrics::new(&c.instrumentation.namespace, &setup.chain_id));
 
     let book_path = rootify(&setup.home, &c.p2p.addr_book_file);
@@ -254,11 +257,15 @@ pub(crate) async fn start(setup: &NodeSetup, tuning: &Tuning) -> Result<Running,
     let bind = p2p_bind
         .resolve()
         .await
-        .map_err(|e| err("[p2p] laddr", format!("{:?}: {e}", c.p2p.laddr)).to_string())?;
-    let p2p_addr = transport
-        .listen(bind)
-        .await
-        .map_err(|e| err("[p2p] laddr", format!("cannot listen on {bind}: {e}")).to_string())?;
+        .map_err(|e| err(setup, "[p2p] laddr", format!("{:?}: {e}", c.p2p.laddr)).to_string())?;
+    let p2p_addr = transport.listen(bind).await.map_err(|e| {
+        err(
+            setup,
+            "[p2p] laddr",
+            format!("cannot listen on {bind}: {e}"),
+        )
+        .to_string()
+    })?;
     let node_info = transport.node_info();
     let switch = builder
         .address_book(shared)
@@ -269,15 +276,20 @@ pub(crate) async fn start(setup: &NodeSetup, tuning: &Tuning) -> Result<Running,
     let mut servers = tokio::task::JoinSet::new();
     let mut rpc_addr = None;
     if !c.rpc.laddr.is_empty() {
-        let hp =
-            parse_host_port(&c.rpc.laddr, false).map_err(|e| err("[rpc] laddr", e).to_string())?;
+        let hp = parse_host_port(&c.rpc.laddr, false)
+            .map_err(|e| err(setup, "[rpc] laddr", e).to_string())?;
         let addr = hp
             .resolve()
             .await
-            .map_err(|e| err("[rpc] laddr", e.to_string()).to_string())?;
-        let listener = http::bind(addr)
-            .await
-            .map_err(|e| err("[rpc] laddr", format!("cannot listen on {addr}: {e}")).to_string())?;
+            .map_err(|e| err(setup, "[rpc] laddr", e.to_string()).to_string())?;
+        let listener = http::bind(addr).await.map_err(|e| {
+            err(
+                setup,
+                "[rpc] laddr",
+                format!("cannot listen on {addr}: {e}"),
+            )
+            .to_string()
+        })?;
         rpc_addr = listener.local_addr().ok();
         let view: Arc<dyn NodeView> = Arc::new(SwitchView {
             switch: switch.clone(),
@@ -293,12 +305,18 @@ pub(crate) async fn start(setup: &NodeSetup, tuning: &Tuning) -> Result<Running,
     let mut metrics_addr = None;
     if c.instrumentation.prometheus {
         let hp = parse_host_port(&c.instrumentation.prometheus_listen_addr, true)
-            .map_err(|e| err("[instrumentation] prometheus_listen_addr", e).to_string())?;
+            .map_err(|e| err(setup, "[instrumentation] prometheus_listen_addr", e).to_string())?;
         let addr = hp.resolve().await.map_err(|e| {
-            err("[instrumentation] prometheus_listen_addr", e.to_string()).to_string()
+            err(
+                setup,
+                "[instrumentation] prometheus_listen_addr",
+                e.to_string(),
+            )
+            .to_string()
         })?;
         let listener = http::bind(addr).await.map_err(|e| {
             err(
+                setup,
                 "[instrumentation] prometheus_listen_addr",
                 format!("cannot listen on {addr}: {e}"),
             )
@@ -586,7 +604,54 @@ pub(crate) mod tests {
         assert!(text.contains("outcome=\"connected\"} 1"), "{text}");
 
         let a_id = a.node_info.id.clone();
+        // PEX ran: beta (outbound) asked alpha for addresses.
+        let b_metrics = b.metrics_addr.unwrap();
+        wait_for("a PEX exchange", async || {
+            get(b_metrics, "/metrics")
+                .await
+                .1
+                .contains("p2p_pex_messages_total")
+        })
+        .await;
+        let (_, b_text) = get(b_metrics, "/metrics").await;
         b.stop().await.unwrap();
+        // alpha counts beta's departure.
+        let a_metrics = a.metrics_addr.unwrap();
+        wait_for("a peer stop on alpha", async || {
+            get(a_metrics, "/metrics")
+                .await
+                .1
+                .contains("p2p_peer_stops_total")
+        })
+        .await;
+        let (_, a_text) = get(a_metrics, "/metrics").await;
+        // Every documented metric, scraped from the running nodes, with its type and labels.
+        let (a_types, a_samples) = crate::metrics::tests::parse(&a_text);
+        let (b_types, b_samples) = crate::metrics::tests::parse(&b_text);
+        for (name, ty, labels) in crate::metrics::tests::DOCUMENTED {
+            let full = format!("cometbft_{name}");
+            let found: Vec<_> = a_samples
+                .iter()
+                .chain(&b_samples)
+                .filter(|s| s.0 == full)
+                .collect();
+            assert!(!found.is_empty(), "{full} not scraped:\n{a_text}\n{b_text}");
+            for types in [&a_types, &b_types] {
+                let t = crate::metrics::tests::family_type(types, &full);
+                assert_eq!(t.map(String::as_str), Some(*ty), "{full}");
+            }
+            for (_, l, _) in found {
+                let mut keys: Vec<&str> = l.iter().map(|(k, _)| k.as_str()).collect();
+                keys.sort_unstable();
+                let mut want: Vec<&str> = labels.iter().copied().chain(["chain_id"]).collect();
+                want.sort_unstable();
+                assert_eq!(keys, want, "{full}");
+            }
+        }
+        assert!(
+            b_text.contains("message_type=\"p2p_PexRequest\""),
+            "{b_text}"
+        );
         a.stop().await.unwrap();
         for home in [&a_home, &b_home] {
             let book = std::fs::read_to_string(home.join("config/addrbook.json")).unwrap();

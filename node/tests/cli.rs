@@ -196,6 +196,12 @@ fn each_bad_configuration_fails_with_one_line_exit_1_and_changes_nothing() {
             ],
         ),
         (
+            "seed mode without PEX",
+            |h| replace(h, "pex = true", "pex = false"),
+            &["--p2p.seed_mode"],
+            &["command line", "--p2p.seed_mode", "a seed needs pex = true"],
+        ),
+        (
             "bad log level",
             |_| {},
             &["--log_level", "p2p:loud"],
@@ -394,4 +400,60 @@ fn log_format_json_writes_one_json_object_per_line() {
             serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"));
         assert!(v["level"].is_string(), "{line}");
     }
+}
+
+#[test]
+fn a_p2p_port_in_use_is_one_line_naming_the_key_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = cometbft_home(dir.path(), "v0.38.25");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let laddr = format!("tcp://{}", taken.local_addr().unwrap());
+    let before = snapshot(&home);
+    let mut child = bin()
+        .args([
+            "start",
+            "--p2p.laddr",
+            &laddr,
+            "--rpc.laddr",
+            "tcp://127.0.0.1:0",
+            "--home",
+        ])
+        .arg(&home)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = wait_with_timeout(&mut child, Duration::from_secs(30));
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    let last = err.trim_end().lines().last().unwrap();
+    assert!(last.starts_with("mukan-p2p: "), "{err}");
+    assert!(
+        last.contains("config.toml: [p2p] laddr: cannot listen on"),
+        "{err}"
+    );
+    assert_eq!(snapshot(&home), before);
+}
+
+#[test]
+fn seed_runs_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = cometbft_home(dir.path(), "v0.38.25");
+    let mut child = bin()
+        .arg("seed")
+        .arg("--home")
+        .arg(&home)
+        .args(LOOPBACK)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines().map_while(Result::ok);
+    assert!(lines.any(|l| l.contains("serving:")));
+    sigterm(&child);
+    let status = wait_with_timeout(&mut child, Duration::from_secs(30));
+    assert_eq!(status.code(), Some(0));
+    assert!(home.join("config/addrbook.json").exists());
 }
