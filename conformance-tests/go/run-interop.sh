@@ -15,8 +15,10 @@
 #                    `rustpeer` bin of the conformance-tests crate that `cargo test
 #                    --workspace` builds)
 #   RUST_PEER_BUILD  1 (default when RUST_PEER is not given): if the rustpeer source exists,
-#                    `cargo build -p mukan-conformance-tests --bin rustpeer` first (a
-#                    build failure is a failed case); 0: use whatever binary is there
+#                    `cargo build -p mukan-conformance-tests --bin rustpeer` and
+#                    `cargo build -p mukan-node --bin mukan-p2p` first (a build failure is
+#                    a failed case); 0: use whatever binaries are there
+#   MUKAN_P2P        path of the node program (default: beside the default RUST_PEER)
 #   REQUIRE_RUST=1   a missing Rust peer fails the Rust cases instead of skipping them
 #   REQUIRE_LINES=1  a Go line that cannot be installed fails its cases (default with CI=true)
 #   INTEROP_ONLY     regex: run only the cases whose name matches
@@ -46,6 +48,8 @@ else
     RUST_PEER_BUILD="${RUST_PEER_BUILD:-1}"
 fi
 RUST_PEER_SRC="$ROOT/conformance-tests/src/bin/rustpeer.rs"
+# The node program (`mukan-p2p`, package mukan-node), built beside rustpeer.
+MUKAN_P2P="${MUKAN_P2P:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/mukan-p2p}"
 # In CI the Rust side is mandatory: a missing Rust peer fails its cases.
 if [ "${CI:-}" = true ]; then REQUIRE_RUST="${REQUIRE_RUST:-1}"; else REQUIRE_RUST="${REQUIRE_RUST:-0}"; fi
 # In CI every Go line is mandatory: one that cannot be installed fails its cases.

@@ -1,5 +1,5 @@
-# Setup cases: the Go module's unit tests, and the Rust peer's build (before
-# any case that needs it).
+# Setup cases: the Go module's unit tests, and the builds of the Rust peer and
+# of the node program mukan-p2p (before any case that needs them).
 
 case_go_unit() {
     (cd "$HERE" && GOFLAGS="-mod=mod -buildvcs=false" go test ./... >"$CASE_DIR/go-test.log" 2>&1) ||
@@ -10,6 +10,10 @@ case_rust_build() {
     (cd "$ROOT" && cargo build -p mukan-conformance-tests --bin rustpeer >"$CASE_DIR/cargo-build.log" 2>&1) ||
         fail "cargo build of rustpeer failed (see cargo-build.log)"
     [ -x "$RUST_PEER" ] || fail "cargo built, but $RUST_PEER is not there"
+    if [ -f "$ROOT/node/Cargo.toml" ]; then
+        (cd "$ROOT" && cargo build -p mukan-node --bin mukan-p2p >>"$CASE_DIR/cargo-build.log" 2>&1) ||
+            fail "cargo build of mukan-p2p failed (see cargo-build.log)"
+    fi
 }
 
 run_case go-unit-tests case_go_unit

@@ -7,7 +7,8 @@
 #   run_case_parallel NAME FUNCTION ARGS...  queued; run_parallel_cases runs the
 #                                            queue concurrently (run-interop.sh
 #                                            calls it after the last cases file)
-# An argument `rust` means the case needs the Rust peer; an argument naming a Go
+# An argument `rust` means the case needs the Rust peer, `mukan-p2p` the node
+# program; an argument naming a Go
 # line (`v0.34.35`, see lines.sh) means it needs that line's cometbft binary:
 # when missing, the case is skipped, or failed with CI=true / REQUIRE_RUST=1 /
 # REQUIRE_LINES=1.
@@ -175,6 +176,16 @@ case_ready() {
                 record_fail "$name"
             else
                 say "SKIP $name: Rust peer binary not built yet ($RUST_PEER missing)"
+                record_skip
+            fi
+            return 1
+        fi
+        if [ "$arg" = mukan-p2p ] && [ ! -x "$MUKAN_P2P" ]; then
+            if [ "$REQUIRE_RUST" = 1 ]; then
+                say "FAIL $name: mukan-p2p missing at $MUKAN_P2P (REQUIRE_RUST=1)"
+                record_fail "$name"
+            else
+                say "SKIP $name: mukan-p2p not built ($MUKAN_P2P missing)"
                 record_skip
             fi
             return 1

@@ -71,3 +71,43 @@ start_real_node() {
     fi
     say "    cometbft $node_id at 127.0.0.1:$node_p2p, chain $chain_id, height $h"
 }
+
+# node_stop [SIGNAL]: stops the node started by node_start (default SIGTERM:
+# a graceful stop; KILL for a crash) and waits until it is gone.
+node_stop() {
+    local sig=${1:-TERM} i
+    is_child "$node_pid" || return 0
+    kill "-$sig" "$node_pid" 2>/dev/null
+    for i in $(seq 1 100); do
+        kill -0 "$node_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    stop_pid "$node_pid"
+}
+
+# node_restart NAME [START-FLAGS...]: starts the node of node_init again on the
+# same P2P and RPC ports as the last node_start (its log in $CASE_DIR/NAME.log).
+node_restart() {
+    local name=$1
+    shift
+    timeout -k 5 "$PROCESS_LIFETIME" "$node_bin" start --home "$node_home" --proxy_app=kvstore \
+        --p2p.laddr "tcp://127.0.0.1:$node_p2p" --rpc.laddr "${node_rpc/http:/tcp:}" \
+        --p2p.pex=true --p2p.seeds "" "$@" >"$CASE_DIR/$name.log" 2>&1 &
+    node_pid=$!
+    CASE_PIDS+=("$node_pid")
+}
+
+# book_has FILE ID...: every ID is in the address book FILE (any format our
+# loader reads: Go's or ours); prints what is missing.
+book_has() {
+    local file=$1 dump id missing=()
+    shift
+    dump=$("$RUST_PEER" addrbook-dump --file "$file" 2>&1) || { say "    cannot load $file: $dump"; return 1; }
+    for id in "$@"; do
+        grep -q " $id@" <<<"$dump" || missing+=("$id")
+    done
+    [ "${#missing[@]}" = 0 ] && return 0
+    say "    $file lacks ${missing[*]}; it holds:"
+    sed 's/^/      /' <<<"$dump"
+    return 1
+}

@@ -2,27 +2,33 @@
 //!
 //! Same flags (the subset our crates support) and the same JSON-line events on stdout, so
 //! `go/run-interop.sh` can run every case as a matrix Go→Go, Go→Rust, Rust→Go, Rust→Rust.
-//! Built on our crates only: node-key, transport (secret connection + NodeInfo exchange +
-//! MConnection) and an echo handler on the echo channel whose messages are raw bytes (the
-//! identity encoding of gopeer's `RawMessage`).
-//!
-//! Until the switch crate exists this program keeps its own small peer set: one connection
-//! per peer ID, persistent peers redialed every second.
+//! Built on our crates only: a `mukan_switch::Switch` over the TCP transport (secret
+//! connection + NodeInfo exchange + MConnection), with an echo reactor on the echo channel
+//! whose messages are raw bytes (the identity encoding of gopeer's `RawMessage`). The switch
+//! keeps the peer set, the limits and the persistent-peer redials (Go's schedule); this
+//! program only prints what happens.
 
 use std::collections::HashMap;
 use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
+use mukan_addrbook::{AddrBook, Config as AddrBookConfig};
 use mukan_conformance_tests::consensus;
 use mukan_node_key::{NodeId, NodeKey};
+use mukan_pex::{PexConfig, PexReactor, SaveCallback};
+use std::future::Future;
+use std::pin::Pin;
+
 use mukan_reactor_api::{
-    ChannelDescriptor, ChannelId, ManagedPeer, NetAddress, NodeInfo, Other, PeerConfig,
-    ProtocolVersion, RejectReason, Transport, TransportError,
+    AddressBook, ChannelDescriptor, ChannelId, DialError, Envelope, ManagedPeer, NetAddress,
+    NodeInfo, Other, Peer, PeerConfig, ProtocolVersion, Reactor, RecvLease, RejectReason,
+    SharedAddressBook, StopReason, Switch as SwitchApi, Transport, TransportError,
 };
+use mukan_switch::{Builder, Switch};
 use mukan_transport::{TcpTransport, UpgradeError};
 use parking_lot::Mutex;
 use rand::{Rng, SeedableRng};
@@ -85,6 +91,14 @@ struct Cfg {
     send_rate: u64,
     recv_rate: u64,
     flush_throttle: Duration,
+    max_inbound: usize,
+    max_outbound: usize,
+    addrbook: Option<PathBuf>,
+    pex: bool,
+    seed_mode: bool,
+    seeds: Vec<String>,
+    addr_book_strict: bool,
+    mark_good: bool,
 }
 
 impl Cfg {
@@ -120,6 +134,14 @@ impl Cfg {
             send_rate: 5_120_000,
             recv_rate: 5_120_000,
             flush_throttle: Duration::from_millis(100),
+            max_inbound: 40,
+            max_outbound: 10,
+            addrbook: None,
+            pex: false,
+            seed_mode: false,
+            seeds: Vec::new(),
+            addr_book_strict: false,
+            mark_good: false,
         };
         let mut it = args.iter().peekable();
         if it.peek().map(|s| s.as_str()) == Some("show-id") {
@@ -136,7 +158,12 @@ impl Cfg {
             };
             let bool_flag = matches!(
                 name,
-                "quiet-echo" | "allow-duplicate-ip" | "pex" | "seed-mode"
+                "quiet-echo"
+                    | "allow-duplicate-ip"
+                    | "pex"
+                    | "seed-mode"
+                    | "addr-book-strict"
+                    | "mark-good"
             );
             let value = if bool_flag {
                 inline.unwrap_or_else(|| "true".into())
@@ -182,20 +209,32 @@ impl Cfg {
                 "echo-peer" => cfg.echo_peer = Some(value),
                 "echo-timeout" => cfg.echo_timeout = parse_duration(&value)?,
                 "echo-connect-timeout" => cfg.echo_connect_timeout = parse_duration(&value)?,
-                "pex" | "seed-mode" => {
-                    if boolean(&value)? {
-                        return Err(format!("--{name} is not supported yet (no PEX crate)"));
-                    }
-                }
-                // Accepted for flag compatibility with gopeer; no effect here.
+                "pex" => cfg.pex = boolean(&value)?,
+                "seed-mode" => cfg.seed_mode = boolean(&value)?,
+                "seeds" => cfg.seeds = split_list(&value),
+                "addrbook" => cfg.addrbook = Some(value.into()),
+                "addr-book-strict" => cfg.addr_book_strict = boolean(&value)?,
+                "mark-good" => cfg.mark_good = boolean(&value)?,
                 "send-rate" => cfg.send_rate = num(&value)?,
                 "recv-rate" => cfg.recv_rate = num(&value)?,
                 "flush-throttle" => cfg.flush_throttle = parse_duration(&value)?,
-                "log-level" | "max-inbound" | "max-outbound" | "addrbook" | "seeds" => {}
+                "max-inbound" => cfg.max_inbound = num(&value)? as usize,
+                "max-outbound" => cfg.max_outbound = num(&value)? as usize,
+                // Accepted for flag compatibility with gopeer; no effect here.
+                "log-level" => {}
                 _ => return Err(format!("unknown flag --{name}")),
             }
         }
+        if cfg.seed_mode && !cfg.pex {
+            return Err("--seed-mode needs --pex".into());
+        }
         Ok(cfg)
+    }
+
+    fn addrbook_file(&self) -> PathBuf {
+        self.addrbook
+            .clone()
+            .unwrap_or_else(|| self.home.join("config").join("addrbook.json"))
     }
 
     fn key_file(&self) -> PathBuf {
@@ -271,21 +310,90 @@ macro_rules! kv {
     };
 }
 
-/// The state shared by the accept loop, the dialers and the peers' event handlers.
+/// What `run` builds: the switch, the echo reactor and the event printer.
 struct Node {
     cfg: Cfg,
     ev: Events,
-    transport: TcpTransport,
-    peer_config: PeerConfig,
-    peers: Mutex<HashMap<NodeId, Arc<dyn ManagedPeer>>>,
-    /// Echo-client role: the messages coming back from the target peer.
-    client: Mutex<Option<ClientTap>>,
-    first_peer: tokio::sync::watch::Sender<Option<NodeId>>,
+    switch: Arc<Switch<EventTransport>>,
+    echo: Arc<EchoReactor>,
+    /// With `--pex`: the PEX reactor and its address book.
+    pex: Option<Pex>,
 }
 
-struct ClientTap {
-    peer: NodeId,
-    tx: mpsc::Sender<Bytes>,
+/// The PEX reactor (`--pex`) and the address book it shares with the switch.
+struct Pex {
+    reactor: PexReactor,
+    book: Arc<Mutex<AddrBook>>,
+    path: PathBuf,
+}
+
+impl Pex {
+    /// Loads (or starts) the book at `--addrbook` and builds the reactor over it.
+    fn new(cfg: &Cfg) -> Result<Self, String> {
+        let path = cfg.addrbook_file();
+        let mut book = AddrBook::new(
+            AddrBookConfig::with_strict(cfg.addr_book_strict),
+            rand_chacha::ChaCha8Rng::from_entropy(),
+        );
+        book.load(&path, SystemTime::now())
+            .map_err(|e| format!("address book {}: {e}", path.display()))?;
+        let book = Arc::new(Mutex::new(book));
+        let save: SaveCallback = {
+            let (book, path) = (book.clone(), path.clone());
+            Arc::new(move || {
+                let _ = save_book(&book, &path);
+            })
+        };
+        let mut pc = PexConfig::default();
+        pc.seeds = cfg.seeds.clone();
+        pc.seed_mode = cfg.seed_mode;
+        pc.strict_addr_book = cfg.addr_book_strict;
+        pc.persistent_peer_ids = cfg
+            .persistent
+            .iter()
+            .filter_map(|s| s.split_once('@').and_then(|(id, _)| id.parse().ok()))
+            .collect();
+        let shared: SharedAddressBook = book.clone();
+        let reactor =
+            PexReactor::new(pc, shared, Some(save)).map_err(|e| format!("--seeds: {e}"))?;
+        Ok(Self {
+            reactor,
+            book,
+            path,
+        })
+    }
+
+    fn size(&self) -> usize {
+        self.book.lock().size()
+    }
+}
+
+/// Writes the book atomically (a temporary file, then rename); the lock is held only to
+/// encode it.
+fn save_book(book: &Mutex<AddrBook>, path: &std::path::Path) -> std::io::Result<()> {
+    let json = book.lock().to_json();
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(".addrbook.json.tmp");
+    std::fs::write(&tmp, &json)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Prints `addrbook` with the book's size whenever it changes (checked every 200 ms).
+async fn watch_book(node: Arc<Node>) {
+    let Some(pex) = &node.pex else {
+        return;
+    };
+    let mut last = None;
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    loop {
+        tick.tick().await;
+        let n = pex.size();
+        if last != Some(n) {
+            last = Some(n);
+            node.ev.emit("addrbook", kv!["size" => n]);
+        }
+    }
 }
 
 async fn run(cfg: Cfg) -> ExitCode {
@@ -308,106 +416,50 @@ async fn run(cfg: Cfg) -> ExitCode {
         println!("{}", key.node_id());
         return ExitCode::SUCCESS;
     }
-
-    let echo = ChannelId(cfg.echo_channel);
-    let mut descriptors = vec![
-        ChannelDescriptor::new(echo, NonZeroU32::MIN)
-            .with_send_queue_capacity(NonZeroUsize::new(100).unwrap_or(NonZeroUsize::MIN))
-            .with_recv_message_capacity(
-                NonZeroUsize::new(cfg.echo_max_msg).unwrap_or(NonZeroUsize::MIN),
-            ),
-    ];
-    for &ch in &cfg.channels {
-        if ch != cfg.echo_channel {
-            descriptors.push(ChannelDescriptor::new(ChannelId(ch), NonZeroU32::MIN));
-        }
-    }
-    let listen_addr = if cfg.external_address.is_empty() {
-        cfg.listen.clone()
-    } else {
-        cfg.external_address.clone()
-    };
-    let node_info = NodeInfo {
-        protocol_version: ProtocolVersion {
-            p2p: cfg.p2p_version,
-            block: cfg.block_version,
-            app: cfg.app_version,
-        },
-        id: key.node_id().to_string(),
-        listen_addr,
-        network: cfg.chain_id.clone(),
-        version: cfg.node_version.clone(),
-        channels: descriptors.iter().map(|d| d.id).collect(),
-        moniker: cfg.moniker.clone(),
-        other: Other {
-            tx_index: cfg.tx_index.clone(),
-            rpc_address: cfg.rpc_address.clone(),
-        },
-    };
-    let mut tconfig = mukan_transport::Config::default();
-    tconfig.allow_duplicate_ip = cfg.allow_duplicate_ip;
-    tconfig.mconn = tconfig
-        .mconn
-        .with_rates(
-            NonZeroU64::new(cfg.send_rate),
-            NonZeroU64::new(cfg.recv_rate),
-        )
-        .with_flush_throttle(cfg.flush_throttle);
-    let transport = TcpTransport::new(key.clone(), node_info, tconfig);
-    let bind = cfg.listen.rsplit("://").next().unwrap_or("").to_owned();
-    let bound = match bind.parse() {
-        Ok(addr) => transport.listen(addr).await,
-        Err(e) => Err(std::io::Error::other(format!("--listen {bind:?}: {e}"))),
-    };
-    let bound = match bound {
-        Ok(b) => b,
+    let node = match build(&cfg, &ev, key.clone()).await {
+        Ok(node) => node,
         Err(e) => {
-            ev.emit("error", kv!["error" => e.to_string()]);
+            ev.emit("error", kv!["error" => e]);
             return ExitCode::from(2);
         }
     };
-    let persistent: Vec<NetAddress> = cfg
-        .persistent
-        .iter()
-        .filter_map(|s| s.parse().ok())
-        .collect();
-    let peer_config = PeerConfig {
-        channels: descriptors,
-        is_persistent: Arc::new(move |addr: &NetAddress| persistent.iter().any(|p| p == addr)),
-    };
-    let (first_peer, _) = tokio::sync::watch::channel(None);
-    let node = Arc::new(Node {
-        cfg: cfg.clone(),
-        ev: ev.clone(),
-        transport,
-        peer_config,
-        peers: Mutex::new(HashMap::new()),
-        client: Mutex::new(None),
-        first_peer,
-    });
+    let transport = node.switch.transport();
     ev.emit(
         "listening",
         kv![
             "id" => key.node_id().to_string(),
-            "addr" => format!("{}@{}", key.node_id(), bound),
-            "listen_addr" => node.transport.node_info().listen_addr,
+            "addr" => format!("{}@{}", key.node_id(), transport.local_addr),
+            "listen_addr" => transport.inner.node_info().listen_addr,
+            "moniker" => cfg.moniker.clone(),
+            "network" => cfg.chain_id.clone(),
+            "channels" => hex::encode(node.switch.channel_ids().iter().map(|c| c.0).collect::<Vec<u8>>()),
+            "p2p_version" => cfg.p2p_version,
+            "block_version" => cfg.block_version,
+            "pex" => cfg.pex,
+            "seed_mode" => cfg.seed_mode,
+            "key_file" => key_file.display().to_string(),
+            "addrbook_file" => if cfg.pex { cfg.addrbook_file().display().to_string() } else { String::new() },
             "impl" => "rust",
         ],
     );
-
-    tokio::spawn(accept_loop(node.clone()));
-    for (addrs, persistent) in [(&cfg.persistent, true), (&cfg.dial, false)] {
-        for text in addrs {
-            match text.parse::<NetAddress>() {
-                Ok(addr) => {
-                    tokio::spawn(dial_loop(node.clone(), addr, persistent));
-                }
-                Err(e) => ev.emit(
-                    "rejected",
-                    kv!["direction" => "outbound", "reason" => "dial_failed", "detail" => "",
-                        "addr" => text, "error" => e.to_string()],
-                ),
+    if let Err(e) = node.switch.start() {
+        ev.emit("error", kv!["error" => e.to_string()]);
+        return ExitCode::from(2);
+    }
+    let watcher = tokio::spawn(watch_book(node.clone()));
+    // Persistent peers: dialed at once (the switch's dial randomizer is zero here), then
+    // redialed by the switch on Go's schedule.
+    node.switch.dial_persistent_peers();
+    for text in &cfg.dial {
+        match text.parse::<NetAddress>() {
+            Ok(addr) => {
+                tokio::spawn(dial_once(node.clone(), addr));
             }
+            Err(e) => ev.emit(
+                "rejected",
+                kv!["direction" => "outbound", "reason" => "dial_failed", "detail" => "",
+                    "addr" => text, "error" => e.to_string()],
+            ),
         }
     }
 
@@ -431,13 +483,195 @@ async fn run(cfg: Cfg) -> ExitCode {
         }
         ExitCode::SUCCESS
     };
-    node.transport.close();
-    let peers: Vec<_> = node.peers.lock().drain().map(|(_, p)| p).collect();
-    for p in peers {
-        p.flush_stop().await;
+    // Ordered stop: no more accepts or dials, every peer flushed (bounded) and removed from
+    // the reactors, then the reactors stopped.
+    node.switch.stop().await;
+    watcher.abort();
+    if let Some(pex) = &node.pex {
+        // The reactor's own last save (started at its stop), then ours, reported.
+        pex.reactor.wait_saved().await;
+        let (book, path) = (pex.book.clone(), pex.path.clone());
+        let saved = tokio::task::spawn_blocking(move || save_book(&book, &path)).await;
+        match saved {
+            Ok(Ok(())) => ev.emit(
+                "addrbook_saved",
+                kv!["path" => pex.path.display().to_string(), "size" => pex.size()],
+            ),
+            Ok(Err(e)) => ev.emit(
+                "error",
+                kv!["error" => format!("saving the address book: {e}")],
+            ),
+            Err(e) => ev.emit(
+                "error",
+                kv!["error" => format!("saving the address book: {e}")],
+            ),
+        }
     }
     ev.emit("stopped", &[]);
     code
+}
+
+/// The echo reactor, the transport (listening) and the switch over it.
+async fn build(cfg: &Cfg, ev: &Events, key: Arc<NodeKey>) -> Result<Arc<Node>, String> {
+    let echo = Arc::new(EchoReactor::new(cfg, ev.clone()));
+    let pex = if cfg.pex { Some(Pex::new(cfg)?) } else { None };
+    let mut sconfig = mukan_switch::Config::default();
+    sconfig.persistent_peers = cfg.persistent.clone();
+    sconfig.max_num_inbound_peers = cfg.max_inbound;
+    sconfig.max_num_outbound_peers = cfg.max_outbound;
+    sconfig.allow_duplicate_ip = cfg.allow_duplicate_ip;
+    // gopeer dials its persistent peers at once; so do we.
+    sconfig.dial_randomizer = Duration::ZERO;
+    let mut builder = Builder::new(sconfig);
+    builder
+        .add_reactor(ECHO_REACTOR, echo.clone())
+        .map_err(|e| e.to_string())?;
+    // After the echo reactor, as gopeer (and a Go node) list the PEX channel last.
+    if let Some(pex) = &pex {
+        builder
+            .add_reactor(PEX_REACTOR, Arc::new(pex.reactor.clone()))
+            .map_err(|e| e.to_string())?;
+    }
+
+    let listen_addr = if cfg.external_address.is_empty() {
+        cfg.listen.clone()
+    } else {
+        cfg.external_address.clone()
+    };
+    let node_info = NodeInfo {
+        protocol_version: ProtocolVersion {
+            p2p: cfg.p2p_version,
+            block: cfg.block_version,
+            app: cfg.app_version,
+        },
+        id: key.node_id().to_string(),
+        listen_addr,
+        network: cfg.chain_id.clone(),
+        version: cfg.node_version.clone(),
+        channels: builder.channel_ids(),
+        moniker: cfg.moniker.clone(),
+        other: Other {
+            tx_index: cfg.tx_index.clone(),
+            rpc_address: cfg.rpc_address.clone(),
+        },
+    };
+    let mut tconfig = mukan_transport::Config::default();
+    tconfig.allow_duplicate_ip = cfg.allow_duplicate_ip;
+    tconfig.mconn = tconfig
+        .mconn
+        .with_rates(
+            NonZeroU64::new(cfg.send_rate),
+            NonZeroU64::new(cfg.recv_rate),
+        )
+        .with_flush_throttle(cfg.flush_throttle);
+    let transport = TcpTransport::new(key.clone(), node_info, tconfig);
+    let bind = cfg.listen.rsplit("://").next().unwrap_or("").to_owned();
+    let bind: std::net::SocketAddr = bind
+        .parse()
+        .map_err(|e| format!("--listen {bind:?}: {e}"))?;
+    let local_addr = transport.listen(bind).await.map_err(|e| e.to_string())?;
+    let transport = EventTransport {
+        inner: transport,
+        ev: ev.clone(),
+        local_addr,
+    };
+    if let Some(pex) = &pex {
+        let shared: SharedAddressBook = pex.book.clone();
+        builder = builder.address_book(shared);
+    }
+    let switch = builder.build(transport).map_err(|e| e.to_string())?;
+    Ok(Arc::new(Node {
+        cfg: cfg.clone(),
+        ev: ev.clone(),
+        switch,
+        echo,
+        pex,
+    }))
+}
+
+/// A one-time dial (`--dial`) through the switch. An address with our own ID goes to the
+/// transport directly: the switch refuses it before dialing (`DialError::SelfAddress`), and the
+/// `reject-self` cases check the transport's own detection of a self-connection on both ends.
+async fn dial_once(node: Arc<Node>, addr: NetAddress) {
+    let transport = node.switch.transport();
+    if addr.id() == SwitchApi::net_address(&*node.switch).id() {
+        let config = PeerConfig {
+            channels: node.echo.channels(),
+            is_persistent: Arc::new(|_: &NetAddress| false),
+        };
+        if let Ok(peer) = transport.dial(addr, config).await {
+            transport.cleanup(&*peer);
+        }
+        return;
+    }
+    if let Some(pex) = &node.pex {
+        // As a node's DialPeersAsync (and gopeer) do: the dialed address goes into the book.
+        let ours = SwitchApi::net_address(&*node.switch);
+        let _ = pex.book.lock().add_address(addr, ours, SystemTime::now());
+    }
+    let (reason, error) = match SwitchApi::dial_peer_with_address(&*node.switch, addr).await {
+        // Transport errors were reported by the transport wrapper.
+        Ok(()) | Err(DialError::Failed(_)) => return,
+        Err(e @ DialError::AlreadyDialingOrConnected(_)) => ("already_connected", e.to_string()),
+        Err(e @ DialError::SelfAddress(_)) => ("self", e.to_string()),
+        Err(e @ DialError::Denied(_)) => ("filtered", e.to_string()),
+        Err(e) => ("other", e.to_string()),
+    };
+    node.ev.emit(
+        "rejected",
+        kv!["direction" => "outbound", "reason" => reason, "detail" => "",
+            "addr" => addr.to_string(), "error" => error],
+    );
+}
+
+/// The TCP transport, printing `dialing` for every dial and `rejected` for every dial or
+/// accept the transport refused (the switch's own refusals happen above it).
+struct EventTransport {
+    inner: TcpTransport,
+    ev: Events,
+    local_addr: std::net::SocketAddr,
+}
+
+type PeerFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Arc<dyn ManagedPeer>, TransportError>> + Send + 'a>>;
+
+impl Transport for EventTransport {
+    fn net_address(&self) -> NetAddress {
+        self.inner.net_address()
+    }
+
+    fn dial(&self, addr: NetAddress, config: PeerConfig) -> PeerFuture<'_> {
+        Box::pin(async move {
+            self.ev.emit("dialing", kv!["addr" => addr.to_string()]);
+            let result = self.inner.dial(addr, config).await;
+            if let Err(e) = &result {
+                if !matches!(e, TransportError::Closed) {
+                    emit_rejected(&self.ev, "outbound", e, &addr.to_string());
+                }
+            }
+            result
+        })
+    }
+
+    fn accept(&self, config: PeerConfig) -> PeerFuture<'_> {
+        Box::pin(async move {
+            let result = self.inner.accept(config).await;
+            if let Err(e) = &result {
+                if !matches!(e, TransportError::Closed) {
+                    emit_rejected(&self.ev, "inbound", e, "");
+                }
+            }
+            result
+        })
+    }
+
+    fn cleanup(&self, peer: &dyn ManagedPeer) {
+        self.inner.cleanup(peer);
+    }
+
+    fn close(&self) {
+        self.inner.close();
+    }
 }
 
 #[cfg(unix)]
@@ -455,103 +689,48 @@ async fn terminate() {
     std::future::pending::<()>().await;
 }
 
-async fn accept_loop(node: Arc<Node>) {
-    loop {
-        match node.transport.accept(node.peer_config.clone()).await {
-            Ok(peer) => add_peer(&node, peer),
-            Err(TransportError::Closed) => return,
-            Err(e) => emit_rejected(&node.ev, "inbound", &e, ""),
-        }
-    }
-}
-
-async fn dial_loop(node: Arc<Node>, addr: NetAddress, persistent: bool) {
-    loop {
-        let connected = node.peers.lock().contains_key(&addr.id());
-        if !connected {
-            node.ev.emit("dialing", kv!["addr" => addr.to_string()]);
-            match node.transport.dial(addr, node.peer_config.clone()).await {
-                Ok(peer) => add_peer(&node, peer),
-                Err(TransportError::Closed) => return,
-                Err(e) => emit_rejected(&node.ev, "outbound", &e, &addr.to_string()),
-            }
-        }
-        if !persistent {
-            return;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-}
-
-fn add_peer(node: &Arc<Node>, peer: Arc<dyn ManagedPeer>) {
-    let id = peer.id();
-    {
-        let mut peers = node.peers.lock();
-        if peers.contains_key(&id) {
-            drop(peers);
-            node.ev.emit(
-                "rejected",
-                kv!["direction" => if peer.direction().is_outbound() { "outbound" } else { "inbound" },
-                    "reason" => "duplicate", "detail" => "", "addr" => peer.socket_addr().to_string(),
-                    "error" => "duplicate peer ID"],
-            );
-            node.transport.cleanup(&*peer);
-            return;
-        }
-        peers.insert(id, peer.clone());
-    }
-    let handler = Arc::new(EchoHandler::new(node.clone(), peer.clone()));
-    let started = peer.start().map(|inbox| tokio::spawn(pump(inbox, handler)));
-    if let Err(e) = started {
-        node.peers.lock().remove(&id);
-        node.ev
-            .emit("error", kv!["error" => format!("start peer {id}: {e}")]);
-        return;
-    }
-    let info = peer.node_info();
-    let channels: Vec<u8> = info.channels.iter().map(|c| c.0).collect();
-    node.ev.emit(
-        "peer_added",
-        kv![
-            "id" => id.to_string(),
-            "moniker" => info.moniker,
-            "channels" => hex::encode(&channels),
-            "network" => info.network,
-            "version" => info.version,
-            "listen_addr" => info.listen_addr,
-            "p2p_version" => info.protocol_version.p2p,
-            "block_version" => info.protocol_version.block,
-            "app_version" => info.protocol_version.app,
-            "tx_index" => info.other.tx_index,
-            "rpc_address" => info.other.rpc_address,
-            "outbound" => peer.direction().is_outbound(),
-            "persistent" => peer.is_persistent(),
-            "remote_addr" => peer.socket_addr().dial_string(),
-        ],
-    );
-    node.first_peer.send_if_modified(|first| {
-        if first.is_none() {
-            *first = Some(id);
-            true
-        } else {
-            false
-        }
-    });
-}
+/// The echo reactor's name in the switch.
+const ECHO_REACTOR: &str = "ECHO";
+/// The PEX reactor's name in the switch (Go's).
+const PEX_REACTOR: &str = "PEX";
 
 /// Messages waiting to be echoed, per peer.
 const ECHO_QUEUE_MESSAGES: usize = 100_000;
 /// Bytes waiting to be echoed, per peer. Go's echo reactor blocks its receive path instead
-/// (back-pressuring the sender through TCP); ours must not block, so it buffers up to this much
-/// and counts a message beyond it as an `echo_failed`.
+/// (back-pressuring the sender through TCP); ours must not block, so it queues each message
+/// with its receive-budget lease (the switch's back-pressure on that channel), and counts a
+/// message beyond this bound as an `echo_failed`.
 const ECHO_QUEUE_BYTES: usize = 256 << 20;
 
-/// The echo reactor of one peer: messages on the echo channel go back unchanged, in order,
-/// through a bounded queue and a task (the connection's receive path never blocks).
-struct EchoHandler {
-    node: Arc<Node>,
-    peer: Arc<dyn ManagedPeer>,
-    echo_tx: mpsc::Sender<Bytes>,
+/// The echo reactor: owns the echo channel and the extra channels (`--channels`). Echo-channel
+/// messages go back unchanged, in order, through a bounded per-peer queue and task (the
+/// switch's delivery path never blocks); extra-channel messages are counted, consensus ones
+/// decoded; peers joining and leaving are printed.
+struct EchoReactor {
+    ev: Events,
+    descriptors: Vec<ChannelDescriptor>,
+    echo_channel: ChannelId,
+    quiet_echo: bool,
+    /// `--mark-good`: every added peer is marked good in the book (through the switch).
+    mark_good: bool,
+    switch: Mutex<Option<Weak<dyn SwitchApi>>>,
+    peers: Mutex<HashMap<NodeId, Arc<EchoPeer>>>,
+    /// Echo-client role: the messages coming back from the target peer.
+    client: Mutex<Option<ClientTap>>,
+    /// The first peer added (echo-client role).
+    first_peer: tokio::sync::watch::Sender<Option<NodeId>>,
+}
+
+struct ClientTap {
+    peer: NodeId,
+    tx: mpsc::Sender<Bytes>,
+}
+
+/// One peer's state in the echo reactor, from `init_peer` to `remove_peer`.
+struct EchoPeer {
+    added: std::sync::atomic::AtomicBool,
+    /// Echo queue to the peer's sender task; dropped at `remove_peer`, which ends the task.
+    echo_tx: mpsc::Sender<(Bytes, RecvLease)>,
     /// Bytes in `echo_tx`.
     queued: Arc<std::sync::atomic::AtomicUsize>,
     /// Messages received per non-echo channel.
@@ -560,34 +739,32 @@ struct EchoHandler {
     consensus: Mutex<consensus::Tally>,
 }
 
-impl EchoHandler {
-    fn new(node: Arc<Node>, peer: Arc<dyn ManagedPeer>) -> Self {
-        let (echo_tx, mut echo_rx) = mpsc::channel::<Bytes>(ECHO_QUEUE_MESSAGES);
-        let queued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let queued_in_task = queued.clone();
-        let sender = peer.clone();
-        let channel = ChannelId(node.cfg.echo_channel);
-        let ev = node.ev.clone();
-        tokio::spawn(async move {
-            while let Some(msg) = echo_rx.recv().await {
-                let len = msg.len();
-                queued_in_task.fetch_sub(len, std::sync::atomic::Ordering::Relaxed);
-                if sender.send(channel, msg).await.is_err() {
-                    ev.emit(
-                        "echo_failed",
-                        kv!["id" => sender.id().to_string(), "bytes" => len],
-                    );
-                    return;
-                }
+impl EchoReactor {
+    fn new(cfg: &Cfg, ev: Events) -> Self {
+        let echo = ChannelId(cfg.echo_channel);
+        let mut descriptors = vec![
+            ChannelDescriptor::new(echo, NonZeroU32::MIN)
+                .with_send_queue_capacity(NonZeroUsize::new(100).unwrap_or(NonZeroUsize::MIN))
+                .with_recv_message_capacity(
+                    NonZeroUsize::new(cfg.echo_max_msg).unwrap_or(NonZeroUsize::MIN),
+                ),
+        ];
+        for &ch in &cfg.channels {
+            if ch != cfg.echo_channel {
+                descriptors.push(ChannelDescriptor::new(ChannelId(ch), NonZeroU32::MIN));
             }
-        });
+        }
+        let (first_peer, _) = tokio::sync::watch::channel(None);
         Self {
-            node,
-            peer,
-            echo_tx,
-            queued,
-            counts: Mutex::new(HashMap::new()),
-            consensus: Mutex::new(consensus::Tally::default()),
+            ev,
+            descriptors,
+            echo_channel: echo,
+            quiet_echo: cfg.quiet_echo,
+            mark_good: cfg.mark_good,
+            switch: Mutex::new(None),
+            peers: Mutex::new(HashMap::new()),
+            client: Mutex::new(None),
+            first_peer,
         }
     }
 
@@ -595,25 +772,25 @@ impl EchoHandler {
     /// decoder (`mukan_conformance_tests::consensus`) and reports the first three of each
     /// kind, then those whose count is a power of ten; the same for messages it does not
     /// understand (`consensus_error`).
-    fn report_consensus(&self, channel: ChannelId, message: &[u8]) {
+    fn report_consensus(&self, state: &EchoPeer, id: NodeId, channel: ChannelId, message: &[u8]) {
         let result = consensus::decode(message);
-        let (count, report) = self.consensus.lock().record(&result);
+        let (count, report) = state.consensus.lock().record(&result);
         if !report {
             return;
         }
-        let id = self.peer.id().to_string();
+        let id = id.to_string();
         let ch = hex::encode([channel.0]);
         match result {
             Ok(d) => {
                 let step = d.step.map_or(serde_json::Value::Null, Into::into);
-                self.node.ev.emit(
+                self.ev.emit(
                     "consensus",
                     kv!["id" => id, "ch" => ch, "type" => d.kind.name(), "height" => d.height,
                         "round" => d.round, "step" => step, "count" => count],
                 );
             }
             Err(e) => {
-                self.node.ev.emit(
+                self.ev.emit(
                     "consensus_error",
                     kv!["id" => id, "ch" => ch, "error" => e.to_string(),
                         "bytes" => message.len(), "count" => count],
@@ -630,73 +807,159 @@ fn is_power_of_ten(mut n: u64) -> bool {
     n == 1
 }
 
-impl EchoHandler {
-    fn received(&self, channel: ChannelId, message: Bytes) {
-        let id = self.peer.id();
-        if channel.0 != self.node.cfg.echo_channel {
+impl Reactor for EchoReactor {
+    fn channels(&self) -> Vec<ChannelDescriptor> {
+        self.descriptors.clone()
+    }
+
+    fn set_switch(&self, switch: Weak<dyn SwitchApi>) {
+        *self.switch.lock() = Some(switch);
+    }
+
+    fn init_peer(&self, peer: &Arc<dyn Peer>) {
+        let (echo_tx, mut echo_rx) = mpsc::channel::<(Bytes, RecvLease)>(ECHO_QUEUE_MESSAGES);
+        let queued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let queued_in_task = queued.clone();
+        let sender = peer.clone();
+        let channel = self.echo_channel;
+        let ev = self.ev.clone();
+        tokio::spawn(async move {
+            while let Some((msg, lease)) = echo_rx.recv().await {
+                let len = msg.len();
+                queued_in_task.fetch_sub(len, std::sync::atomic::Ordering::Relaxed);
+                let sent = sender.send(channel, msg).await;
+                drop(lease);
+                if sent.is_err() {
+                    ev.emit(
+                        "echo_failed",
+                        kv!["id" => sender.id().to_string(), "bytes" => len],
+                    );
+                    return;
+                }
+            }
+        });
+        let state = Arc::new(EchoPeer {
+            added: std::sync::atomic::AtomicBool::new(false),
+            echo_tx,
+            queued,
+            counts: Mutex::new(HashMap::new()),
+            consensus: Mutex::new(consensus::Tally::default()),
+        });
+        self.peers.lock().insert(peer.id(), state);
+    }
+
+    fn add_peer(&self, peer: &Arc<dyn Peer>) {
+        let id = peer.id();
+        if let Some(state) = self.peers.lock().get(&id) {
+            state
+                .added
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        let info = peer.node_info();
+        let channels: Vec<u8> = info.channels.iter().map(|c| c.0).collect();
+        self.ev.emit(
+            "peer_added",
+            kv![
+                "id" => id.to_string(),
+                "moniker" => info.moniker,
+                "channels" => hex::encode(&channels),
+                "network" => info.network,
+                "version" => info.version,
+                "listen_addr" => info.listen_addr,
+                "p2p_version" => info.protocol_version.p2p,
+                "block_version" => info.protocol_version.block,
+                "app_version" => info.protocol_version.app,
+                "tx_index" => info.other.tx_index,
+                "rpc_address" => info.other.rpc_address,
+                "outbound" => peer.direction().is_outbound(),
+                "persistent" => peer.is_persistent(),
+                "remote_addr" => peer.socket_addr().dial_string(),
+            ],
+        );
+        if self.mark_good {
+            let switch = self.switch.lock().as_ref().and_then(Weak::upgrade);
+            if let Some(switch) = switch {
+                switch.mark_peer_as_good(&id);
+            }
+        }
+        self.first_peer.send_if_modified(|first| {
+            if first.is_none() {
+                *first = Some(id);
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    fn remove_peer(&self, peer: &Arc<dyn Peer>, reason: &StopReason) {
+        let id = peer.id();
+        let state = self.peers.lock().remove(&id);
+        if state.is_some_and(|s| s.added.load(std::sync::atomic::Ordering::Relaxed)) {
+            self.ev.emit(
+                "peer_removed",
+                kv!["id" => id.to_string(), "reason" => reason.to_string()],
+            );
+        }
+    }
+
+    fn receive(&self, envelope: Envelope) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let Envelope {
+            src,
+            channel,
+            message,
+            lease,
+        } = envelope;
+        let id = src.id();
+        let Some(state) = self.peers.lock().get(&id).cloned() else {
+            return Ok(());
+        };
+        if channel != self.echo_channel {
             let count = {
-                let mut counts = self.counts.lock();
+                let mut counts = state.counts.lock();
                 let c = counts.entry(channel.0).or_insert(0u64);
                 *c += 1;
                 *c
             };
             if is_power_of_ten(count) {
-                self.node.ev.emit(
+                self.ev.emit(
                     "recv",
                     kv!["id" => id.to_string(), "ch" => hex::encode([channel.0]),
                         "bytes" => message.len(), "count" => count],
                 );
             }
             if consensus::CHANNELS.contains(&channel.0) {
-                self.report_consensus(channel, &message);
+                self.report_consensus(&state, id, channel, &message);
             }
-            return;
+            return Ok(());
         }
-        if let Some(tap) = &*self.node.client.lock() {
+        if let Some(tap) = &*self.client.lock() {
             if tap.peer == id {
                 if tap.tx.try_send(message).is_err() {
-                    self.node
-                        .ev
+                    self.ev
                         .emit("error", kv!["error" => "echo client: queue full or closed"]);
                 }
-                return;
+                return Ok(());
             }
         }
-        if !self.node.cfg.quiet_echo {
-            self.node.ev.emit(
+        if !self.quiet_echo {
+            self.ev.emit(
                 "echo",
                 kv!["id" => id.to_string(), "ch" => hex::encode([channel.0]), "bytes" => message.len()],
             );
         }
         let len = message.len();
-        let queued = self
+        let queued = state
             .queued
             .fetch_add(len, std::sync::atomic::Ordering::Relaxed);
-        if queued + len > ECHO_QUEUE_BYTES || self.echo_tx.try_send(message).is_err() {
-            self.queued
+        if queued + len > ECHO_QUEUE_BYTES || state.echo_tx.try_send((message, lease)).is_err() {
+            state
+                .queued
                 .fetch_sub(len, std::sync::atomic::Ordering::Relaxed);
-            self.node
-                .ev
+            self.ev
                 .emit("echo_failed", kv!["id" => id.to_string(), "bytes" => len]);
         }
-    }
-
-    fn errored(&self, error: mukan_reactor_api::StopReason) {
-        let id = self.peer.id();
-        let removed = {
-            let mut peers = self.node.peers.lock();
-            match peers.get(&id) {
-                Some(p) if Arc::ptr_eq(p, &self.peer) => peers.remove(&id),
-                _ => None,
-            }
-        };
-        if removed.is_some() {
-            self.node.transport.cleanup(&*self.peer);
-            self.node.ev.emit(
-                "peer_removed",
-                kv!["id" => id.to_string(), "reason" => error.to_string()],
-            );
-        }
+        Ok(())
     }
 }
 
@@ -772,12 +1035,12 @@ fn classify(err: &TransportError) -> (&'static str, &'static str) {
 async fn run_client(node: &Arc<Node>) -> bool {
     let ev = &node.ev;
     let cfg = &node.cfg;
-    let mut first = node.first_peer.subscribe();
+    let mut first = node.echo.first_peer.subscribe();
     let wanted: Option<NodeId> = cfg.echo_peer.as_deref().and_then(|s| s.parse().ok());
     let target = tokio::time::timeout(cfg.echo_connect_timeout, async {
         loop {
             if let Some(w) = wanted {
-                if node.peers.lock().contains_key(&w) {
+                if SwitchApi::peer(&*node.switch, &w).is_some() {
                     return Some(w);
                 }
             } else if let Some(id) = *first.borrow() {
@@ -802,11 +1065,11 @@ async fn run_client(node: &Arc<Node>) -> bool {
         );
         return false;
     };
-    let Some(peer) = node.peers.lock().get(&target).cloned() else {
+    let Some(peer) = SwitchApi::peer(&*node.switch, &target) else {
         return false;
     };
     let (tx, mut rx) = mpsc::channel(cfg.echo_client.max(1));
-    *node.client.lock() = Some(ClientTap { peer: target, tx });
+    *node.echo.client.lock() = Some(ClientTap { peer: target, tx });
 
     let sizes = echo_sizes(cfg.echo_client, cfg.echo_max_size, cfg.echo_seed);
     let started = Instant::now();
@@ -1025,19 +1288,6 @@ mod addrbook_tool {
                 eprintln!("addrbook-write: {e}");
                 ExitCode::from(1)
             }
-        }
-    }
-}
-
-/// Drains a started peer's inbox into its handler.
-async fn pump(mut inbox: Box<dyn mukan_reactor_api::PeerInbox>, handler: Arc<EchoHandler>) {
-    while let Some(item) = inbox.recv().await {
-        match item {
-            mukan_reactor_api::InboxItem::Received {
-                channel, message, ..
-            } => handler.received(channel, message),
-            mukan_reactor_api::InboxItem::Stopped(reason) => handler.errored(reason),
-            _ => {}
         }
     }
 }
