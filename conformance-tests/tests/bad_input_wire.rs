@@ -274,6 +274,36 @@ async fn c8_a_peer_that_never_pongs_is_dropped_for_the_pong_timeout() {
     base.assert_restored().await;
 }
 
+/// Refuses every connection.
+struct Refuse;
+
+impl mukan_transport::ConnFilter for Refuse {
+    fn check(
+        &self,
+        _remote: std::net::SocketAddr,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), mukan_transport::Denied>> + Send>> {
+        Box::pin(async { Err(mukan_transport::Denied::new("refused")) })
+    }
+}
+
+#[tokio::test]
+async fn d9_a_refusing_filter_closes_the_connection_without_a_leak() {
+    let _serial = SERIAL.lock().await;
+    let base = Baseline::take();
+    let honest = Honest::listen_with(fast_config(), vec![std::sync::Arc::new(Refuse)]).await;
+    for _ in 0..20 {
+        let mut tcp = Evil::connect_raw(honest.addr, &[]).await;
+        let (err, got) = tokio::join!(honest.transport.accept(peer_config(&[ECHO.0])), async {
+            expect_closed(&mut tcp).await
+        });
+        assert_eq!(rejected(&err.err().unwrap()), RejectReason::Filtered);
+        assert_eq!(got, 0, "bytes sent before the filter ran");
+    }
+    assert_eq!(honest.transport.connection_count(), 0);
+    honest.transport.close();
+    base.assert_restored().await;
+}
+
 #[tokio::test]
 async fn d10_the_accept_loop_serves_an_honest_peer_after_failed_upgrades() {
     let _serial = SERIAL.lock().await;

@@ -155,10 +155,17 @@ pub struct Honest {
 
 impl Honest {
     pub async fn listen(cfg: Config) -> Self {
+        Self::listen_with(cfg, Vec::new()).await
+    }
+
+    pub async fn listen_with(
+        cfg: Config,
+        filters: Vec<Arc<dyn mukan_transport::ConnFilter>>,
+    ) -> Self {
         let key = Arc::new(NodeKey::from_seed([1; 32]));
         let mut info = node_info(&key, &[ECHO.0]);
         info.moniker = "honest".into();
-        let transport = TcpTransport::new(key.clone(), info, cfg);
+        let transport = TcpTransport::with_filters(key.clone(), info, cfg, filters);
         let addr = transport
             .listen("127.0.0.1:0".parse().unwrap())
             .await
