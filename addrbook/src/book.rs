@@ -160,7 +160,7 @@ impl AddrBook {
                 }
                 let mut sorted = bucket.clone();
                 sorted.sort_unstable();
-                if sorted.windows(2).any(|w| w[0] == w[1]) {
+                if sorted.windows(2).any(|w| matches!(w, [a, b] if a == b)) {
                     return Err(format!("{kind:?} bucket {idx} holds an ID twice"));
                 }
                 for id in bucket {
@@ -244,10 +244,13 @@ impl AddrBook {
     /// entry first when the bucket is full (Go `addToNewBucket`, without its 65th slot).
     pub(crate) fn add_to_new_bucket(&mut self, id: NodeId, idx: u16, now: SystemTime) {
         let bucket = usize::from(idx);
-        if self.new_buckets[bucket].contains(&id) {
+        let Some(held) = self.new_buckets.get(bucket) else {
+            return;
+        };
+        if held.contains(&id) {
             return;
         }
-        if self.new_buckets[bucket].len() >= BUCKET_SIZE {
+        if held.len() >= BUCKET_SIZE {
             self.expire_new(bucket, now);
         }
         let Some(ka) = self.entry_mut(&id) else {
@@ -257,7 +260,9 @@ impl AddrBook {
             return;
         }
         let first = ka.buckets().len() == 1;
-        self.new_buckets[bucket].push(id);
+        if let Some(held) = self.new_buckets.get_mut(bucket) {
+            held.push(id);
+        }
         if first {
             self.n_new += 1;
         }
@@ -265,9 +270,10 @@ impl AddrBook {
 
     /// Removes `id` from one bucket; an entry left in no bucket leaves the book.
     fn remove_from_bucket(&mut self, id: NodeId, kind: BucketKind, idx: usize) {
-        let bucket = &mut self.buckets_mut(kind)[idx];
-        if let Some(pos) = bucket.iter().position(|x| *x == id) {
-            bucket.swap_remove(pos);
+        if let Some(bucket) = self.buckets_mut(kind).get_mut(idx) {
+            if let Some(pos) = bucket.iter().position(|x| *x == id) {
+                bucket.swap_remove(pos);
+            }
         }
         let Some(ka) = self.entry_mut(&id) else {
             return;
@@ -294,9 +300,10 @@ impl AddrBook {
             return;
         }
         for b in held {
-            let bucket = &mut self.buckets_mut(kind)[usize::from(b)];
-            if let Some(pos) = bucket.iter().position(|x| *x == id) {
-                bucket.swap_remove(pos);
+            if let Some(bucket) = self.buckets_mut(kind).get_mut(usize::from(b)) {
+                if let Some(pos) = bucket.iter().position(|x| *x == id) {
+                    bucket.swap_remove(pos);
+                }
             }
         }
         match kind {
@@ -316,8 +323,7 @@ impl AddrBook {
 
     /// Go `expireNew`: drop the first bad entry of the bucket, else the oldest.
     fn expire_new(&mut self, idx: usize, now: SystemTime) {
-        let bad = self.new_buckets[idx]
-            .iter()
+        let bad = (self.bucket(BucketKind::New, idx).iter())
             .copied()
             .find(|id| self.entry(id).is_some_and(|ka| ka.is_bad(now)));
         if let Some(victim) = bad.or_else(|| self.oldest_in(BucketKind::New, idx)) {
@@ -336,7 +342,7 @@ impl AddrBook {
         self.remove_from_all_buckets(id);
         let idx = self.placement.old_bucket(&addr);
         let bucket = usize::from(idx);
-        if self.old_buckets[bucket].len() >= BUCKET_SIZE {
+        if self.bucket(BucketKind::Old, bucket).len() >= BUCKET_SIZE {
             if let Some(victim) = self.oldest_in(BucketKind::Old, bucket) {
                 self.demote(victim, now);
             }
@@ -344,7 +350,9 @@ impl AddrBook {
         if let Some(ka) = self.entry_mut(&id) {
             ka.kind = BucketKind::Old;
             ka.add_bucket(idx);
-            self.old_buckets[bucket].push(id);
+            if let Some(held) = self.old_buckets.get_mut(bucket) {
+                held.push(id);
+            }
             self.n_old += 1;
         }
     }
@@ -407,11 +415,15 @@ impl AddrBook {
                     self.entry(&id)
                         .map_or(0, |ka| self.placement.old_bucket(&ka.addr))
                 });
-                if self.old_buckets[usize::from(idx)].len() < BUCKET_SIZE {
+                let has_room = (self.old_buckets.get(usize::from(idx)))
+                    .is_some_and(|held| held.len() < BUCKET_SIZE);
+                if has_room {
                     if let Some(ka) = self.entry_mut(&id) {
                         ka.add_bucket(idx);
                     }
-                    self.old_buckets[usize::from(idx)].push(id);
+                    if let Some(held) = self.old_buckets.get_mut(usize::from(idx)) {
+                        held.push(id);
+                    }
                     self.n_old += 1;
                     return;
                 }
@@ -421,7 +433,9 @@ impl AddrBook {
             }
             BucketKind::New => {
                 for idx in listed {
-                    if self.new_buckets[usize::from(idx)].len() < BUCKET_SIZE {
+                    let has_room = (self.new_buckets.get(usize::from(idx)))
+                        .is_some_and(|held| held.len() < BUCKET_SIZE);
+                    if has_room {
                         self.add_to_new_bucket(id, idx, now);
                     }
                 }

@@ -79,7 +79,9 @@ impl Placement {
         }
         let out = h.finalize();
         let mut first = [0u8; 8];
-        first.copy_from_slice(&out[..8]);
+        for (dst, src) in first.iter_mut().zip(out.iter()) {
+            *dst = *src;
+        }
         u64::from_be_bytes(first)
     }
 

@@ -69,7 +69,7 @@ impl KnownAddress {
     }
 
     pub(crate) fn buckets(&self) -> &[u16] {
-        &self.buckets[..usize::from(self.len)]
+        self.buckets.get(..usize::from(self.len)).unwrap_or(&[])
     }
 
     pub(crate) fn has_bucket(&self, idx: u16) -> bool {
@@ -82,7 +82,10 @@ impl KnownAddress {
         if self.has_bucket(idx) || len == MAX_NEW_BUCKETS_PER_ADDRESS {
             return false;
         }
-        self.buckets[len] = idx;
+        let Some(slot) = self.buckets.get_mut(len) else {
+            return false;
+        };
+        *slot = idx;
         self.len += 1;
         true
     }
@@ -91,7 +94,7 @@ impl KnownAddress {
     /// present.
     pub(crate) fn remove_bucket(&mut self, idx: u16) -> bool {
         let len = usize::from(self.len);
-        let Some(pos) = self.buckets[..len].iter().position(|&b| b == idx) else {
+        let Some(pos) = self.buckets().iter().position(|&b| b == idx) else {
             return false;
         };
         self.buckets.copy_within(pos + 1..len, pos);

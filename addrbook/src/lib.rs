@@ -36,6 +36,16 @@
 //!
 //! Not done (Go parity): `mark_bad` of an ID that is not in the book is ignored.
 
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
 mod book;
 mod error;
 mod file;

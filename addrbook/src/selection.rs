@@ -102,7 +102,9 @@ fn random_pick(book: &mut AddrBook, kind: BucketKind, num: usize) -> Vec<NetAddr
     for i in 0..total {
         let j = i + book.rng.gen_range(0..total - i);
         refs.swap(i, j);
-        let id = refs[i];
+        let Some(&id) = refs.get(i) else {
+            break;
+        };
         if chosen.insert(id) {
             if let Some(addr) = book.address(&id) {
                 out.push(addr);

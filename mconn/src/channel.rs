@@ -149,22 +149,23 @@ impl Channel {
 /// Go `selectChannelToGossipOn`: among pending channels, the least `recently_sent /
 /// priority`; ties go to the earliest channel. Compared exactly by cross-multiplication.
 pub(crate) fn select(channels: &mut [Channel], queues: &mut dyn SendQueues) -> Option<usize> {
-    let mut best: Option<usize> = None;
-    for i in 0..channels.len() {
-        if !channels[i].is_send_pending(i, queues) {
+    // (index, recently_sent, priority) of the best channel so far.
+    let mut best: Option<(usize, u128, u128)> = None;
+    for (i, c) in channels.iter_mut().enumerate() {
+        if !c.is_send_pending(i, queues) {
             continue;
         }
+        let (sent, priority) = (
+            u128::from(c.recently_sent),
+            u128::from(c.desc.priority.get()),
+        );
         let better = match best {
             None => true,
-            Some(b) => {
-                let (c, bc) = (&channels[i], &channels[b]);
-                u128::from(c.recently_sent) * u128::from(bc.desc.priority.get())
-                    < u128::from(bc.recently_sent) * u128::from(c.desc.priority.get())
-            }
+            Some((_, best_sent, best_priority)) => sent * best_priority < best_sent * priority,
         };
         if better {
-            best = Some(i);
+            best = Some((i, sent, priority));
         }
     }
-    best
+    best.map(|(i, _, _)| i)
 }

@@ -39,6 +39,16 @@
 //!   kept messages do not pin it.
 //! - The wire is identical: same packets, same chunking, same limits.
 
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
 mod channel;
 mod config;
 mod error;

@@ -145,7 +145,7 @@ fn read_uvarint(buf: &[u8]) -> Result<Option<(u64, usize)>, DecodeError> {
             Ok(None)
         };
     };
-    let mut prefix = &buf[..=end];
+    let mut prefix = buf.get(..=end).ok_or(DecodeError::Varint)?;
     let value = prost::encoding::decode_varint(&mut prefix).map_err(|_| DecodeError::Varint)?;
     Ok(Some((value, end + 1)))
 }

@@ -97,6 +97,10 @@ impl MConnState {
         }
         let mut index = [None; 256];
         for (i, d) in channels.iter().enumerate() {
+            #[expect(
+                clippy::indexing_slicing,
+                reason = "a `u8` channel ID always indexes a 256-entry table"
+            )]
             let slot = &mut index[usize::from(d.id.0)];
             if slot.is_some() {
                 return Err(ConfigError::DuplicateChannel(d.id).into());
@@ -150,7 +154,11 @@ impl MConnState {
 
     /// Position of `channel` in the descriptor list.
     pub fn channel_index(&self, channel: ChannelId) -> Option<usize> {
-        self.index[usize::from(channel.0)].map(usize::from)
+        self.index
+            .get(usize::from(channel.0))
+            .copied()
+            .flatten()
+            .map(usize::from)
     }
 
     /// Queues `message` on `channel` in the state's own queue (capacity
@@ -162,8 +170,10 @@ impl MConnState {
         let Some(i) = self.channel_index(channel) else {
             return Err(TrySendError::UnknownChannel(channel));
         };
-        let queue = &mut self.local.queues[i];
-        if queue.len() >= self.channels[i].desc.send_queue_capacity.get() {
+        let (Some(queue), Some(ch)) = (self.local.queues.get_mut(i), self.channels.get(i)) else {
+            return Err(TrySendError::UnknownChannel(channel));
+        };
+        if queue.len() >= ch.desc.send_queue_capacity.get() {
             return Err(TrySendError::Full);
         }
         queue.push_back(message);
@@ -173,7 +183,10 @@ impl MConnState {
     /// Whether [`MConnState::send`] on `channel` would succeed now.
     pub fn can_send(&self, channel: ChannelId) -> bool {
         self.channel_index(channel).is_some_and(|i| {
-            self.local.queues[i].len() < self.channels[i].desc.send_queue_capacity.get()
+            match (self.local.queues.get(i), self.channels.get(i)) {
+                (Some(queue), Some(ch)) => queue.len() < ch.desc.send_queue_capacity.get(),
+                _ => false,
+            }
         })
     }
 
@@ -253,10 +266,11 @@ impl MConnState {
             Packet::Pong => self.pong_deadline = None,
             Packet::Msg(msg) => {
                 let channel = msg.channel;
-                let Some(i) = self.channel_index(channel) else {
+                let Some(ch) = (self.channel_index(channel)).and_then(|i| self.channels.get_mut(i))
+                else {
                     return Err(Error::UnknownChannel(channel));
                 };
-                if let Some(message) = self.channels[i].recv_packet(msg)? {
+                if let Some(message) = ch.recv_packet(msg)? {
                     self.events.push_back(Event::Received { channel, message });
                 }
             }
@@ -382,13 +396,17 @@ impl MConnState {
             let Some(i) = channel::select(&mut self.channels, queues) else {
                 break;
             };
-            let Some(msg) = self.channels[i].next_packet(self.max_payload) else {
+            let max_payload = self.max_payload;
+            let Some(ch) = self.channels.get_mut(i) else {
+                break;
+            };
+            let Some(msg) = ch.next_packet(max_payload) else {
                 break;
             };
             let before = self.unflushed.len();
             Packet::Msg(msg).encode(&mut self.unflushed);
             let n = self.unflushed.len() - before;
-            self.channels[i].recently_sent += n as u64;
+            ch.recently_sent += n as u64;
             self.send_limit.consume(n, now);
             self.send_meter.record(n, now);
         }
@@ -424,7 +442,7 @@ impl MConnState {
     }
 
     fn has_pending(&mut self, queues: &mut dyn SendQueues) -> bool {
-        (0..self.channels.len()).any(|i| self.channels[i].in_flight() || queues.has_message(i))
+        (self.channels.iter().enumerate()).any(|(i, c)| c.in_flight() || queues.has_message(i))
     }
 
     /// Whether nothing is left to send: no queued or partly sent message in the state's own

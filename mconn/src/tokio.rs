@@ -176,7 +176,9 @@ impl MConnection {
         let mut senders = Vec::with_capacity(channels.len());
         let mut receivers = Vec::with_capacity(channels.len());
         for (i, d) in channels.iter().enumerate() {
-            index[usize::from(d.id.0)] = Some(i as u8);
+            if let Some(slot) = index.get_mut(usize::from(d.id.0)) {
+                *slot = Some(i as u8);
+            }
             let (tx, rx) = mpsc::channel(d.send_queue_capacity.get());
             senders.push(tx);
             receivers.push(rx);
@@ -223,7 +225,8 @@ impl MConnection {
     }
 
     fn sender(&self, channel: ChannelId) -> Option<&mpsc::Sender<Bytes>> {
-        self.index[usize::from(channel.0)].map(|i| &self.senders[usize::from(i)])
+        let i = self.index.get(usize::from(channel.0)).copied().flatten()?;
+        self.senders.get(usize::from(i))
     }
 
     /// Queues `message` on `channel`, waiting at most the configured send timeout for room.

@@ -85,17 +85,19 @@ impl NodeKey {
                 source,
             },
         )?);
-        if raw.len() != 64 {
+        let Some((seed_bytes, public_bytes)) = raw
+            .split_first_chunk::<32>()
+            .filter(|(_, public)| public.len() == 32)
+        else {
             return Err(FileError::WrongLength {
                 path: path.to_owned(),
                 got: raw.len(),
             });
-        }
-        let mut seed = [0u8; 32];
-        seed.copy_from_slice(&raw[..32]);
+        };
+        let mut seed = *seed_bytes;
         let key = Self::from_seed(seed);
         seed.zeroize();
-        if key.public_key().as_bytes()[..] != raw[32..] {
+        if key.public_key().as_bytes().as_slice() != public_bytes {
             return Err(FileError::PublicKeyMismatch {
                 path: path.to_owned(),
             });
@@ -106,8 +108,11 @@ impl NodeKey {
     /// The file contents CometBFT writes for this key (compact JSON, no newline).
     pub fn to_json(&self) -> Zeroizing<String> {
         let mut raw = Zeroizing::new([0u8; 64]);
-        raw[..32].copy_from_slice(self.seed());
-        raw[32..].copy_from_slice(self.public_key().as_bytes());
+        let public = self.public_key();
+        let parts = self.seed().iter().chain(public.as_bytes());
+        for (dst, src) in raw.iter_mut().zip(parts) {
+            *dst = *src;
+        }
         let file = FileJson {
             priv_key: TypedValue {
                 kind: PRIV_KEY_TYPE.to_owned(),

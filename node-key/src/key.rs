@@ -111,7 +111,9 @@ impl PublicKey {
     pub fn node_id(&self) -> NodeId {
         let digest = Sha256::digest(self.key.as_bytes());
         let mut id = [0u8; NodeId::LEN];
-        id.copy_from_slice(&digest[..NodeId::LEN]);
+        for (dst, src) in id.iter_mut().zip(digest.iter()) {
+            *dst = *src;
+        }
         NodeId(id)
     }
 

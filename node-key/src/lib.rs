@@ -12,6 +12,16 @@
 //! Signature verification ([`PublicKey::verify`]) follows the ZIP-215 rules through
 //! `ed25519-consensus`, which is what CometBFT's `curve25519-voi` verifier implements.
 
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
 mod error;
 mod file;
 mod key;

@@ -49,6 +49,16 @@
 //! # Features
 //! - `test-util`: the `testing` module with `RecordingReactor`, `FakePeer` and `FakeSwitch`.
 
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
 mod addr_book;
 mod channel;
 mod deny;

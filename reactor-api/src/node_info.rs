@@ -212,6 +212,10 @@ impl NodeInfo {
         }
         let mut seen = [false; 256];
         for ch in &self.channels {
+            #[expect(
+                clippy::indexing_slicing,
+                reason = "a `u8` channel ID always indexes a 256-entry table"
+            )]
             let slot = &mut seen[usize::from(ch.0)];
             if *slot {
                 return Err(NodeInfoError::DuplicateChannel(*ch));

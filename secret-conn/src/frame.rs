@@ -45,6 +45,10 @@ impl FrameSealer {
         // Fail before touching `out`.
         self.nonce.current()?;
         let len = data.len().min(DATA_MAX_SIZE);
+        #[expect(
+            clippy::indexing_slicing,
+            reason = "`len <= DATA_MAX_SIZE` and `out` holds a whole sealed frame"
+        )]
         out[DATA_LEN_SIZE..DATA_LEN_SIZE + len].copy_from_slice(&data[..len]);
         self.seal_in_place(out, len)?;
         Ok(len)
@@ -68,6 +72,10 @@ impl FrameSealer {
         let nonce = self.nonce.current()?;
         // `len <= 1024`, so the cast is lossless.
         frame[..DATA_LEN_SIZE].copy_from_slice(&(len as u32).to_le_bytes());
+        #[expect(
+            clippy::indexing_slicing,
+            reason = "constant range inside a fixed-size frame"
+        )]
         frame[DATA_LEN_SIZE + len..FRAME_LEN].fill(0);
         let (plain, tag_out) = frame.split_at_mut(FRAME_LEN);
         let tag = self
@@ -158,12 +166,17 @@ impl FrameOpener {
             .map_err(|_| CryptoError(()))?;
         self.nonce.advance();
         let mut len_bytes = [0u8; DATA_LEN_SIZE];
+        #[expect(
+            clippy::indexing_slicing,
+            reason = "the opened plaintext is `FRAME_LEN` bytes"
+        )]
         len_bytes.copy_from_slice(&plain[..DATA_LEN_SIZE]);
         let len = u32::from_le_bytes(len_bytes);
-        match usize::try_from(len) {
-            Ok(l) if l <= DATA_MAX_SIZE => Ok(&plain[DATA_LEN_SIZE..DATA_LEN_SIZE + l]),
-            _ => Err(Error::FrameTooLarge { len }),
-        }
+        let payload = usize::try_from(len)
+            .ok()
+            .filter(|l| *l <= DATA_MAX_SIZE)
+            .and_then(|l| plain.get(DATA_LEN_SIZE..DATA_LEN_SIZE + l));
+        payload.ok_or(Error::FrameTooLarge { len })
     }
 
     #[cfg(any(test, fuzzing))]

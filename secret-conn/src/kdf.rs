@@ -38,8 +38,20 @@ pub(crate) fn derive_secrets(dh_secret: &[u8; 32], loc_is_least: bool) -> (Sessi
     let mut first = Zeroizing::new([0u8; 32]);
     let mut second = Zeroizing::new([0u8; 32]);
     let mut legacy = [0u8; 32];
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "constant ranges inside a 96-byte array"
+    )]
     first.copy_from_slice(&okm[..32]);
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "constant ranges inside a 96-byte array"
+    )]
     second.copy_from_slice(&okm[32..64]);
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "constant ranges inside a 96-byte array"
+    )]
     legacy.copy_from_slice(&okm[64..]);
     let keys = if loc_is_least {
         SessionKeys {

@@ -35,6 +35,16 @@
 //!
 //! [node keys]: mukan_node_key::NodeKey
 
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
 mod error;
 mod frame;
 mod handshake;

@@ -150,7 +150,9 @@ impl LengthPrefix {
                 Ok(None)
             };
         }
-        let mut prefix = &self.prefix[..self.bytes];
+        let Some(mut prefix) = self.prefix.get(..self.bytes) else {
+            return Err(DecodeError::varint());
+        };
         prost::encoding::decode_varint(&mut prefix)
             .map(Some)
             .map_err(|_| DecodeError::varint())

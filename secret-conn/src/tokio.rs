@@ -321,6 +321,10 @@ async fn run_handshake<T: AsyncRead + AsyncWrite + Unpin>(
         join_exchange(sent, received)
     })
     .await?;
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "`RecvDelimited` returns a length checked against `body.len()`"
+    )]
     let (handshake, sealer, opener) = handshake.recv_eph_key(&body[..len])?;
 
     // Stage 2: sealed AuthSigMessages, written and read at the same time.
@@ -336,6 +340,10 @@ async fn run_handshake<T: AsyncRead + AsyncWrite + Unpin>(
         join_exchange(sent, received)
     })
     .await?;
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "`RecvDelimited` returns a length checked against `body.len()`"
+    )]
     let remote = handshake.recv_auth_sig(&body[..len])?;
     if let Some(expected) = config.expected_peer {
         let got = remote.node_id();
@@ -388,6 +396,10 @@ impl<'a> SendAll<'a> {
     ) -> Poll<Result<(), Error>> {
         while !self.done {
             if self.pos < self.data.len() {
+                #[expect(
+                    clippy::indexing_slicing,
+                    reason = "guarded by `self.pos < self.data.len()`"
+                )]
                 let n = ready!(Pin::new(&mut *io).poll_write(cx, &self.data[self.pos..]))?;
                 if n == 0 {
                     return Poll::Ready(Err(Error::Io(io::ErrorKind::WriteZero.into())));
@@ -409,7 +421,12 @@ impl<'a> SendAll<'a> {
     ) -> Poll<Result<(), Error>> {
         while !self.done {
             if self.pos < self.data.len() {
-                self.pos += ready!(writer.poll_write(io, cx, &self.data[self.pos..]))?;
+                #[expect(
+                    clippy::indexing_slicing,
+                    reason = "guarded by `self.pos < self.data.len()`"
+                )]
+                let n = ready!(writer.poll_write(io, cx, &self.data[self.pos..]))?;
+                self.pos += n;
             } else {
                 ready!(writer.poll_flush(io, cx))?;
                 self.done = true;
@@ -457,6 +474,10 @@ impl<'a> RecvDelimited<'a> {
                     }
                 }
                 Some(len) if self.filled < len => {
+                    #[expect(
+                        clippy::indexing_slicing,
+                        reason = "`len` was checked against `body.len()` and `filled < len`"
+                    )]
                     let mut buf = ReadBuf::new(&mut self.body[self.filled..len]);
                     ready!(read(cx, &mut buf))?;
                     let n = buf.filled().len();
@@ -517,6 +538,10 @@ impl Reader {
             // 1. Hand out decrypted payload.
             if !self.chunk.is_empty() {
                 let n = self.chunk.len().min(out.remaining());
+                #[expect(
+                    clippy::indexing_slicing,
+                    reason = "`chunk` is the payload range of the frame just opened inside `buf`"
+                )]
                 out.put_slice(&self.buf[self.chunk.start..self.chunk.start + n]);
                 self.chunk.start += n;
                 if out.remaining() == 0 {
@@ -525,7 +550,7 @@ impl Reader {
             }
             // 2. Open the next buffered frame. Empty frames are skipped, never reported as EOF.
             if let Some(frame) =
-                self.buf[self.start..self.end].first_chunk_mut::<SEALED_FRAME_LEN>()
+                (self.buf.get_mut(self.start..self.end)).and_then(<[u8]>::first_chunk_mut)
             {
                 match self.opener.open(frame) {
                     Ok(payload) => {
@@ -555,6 +580,10 @@ impl Reader {
                 self.start = 0;
                 self.chunk = 0..0;
             }
+            #[expect(
+                clippy::indexing_slicing,
+                reason = "`end <= buf.len()`: it only grows by what a read into `buf[end..]` returned"
+            )]
             let mut rb = ReadBuf::new(&mut self.buf[self.end..]);
             ready!(Pin::new(&mut *io).poll_read(cx, &mut rb))?;
             let n = rb.filled().len();
@@ -616,6 +645,10 @@ impl Writer {
             if self.sealed + SEALED_FRAME_LEN <= self.buf.len() {
                 let at = self.sealed + DATA_LEN_SIZE + self.open_len;
                 let n = (DATA_MAX_SIZE - self.open_len).min(data.len() - taken);
+                #[expect(
+                    clippy::indexing_slicing,
+                    reason = "a whole sealed frame fits at `sealed`, `open_len + n <= 1024` and `taken + n <= data.len()`"
+                )]
                 self.buf[at..at + n].copy_from_slice(&data[taken..taken + n]);
                 self.open_len += n;
                 taken += n;
@@ -654,7 +687,8 @@ impl Writer {
 
     /// Seals the open frame (full, or partial on flush).
     fn seal_open_frame(&mut self) -> io::Result<()> {
-        let Some(frame) = self.buf[self.sealed..].first_chunk_mut::<SEALED_FRAME_LEN>() else {
+        let Some(frame) = (self.buf.get_mut(self.sealed..)).and_then(<[u8]>::first_chunk_mut)
+        else {
             return Err(io::Error::other(
                 "secret-conn writer: no room for the open frame",
             ));
@@ -676,6 +710,7 @@ impl Writer {
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<()>> {
         while self.written < self.sealed {
+            #[expect(clippy::indexing_slicing, reason = "`written < sealed <= buf.len()`")]
             let n =
                 ready!(Pin::new(&mut *io).poll_write(cx, &self.buf[self.written..self.sealed]))?;
             if n == 0 {

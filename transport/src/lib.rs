@@ -26,6 +26,16 @@
 //! - A connection's entry in the duplicate table is removed when its peer is dropped, even if
 //!   the owner forgets [`Transport::cleanup`](mukan_reactor_api::Transport::cleanup).
 
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
 mod backend;
 mod conn_set;
 mod core;

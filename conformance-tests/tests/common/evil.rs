@@ -1,0 +1,348 @@
+//! An evil peer for the bad-input suite: it speaks the wire protocol over real loopback TCP
+//! (our sans-IO secret-connection pieces craft the frames) and misbehaves on purpose, plus the
+//! leak checks every case ends with (open fds, live tokio tasks).
+#![allow(
+    dead_code,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers shared by several test binaries"
+)]
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mukan_node_key::NodeKey;
+use mukan_reactor_api::{
+    ChannelDescriptor, ChannelId, InboxItem, NetAddress, NodeInfo, Other, PeerConfig, PeerInbox,
+    ProtocolVersion, StopReason,
+};
+use mukan_secret_conn::{FrameOpener, FrameSealer, Handshake, SEALED_FRAME_LEN};
+use mukan_transport::{Config, TcpTransport};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Cases share the process's fd table: they run one at a time.
+pub static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The channel our honest node serves.
+pub const ECHO: ChannelId = ChannelId(0x7e);
+
+/// Open TCP socket descriptors of this process: `/proc/self/fd` entries whose socket inode is
+/// listed in `/proc/self/net/tcp{,6}`. Other fds (each test runtime's epoll and eventfd, the
+/// harness's inherited stdio sockets) come and go outside the case, so they are not counted.
+pub fn open_fds() -> usize {
+    let mut inodes = std::collections::HashSet::new();
+    for table in ["/proc/self/net/tcp", "/proc/self/net/tcp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            if let Some(inode) = line.split_whitespace().nth(9) {
+                inodes.insert(format!("socket:[{inode}]"));
+            }
+        }
+    }
+    std::fs::read_dir("/proc/self/fd").map_or(0, |dir| {
+        dir.filter_map(Result::ok)
+            .filter_map(|e| std::fs::read_link(e.path()).ok())
+            .filter(|target| inodes.contains(target.to_string_lossy().as_ref()))
+            .count()
+    })
+}
+
+/// Live tasks of the current runtime.
+pub fn live_tasks() -> usize {
+    tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks()
+}
+
+static PANICS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Panics anywhere in the process so far (spawned tasks included: tokio would swallow them).
+pub fn panics() -> usize {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            PANICS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            previous(info);
+        }));
+    });
+    PANICS.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// What a case starts from.
+#[derive(Clone, Copy, Debug)]
+pub struct Baseline {
+    fds: usize,
+    tasks: usize,
+    panics: usize,
+}
+
+impl Baseline {
+    pub fn take() -> Self {
+        Self {
+            fds: open_fds(),
+            tasks: live_tasks(),
+            panics: panics(),
+        }
+    }
+
+    /// Waits (bounded: 5 s) for the counts to come back, then asserts they did. The wait lets
+    /// spawned tasks observe the close; the assertion is on the counts, not on the time.
+    pub async fn assert_restored(self) {
+        for _ in 0..500 {
+            if open_fds() <= self.fds && live_tasks() <= self.tasks {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(panics(), self.panics, "something panicked");
+        assert_eq!(open_fds(), self.fds, "file descriptors leaked");
+        assert_eq!(live_tasks(), self.tasks, "tokio tasks leaked");
+    }
+}
+
+pub fn node_info(key: &NodeKey, channels: &[u8]) -> NodeInfo {
+    NodeInfo {
+        protocol_version: ProtocolVersion {
+            p2p: 8,
+            block: 11,
+            app: 0,
+        },
+        id: key.node_id().to_string(),
+        listen_addr: "tcp://127.0.0.1:1".into(),
+        network: "chain".into(),
+        version: "0.38.25".into(),
+        channels: channels.iter().map(|&c| ChannelId(c)).collect(),
+        moniker: "evil".into(),
+        other: Other {
+            tx_index: "off".into(),
+            rpc_address: String::new(),
+        },
+    }
+}
+
+pub fn peer_config(channels: &[u8]) -> PeerConfig {
+    PeerConfig {
+        channels: channels
+            .iter()
+            .map(|&c| ChannelDescriptor::new(ChannelId(c), NonZeroU32::new(1 << 16).unwrap()))
+            .collect(),
+        is_persistent: Arc::new(|_: &NetAddress| false),
+    }
+}
+
+/// Scaled-down timeouts (as the Go tests: ping 90 ms, pong 45 ms).
+pub fn fast_config() -> Config {
+    let mut c = Config::default();
+    c.allow_duplicate_ip = true;
+    c.handshake_timeout = Duration::from_millis(500);
+    c.node_info_timeout = Duration::from_millis(500);
+    c.mconn.ping_interval = Duration::from_millis(90);
+    c.mconn.pong_timeout = Duration::from_millis(45);
+    c
+}
+
+/// An honest node listening on loopback.
+pub struct Honest {
+    pub key: Arc<NodeKey>,
+    pub transport: TcpTransport,
+    pub addr: SocketAddr,
+}
+
+impl Honest {
+    pub async fn listen(cfg: Config) -> Self {
+        Self::listen_with(cfg, Vec::new()).await
+    }
+
+    pub async fn listen_with(
+        cfg: Config,
+        filters: Vec<Arc<dyn mukan_transport::ConnFilter>>,
+    ) -> Self {
+        let key = Arc::new(NodeKey::from_seed([1; 32]));
+        let mut info = node_info(&key, &[ECHO.0]);
+        info.moniker = "honest".into();
+        let transport = TcpTransport::with_filters(key.clone(), info, cfg, filters);
+        let addr = transport
+            .listen("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        Self {
+            key,
+            transport,
+            addr,
+        }
+    }
+
+    pub fn target(&self) -> NetAddress {
+        NetAddress::new(self.key.node_id(), self.addr.ip(), self.addr.port())
+    }
+}
+
+/// Appends a protobuf varint.
+pub fn varint(mut v: u64, out: &mut Vec<u8>) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// `len(body) || body`.
+pub fn delimited(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    varint(body.len() as u64, &mut out);
+    out.extend_from_slice(body);
+    out
+}
+
+/// A delimited mconn `Packet{PacketMsg{channel_id, eof, data}}`; `channel_id` is an int32
+/// on the wire, so any i64 can be sent.
+pub fn packet_msg(channel_id: i64, eof: bool, data: &[u8]) -> Vec<u8> {
+    let mut msg = vec![0x08];
+    varint(channel_id as u64, &mut msg);
+    if eof {
+        msg.extend_from_slice(&[0x10, 0x01]);
+    }
+    if !data.is_empty() {
+        msg.push(0x1a);
+        varint(data.len() as u64, &mut msg);
+        msg.extend_from_slice(data);
+    }
+    let mut packet = vec![0x1a];
+    varint(msg.len() as u64, &mut packet);
+    packet.extend_from_slice(&msg);
+    delimited(&packet)
+}
+
+/// A TCP connection whose secret-connection handshake the evil peer runs by hand.
+pub struct Evil {
+    pub tcp: TcpStream,
+    pub sealer: FrameSealer,
+    pub opener: FrameOpener,
+    /// Ciphertext read past the last opened frame.
+    pending: Vec<u8>,
+}
+
+impl Evil {
+    /// Connects and sends `eph_msg` (the whole first message) instead of a valid key.
+    pub async fn connect_raw(addr: SocketAddr, bytes: &[u8]) -> TcpStream {
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        tcp.write_all(bytes).await.unwrap();
+        tcp
+    }
+
+    /// Runs an honest handshake as `key` with the sans-IO pieces.
+    pub async fn handshake(addr: SocketAddr, key: &NodeKey) -> Self {
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        let hs = Handshake::from_ephemeral_secret([0x42; 32]);
+        tcp.write_all(&hs.eph_key_message()).await.unwrap();
+        let mut theirs = [0u8; 35];
+        tcp.read_exact(&mut theirs).await.unwrap();
+        let len = usize::from(theirs[0]);
+        let (hs, sealer, opener) = hs.recv_eph_key(&theirs[1..=len]).unwrap();
+        let mut evil = Self {
+            tcp,
+            sealer,
+            opener,
+            pending: Vec::new(),
+        };
+        let auth = hs.auth_sig_message(key);
+        evil.send_sealed(&auth).await;
+        let theirs = evil.read_delimited().await;
+        hs.recv_auth_sig(&theirs).unwrap();
+        evil
+    }
+
+    /// Honest handshake plus the NodeInfo exchange: the connection is upgraded.
+    pub async fn upgraded(addr: SocketAddr, key: &NodeKey, channels: &[u8]) -> Self {
+        let mut evil = Self::handshake(addr, key).await;
+        let info = node_info(key, channels).encode_to_vec();
+        evil.send_sealed(&delimited(&info)).await;
+        let _theirs = evil.read_delimited().await;
+        evil
+    }
+
+    /// Seals `data` into frames of up to 1024 bytes.
+    pub fn seal(&mut self, data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for chunk in data.chunks(1024) {
+            let mut frame = [0u8; SEALED_FRAME_LEN];
+            self.sealer.seal(chunk, &mut frame).unwrap();
+            out.extend_from_slice(&frame);
+        }
+        out
+    }
+
+    pub async fn send_sealed(&mut self, data: &[u8]) {
+        let frames = self.seal(data);
+        self.tcp.write_all(&frames).await.unwrap();
+    }
+
+    /// Reads one frame's plaintext.
+    async fn read_frame(&mut self) -> Vec<u8> {
+        let mut frame = [0u8; SEALED_FRAME_LEN];
+        self.tcp.read_exact(&mut frame).await.unwrap();
+        self.opener.open(&mut frame).unwrap().to_vec()
+    }
+
+    /// Reads one delimited message (as the honest side writes them: in whole frames).
+    pub async fn read_delimited(&mut self) -> Vec<u8> {
+        loop {
+            if let Some((len, used)) = decode_varint(&self.pending) {
+                if self.pending.len() >= used + len {
+                    let body = self.pending[used..used + len].to_vec();
+                    self.pending.drain(..used + len);
+                    return body;
+                }
+            }
+            let more = self.read_frame().await;
+            self.pending.extend_from_slice(&more);
+        }
+    }
+
+    /// Reads until the honest side closes the socket; panics (fails the case) if it is still
+    /// open after 5 s. Returns how many bytes arrived first.
+    pub async fn expect_closed(mut self) -> usize {
+        expect_closed(&mut self.tcp).await
+    }
+}
+
+/// Reads `tcp` until EOF or a reset (bounded: 5 s); fails the case if it stays open.
+pub async fn expect_closed(tcp: &mut TcpStream) -> usize {
+    let mut sink = Vec::new();
+    match tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut sink)).await {
+        Ok(_) => sink.len(),
+        Err(_) => panic!("the honest node left the socket open"),
+    }
+}
+
+fn decode_varint(buf: &[u8]) -> Option<(usize, usize)> {
+    let mut v = 0u64;
+    for (i, b) in buf.iter().enumerate().take(10) {
+        v |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some((usize::try_from(v).ok()?, i + 1));
+        }
+    }
+    None
+}
+
+/// Drains a started peer's inbox: the messages it delivered and how it stopped.
+pub async fn drain(mut inbox: Box<dyn PeerInbox>) -> (Vec<(ChannelId, bytes::Bytes)>, StopReason) {
+    let mut got = Vec::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), inbox.recv()).await {
+            Ok(Some(InboxItem::Received {
+                channel, message, ..
+            })) => got.push((channel, message)),
+            Ok(Some(InboxItem::Stopped(reason))) => return (got, reason),
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("inbox ended without a stop reason"),
+            Err(_) => panic!("the peer was not stopped within 5 s"),
+        }
+    }
+}
