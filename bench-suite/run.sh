@@ -88,6 +88,9 @@ for i in $(seq 1 "$RUNS"); do
     check "$WORK/go40-$i.tsv" "$ROWS_GO"
 done
 
+# Keep the raw figures next to the build (to re-run the report alone:
+# target/release/mukan-bench report --runs target/bench-suite-runs --out BENCHMARKS.md ...).
+rm -rf "$CARGO_TARGET_DIR/bench-suite-runs" && cp -r "$WORK" "$CARGO_TARGET_DIR/bench-suite-runs"
 CMD="bench-suite/run.sh${ORIG_ARGS:+ $ORIG_ARGS}"
 TOOLS="Toolchains: $(rustc --version | cut -d' ' -f1-2), $(go version | cut -d' ' -f3)."
 "$RUST" report --out "$OUT" --runs "$WORK" --command "$CMD" \
