@@ -61,7 +61,7 @@ if [ "$QUICK" = 1 ]; then
     for v in v0.38 v0.40; do (cd "$HERE/go/$v" && go test -count=1 .); done
 fi
 
-ROWS_RUST="seal_mib_s bulk_1k_mib_s bulk_64k_mib_s hs_1_per_s hs_16_per_s lat_p50_us lat_p99_us mconn_1k_mib_s mconn_64k_mib_s mconn_mixed_mib_s mem_per_peer_kib ab_add_per_s ab_size ab_pick_per_s ab_select_per_s"
+ROWS_RUST="seal_mib_s bulk_1k_mib_s bulk_64k_mib_s bulk_1k_cpu_us_mib bulk_64k_cpu_us_mib hs_1_per_s hs_16_per_s lat_p50_us lat_p99_us mconn_1k_mib_s mconn_64k_mib_s mconn_mixed_mib_s mconn_1k_cpu_us_mib mconn_64k_cpu_us_mib mconn_mixed_cpu_us_mib mem_per_peer_kib ab_add_per_s ab_size ab_pick_per_s ab_select_per_s"
 ROWS_GO="$ROWS_RUST bc_cpu_us bc_p50_ms bc_max_ms"
 status=0
 check() { # FILE KEYS: every figure present

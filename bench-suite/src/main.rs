@@ -115,21 +115,50 @@ fn main() {
     std::process::exit(code);
 }
 
-fn runtime() -> Runtime {
+fn runtime(workers: usize) -> Runtime {
     tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(workers)
         .enable_all()
         .build()
         .unwrap()
 }
 
-/// Runs a row as a task on the runtime's worker threads (as a node's reactors run), not on
-/// the `block_on` thread, whose wake-ups cost a futex each.
-fn on_workers<F>(rt: &Runtime, row: F)
+/// The two ends of every connection row, each on its own one-worker runtime, as two nodes
+/// would be: `a` dials and sends, `b` listens and receives. (On one shared runtime, tokio
+/// tends to run both ends of a loopback stream on the same worker, which measured about 0.7
+/// of a core busy and understated a link between two nodes.)
+struct Nodes {
+    a: Runtime,
+    b: Runtime,
+}
+
+/// Runs `fut` as a task on `rt`'s worker (not on the `block_on` thread, whose wake-ups cost
+/// a futex each) and returns its output.
+fn run_on<F>(rt: &Runtime, fut: F) -> F::Output
 where
-    F: Future<Output = ()> + Send + 'static,
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
 {
-    rt.block_on(async { tokio::spawn(row).await.unwrap() });
+    rt.block_on(rt.spawn(fut)).unwrap()
+}
+
+/// CPU time of this process so far (every thread's time on CPU, from
+/// `/proc/self/task/*/schedstat`, in nanoseconds).
+fn cpu_ns() -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .filter_map(|t| {
+            let text = std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok()?;
+            text.split_whitespace().next()?.parse::<u64>().ok()
+        })
+        .sum()
+}
+
+/// CPU microseconds per MiB moved.
+fn cpu_per_mib(cpu_ns: u64, bytes: usize) -> f64 {
+    cpu_ns as f64 / 1e3 / (bytes as f64 / MIB)
 }
 
 fn emit(row: &str, value: f64) {
@@ -153,16 +182,19 @@ fn run(args: &[String]) -> i32 {
             }
         }
     }
-    let rt = runtime();
+    let nodes = Nodes {
+        a: runtime(1),
+        b: runtime(1),
+    };
     for row in &rows {
         let started = Instant::now();
         match row.as_str() {
             "seal" => seal(scale),
-            "bulk" => on_workers(&rt, bulk(scale)),
-            "handshake" => on_workers(&rt, handshakes(scale)),
-            "latency" => on_workers(&rt, latency(scale)),
-            "mconn" => on_workers(&rt, mconn_throughput(scale)),
-            "memory" => on_workers(&rt, memory(scale)),
+            "bulk" => bulk(&nodes, scale),
+            "handshake" => handshakes(&nodes, scale),
+            "latency" => latency(&nodes, scale),
+            "mconn" => mconn_throughput(&nodes, scale),
+            "memory" => run_on(&nodes.b, memory(scale)),
             "addrbook" => addrbook(scale),
             other => {
                 eprintln!("unknown row {other}");
@@ -217,50 +249,78 @@ fn key(i: u32) -> NodeKey {
     NodeKey::from_seed(seed)
 }
 
-async fn secret_pair(
-    listener: &TcpListener,
-    ka: &NodeKey,
-    kb: &NodeKey,
-) -> (SecretStream<TcpStream>, SecretStream<TcpStream>) {
-    let addr = listener.local_addr().unwrap();
-    let cfg = mukan_secret_conn::Config::default();
-    let (dialed, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
-    let (dialed, (accepted, _)) = (dialed.unwrap(), accepted.unwrap());
-    dialed.set_nodelay(true).unwrap();
-    accepted.set_nodelay(true).unwrap();
-    let (a, b) = tokio::join!(
-        SecretStream::handshake(dialed, ka, &cfg),
-        SecretStream::handshake(accepted, kb, &cfg)
-    );
-    (a.unwrap(), b.unwrap())
+/// A listener on node `b`.
+fn listen(nodes: &Nodes) -> Arc<TcpListener> {
+    Arc::new(run_on(&nodes.b, async {
+        TcpListener::bind("127.0.0.1:0").await.unwrap()
+    }))
 }
 
-/// One secret stream over loopback TCP, `bulk_bytes` written in `write` -byte writes; time
-/// from the first write until the reader has every byte.
-async fn bulk(scale: Scale) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    for (row, write) in [("bulk_1k_mib_s", 1024usize), ("bulk_64k_mib_s", 64 * 1024)] {
-        let (a, b) = secret_pair(&listener, &key(1), &key(2)).await;
+/// The two ends of one secret connection: the dialing end on node `a`, the accepting end
+/// on node `b`.
+fn secret_pair(
+    nodes: &Nodes,
+    listener: &Arc<TcpListener>,
+) -> (SecretStream<TcpStream>, SecretStream<TcpStream>) {
+    let addr = listener.local_addr().unwrap();
+    let l = listener.clone();
+    let accepted = nodes.b.spawn(async move {
+        let (s, _) = l.accept().await.unwrap();
+        s.set_nodelay(true).unwrap();
+        SecretStream::handshake(s, &key(2), &mukan_secret_conn::Config::default())
+            .await
+            .unwrap()
+    });
+    let dialed = run_on(&nodes.a, async move {
+        let s = TcpStream::connect(addr).await.unwrap();
+        s.set_nodelay(true).unwrap();
+        SecretStream::handshake(s, &key(1), &mukan_secret_conn::Config::default())
+            .await
+            .unwrap()
+    });
+    (dialed, nodes.b.block_on(accepted).unwrap())
+}
+
+/// One secret stream over loopback TCP, `bulk_bytes` written in `write`-byte writes on node
+/// `a`; time from the first write until node `b` has read every byte.
+fn bulk(nodes: &Nodes, scale: Scale) {
+    let listener = listen(nodes);
+    for (row, cpu_row, write) in [
+        ("bulk_1k_mib_s", "bulk_1k_cpu_us_mib", 1024usize),
+        ("bulk_64k_mib_s", "bulk_64k_cpu_us_mib", 64 * 1024),
+    ] {
+        let (a, b) = secret_pair(nodes, &listener);
         let (_ar, mut w) = a.split();
         let (mut r, _bw) = b.split();
         let total = scale.bulk_bytes;
-        let start = Instant::now();
-        let reader = tokio::spawn(async move {
+        let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+        let cpu0 = cpu_ns();
+        let reader = nodes.b.spawn(async move {
             let mut buf = vec![0u8; 64 * 1024];
             let mut left = total;
+            let _ = go_rx.await;
             while left > 0 {
                 let n = r.read(&mut buf[..left.min(64 * 1024)]).await.unwrap();
                 assert!(n > 0, "stream ended early");
                 left -= n;
             }
+            (Instant::now(), r)
         });
-        let chunk = vec![0xa5u8; write];
-        for _ in 0..total / write {
-            w.write_all(&chunk).await.unwrap();
-        }
-        w.flush().await.unwrap();
-        reader.await.unwrap();
-        emit(row, total as f64 / start.elapsed().as_secs_f64() / MIB);
+        let (start, w) = run_on(&nodes.a, async move {
+            let chunk = vec![0xa5u8; write];
+            let start = Instant::now();
+            let _ = go_tx.send(());
+            for _ in 0..total / write {
+                w.write_all(&chunk).await.unwrap();
+            }
+            w.flush().await.unwrap();
+            (start, w)
+        });
+        let (end, _r) = nodes.b.block_on(reader).unwrap();
+        let cpu = cpu_ns() - cpu0;
+        drop(w);
+        emit(row, total as f64 / (end - start).as_secs_f64() / MIB);
+        emit(cpu_row, cpu_per_mib(cpu, total));
     }
 }
 
@@ -296,15 +356,22 @@ fn peer_config() -> PeerConfig {
 /// Full upgrades (TCP connect + secret connection + `NodeInfo` exchange and checks) with
 /// `TcpTransport::dial` against a listening `TcpTransport` in the same process whose accept
 /// loop drops each peer unstarted; 1 dialer, then 16 dialers in parallel.
-async fn handshakes(scale: Scale) {
+fn handshakes(nodes: &Nodes, scale: Scale) {
     let mut config = mukan_transport::Config::default();
     config.allow_duplicate_ip = true;
     let server_key = Arc::new(key(100));
     let server = TcpTransport::new(server_key.clone(), node_info(&server_key), config.clone());
-    let addr = server.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let listening = server.clone();
+    let addr = run_on(&nodes.b, async move {
+        listening
+            .listen("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap()
+    });
     let accepting = server.clone();
-    let acceptor =
-        tokio::spawn(async move { while accepting.accept(peer_config()).await.is_ok() {} });
+    let acceptor = nodes
+        .b
+        .spawn(async move { while accepting.accept(peer_config()).await.is_ok() {} });
     let target = NetAddress::new(server_key.node_id(), addr.ip(), addr.port());
     for (row, parallel) in [("hs_1_per_s", 1usize), ("hs_16_per_s", 16)] {
         // One dialing transport per parallel dialer, as a node dials each peer once.
@@ -315,19 +382,22 @@ async fn handshakes(scale: Scale) {
             })
             .collect();
         let per = scale.handshakes / parallel;
-        let start = Instant::now();
-        let mut set = tokio::task::JoinSet::new();
-        for client in clients {
-            set.spawn(async move {
-                for _ in 0..per {
-                    drop(client.dial(target, peer_config()).await.unwrap());
-                }
-            });
-        }
-        while let Some(done) = set.join_next().await {
-            done.unwrap();
-        }
-        emit(row, (per * parallel) as f64 / start.elapsed().as_secs_f64());
+        let elapsed = run_on(&nodes.a, async move {
+            let start = Instant::now();
+            let mut set = tokio::task::JoinSet::new();
+            for client in clients {
+                set.spawn(async move {
+                    for _ in 0..per {
+                        drop(client.dial(target, peer_config()).await.unwrap());
+                    }
+                });
+            }
+            while let Some(done) = set.join_next().await {
+                done.unwrap();
+            }
+            start.elapsed()
+        });
+        emit(row, (per * parallel) as f64 / elapsed.as_secs_f64());
     }
     server.close();
     acceptor.abort();
@@ -355,10 +425,17 @@ struct Link {
     b_rx: mpsc::Receiver<Event>,
 }
 
-async fn link(listener: &TcpListener, config: MConfig) -> Link {
-    let (a, b) = secret_pair(listener, &key(1), &key(2)).await;
-    let (a, a_rx) = MConnection::spawn(a, &channels(), config.clone()).unwrap();
-    let (b, b_rx) = MConnection::spawn(b, &channels(), config).unwrap();
+/// An MConnection pair: `a` driven on node `a`, `b` on node `b`.
+fn link(nodes: &Nodes, listener: &Arc<TcpListener>, config: &MConfig) -> Link {
+    let (a, b) = secret_pair(nodes, listener);
+    let ca = config.clone();
+    let (a, a_rx) = run_on(&nodes.a, async move {
+        MConnection::spawn(a, &channels(), ca).unwrap()
+    });
+    let cb = config.clone();
+    let (b, b_rx) = run_on(&nodes.b, async move {
+        MConnection::spawn(b, &channels(), cb).unwrap()
+    });
     Link {
         a: Arc::new(a),
         _a_rx: a_rx,
@@ -380,72 +457,106 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 /// One-way latency of a lone 100-byte message with the node's default configuration: from
-/// the `send` call on one side to the receipt on the other, 2 ms of silence between samples.
-async fn latency(scale: Scale) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let mut l = link(&listener, MConfig::node_default()).await;
-    let msg = Bytes::from(vec![7u8; 100]);
-    let ch = ChannelId(0x40);
-    let mut samples = Vec::with_capacity(scale.latency_samples);
-    for _ in 0..scale.latency_samples {
-        tokio::time::sleep(Duration::from_millis(2)).await;
-        let t = Instant::now();
-        l.a.send(ch, msg.clone()).await.unwrap();
-        assert_eq!(received(&mut l.b_rx).await, 100);
-        samples.push(t.elapsed());
-    }
+/// the `send` call on node `a` to the receipt on node `b`, 2 ms of silence between samples.
+fn latency(nodes: &Nodes, scale: Scale) {
+    let listener = listen(nodes);
+    let l = link(nodes, &listener, &MConfig::node_default());
+    let Link {
+        a,
+        _a_rx,
+        _b,
+        mut b_rx,
+    } = l;
+    let (t_tx, mut t_rx) = mpsc::channel::<Instant>(1);
+    let n = scale.latency_samples;
+    let receiver = nodes.b.spawn(async move {
+        for _ in 0..n {
+            assert_eq!(received(&mut b_rx).await, 100);
+            t_tx.send(Instant::now()).await.unwrap();
+        }
+        b_rx
+    });
+    let mut samples = run_on(&nodes.a, async move {
+        let msg = Bytes::from(vec![7u8; 100]);
+        let mut samples = Vec::with_capacity(n);
+        for _ in 0..n {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            let t = Instant::now();
+            a.send(ChannelId(0x40), msg.clone()).await.unwrap();
+            let got = t_rx.recv().await.unwrap();
+            samples.push(got - t);
+        }
+        samples
+    });
+    drop(nodes.b.block_on(receiver).unwrap());
     samples.sort();
     emit("lat_p50_us", percentile(&samples, 0.50).as_secs_f64() * 1e6);
     emit("lat_p99_us", percentile(&samples, 0.99).as_secs_f64() * 1e6);
 }
 
-/// Sends `sizes` round-robin over the four channels from four tasks (one per channel) and
-/// returns the MiB/s until the receiver has every message.
-async fn mconn_transfer(l: &mut Link, sizes: Vec<usize>) -> f64 {
+/// Sends `sizes` round-robin over the four channels from four tasks on node `a` (one per
+/// channel) and returns the MiB/s until node `b` has received every message.
+fn mconn_transfer(nodes: &Nodes, l: Link, sizes: &[usize]) -> (f64, f64) {
     let total: usize = sizes.iter().sum();
     let count = sizes.len();
     let payload = Bytes::from(vec![3u8; sizes.iter().copied().max().unwrap_or(0)]);
+    let Link {
+        a,
+        _a_rx,
+        _b,
+        mut b_rx,
+    } = l;
+    let cpu0 = cpu_ns();
     let start = Instant::now();
+    let receiver = nodes.b.spawn(async move {
+        let mut got = 0usize;
+        for _ in 0..count {
+            got += received(&mut b_rx).await;
+        }
+        (Instant::now(), got, b_rx)
+    });
     let mut senders = Vec::new();
     for c in 0..4usize {
-        let conn = l.a.clone();
+        let conn = a.clone();
         let mine: Vec<Bytes> = sizes
             .iter()
             .skip(c)
             .step_by(4)
             .map(|&s| payload.slice(..s))
             .collect();
-        senders.push(tokio::spawn(async move {
+        senders.push(nodes.a.spawn(async move {
             let ch = ChannelId(0x40 + c as u8);
             for m in mine {
                 conn.send(ch, m).await.unwrap();
             }
         }));
     }
-    let mut got = 0usize;
-    for _ in 0..count {
-        got += received(&mut l.b_rx).await;
-    }
-    let secs = start.elapsed().as_secs_f64();
+    let (end, got, _b_rx) = nodes.b.block_on(receiver).unwrap();
+    let cpu = cpu_ns() - cpu0;
     for s in senders {
-        s.await.unwrap();
+        nodes.a.block_on(s).unwrap();
     }
     assert_eq!(got, total);
-    total as f64 / secs / MIB
+    drop((a, _a_rx, _b));
+    (
+        total as f64 / (end - start).as_secs_f64() / MIB,
+        cpu_per_mib(cpu, total),
+    )
 }
 
 /// MConnection throughput with the rate limits off: 1 KiB and 64 KiB messages, and the
 /// shared mixed-size workload, over four channels.
-async fn mconn_throughput(scale: Scale) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+fn mconn_throughput(nodes: &Nodes, scale: Scale) {
+    let listener = listen(nodes);
     let unlimited = MConfig::node_default().with_rates(None, None);
     for (row, size) in [
         ("mconn_1k_mib_s", 1024usize),
         ("mconn_64k_mib_s", 64 * 1024),
     ] {
-        let mut l = link(&listener, unlimited.clone()).await;
-        let v = mconn_transfer(&mut l, vec![size; scale.mconn_bytes / size]).await;
-        emit(row, v);
+        let l = link(nodes, &listener, &unlimited);
+        let (rate, cpu) = mconn_transfer(nodes, l, &vec![size; scale.mconn_bytes / size]);
+        emit(row, rate);
+        emit(&row.replace("mib_s", "cpu_us_mib"), cpu);
     }
     // Empty messages of the sequence are left out: Go's MConnection (v0.38.25 and v0.40.0,
     // `Channel.isSendPending`) silently drops an empty message that is dequeued while
@@ -454,9 +565,10 @@ async fn mconn_throughput(scale: Scale) {
         .take(scale.mixed_messages)
         .filter(|&s| s > 0)
         .collect();
-    let mut l = link(&listener, unlimited).await;
-    let v = mconn_transfer(&mut l, mixed).await;
-    emit("mconn_mixed_mib_s", v);
+    let l = link(nodes, &listener, &unlimited);
+    let (rate, cpu) = mconn_transfer(nodes, l, &mixed);
+    emit("mconn_mixed_mib_s", rate);
+    emit("mconn_mixed_cpu_us_mib", cpu);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -528,7 +640,7 @@ fn mem_client(args: &[String]) -> i32 {
     ) else {
         return 2;
     };
-    runtime().block_on(async move {
+    runtime(2).block_on(async move {
         let mut held = Vec::with_capacity(n);
         let cfg = mukan_secret_conn::Config::default();
         for i in 0..n {

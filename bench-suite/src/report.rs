@@ -47,6 +47,18 @@ const ROWS: &[Row] = &[
         true,
     ),
     row(
+        "bulk_1k_cpu_us_mib",
+        "secret connection bulk, 1 KiB writes: CPU of both ends",
+        "µs/MiB",
+        false,
+    ),
+    row(
+        "bulk_64k_cpu_us_mib",
+        "secret connection bulk, 64 KiB writes: CPU of both ends",
+        "µs/MiB",
+        false,
+    ),
+    row(
         "hs_1_per_s",
         "handshakes (TCP + STS + NodeInfo), 1 at a time",
         "/s",
@@ -87,6 +99,24 @@ const ROWS: &[Row] = &[
         "MConnection, limits off, mixed workload sizes, 4 channels",
         "MiB/s",
         true,
+    ),
+    row(
+        "mconn_1k_cpu_us_mib",
+        "MConnection, 1 KiB messages: CPU of both ends",
+        "µs/MiB",
+        false,
+    ),
+    row(
+        "mconn_64k_cpu_us_mib",
+        "MConnection, 64 KiB messages: CPU of both ends",
+        "µs/MiB",
+        false,
+    ),
+    row(
+        "mconn_mixed_cpu_us_mib",
+        "MConnection, mixed sizes: CPU of both ends",
+        "µs/MiB",
+        false,
     ),
     row(
         "mem_per_peer_kib",

@@ -192,12 +192,13 @@ func bulk(s scale) {
 	must(err)
 	defer l.Close()
 	for _, c := range []struct {
-		row   string
-		write int
-	}{{"bulk_1k_mib_s", 1024}, {"bulk_64k_mib_s", 64 * 1024}} {
+		row, cpuRow string
+		write       int
+	}{{"bulk_1k_mib_s", "bulk_1k_cpu_us_mib", 1024}, {"bulk_64k_mib_s", "bulk_64k_cpu_us_mib", 64 * 1024}} {
 		w, r := secretPair(l)
 		total := s.bulkBytes
 		done := make(chan struct{})
+		cpu0 := cpuTime()
 		start := time.Now()
 		go func() {
 			buf := make([]byte, 64*1024)
@@ -219,6 +220,7 @@ func bulk(s scale) {
 		}
 		<-done
 		emit(c.row, float64(total)/time.Since(start).Seconds()/mib)
+		emit(c.cpuRow, cpuPerMiB(cpuTime()-cpu0, total))
 		w.Close()
 		r.Close()
 	}
@@ -406,7 +408,12 @@ func latency(s scale) {
 	emit("lat_p99_us", float64(percentile(samples, 0.99).Nanoseconds())/1e3)
 }
 
-func transfer(lk *link, sizes []int) float64 {
+// cpuPerMiB is CPU microseconds per MiB moved.
+func cpuPerMiB(cpu time.Duration, bytes int) float64 {
+	return float64(cpu.Nanoseconds()) / 1e3 / (float64(bytes) / mib)
+}
+
+func transfer(lk *link, sizes []int) (float64, float64) {
 	total, maxSize := 0, 0
 	for _, s := range sizes {
 		total += s
@@ -416,6 +423,7 @@ func transfer(lk *link, sizes []int) float64 {
 	for i := range payload {
 		payload[i] = 3
 	}
+	cpu0 := cpuTime()
 	start := time.Now()
 	var wg sync.WaitGroup
 	for c := 0; c < 4; c++ {
@@ -434,11 +442,12 @@ func transfer(lk *link, sizes []int) float64 {
 		got += <-lk.recv
 	}
 	secs := time.Since(start).Seconds()
+	cpu := cpuTime() - cpu0
 	wg.Wait()
 	if got != total {
 		must(fmt.Errorf("received %d of %d bytes", got, total))
 	}
-	return float64(total) / secs / mib
+	return float64(total) / secs / mib, cpuPerMiB(cpu, total)
 }
 
 func mconnThroughput(s scale) {
@@ -457,7 +466,9 @@ func mconnThroughput(s scale) {
 		for i := range sizes {
 			sizes[i] = c.size
 		}
-		emit(c.row, transfer(lk, sizes))
+		rate, cpu := transfer(lk, sizes)
+		emit(c.row, rate)
+		emit(strings.Replace(c.row, "mib_s", "cpu_us_mib", 1), cpu)
 		lk.stop()
 	}
 	// Empty messages are left out (as on the Rust side): Channel.isSendPending drops an
@@ -469,7 +480,9 @@ func mconnThroughput(s scale) {
 		}
 	}
 	lk := newLink(l, unlimited)
-	emit("mconn_mixed_mib_s", transfer(lk, mixed))
+	rate, cpu := transfer(lk, mixed)
+	emit("mconn_mixed_mib_s", rate)
+	emit("mconn_mixed_cpu_us_mib", cpu)
 	lk.stop()
 }
 
