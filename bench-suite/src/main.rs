@@ -123,13 +123,13 @@ fn runtime(workers: usize) -> Runtime {
         .unwrap()
 }
 
-/// The two ends of every connection row, each on its own one-worker runtime, as two nodes
-/// would be: `a` dials and sends, `b` listens and receives. (On one shared runtime, tokio
-/// tends to run both ends of a loopback stream on the same worker, which measured about 0.7
-/// of a core busy and understated a link between two nodes.)
+/// The runtimes of the two ends of every connection row: `a` dials and sends, `b` listens
+/// and receives. By default both are one 2-worker runtime, on equal footing with the Go
+/// program (one process, `GOMAXPROCS` = 2); `--split-runtimes` gives each end its own
+/// one-worker runtime, as two nodes would have.
 struct Nodes {
-    a: Runtime,
-    b: Runtime,
+    a: Arc<Runtime>,
+    b: Arc<Runtime>,
 }
 
 /// Runs `fut` as a task on `rt`'s worker (not on the `block_on` thread, whose wake-ups cost
@@ -167,11 +167,13 @@ fn emit(row: &str, value: f64) {
 
 fn run(args: &[String]) -> i32 {
     let mut scale = FULL;
+    let mut split = false;
     let mut rows: Vec<String> = ROWS.iter().map(ToString::to_string).collect();
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--quick" => scale = QUICK,
+            "--split-runtimes" => split = true,
             "--rows" => match it.next() {
                 Some(list) => rows = list.split(',').map(ToString::to_string).collect(),
                 None => return 2,
@@ -182,9 +184,17 @@ fn run(args: &[String]) -> i32 {
             }
         }
     }
-    let nodes = Nodes {
-        a: runtime(1),
-        b: runtime(1),
+    let nodes = if split {
+        Nodes {
+            a: Arc::new(runtime(1)),
+            b: Arc::new(runtime(1)),
+        }
+    } else {
+        let shared = Arc::new(runtime(2));
+        Nodes {
+            a: shared.clone(),
+            b: shared,
+        }
     };
     for row in &rows {
         let started = Instant::now();
