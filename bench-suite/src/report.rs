@@ -395,8 +395,8 @@ pub(crate) fn main(args: &[String]) -> i32 {
     let _ = writeln!(
         md,
         "Written by `{}` on {}. Every figure is the best of {runs} runs \
-         (highest rate, lowest time / memory / CPU), the three implementations interleaved \
-         run by run on the same machine: {model}, {cores} logical CPUs (from /proc/cpuinfo), \
+         (highest rate, lowest time / memory / CPU), the three implementations interleaved row by row \
+         on the same machine: {model}, {cores} logical CPUs (from /proc/cpuinfo), \
          shared with other work, so absolute figures drift; the ratios are what count. \
          Loopback TCP only. {}\n",
         args.command, args.date, args.go_versions
