@@ -1,4 +1,4 @@
-//! [`AddrBook`]: buckets, add rules, good/bad marking and bans (PROTOCOL.md §9.2–§9.5).
+//! [`AddrBook`]: buckets, add rules, good/bad marking and bans (Go `p2p/pex/addrbook.go`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, SystemTime};
@@ -438,7 +438,7 @@ impl AddrBook {
         }
     }
 
-    /// Size of a selection for a book of `size` (Go `GetSelection`, §9.7).
+    /// Size of a selection for a book of `size` (Go `GetSelection`).
     pub(crate) fn selection_size(size: usize) -> usize {
         (MAX_GET_SELECTION)
             .min((MIN_GET_SELECTION.min(size)).max(size * GET_SELECTION_PERCENT / 100))

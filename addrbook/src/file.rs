@@ -1,4 +1,4 @@
-//! `addrbook.json`, in the format of CometBFT v0.38 (`p2p/pex/file.go`, PROTOCOL.md §9.8).
+//! `addrbook.json`, in the format of CometBFT v0.38 (`p2p/pex/file.go`).
 //!
 //! Written like Go's `json.MarshalIndent(…, "", "\t")`: the same field order, tab
 //! indentation, RFC 3339 times (we write UTC), `bucket_type` 1 or 2, `null` for an empty
@@ -11,7 +11,7 @@
 //! (Go's zero values). What it refuses (each a [`PersistError`]) Go would panic on or load
 //! into an inconsistent book.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -275,37 +275,24 @@ fn move_aside(path: &Path, now: SystemTime) -> Option<PathBuf> {
     None
 }
 
+/// Writes `bytes` to a fresh temporary file (mode 0644, as Go writes the book) beside `path`,
+/// syncs it, renames it over `path` and syncs the directory. The temporary name is unique
+/// per call ([`tempfile`]), so two saves in one process cannot interleave; on error it is
+/// removed.
 fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let written = (|| {
-        let mut opts = OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o644);
-        }
-        let mut f = opts.open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, path)
-    })();
-    if written.is_err() {
-        let _ = fs::remove_file(&tmp);
-        return written;
-    }
+    let dir = (path.parent())
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut file = tempfile::NamedTempFile::with_prefix_in(".addrbook", dir)?;
+    #[cfg(unix)]
+    file.as_file()
+        .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
+    file.write_all(bytes)?;
+    file.as_file().sync_all()?;
+    file.persist(path)?;
     // Make the rename itself durable.
     #[cfg(unix)]
-    File::open(&dir)?.sync_all()?;
+    File::open(dir)?.sync_all()?;
     Ok(())
 }
 

@@ -1,4 +1,4 @@
-//! Network groups and keyed bucket placement (PROTOCOL.md §9.3).
+//! Network groups and keyed bucket placement (Go `groupKey`, `calcNewBucket`, `calcOldBucket`).
 //!
 //! The group of an address is what an attacker must vary to reach more buckets: the IPv4
 //! /16, the IPv6 /32 (/36 inside Hurricane Electric's `2001:470::/32`), the embedded IPv4 /16

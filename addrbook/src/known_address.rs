@@ -1,4 +1,4 @@
-//! One stored address and its history (Go `knownAddress`, PROTOCOL.md §9.2, §9.5).
+//! One stored address and its history (Go `knownAddress`, `p2p/pex/known_address.go`).
 
 use std::time::{Duration, SystemTime};
 

@@ -2,7 +2,7 @@
 //! `addrbook.json`.
 //!
 //! [`AddrBook`] implements [`mukan_reactor_api::AddressBook`] as
-//! `spec/p2p/implementation/addressbook.md` and PROTOCOL.md §9 describe: 256 new and 64 old
+//! `spec/p2p/implementation/addressbook.md` and Go's `p2p/pex/addrbook.go` describe: 256 new and 64 old
 //! buckets of at most 64 addresses, placed by a keyed hash of the address's and the source's
 //! network groups ([`group_key`]), so that one source group reaches at most 32 new buckets
 //! and one address group at most 4 old buckets; the add rules, attempts and the `is_bad`

@@ -1,4 +1,5 @@
-//! Picking addresses: `pick_address(bias)` (§9.6) and the PEX selections (§9.7).
+//! Picking addresses: `pick_address(bias)` (Go `PickAddress`) and the PEX selections (Go
+//! `GetSelection`, `GetSelectionWithBias`).
 
 use std::collections::HashSet;
 

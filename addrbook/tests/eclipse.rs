@@ -1,4 +1,4 @@
-//! Eclipse resistance (RELIABILITY.md F7, F12): one attacker group reaches few buckets and
+//! Eclipse resistance: one attacker group reaches few buckets and
 //! cannot evict addresses placed elsewhere.
 
 #![allow(clippy::unwrap_used)]

@@ -1,5 +1,5 @@
 //! Random operation sequences with deterministic seeds; every invariant is checked after
-//! every operation (Bitcoin Core `addrman` style, RELIABILITY.md Z10/Z11).
+//! every operation (Bitcoin Core `addrman` style).
 
 #![allow(clippy::unwrap_used)]
 

@@ -1,4 +1,4 @@
-//! `addrbook.json`: Go-format fixtures, round trips, bad files (RELIABILITY.md F1–F6, F9).
+//! `addrbook.json`: Go-format fixtures, round trips, bad files.
 
 #![allow(clippy::unwrap_used)]
 
@@ -382,4 +382,58 @@ fn save_fails_cleanly_into_a_missing_directory() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("no/such/dir/addrbook.json");
     assert!(matches!(book(1).save(&path), Err(PersistError::Io { .. })));
+}
+
+/// Books saved from several threads of one process into one path: every save has its own
+/// temporary file, so the result is one whole book and nothing is left beside it.
+#[test]
+fn concurrent_saves_in_one_process_do_not_interleave() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("addrbook.json");
+    let sizes = [300, 600, 300, 600];
+    std::thread::scope(|s| {
+        for (seed, n) in sizes.into_iter().enumerate() {
+            let path = &path;
+            s.spawn(move || {
+                let b = rich_book(seed as u64 % 2, n);
+                for _ in 0..10 {
+                    b.save(path).unwrap();
+                }
+            });
+        }
+    });
+    let saved = fs::read(&path).unwrap();
+    assert!(
+        [rich_book(0, 300), rich_book(1, 600)]
+            .iter()
+            .any(|b| b.to_json() == saved),
+        "the file is one of the books, whole"
+    );
+    assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+}
+
+/// The example's fixture, saved by CometBFT v0.38.25's own `p2p/pex` address book: it loads
+/// with Go's bucket placement kept, and we write it back byte for byte.
+#[test]
+fn file_saved_by_go_loads_and_is_rewritten_byte_exact() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/addrbook-go.json");
+    let bytes = fs::read(&path).unwrap();
+    let mut b = book(3);
+    let report = b.load_from_slice(&bytes, &path, t0()).unwrap();
+    assert_eq!(report.loaded, 7);
+    assert_eq!((b.new_count(), b.old_count()), (5, 2));
+    let id = |s: &str| s.parse().unwrap();
+    assert_eq!(
+        b.buckets_of(&id("7a6a21a0f2cb66c044edd946fcca9cb3b7207fa2")),
+        Some((BucketKind::Old, vec![48]))
+    );
+    assert_eq!(
+        b.buckets_of(&id("b47efad99d18bf0debde8b981acb21fbe95a610f")),
+        Some((BucketKind::New, vec![51]))
+    );
+    b.check_invariants().unwrap();
+    assert_eq!(
+        String::from_utf8(b.to_json()).unwrap(),
+        String::from_utf8(bytes).unwrap()
+    );
 }

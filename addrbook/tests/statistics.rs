@@ -1,5 +1,5 @@
-//! `pick_address(bias)` and `selection_with_bias` against the formulas of PROTOCOL.md
-//! §9.6–§9.7 (deterministic seeds).
+//! `pick_address(bias)` and `selection_with_bias` against the formulas of Go's
+//! `PickAddress` and `GetSelectionWithBias` (deterministic seeds).
 
 #![allow(clippy::unwrap_used)]
 

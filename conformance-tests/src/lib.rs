@@ -1,1 +1,3 @@
 //! Shared helpers for the conformance suite (tests live under `tests/`).
+
+pub mod consensus;

@@ -1,7 +1,8 @@
-//! The crate layering of `STYLE.md` §3, checked against `cargo metadata`.
+//! The crate layering of `ARCHITECTURE.md` (repository root, "Crates and layering"), checked
+//! against `cargo metadata`.
 //!
 //! Every workspace-internal dependency edge must appear in the allowed table; a new edge
-//! fails this test until the table (and the architecture document) is changed on purpose.
+//! fails this test until the table (and `ARCHITECTURE.md`) is changed on purpose.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
@@ -101,4 +102,51 @@ fn workspace_edges_follow_the_layering() {
         members.len() >= 10,
         "all workspace crates are listed: {members:?}"
     );
+}
+
+/// The table of `ARCHITECTURE.md` ("may depend on") says the same as [`NORMAL`] and [`TOP`],
+/// so that the document and the check cannot drift apart.
+#[test]
+fn architecture_document_states_the_same_layering() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../ARCHITECTURE.md");
+    let text = std::fs::read_to_string(path).expect("ARCHITECTURE.md at the repository root");
+    let mut documented: BTreeMap<String, Option<BTreeSet<String>>> = BTreeMap::new();
+    for line in text.lines().filter(|l| l.starts_with("| `")) {
+        let cols: Vec<&str> = line.split('|').map(str::trim).collect();
+        // | dir | package | job | may depend on |
+        let (Some(package), Some(deps)) = (cols.get(2), cols.get(4)) else {
+            continue;
+        };
+        let Some(package) = package.split('`').nth(1) else {
+            continue;
+        };
+        let deps = match *deps {
+            "anything" => None,
+            "nothing" => Some(BTreeSet::new()),
+            list => Some(
+                list.split(',')
+                    .map(|d| format!("mukan-{}", d.trim()))
+                    .collect(),
+            ),
+        };
+        documented.insert(package.to_owned(), deps);
+    }
+    for (name, allowed) in NORMAL {
+        let expected: BTreeSet<String> = allowed.iter().map(|s| (*s).to_owned()).collect();
+        assert_eq!(
+            documented.get(*name),
+            Some(&Some(expected)),
+            "ARCHITECTURE.md row of {name}"
+        );
+    }
+    for name in TOP {
+        if *name == "mukan-conformance-tests" {
+            continue; // documented by its directory, not published
+        }
+        assert_eq!(
+            documented.get(*name),
+            Some(&None),
+            "ARCHITECTURE.md row of {name}"
+        );
+    }
 }

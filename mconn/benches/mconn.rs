@@ -1,7 +1,8 @@
 //! `cargo bench -p mukan-mconn`: one-way latency of a lone 100-byte message and throughput of
 //! 1 KiB and 64 KiB messages, MConnection over a `SecretStream` over loopback TCP, with the
 //! node's default configuration (`Config::node_default()`, 5.12 MB/s rate limits) and with
-//! rate limits off. Results are in the crate README.
+//! rate limits off; and the same throughput delivered through the budgeted inbox
+//! (`MConnection::spawn_inbox`, one lease per message). Results are in the crate README.
 
 #![allow(
     missing_docs,
@@ -19,7 +20,7 @@ use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use mukan_mconn::{Config, Event, MConnection};
 use mukan_node_key::NodeKey;
-use mukan_reactor_api::{ChannelDescriptor, ChannelId};
+use mukan_reactor_api::{ChannelDescriptor, ChannelId, InboxItem};
 use mukan_secret_conn::SecretStream;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
@@ -41,7 +42,7 @@ fn channels() -> Vec<ChannelDescriptor> {
     ]
 }
 
-async fn link(config: Config) -> Link {
+async fn secret_pair() -> (SecretStream<TcpStream>, SecretStream<TcpStream>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let ka = NodeKey::from_seed([1; 32]);
@@ -59,6 +60,11 @@ async fn link(config: Config) -> Link {
             SecretStream::handshake(s, &kb, &sc).await.unwrap()
         }
     );
+    (a, b)
+}
+
+async fn link(config: Config) -> Link {
+    let (a, b) = secret_pair().await;
     let (a, a_rx) = MConnection::spawn(a, &channels(), config.clone()).unwrap();
     let (b, b_rx) = MConnection::spawn(b, &channels(), config).unwrap();
     Link {
@@ -145,5 +151,52 @@ fn throughput(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, latency, throughput);
+/// Throughput of 1 KiB messages delivered through the inbox, each with a budget lease that the
+/// consumer drops at once (unlimited rates): the cost of budget enforcement in the driver.
+fn inbox_throughput(c: &mut Criterion) {
+    let rt = Runtime::new().unwrap();
+    let mut group = c.benchmark_group("inbox_throughput");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(8));
+    let (size, count) = (1024usize, 2048usize);
+    group.throughput(Throughput::Bytes((size * count) as u64));
+    let config = Config::node_default().with_rates(None, None);
+    let (a, _a_rx, _b, mut b_rx) = rt.block_on(async {
+        let (a, b) = secret_pair().await;
+        let (a, a_rx) = MConnection::spawn(a, &channels(), config.clone()).unwrap();
+        let (b, b_rx) = MConnection::spawn_inbox(b, &channels(), config).unwrap();
+        (a, a_rx, b, b_rx)
+    });
+    let msg = Bytes::from(vec![3u8; size]);
+    group.bench_function("1KiB/unlimited", |bench| {
+        bench.iter_custom(|iters| {
+            rt.block_on(async {
+                let t = Instant::now();
+                for _ in 0..iters {
+                    let send = async {
+                        for _ in 0..count {
+                            a.send(CH, msg.clone()).await.unwrap();
+                        }
+                    };
+                    let receive = async {
+                        for _ in 0..count {
+                            match b_rx.recv().await {
+                                Some(InboxItem::Received { message, .. }) => {
+                                    assert_eq!(message.len(), size);
+                                }
+                                other => panic!("unexpected {other:?}"),
+                            }
+                        }
+                    };
+                    tokio::join!(send, receive);
+                }
+                t.elapsed()
+            })
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, latency, throughput, inbox_throughput);
 criterion_main!(benches);

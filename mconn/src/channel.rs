@@ -7,6 +7,9 @@ use mukan_reactor_api::{ChannelDescriptor, ChannelStatus};
 
 use crate::{Error, PacketMsg};
 
+/// Received single-packet messages shorter than this are copied out of the read buffer.
+const COPY_BELOW: usize = 4096;
+
 /// Where the scheduler takes the next message of a channel from. The sans-IO
 /// [`MConnState`](crate::MConnState) has its own bounded queues (used by
 /// [`MConnState::send`](crate::MConnState::send)); a driver may keep the queues elsewhere (the
@@ -111,7 +114,12 @@ impl Channel {
             return Ok(None);
         }
         if self.recving.is_empty() {
-            // Single-packet message: hand over the decoded bytes without copying.
+            // Single-packet message. Its bytes are a slice of the connection's read buffer
+            // (32 KiB chunks): a small one is copied out, so that a consumer keeping many small
+            // messages does not pin a whole chunk for each; a large one is handed over as is.
+            if packet.data.len() < COPY_BELOW {
+                return Ok(Some(Bytes::copy_from_slice(&packet.data)));
+            }
             return Ok(Some(packet.data));
         }
         self.recving.extend_from_slice(&packet.data);

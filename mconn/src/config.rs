@@ -7,9 +7,25 @@ use crate::ConfigError;
 
 /// Configuration of one MConnection.
 ///
-/// [`Config::default`] is Go's `DefaultMConnConfig()` (rates 512000 B/s); a CometBFT node
-/// overrides the rates with its `[p2p] send_rate` / `recv_rate` (5120000 by default), which is
-/// [`Config::node_default`].
+/// # Two sets of defaults, on purpose
+/// CometBFT v0.38 has two: `p2p/conn/connection.go` `DefaultMConnConfig()` sets
+/// `SendRate` / `RecvRate` to 512,000 B/s (500 KB/s), while the node configuration
+/// (`config/config.go` `DefaultP2PConfig()`, config.toml `[p2p] send_rate` / `recv_rate`)
+/// sets 5,120,000 B/s (5 MB/s), and `node/setup.go` `createTransport` builds every
+/// connection's config with `p2p.MConnConfig(config.P2P)` (`p2p/switch.go`), which starts from
+/// `DefaultMConnConfig()` and copies the node's rates, flush throttle and packet size. So a Go *node* runs at 5,120,000 B/s; only
+/// code that builds an MConnection directly (Go's own tests, tools) gets 512,000.
+///
+/// - [`Config::default`] is Go's `DefaultMConnConfig()` exactly (512,000 B/s): the library
+///   default, used by this crate's tests and benchmarks, so their numbers compare with Go's.
+/// - [`Config::node_default`] is what a node runs (5,120,000 B/s): the transport's default
+///   (`mukan_transport::Config::default().mconn`) and the node binary's, so that our node
+///   neither throttles nor outruns a Go node with default settings. A node that reads
+///   `[p2p] send_rate` / `recv_rate` from config.toml applies them with
+///   [`Config::with_rates`].
+///
+/// The other fields (ping 60 s, pong 45 s, 1024-byte packets, 100 ms flush throttle) are the
+/// same in both. `recv_stall_timeout` and `flush_timeout` are ours (Go has neither).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Config {
@@ -34,6 +50,15 @@ pub struct Config {
     pub write_batch_size: NonZeroUsize,
     /// Received messages buffered for the consumer before the connection stops reading.
     pub event_capacity: NonZeroUsize,
+    /// With receive budgets ([`MConnection::spawn_inbox`](crate::MConnection::spawn_inbox)):
+    /// how long a received message may wait for room in its channel's budget (or in the
+    /// inbox) before the connection ends with [`Error::SlowReceiver`](crate::Error) (10 s).
+    /// Reading is paused meanwhile, so the peer's pings go unanswered: keep this well below
+    /// the peer's pong timeout (45 s).
+    pub recv_stall_timeout: Duration,
+    /// How long [`MConnection::flush_stop`](crate::MConnection::flush_stop) may take to send
+    /// what is queued before the connection is closed anyway (10 s).
+    pub flush_timeout: Duration,
 }
 
 impl Default for Config {
@@ -48,6 +73,8 @@ impl Default for Config {
             send_timeout: Duration::from_secs(10),
             write_batch_size: nz(65_536),
             event_capacity: nz(64),
+            recv_stall_timeout: Duration::from_secs(10),
+            flush_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -90,6 +117,20 @@ impl Config {
     #[must_use]
     pub fn with_send_timeout(mut self, timeout: Duration) -> Self {
         self.send_timeout = timeout;
+        self
+    }
+
+    /// Sets the receive stall timeout.
+    #[must_use]
+    pub fn with_recv_stall_timeout(mut self, timeout: Duration) -> Self {
+        self.recv_stall_timeout = timeout;
+        self
+    }
+
+    /// Sets the flush timeout of a graceful stop.
+    #[must_use]
+    pub fn with_flush_timeout(mut self, timeout: Duration) -> Self {
+        self.flush_timeout = timeout;
         self
     }
 

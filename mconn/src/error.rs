@@ -1,6 +1,6 @@
 //! [`Error`]: why a connection ended, classified by fault.
 
-use mukan_reactor_api::ChannelId;
+use mukan_reactor_api::{ChannelId, StopReason, TimeoutKind};
 
 /// Why an MConnection failed. Every variant is fatal: the connection is closed.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +43,16 @@ pub enum Error {
     /// The peer closed the stream between messages.
     #[error("connection closed by peer")]
     ConnectionClosed,
+    /// A received message on `channel` found no room in the channel's receive budget (or in
+    /// the inbox) for longer than `recv_stall_timeout`: our consumer did not keep up.
+    #[error("slow receiver: channel {channel} budget stayed full")]
+    SlowReceiver {
+        /// The channel whose message could not be delivered.
+        channel: ChannelId,
+    },
+    /// A graceful stop did not finish sending within `flush_timeout` (the peer does not read).
+    #[error("flush timeout")]
+    FlushTimeout,
     /// The configuration is inconsistent (local misuse).
     #[error("invalid mconn config: {0}")]
     Config(#[from] ConfigError),
@@ -79,4 +89,22 @@ pub enum ConfigError {
     /// No channels were given.
     #[error("no channels")]
     NoChannels,
+}
+
+impl Error {
+    /// Why the peer stopped, in the switch's terms: EOF between messages is
+    /// [`StopReason::ClosedByPeer`], socket errors are [`StopReason::Io`], a missing pong is a
+    /// [`TimeoutKind::Pong`] (or `Flush`) timeout, a full budget is
+    /// [`StopReason::SlowReceiver`], and everything the peer sent wrong is
+    /// [`StopReason::Protocol`].
+    pub fn into_stop_reason(self) -> StopReason {
+        match self {
+            Self::ConnectionClosed => StopReason::ClosedByPeer,
+            Self::Io(e) => StopReason::Io(std::sync::Arc::new(e)),
+            Self::PongTimeout => StopReason::Timeout(TimeoutKind::Pong),
+            Self::FlushTimeout => StopReason::Timeout(TimeoutKind::Flush),
+            Self::SlowReceiver { channel } => StopReason::SlowReceiver { channel },
+            other => StopReason::Protocol(std::sync::Arc::new(other)),
+        }
+    }
 }

@@ -24,9 +24,19 @@
 //! - Rate limiting is a token bucket (exact long-run rate) rather than Go's 100 ms samples
 //!   that let a 10-packet batch through each time.
 //! - A slow consumer stalls only the reading side: when its event buffer is full the driver
-//!   stops reading but keeps sending (queued messages, pings, pongs already due). As in Go, a
-//!   consumer blocked for longer than the pong timeout still costs the connection, since the
-//!   peer's pings and pongs are not read meanwhile.
+//!   stops reading but keeps sending (queued messages, pings, pongs already due).
+//!   [`MConnection::spawn_inbox`] bounds this per channel: each delivered message holds a
+//!   lease on its channel's receive budget (`ChannelDescriptor::recv_budget`), a message
+//!   that does not fit is held back (one message, nothing more is decoded), reading pauses
+//!   with the pong deadline frozen, and after `recv_stall_timeout` (10 s, well below the
+//!   peer's 45 s pong timeout, since the peer's pings are not read meanwhile) the connection
+//!   ends with [`Error::SlowReceiver`]. Go instead blocks the whole connection on the slow
+//!   reactor until the pong timeout kills it.
+//! - A ping that falls due arms the pong deadline even when it cannot be written yet, so a
+//!   peer that stops reading is detected within `ping_interval + pong_timeout`; a graceful
+//!   stop gives up after `flush_timeout`.
+//! - Received single-packet messages under 4 KiB are copied out of the 32 KiB read buffer, so
+//!   kept messages do not pin it.
 //! - The wire is identical: same packets, same chunking, same limits.
 
 mod channel;

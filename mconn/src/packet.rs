@@ -1,4 +1,5 @@
-//! The packet codec: `uvarint(len) || tendermint.p2p.Packet` (`PROTOCOL.md` §2.1).
+//! The packet codec: `uvarint(len) || tendermint.p2p.Packet` (Go `p2p/conn/connection.go`,
+//! written by `libs/protoio`); the varint and the message are prost's.
 
 use bytes::{Buf, Bytes, BytesMut};
 use mukan_reactor_api::ChannelId;
@@ -133,33 +134,20 @@ impl PacketDecoder {
 }
 
 /// Reads a Go `binary.Uvarint` from the front of `buf` without consuming it: the value and the
-/// prefix length, `None` if incomplete.
+/// prefix length, `None` if incomplete. prost decodes it once its last byte is there.
 fn read_uvarint(buf: &[u8]) -> Result<Option<(u64, usize)>, DecodeError> {
-    let mut value: u64 = 0;
-    for (i, &b) in buf.iter().enumerate().take(10) {
-        if i == 9 && b > 1 {
-            return Err(DecodeError::Varint);
-        }
-        value |= u64::from(b & 0x7f) << (7 * i);
-        if b < 0x80 {
-            return Ok(Some((value, i + 1)));
-        }
-    }
-    if buf.len() >= 10 {
-        return Err(DecodeError::Varint);
-    }
-    Ok(None)
-}
-
-/// Appends the uvarint encoding of `v`.
-#[cfg(test)]
-fn put_uvarint(buf: &mut BytesMut, mut v: u64) {
-    use bytes::BufMut;
-    while v >= 0x80 {
-        buf.put_u8((v as u8) | 0x80);
-        v >>= 7;
-    }
-    buf.put_u8(v as u8);
+    /// Longest valid uvarint (Go `binary.MaxVarintLen64`).
+    const MAX_VARINT_LEN: usize = 10;
+    let Some(end) = buf.iter().take(MAX_VARINT_LEN).position(|b| b & 0x80 == 0) else {
+        return if buf.len() >= MAX_VARINT_LEN {
+            Err(DecodeError::Varint)
+        } else {
+            Ok(None)
+        };
+    };
+    let mut prefix = &buf[..=end];
+    let value = prost::encoding::decode_varint(&mut prefix).map_err(|_| DecodeError::Varint)?;
+    Ok(Some((value, end + 1)))
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -258,7 +246,7 @@ mod tests {
     #[test]
     fn oversize_is_rejected_before_the_body_arrives() {
         let mut buf = BytesMut::new();
-        put_uvarint(&mut buf, 1035);
+        prost::encoding::encode_varint(1035, &mut buf);
         assert!(matches!(
             PacketDecoder::new(1034).decode(&mut buf),
             Err(Error::PacketTooLarge {
@@ -268,7 +256,7 @@ mod tests {
         ));
         // A 2^40 prefix: rejected, and nothing reserved for it.
         let mut buf = BytesMut::new();
-        put_uvarint(&mut buf, 1 << 40);
+        prost::encoding::encode_varint(1 << 40, &mut buf);
         let cap = buf.capacity();
         assert!(matches!(
             PacketDecoder::new(1034).decode(&mut buf),

@@ -68,6 +68,11 @@ pub struct MConnState {
     ping_due: bool,
     pong_due: bool,
     pong_deadline: Option<Instant>,
+    /// Since when the driver has paused reading on purpose (a full receive budget); the pong
+    /// deadline does not run meanwhile.
+    read_paused_since: Option<Instant>,
+    /// Decoding stops once this many events wait in `events`.
+    event_limit: usize,
     stats_at: Instant,
     send_limit: RateLimiter,
     recv_limit: RateLimiter,
@@ -121,6 +126,8 @@ impl MConnState {
             ping_due: false,
             pong_due: false,
             pong_deadline: None,
+            read_paused_since: None,
+            event_limit: usize::MAX,
             stats_at: now + STATS_INTERVAL,
             send_limit: RateLimiter::new(config.send_rate, max_packet + 2, now),
             recv_limit: RateLimiter::new(config.recv_rate, max_packet + 2, now),
@@ -197,10 +204,46 @@ impl MConnState {
     fn process(&mut self, added: usize, now: Instant) -> Result<(), Error> {
         self.recv_limit.consume(added, now);
         self.recv_meter.record(added, now);
-        while let Some(packet) = self.decoder.decode(&mut self.read_buf)? {
+        self.decode_buffered()
+    }
+
+    /// Decodes the packets already buffered, until [`MConnState::set_event_limit`] events
+    /// wait to be taken by [`MConnState::poll_event`] (by default: all of them). A driver that
+    /// limits events calls this after taking one, before reading more.
+    ///
+    /// # Errors
+    /// As [`MConnState::handle_read`].
+    pub fn decode_buffered(&mut self) -> Result<(), Error> {
+        while self.events.len() < self.event_limit {
+            let Some(packet) = self.decoder.decode(&mut self.read_buf)? else {
+                break;
+            };
             self.handle_packet(packet)?;
         }
         Ok(())
+    }
+
+    /// Decodes at most until `limit` events wait (so that a driver holding back a message
+    /// does not decode, and hold, everything else it has read). Default: unlimited.
+    pub fn set_event_limit(&mut self, limit: std::num::NonZeroUsize) {
+        self.event_limit = limit.get();
+    }
+
+    /// The driver stops (`true`) or resumes (`false`) reading on purpose, because its
+    /// consumer is behind. While reading is paused the pong deadline does not run (the pong
+    /// may be waiting, unread, in the stream); on resuming it is pushed back by the pause.
+    /// Bound the pause yourself (the tokio driver's `recv_stall_timeout`).
+    pub fn set_read_paused(&mut self, paused: bool, now: Instant) {
+        match (paused, self.read_paused_since) {
+            (true, None) => self.read_paused_since = Some(now),
+            (false, Some(since)) => {
+                if let Some(d) = &mut self.pong_deadline {
+                    *d += now.saturating_duration_since(since);
+                }
+                self.read_paused_since = None;
+            }
+            _ => {}
+        }
     }
 
     fn handle_packet(&mut self, packet: Packet) -> Result<(), Error> {
@@ -245,14 +288,21 @@ impl MConnState {
 
     /// Advances timers to `now`: schedules pings, decays `recently_sent`.
     ///
+    /// A ping that falls due arms the pong deadline at once, whether or not it can be written
+    /// yet: a peer that stops reading (so that our writes, and the ping, make no progress) is
+    /// detected within `ping_interval + pong_timeout`.
+    ///
     /// # Errors
     /// [`Error::PongTimeout`] if a ping went unanswered for `pong_timeout`.
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), Error> {
-        if self.pong_deadline.is_some_and(|d| now >= d) {
+        if self.read_paused_since.is_none() && self.pong_deadline.is_some_and(|d| now >= d) {
             return Err(Error::PongTimeout);
         }
         if now >= self.ping_at {
             self.ping_due = true;
+            if self.pong_deadline.is_none() {
+                self.pong_deadline = Some(now + self.config.pong_timeout);
+            }
             self.ping_at += self.config.ping_interval;
             if self.ping_at <= now {
                 self.ping_at = now + self.config.ping_interval;
@@ -287,7 +337,10 @@ impl MConnState {
 
     fn timer_timeout(&self) -> Instant {
         let mut t = self.ping_at.min(self.stats_at);
-        if let Some(d) = self.pong_deadline {
+        if let Some(d) = self
+            .pong_deadline
+            .filter(|_| self.read_paused_since.is_none())
+        {
             t = t.min(d);
         }
         if let Some(r) = self.recv_limit.ready_at() {
@@ -319,7 +372,10 @@ impl MConnState {
         if self.ping_due {
             self.ping_due = false;
             self.push_control(Packet::Ping, now);
-            self.pong_deadline = Some(now + self.config.pong_timeout);
+            // Armed when the ping fell due (`handle_timeout`); kept if already running.
+            if self.pong_deadline.is_none() {
+                self.pong_deadline = Some(now + self.config.pong_timeout);
+            }
         }
         let batch = self.config.write_batch_size.get();
         while self.unflushed.len() < batch && self.send_limit.ready(now) {

@@ -1,14 +1,18 @@
 //! [`MConnection`]: one tokio task driving an [`MConnState`] over a byte stream.
 
 use std::collections::VecDeque;
+use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use ::tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use ::tokio::sync::{Notify, mpsc, watch};
-use ::tokio::time::{Instant, sleep_until};
+use ::tokio::time::{Instant, sleep_until, timeout_at};
 use bytes::{Buf, Bytes, BytesMut};
-use mukan_reactor_api::{ChannelDescriptor, ChannelId, PeerStatus, SendError, TrySendError};
+use mukan_reactor_api::{
+    ChannelDescriptor, ChannelId, InboxItem, PeerStatus, RecvBudget, RecvLease, SendError,
+    TrySendError,
+};
 
 use crate::{Config, Error, Event, MConnState, SendQueues};
 
@@ -22,9 +26,10 @@ const STATUS_REFRESH: Duration = Duration::from_millis(100);
 /// Each channel has a bounded queue of `send_queue_capacity` messages in front of the task
 /// (plus the one message being sent, as in Go). Received messages and the final error are
 /// delivered as [`Event`]s, either through a bounded channel ([`MConnection::spawn`]) or to a
-/// callback run on the task ([`MConnection::spawn_with_handler`]). When the consumer falls
-/// behind, the task stops reading from the stream (back-pressure on the peer) but keeps
-/// writing, so our own sends are not held up by a slow reactor.
+/// callback run on the task ([`MConnection::spawn_with_handler`]), or as [`InboxItem`]s holding
+/// leases on per-channel receive budgets ([`MConnection::spawn_inbox`]). When the consumer
+/// falls behind, the task stops reading from the stream (back-pressure on the peer) but keeps
+/// writing, so our own sends, pings and pongs are not held up by a slow reactor.
 ///
 /// Dropping the handle stops the connection (without flushing).
 #[derive(Debug)]
@@ -35,6 +40,7 @@ pub struct MConnection {
     stop_tx: watch::Sender<StopMode>,
     done_rx: watch::Receiver<bool>,
     send_timeout: Duration,
+    budgets: Vec<Arc<RecvBudget>>,
 }
 
 #[derive(Debug)]
@@ -54,6 +60,11 @@ enum StopMode {
 enum Sink {
     Channel(mpsc::Sender<Event>),
     Handler(Box<dyn FnMut(Event) + Send>),
+    /// Items with leases on the budgets (one per channel, in descriptor order).
+    Inbox {
+        tx: mpsc::Sender<InboxItem>,
+        budgets: Vec<Arc<RecvBudget>>,
+    },
 }
 
 impl MConnection {
@@ -99,6 +110,46 @@ impl MConnection {
         Self::start(io, channels, config, Sink::Handler(Box::new(handler)))
     }
 
+    /// Starts a connection whose received messages are delivered with a lease on their
+    /// channel's receive budget ([`RecvBudget`], `ChannelDescriptor::recv_budget()` bytes, see
+    /// [`MConnection::recv_budget`]). Items arrive on the returned receiver (capacity
+    /// `config.event_capacity`); the last one is [`InboxItem::Stopped`] unless the connection
+    /// was stopped locally.
+    ///
+    /// The budget is enforced here, in the connection's task: a message whose channel budget
+    /// is full is held back (that one message, nothing else is decoded meanwhile), reading
+    /// stops, writing (queued messages, pings, pongs) goes on, and reading resumes when a
+    /// lease is released. While reading is paused the pong deadline does not run. If the
+    /// message still finds no room after `config.recv_stall_timeout`, the connection ends
+    /// with [`Error::SlowReceiver`].
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an invalid config or channel list.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime.
+    pub fn spawn_inbox<T>(
+        io: T,
+        channels: &[ChannelDescriptor],
+        config: Config,
+    ) -> Result<(Self, mpsc::Receiver<InboxItem>), Error>
+    where
+        T: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let (tx, rx) = mpsc::channel(config.event_capacity.get());
+        let budgets = channels
+            .iter()
+            .map(|d| RecvBudget::new(d.id, d.recv_budget()))
+            .collect();
+        let conn = Self::start(io, channels, config, Sink::Inbox { tx, budgets })?;
+        Ok((conn, rx))
+    }
+
+    /// The receive budget of `channel` (only for [`MConnection::spawn_inbox`]).
+    pub fn recv_budget(&self, channel: ChannelId) -> Option<&Arc<RecvBudget>> {
+        self.budgets.iter().find(|b| b.channel() == channel)
+    }
+
     fn start<T>(
         io: T,
         channels: &[ChannelDescriptor],
@@ -110,7 +161,17 @@ impl MConnection {
     {
         let now = Instant::now();
         let send_timeout = config.send_timeout;
+        let recv_stall_timeout = config.recv_stall_timeout;
+        let flush_timeout = config.flush_timeout;
         let mut state = MConnState::new(channels, config, now.into_std())?;
+        let budgets = match &sink {
+            Sink::Inbox { budgets, .. } => {
+                // Hold back at most one decoded message at a time.
+                state.set_event_limit(NonZeroUsize::MIN);
+                budgets.clone()
+            }
+            _ => Vec::new(),
+        };
         let mut index = [None; 256];
         let mut senders = Vec::with_capacity(channels.len());
         let mut receivers = Vec::with_capacity(channels.len());
@@ -143,6 +204,11 @@ impl MConnection {
             flush_pending: false,
             stopping: false,
             status_at: now,
+            lease: None,
+            stall_since: None,
+            recv_stall_timeout,
+            flush_timeout,
+            flush_deadline: None,
         };
         ::tokio::spawn(driver.run(done_tx));
         Ok(Self {
@@ -152,6 +218,7 @@ impl MConnection {
             stop_tx,
             done_rx,
             send_timeout,
+            budgets,
         })
     }
 
@@ -224,7 +291,9 @@ impl MConnection {
     }
 
     /// Stops accepting messages, sends everything queued, flushes, closes the stream, and
-    /// waits for the task to end (Go `FlushStop`). Nothing is read meanwhile.
+    /// waits for the task to end (Go `FlushStop`). Nothing is read meanwhile. Returns within
+    /// `flush_timeout` (plus scheduling) even if the peer reads nothing: the connection then
+    /// ends with [`Error::FlushTimeout`].
     ///
     /// # Cancel safety
     /// Dropping the future does not cancel the flush; call [`MConnection::stop`] for that.
@@ -290,6 +359,13 @@ struct Driver<T> {
     flush_pending: bool,
     stopping: bool,
     status_at: Instant,
+    /// Inbox mode: the lease taken for the message at the front of `pending`.
+    lease: Option<RecvLease>,
+    /// Inbox mode: since when the front of `pending` has been waiting for room.
+    stall_since: Option<Instant>,
+    recv_stall_timeout: Duration,
+    flush_timeout: Duration,
+    flush_deadline: Option<Instant>,
 }
 
 impl<T: AsyncRead + AsyncWrite> Driver<T> {
@@ -305,6 +381,7 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
             writer,
             mut sink,
             mut pending,
+            mut lease,
             ..
         } = self;
         queues.0.iter_mut().for_each(mpsc::Receiver::close);
@@ -322,6 +399,32 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
                 }
             }
             Sink::Handler(h) => pending.drain(..).for_each(h),
+            Sink::Inbox { tx, budgets } => {
+                for ev in pending.drain(..) {
+                    let item = match ev {
+                        Event::Received { channel, message } => {
+                            // A message that finds no room now is dropped: the connection
+                            // is over, and waiting could last forever.
+                            let lease = lease.take().or_else(|| {
+                                budgets
+                                    .iter()
+                                    .find(|b| b.channel() == channel)
+                                    .and_then(|b| b.try_acquire(message.len()))
+                            });
+                            let Some(lease) = lease else { continue };
+                            InboxItem::Received {
+                                channel,
+                                message,
+                                lease,
+                            }
+                        }
+                        Event::Error(e) => InboxItem::Stopped(e.into_stop_reason()),
+                    };
+                    if tx.send(item).await.is_err() {
+                        break;
+                    }
+                }
+            }
         }
     }
 
@@ -329,7 +432,24 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
         loop {
             let now = Instant::now();
             self.state.handle_timeout(now.into_std())?;
-            self.deliver_events();
+            if self.flush_deadline.is_some_and(|d| now >= d) {
+                return Err(Error::FlushTimeout);
+            }
+            self.deliver_events(now)?;
+            let inbox = matches!(self.sink, Sink::Inbox { .. });
+            if let Some(since) = self.stall_since {
+                if now >= since + self.recv_stall_timeout {
+                    let channel = match self.pending.front() {
+                        Some(Event::Received { channel, .. }) => *channel,
+                        _ => ChannelId(0),
+                    };
+                    return Err(Error::SlowReceiver { channel });
+                }
+            }
+            if inbox {
+                self.state
+                    .set_read_paused(!self.pending.is_empty(), now.into_std());
+            }
             if self.wbuf.is_empty() && !self.flush_pending {
                 self.state
                     .poll_transmit_from(now.into_std(), &mut self.wbuf, &mut self.queues);
@@ -339,8 +459,11 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
                 && !self.flush_pending
                 && self.state.is_send_idle_from(&mut self.queues)
             {
-                self.writer.shutdown().await?;
-                return Ok(());
+                let deadline = self.flush_deadline.unwrap_or(now + self.flush_timeout);
+                return match timeout_at(deadline, self.writer.shutdown()).await {
+                    Ok(r) => r.map_err(Error::from),
+                    Err(_) => Err(Error::FlushTimeout),
+                };
             }
             if now >= self.status_at {
                 self.refresh_status(now);
@@ -351,9 +474,14 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
             } else {
                 self.state.poll_timeout()
             };
-            let deadline = deadline
-                .map_or(now + Duration::from_secs(3600), Instant::from_std)
-                .max(now);
+            let mut deadline = deadline.map_or(now + Duration::from_secs(3600), Instant::from_std);
+            if let Some(since) = self.stall_since {
+                deadline = deadline.min(since + self.recv_stall_timeout);
+            }
+            if let Some(d) = self.flush_deadline {
+                deadline = deadline.min(d);
+            }
+            let deadline = deadline.max(now);
             // Always refresh the receive limiter, so that its deadline is never stale.
             let read_ready = self.state.read_ready(now.into_std());
             let can_read = !self.stopping && self.pending.is_empty() && read_ready;
@@ -362,11 +490,30 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
             }
             let can_write = !self.wbuf.is_empty();
             let can_flush = self.flush_pending && !can_write;
-            let wants_event_room = !self.pending.is_empty();
+            // Inbox mode: the front message first needs a lease on its channel's budget.
+            let need_lease = match (&self.sink, self.pending.front()) {
+                (Sink::Inbox { budgets, .. }, Some(Event::Received { channel, message }))
+                    if self.lease.is_none() =>
+                {
+                    self.state
+                        .channel_index(*channel)
+                        .and_then(|i| budgets.get(i))
+                        .map(|b| (b.clone(), message.len()))
+                }
+                _ => None,
+            };
+            let wants_lease = need_lease.is_some();
+            let wants_event_room = !self.pending.is_empty() && !wants_lease;
             let event_tx = match &self.sink {
                 Sink::Channel(tx) if wants_event_room => Some(tx.clone()),
                 _ => None,
             };
+            let inbox_tx = match &self.sink {
+                Sink::Inbox { tx, .. } if wants_event_room => Some(tx.clone()),
+                _ => None,
+            };
+            let wants_inbox_room = inbox_tx.is_some();
+            let wants_event_room = event_tx.is_some();
             ::tokio::select! {
                 biased;
                 changed = self.stop_rx.changed() => {
@@ -375,6 +522,7 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
                         StopMode::Stop => return Ok(()),
                         StopMode::FlushStop => {
                             self.stopping = true;
+                            self.flush_deadline = Some(Instant::now() + self.flush_timeout);
                             self.queues.0.iter_mut().for_each(mpsc::Receiver::close);
                         }
                         StopMode::Run => {}
@@ -388,6 +536,28 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
                             self.flush_pending = self.wbuf.is_empty();
                         }
                         None => self.flush_pending = false,
+                    }
+                }
+                lease = std::future::poll_fn(|cx| match &need_lease {
+                    Some((budget, len)) => budget.poll_acquire(cx, *len),
+                    None => std::task::Poll::Pending,
+                }), if wants_lease => {
+                    self.lease = Some(lease);
+                }
+                permit = async { inbox_tx?.reserve_owned().await.ok() }, if wants_inbox_room => {
+                    match permit {
+                        Some(permit) => {
+                            if let Some(ev) = self.pending.pop_front() {
+                                permit.send(self.inbox_item(ev));
+                                self.stall_since = None;
+                            }
+                        }
+                        // The inbox is gone: nobody wants the messages.
+                        None => {
+                            self.pending.clear();
+                            self.lease = None;
+                            self.stall_since = None;
+                        }
                     }
                 }
                 permit = async { event_tx?.reserve_owned().await.ok() }, if wants_event_room => {
@@ -414,7 +584,79 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
         }
     }
 
-    fn deliver_events(&mut self) {
+    /// Turns the front event into an inbox item, with the lease taken for it.
+    fn inbox_item(&mut self, ev: Event) -> InboxItem {
+        match ev {
+            Event::Received { channel, message } => InboxItem::Received {
+                channel,
+                message,
+                lease: self.lease.take().unwrap_or_else(RecvLease::detached),
+            },
+            Event::Error(e) => InboxItem::Stopped(e.into_stop_reason()),
+        }
+    }
+
+    /// Inbox mode: takes decoded messages one at a time and delivers each as soon as its
+    /// channel's budget and the inbox have room; stops at the first that does not fit (it
+    /// stays at the front of `pending`, and nothing more is decoded).
+    fn deliver_inbox(&mut self, now: Instant) -> Result<(), Error> {
+        loop {
+            if self.pending.is_empty() {
+                let ev = match self.state.poll_event() {
+                    Some(ev) => ev,
+                    None => {
+                        self.state.decode_buffered()?;
+                        match self.state.poll_event() {
+                            Some(ev) => ev,
+                            None => break,
+                        }
+                    }
+                };
+                self.pending.push_back(ev);
+            }
+            let Sink::Inbox { tx, budgets } = &self.sink else {
+                break;
+            };
+            if self.lease.is_none() {
+                if let Some(Event::Received { channel, message }) = self.pending.front() {
+                    let budget = self
+                        .state
+                        .channel_index(*channel)
+                        .and_then(|i| budgets.get(i));
+                    match budget.map(|b| b.try_acquire(message.len())) {
+                        Some(Some(lease)) => self.lease = Some(lease),
+                        Some(None) => break,
+                        // Every decoded channel is known; no budget, no accounting.
+                        None => self.lease = Some(RecvLease::detached()),
+                    }
+                }
+            }
+            match tx.clone().try_reserve_owned() {
+                Ok(permit) => {
+                    if let Some(ev) = self.pending.pop_front() {
+                        permit.send(self.inbox_item(ev));
+                    }
+                    self.stall_since = None;
+                }
+                Err(mpsc::error::TrySendError::Full(_)) => break,
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    // Nobody listens: drop the message and go on.
+                    self.pending.clear();
+                    self.lease = None;
+                    self.stall_since = None;
+                }
+            }
+        }
+        if !self.pending.is_empty() && self.stall_since.is_none() {
+            self.stall_since = Some(now);
+        }
+        Ok(())
+    }
+
+    fn deliver_events(&mut self, now: Instant) -> Result<(), Error> {
+        if matches!(self.sink, Sink::Inbox { .. }) {
+            return self.deliver_inbox(now);
+        }
         while let Some(ev) = self.state.poll_event() {
             self.pending.push_back(ev);
         }
@@ -435,7 +677,9 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
                     }
                 }
             }
+            Sink::Inbox { .. } => {}
         }
+        Ok(())
     }
 
     fn refresh_status(&mut self, now: Instant) {

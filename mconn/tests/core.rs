@@ -493,3 +493,63 @@ fn recv_rate_limit_pauses_reading() {
     assert!(!b.read_ready(ready - Duration::from_millis(1)));
     assert!(b.read_ready(ready));
 }
+
+#[test]
+fn a_due_ping_arms_the_pong_deadline_even_if_never_written() {
+    let config = unlimited().with_ping(Duration::from_secs(10), Duration::from_secs(5));
+    let t0 = Instant::now();
+    let mut s = MConnState::new(&[desc(1, 1)], config, t0).unwrap();
+    // The ping falls due; the driver never gets to write it (the peer does not read).
+    s.handle_timeout(t0 + Duration::from_secs(10)).unwrap();
+    // The deadline is a wake-up: the driver will not sleep past it.
+    assert!(s.poll_timeout().unwrap() <= t0 + Duration::from_secs(15));
+    assert!(s.handle_timeout(t0 + Duration::from_secs(14)).is_ok());
+    assert!(matches!(
+        s.handle_timeout(t0 + Duration::from_secs(15)),
+        Err(Error::PongTimeout)
+    ));
+}
+
+#[test]
+fn the_pong_deadline_does_not_run_while_reading_is_paused() {
+    let config = unlimited().with_ping(Duration::from_secs(10), Duration::from_secs(5));
+    let t0 = Instant::now();
+    let mut s = MConnState::new(&[desc(1, 1)], config, t0).unwrap();
+    let at = |secs| t0 + Duration::from_secs(secs);
+    s.handle_timeout(at(10)).unwrap();
+    let _ = drain(&mut s, at(10)); // the ping is written; deadline 15 s
+    s.set_read_paused(true, at(12));
+    // Paused for 8 s past the deadline: the pong may be waiting unread; no timeout, and the
+    // deadline is not a wake-up while paused.
+    assert!(s.handle_timeout(at(20)).is_ok());
+    assert!(s.poll_timeout().unwrap() > at(15));
+    // Resumed at 20 s: the 3 s that were left (12 → 15) run from now.
+    s.set_read_paused(false, at(20));
+    assert!(s.handle_timeout(at(22)).is_ok());
+    assert!(matches!(s.handle_timeout(at(23)), Err(Error::PongTimeout)));
+}
+
+#[test]
+fn event_limit_decodes_one_message_at_a_time() {
+    let (mut s, now) = receiver(&[desc(1, 1)]);
+    s.set_event_limit(NonZeroUsize::MIN);
+    let mut wire = msg_packet(1, true, b"a");
+    wire.extend_from_slice(&msg_packet(1, true, b"b"));
+    wire.extend_from_slice(&msg_packet(1, true, b"c"));
+    s.handle_read(&wire, now).unwrap();
+    assert_eq!(
+        received(&mut s),
+        vec![(ChannelId(1), Bytes::from_static(b"a"))]
+    );
+    s.decode_buffered().unwrap();
+    assert_eq!(
+        received(&mut s),
+        vec![(ChannelId(1), Bytes::from_static(b"b"))]
+    );
+    s.decode_buffered().unwrap();
+    s.decode_buffered().unwrap();
+    assert_eq!(
+        received(&mut s),
+        vec![(ChannelId(1), Bytes::from_static(b"c"))]
+    );
+}

@@ -273,3 +273,45 @@ async fn slow_consumer_back_pressures_the_sender() {
     // 1 event buffered + 1 pending + what fits in the pipe and the queues, nothing unbounded.
     assert!(accepted > 2, "{accepted}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn peer_that_stops_reading_is_detected_by_the_pong_deadline() {
+    // The peer never reads: our write of a large message blocks forever, so the ping that
+    // falls due cannot be written. Its pong deadline runs anyway.
+    let (x, _y) = tokio::io::duplex(64);
+    let config = Config::default();
+    let limit = config.ping_interval + config.pong_timeout;
+    let t0 = Instant::now();
+    let (a, mut rx) = MConnection::spawn(x, &channels(), config).unwrap();
+    a.send(ChannelId(0x30), Bytes::from(vec![7u8; 100_000]))
+        .await
+        .unwrap();
+    let error = tokio::time::timeout(limit * 3, next_error(&mut rx))
+        .await
+        .expect("a peer that never reads is detected");
+    assert!(matches!(error, Error::PongTimeout), "{error:?}");
+    assert_eq!(t0.elapsed(), limit);
+    assert!(!a.is_running());
+}
+
+#[tokio::test(start_paused = true)]
+async fn flush_stop_returns_within_the_flush_timeout_when_the_peer_does_not_read() {
+    let (x, _y) = tokio::io::duplex(64);
+    let config = Config::default().with_flush_timeout(Duration::from_secs(5));
+    let (a, mut rx) = MConnection::spawn(x, &channels(), config).unwrap();
+    a.send(ChannelId(0x30), Bytes::from(vec![7u8; 100_000]))
+        .await
+        .unwrap();
+    let t0 = Instant::now();
+    tokio::time::timeout(Duration::from_secs(30), a.flush_stop())
+        .await
+        .expect("flush_stop is bounded");
+    assert_eq!(t0.elapsed(), Duration::from_secs(5));
+    assert!(!a.is_running());
+    let error = next_error(&mut rx).await;
+    assert!(matches!(error, Error::FlushTimeout), "{error:?}");
+    assert!(matches!(
+        error.into_stop_reason(),
+        mukan_reactor_api::StopReason::Timeout(mukan_reactor_api::TimeoutKind::Flush)
+    ));
+}

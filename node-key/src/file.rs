@@ -5,7 +5,7 @@
 
 use std::fs;
 use std::io::{self, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -156,45 +156,36 @@ impl NodeKey {
     }
 }
 
+/// Writes `contents` to a fresh temporary file (mode 0600) beside `path`, syncs it, renames
+/// it over `path` and syncs the directory. The temporary name is unique per call
+/// ([`tempfile`]), so two saves in one process cannot interleave; on error it is removed.
 fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
     let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-        _ => PathBuf::from("."),
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
     };
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::other("path has no file name"))?;
-    let mut tmp_name = name.to_owned();
-    tmp_name.push(format!(".tmp-{}", std::process::id()));
-    let tmp = dir.join(tmp_name);
-    let result = (|| {
-        let mut options = fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(&tmp)?;
-        file.write_all(contents)?;
-        file.sync_all()?;
-        drop(file);
-        fs::rename(&tmp, path)?;
-        #[cfg(unix)]
-        fs::File::open(&dir)?.sync_all()?;
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    let mut builder = tempfile::Builder::new();
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600));
+    let mut file = builder.prefix(".node_key").tempfile_in(dir)?;
+    file.write_all(contents)?;
+    file.as_file().sync_all()?;
+    file.persist(path)?;
+    #[cfg(unix)]
+    fs::File::open(dir)?.sync_all()?;
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use rand_chacha::ChaCha20Rng;
     use rand_core::SeedableRng;
 
     use super::*;
 
-    /// PROTOCOL.md §4.1: the key with seed 0x01 × 32, as CometBFT writes it.
+    /// The key with seed 0x01 × 32, as CometBFT writes it (Go `SaveAs` of `p2p/key.go`).
     const SEED1_JSON: &str = r#"{"priv_key":{"type":"tendermint/PrivKeyEd25519","value":"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQGKiOPddAnxlf1S2y08ul1yymcJvx2UEhvzdIgBtA9vXA=="}}"#;
 
     fn write(dir: &Path, text: &str) -> PathBuf {
@@ -232,6 +223,30 @@ mod tests {
         assert_eq!(fs::read_to_string(&path).unwrap(), SEED1_JSON);
         let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temporary file is left behind");
+    }
+
+    /// Saves from many threads of one process into one path: each uses its own temporary
+    /// file, so the result is one whole key file and nothing is left beside it.
+    #[test]
+    fn concurrent_saves_in_one_process_do_not_interleave() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node_key.json");
+        let keys: Vec<NodeKey> = (1..=8u8).map(|i| NodeKey::from_seed([i; 32])).collect();
+        let texts: Vec<String> = keys.iter().map(|k| k.to_json().to_string()).collect();
+        std::thread::scope(|s| {
+            for key in &keys {
+                let path = &path;
+                s.spawn(move || {
+                    for _ in 0..20 {
+                        key.save(path).unwrap();
+                    }
+                });
+            }
+        });
+        let saved = fs::read_to_string(&path).unwrap();
+        assert!(texts.contains(&saved), "a whole key file: {saved}");
+        let entries = fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(entries, 1, "no temporary file is left behind");
     }
 
     #[test]

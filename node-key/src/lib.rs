@@ -3,7 +3,7 @@
 //! This crate owns [`NodeKey`] (the secret key, redacted in `Debug` and zeroized on drop),
 //! [`PublicKey`], [`NodeId`] (the 20-byte address `SHA256(pubkey)[..20]`, shown as 40
 //! lower-case hex characters) and the `node_key.json` file in the exact format a CometBFT
-//! v0.38 node reads and writes (`p2p/key.go`; see `PROTOCOL.md` §4).
+//! v0.38 node reads and writes (`p2p/key.go`).
 //!
 //! What it does not do: no networking, no async, no global randomness (callers pass an RNG
 //! to [`NodeKey::generate`]). Only [`NodeKey::load`], [`NodeKey::save`] and

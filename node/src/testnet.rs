@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use mukan_node_key::{NodeId, NodeKey};
 use mukan_reactor_api::{
-    ChannelDescriptor, ChannelId, ManagedPeer, NetAddress, NodeInfo, Other, PeerConfig, PeerEvents,
+    ChannelDescriptor, ChannelId, ManagedPeer, NetAddress, NodeInfo, Other, PeerConfig,
     ProtocolVersion, Transport,
 };
 use mukan_transport::TcpTransport;
@@ -76,13 +76,16 @@ struct Inbox {
     from: NodeId,
 }
 
-impl PeerEvents for Inbox {
-    fn received(&self, _channel: ChannelId, message: Bytes) {
-        // The inbox is sized for every message of the run, so this never drops.
-        let _ = self.tx.try_send((self.from, message));
+impl Inbox {
+    /// Drains a started peer's inbox into the node's receiver.
+    async fn pump(self, mut inbox: Box<dyn mukan_reactor_api::PeerInbox>) {
+        while let Some(item) = inbox.recv().await {
+            if let mukan_reactor_api::InboxItem::Received { message, .. } = item {
+                // The receiver is sized for every message of the run, so this never drops.
+                let _ = self.tx.try_send((self.from, message));
+            }
+        }
     }
-
-    fn errored(&self, _error: Box<dyn std::error::Error + Send + Sync>) {}
 }
 
 /// Runs the network: listen, connect every pair, send, verify.
@@ -163,11 +166,14 @@ pub(crate) async fn run(opts: Options) -> Result<Report, String> {
     for node_peers in &peers {
         let (tx, rx) = mpsc::channel(total_messages.max(1));
         for (id, peer) in node_peers {
-            peer.start(Arc::new(Inbox {
-                tx: tx.clone(),
-                from: *id,
-            }))
-            .map_err(|e| format!("start: {e}"))?;
+            let inbox = peer.start().map_err(|e| format!("start: {e}"))?;
+            tokio::spawn(
+                Inbox {
+                    tx: tx.clone(),
+                    from: *id,
+                }
+                .pump(inbox),
+            );
         }
         receivers.push(rx);
     }

@@ -130,3 +130,7 @@ impl AddAddressError {
         matches!(self, Self::Private(_) | Self::PrivateSource(_))
     }
 }
+
+/// An address book shared by the switch, PEX and the node: a short lock, never held across an
+/// `.await` nor while doing I/O (the owner of the concrete book saves a snapshot).
+pub type SharedAddressBook = std::sync::Arc<parking_lot::Mutex<dyn AddressBook>>;

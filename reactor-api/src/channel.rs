@@ -130,6 +130,13 @@ impl ChannelDescriptor {
         self
     }
 
+    /// The channel's receive budget per peer, in bytes: how much received but not yet released
+    /// data (see [`RecvLease`](crate::RecvLease)) a peer may have on this channel before the
+    /// connection stops reading. One full message's worth, [`Self::recv_message_capacity`].
+    pub const fn recv_budget(&self) -> usize {
+        self.recv_message_capacity.get()
+    }
+
     /// Sets [`Self::recv_message_capacity`].
     #[must_use]
     pub const fn with_recv_message_capacity(mut self, capacity: NonZeroUsize) -> Self {

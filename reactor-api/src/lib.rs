@@ -3,7 +3,7 @@
 //! This crate owns the vocabulary every other crate speaks ([`ChannelId`],
 //! [`ChannelDescriptor`], [`Envelope`], [`NodeInfo`], [`NetAddress`], [`Direction`],
 //! [`PeerStatus`]) and the narrow, object-safe traits they implement or consume: [`Reactor`],
-//! [`Peer`], [`Switch`], [`Transport`] (+ [`ManagedPeer`], [`PeerEvents`]) and
+//! [`Peer`], [`Switch`], [`Transport`] (+ [`ManagedPeer`], [`PeerInbox`]) and
 //! [`AddressBook`].
 //!
 //! What it does not do: no sockets, no tasks, no clock, no tokio, no policy. Methods that
@@ -41,8 +41,9 @@
 //!   and run in parallel. Calls for one peer are never concurrent with each other.
 //! - [`Reactor::on_stop`] comes last, after every peer was removed.
 //!
-//! `receive` runs on the peer's receive path: while it runs, nothing else from that peer is
-//! delivered, so it must not block. The `test-util` feature provides
+//! `receive` runs on the switch's delivery path for that peer: while it runs, nothing else
+//! from that peer is delivered, so it must not block. Each envelope holds a lease on its
+//! channel's receive budget until dropped ([`RecvLease`]). The `test-util` feature provides
 //! `testing::check_grammar` to check a recorded trace against these rules.
 //!
 //! # Features
@@ -50,7 +51,9 @@
 
 mod addr_book;
 mod channel;
+mod deny;
 mod envelope;
+mod inbox;
 mod net_address;
 mod node_info;
 mod peer;
@@ -62,7 +65,9 @@ mod transport;
 
 pub use addr_book::*;
 pub use channel::{ChannelDescriptor, ChannelId};
+pub use deny::{DenyEntry, DenyEntryError, DenyList};
 pub use envelope::Envelope;
+pub use inbox::{InboxItem, PeerInbox, RecvBudget, RecvLease};
 pub use net_address::*;
 pub use node_info::{
     IncompatibleError, NodeInfo, NodeInfoDecodeError, NodeInfoError, Other, ProtocolVersion,
@@ -70,9 +75,9 @@ pub use node_info::{
 pub use peer::{
     ChannelStatus, Direction, FlowStatus, Peer, PeerData, PeerStatus, SendError, TrySendError,
 };
-pub use reactor::{Reactor, StopReason};
-pub use switch::{DialError, PeerCounts, Switch};
-pub use transport::{ManagedPeer, PeerConfig, PeerEvents, RejectReason, Transport, TransportError};
+pub use reactor::{Reactor, StopReason, TimeoutKind, downcast_reactor};
+pub use switch::{BroadcastOutcome, BroadcastReport, DialError, PeerCounts, Switch};
+pub use transport::{ManagedPeer, PeerConfig, RejectReason, Transport, TransportError};
 
 /// Re-exported so users need not depend on `mukan-node-key` for the ID type.
 pub use mukan_node_key::NodeId;
@@ -92,7 +97,7 @@ mod tests {
             _: Option<Arc<dyn Switch>>,
             _: Option<Arc<dyn Transport>>,
             _: Option<Arc<dyn ManagedPeer>>,
-            _: Option<Arc<dyn PeerEvents>>,
+            _: Option<Box<dyn PeerInbox>>,
         ) -> bool {
             true
         }

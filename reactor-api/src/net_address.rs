@@ -1,5 +1,4 @@
-//! [`NetAddress`]: the `id@ip:port` address of a peer (CometBFT `p2p/netaddress.go`,
-//! PROTOCOL.md §5).
+//! [`NetAddress`]: the `id@ip:port` address of a peer (CometBFT `p2p/netaddress.go`).
 //!
 //! A [`NetAddress`] always holds a parsed [`NodeId`] and an IP literal: DNS names exist only at
 //! the parsing edge. [`ParsedAddress`] (from configuration text such as `seeds`) reports an
@@ -469,8 +468,16 @@ pub enum NetAddressError {
     },
 }
 
-/// IPv4-mapped IPv6 → IPv4, everything else unchanged.
-fn canonical_ip(ip: IpAddr) -> IpAddr {
+/// The form in which IPs are stored and compared: an IPv4-mapped IPv6 address
+/// (`::ffff:a.b.c.d`) becomes its IPv4 address, as Go's `net.IP.Equal` sees them; anything
+/// else is unchanged.
+///
+/// ```
+/// use std::net::IpAddr;
+/// let mapped: IpAddr = "::ffff:1.2.3.4".parse().unwrap();
+/// assert_eq!(mukan_reactor_api::canonical_ip(mapped).to_string(), "1.2.3.4");
+/// ```
+pub fn canonical_ip(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => IpAddr::V4(v4),
@@ -497,9 +504,17 @@ fn in_v6(ip: IpAddr, net: [u16; 8], bits: u32) -> bool {
     u128::from(v6) & mask == u128::from(Ipv6Addr::from(net)) & mask
 }
 
-/// Go `removeProtocolIfDefined`: with `://` present, keep what lies between the first and
-/// the second occurrence (`strings.Split(addr, "://")[1]`).
-fn strip_protocol(s: &str) -> &str {
+/// An address without its protocol, as Go's `removeProtocolIfDefined` does: with `://`
+/// present, what lies between the first and the second occurrence
+/// (`strings.Split(addr, "://")[1]`); without it, the whole string.
+///
+/// ```
+/// use mukan_reactor_api::strip_protocol;
+/// assert_eq!(strip_protocol("tcp://0.0.0.0:26656"), "0.0.0.0:26656");
+/// assert_eq!(strip_protocol("0.0.0.0:26656"), "0.0.0.0:26656");
+/// assert_eq!(strip_protocol("a://b://c"), "b");
+/// ```
+pub fn strip_protocol(s: &str) -> &str {
     match s.split("://").nth(1) {
         Some(rest) => rest,
         None => s,

@@ -1,5 +1,5 @@
 //! [`NodeInfo`]: what two nodes tell each other right after the secret-connection handshake
-//! (`p2p/node_info.go`, `PROTOCOL.md` §3).
+//! (`p2p/node_info.go`).
 
 use std::fmt;
 
@@ -74,7 +74,7 @@ pub enum NodeInfoDecodeError {
     Protobuf(#[source] prost::DecodeError),
 }
 
-/// Why [`NodeInfo::validate`] rejected an info, in the order Go checks (`PROTOCOL.md` §3.3).
+/// Why [`NodeInfo::validate`] rejected an info, in the order Go checks.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum NodeInfoError {
@@ -102,7 +102,7 @@ pub enum NodeInfoError {
     RpcAddress(String),
 }
 
-/// Why [`NodeInfo::compatible_with`] refused a peer (`PROTOCOL.md` §3.4).
+/// Why [`NodeInfo::compatible_with`] refused a peer.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum IncompatibleError {
@@ -144,6 +144,12 @@ impl NodeInfo {
         self.to_proto().encode_to_vec()
     }
 
+    /// [`Self::encode_to_vec`] behind its uvarint length, as the NodeInfo exchange sends it
+    /// (Go `protoio` delimited writer; prost's `encode_length_delimited`).
+    pub fn encode_length_delimited_to_vec(&self) -> Vec<u8> {
+        self.to_proto().encode_length_delimited_to_vec()
+    }
+
     /// Length of [`Self::encode_to_vec`].
     pub fn encoded_len(&self) -> usize {
         self.to_proto().encoded_len()
@@ -179,7 +185,7 @@ impl NodeInfo {
     pub fn net_address(&self) -> Result<ParsedAddress, NetAddressError> {
         // IDAddressString strips the protocol of the listen address; NewNetAddressString
         // strips a protocol once more from the composed string.
-        format!("{}@{}", self.id, remove_protocol(&self.listen_addr)).parse()
+        format!("{}@{}", self.id, crate::strip_protocol(&self.listen_addr)).parse()
     }
 
     /// Whether the info lists `channel`.
@@ -188,7 +194,7 @@ impl NodeInfo {
     }
 
     /// Checks a peer's self-reported info exactly as Go `DefaultNodeInfo.Validate` does, and
-    /// in the same order (`PROTOCOL.md` §3.3).
+    /// in the same order.
     ///
     /// Deviation: Go resolves a listen host that is not an IP literal through DNS and rejects
     /// the info when the lookup fails. This crate does no IO, so a host name is accepted when it
@@ -226,7 +232,7 @@ impl NodeInfo {
     }
 
     /// Checks that a peer whose info is `other` can talk to us, `self` being our own info
-    /// (Go `DefaultNodeInfo.CompatibleWith`, `PROTOCOL.md` §3.4): same block version, same
+    /// (Go `DefaultNodeInfo.CompatibleWith`): same block version, same
     /// network, and at least one common channel unless we declare none.
     ///
     /// # Errors
@@ -303,14 +309,6 @@ impl fmt::Display for NodeInfo {
             "{}@{} ({}, {})",
             self.id, self.listen_addr, self.moniker, self.network
         )
-    }
-}
-
-/// Go `removeProtocolIfDefined`: keeps element 1 of a split on `://`.
-fn remove_protocol(addr: &str) -> &str {
-    match addr.split("://").nth(1) {
-        Some(rest) => rest,
-        None => addr,
     }
 }
 

@@ -1,10 +1,11 @@
 //! The [`Reactor`] trait and why a peer stops ([`StopReason`]).
 
+use std::any::Any;
 use std::error::Error;
 use std::fmt;
 use std::sync::{Arc, Weak};
 
-use crate::{ChannelDescriptor, Envelope, Peer, Switch};
+use crate::{ChannelDescriptor, ChannelId, Envelope, Peer, Switch};
 
 /// A protocol running over the p2p layer on its own channels (Go `p2p.Reactor`).
 ///
@@ -13,8 +14,9 @@ use crate::{ChannelDescriptor, Envelope, Peer, Switch};
 /// calls is the grammar in the [crate documentation](crate#the-reactor-call-grammar).
 ///
 /// Every method except [`Reactor::channels`] and [`Reactor::receive`] has a no-op default
-/// (Go `BaseReactor`).
-pub trait Reactor: Send + Sync + 'static {
+/// (Go `BaseReactor`). A registered reactor can be reached as its concrete type with
+/// [`downcast_reactor`] (or `Switch::reactor_as`).
+pub trait Reactor: Any + Send + Sync + 'static {
     /// The channels this reactor owns. Called once, at registration; every message arriving
     /// on one of them is delivered to [`Reactor::receive`].
     fn channels(&self) -> Vec<ChannelDescriptor>;
@@ -51,31 +53,109 @@ pub trait Reactor: Send + Sync + 'static {
     /// A complete message arrived on one of this reactor's channels. May be called before
     /// [`Reactor::add_peer`] (the peer's receive path starts first).
     ///
+    /// The envelope holds a lease on its channel's receive budget until it is dropped: a
+    /// reactor that hands messages to its own task keeps back-pressure on that channel (and
+    /// only that one), and one that keeps messages for long should copy what it needs and drop
+    /// the envelope.
+    ///
     /// # Errors
     /// Return an error when the message is malformed or not allowed; the switch then stops the
     /// peer for that error (Go: an unmarshal panic, recovered as a peer error).
     fn receive(&self, envelope: Envelope) -> Result<(), Box<dyn Error + Send + Sync>>;
 }
 
-/// Why a peer was stopped, as passed to [`Reactor::remove_peer`].
-#[derive(Clone)]
+/// Why a peer was stopped, as passed to [`Reactor::remove_peer`] and reported by a peer's
+/// inbox ([`InboxItem::Stopped`](crate::InboxItem::Stopped)).
+///
+/// Typed so that the switch and PEX decide "ban" or "redial" without parsing strings:
+/// [`StopReason::is_misbehaviour`] and [`StopReason::redial`].
+#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum StopReason {
-    /// The connection failed or a reactor reported the peer for an error
-    /// ([`Switch::stop_peer_for_error`]). A persistent peer is redialed.
-    Error(Arc<dyn Error + Send + Sync>),
+    /// The peer closed the connection between messages.
+    ClosedByPeer,
+    /// Reading or writing the socket failed.
+    Io(Arc<std::io::Error>),
+    /// The peer broke the wire protocol (undecodable or oversized packet, unknown channel,
+    /// a stream cut in the middle of a message).
+    Protocol(Arc<dyn Error + Send + Sync>),
+    /// A deadline passed.
+    Timeout(TimeoutKind),
+    /// A channel's receive budget stayed full longer than the stall timeout: our side did not
+    /// keep up. Not the peer's fault; not a reason to ban.
+    SlowReceiver {
+        /// The channel whose budget was full.
+        channel: ChannelId,
+    },
+    /// A reactor reported the peer ([`Switch::stop_peer_for_error`], or an error returned by
+    /// [`Reactor::receive`]).
+    Reactor(Arc<dyn Error + Send + Sync>),
+    /// The peer's ID or IP is on the deny list.
+    Denied,
     /// Stopped on purpose ([`Switch::stop_peer_gracefully`]).
     Graceful,
     /// The switch is shutting down.
     Shutdown,
 }
 
-impl fmt::Debug for StopReason {
+/// Which deadline passed ([`StopReason::Timeout`], `TransportError::Timeout`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TimeoutKind {
+    /// Establishing the TCP connection.
+    Dial,
+    /// A connection filter did not answer.
+    Filter,
+    /// The secret-connection handshake.
+    Handshake,
+    /// The `NodeInfo` exchange.
+    NodeInfo,
+    /// No pong arrived in time after a ping.
+    Pong,
+    /// The peer stopped reading: our writes made no progress in time.
+    Write,
+    /// Flushing the send queues on a graceful stop.
+    Flush,
+}
+
+impl fmt::Display for TimeoutKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Dial => "dial",
+            Self::Filter => "connection filter",
+            Self::Handshake => "secret-connection handshake",
+            Self::NodeInfo => "NodeInfo exchange",
+            Self::Pong => "pong",
+            Self::Write => "write",
+            Self::Flush => "flush",
+        })
+    }
+}
+
+impl StopReason {
+    /// The peer misbehaved (broke the protocol or was reported by a reactor): grounds to ban.
+    pub fn is_misbehaviour(&self) -> bool {
+        matches!(self, Self::Protocol(_) | Self::Reactor(_))
+    }
+
+    /// A persistent peer stopped for this reason is redialed: everything but a graceful stop,
+    /// a shutdown and the deny list.
+    pub fn redial(&self) -> bool {
+        !matches!(self, Self::Graceful | Self::Shutdown | Self::Denied)
+    }
+
+    /// A short stable label for metrics (`peer_stops{reason}`).
+    pub fn label(&self) -> &'static str {
         match self {
-            Self::Error(e) => f.debug_tuple("Error").field(&e.to_string()).finish(),
-            Self::Graceful => f.write_str("Graceful"),
-            Self::Shutdown => f.write_str("Shutdown"),
+            Self::ClosedByPeer => "closed_by_peer",
+            Self::Io(_) => "io",
+            Self::Protocol(_) => "protocol",
+            Self::Timeout(_) => "timeout",
+            Self::SlowReceiver { .. } => "slow_receiver",
+            Self::Reactor(_) => "reactor",
+            Self::Denied => "denied",
+            Self::Graceful => "graceful",
+            Self::Shutdown => "shutdown",
         }
     }
 }
@@ -83,9 +163,35 @@ impl fmt::Debug for StopReason {
 impl fmt::Display for StopReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Error(e) => write!(f, "error: {e}"),
+            Self::ClosedByPeer => f.write_str("connection closed by peer"),
+            Self::Io(e) => write!(f, "i/o error: {e}"),
+            Self::Protocol(e) => write!(f, "protocol violation: {e}"),
+            Self::Timeout(k) => write!(f, "{k} timeout"),
+            Self::SlowReceiver { channel } => {
+                write!(f, "slow receiver: channel {channel} budget stayed full")
+            }
+            Self::Reactor(e) => write!(f, "reported by a reactor: {e}"),
+            Self::Denied => f.write_str("on the deny list"),
             Self::Graceful => f.write_str("stopped gracefully"),
             Self::Shutdown => f.write_str("switch shut down"),
         }
     }
+}
+
+/// `reactor` as its concrete type `R`, if it is one.
+///
+/// ```
+/// # use std::sync::Arc;
+/// # use mukan_reactor_api::{downcast_reactor, ChannelDescriptor, Envelope, Reactor};
+/// struct Mine;
+/// impl Reactor for Mine {
+///     fn channels(&self) -> Vec<ChannelDescriptor> { Vec::new() }
+///     fn receive(&self, _: Envelope) -> Result<(), Box<dyn std::error::Error + Send + Sync>> { Ok(()) }
+/// }
+/// let r: Arc<dyn Reactor> = Arc::new(Mine);
+/// assert!(downcast_reactor::<Mine>(r).is_some());
+/// ```
+pub fn downcast_reactor<R: Reactor>(reactor: Arc<dyn Reactor>) -> Option<Arc<R>> {
+    let any: Arc<dyn Any + Send + Sync> = reactor;
+    any.downcast::<R>().ok()
 }

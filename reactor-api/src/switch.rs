@@ -8,7 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use mukan_node_key::NodeId;
 
-use crate::{ChannelId, NetAddress, Peer, Reactor};
+use crate::{ChannelId, NetAddress, Peer, Reactor, downcast_reactor};
 
 /// The p2p layer as reactors see it (the reactor-facing part of Go's `*p2p.Switch`,
 /// `spec/p2p/reactor-api/p2p-api.md`). Object-safe; reactors hold a `Weak<dyn Switch>`.
@@ -28,26 +28,28 @@ pub trait Switch: Send + Sync + 'static {
     /// (Go `NumPeers`).
     fn num_peers(&self) -> PeerCounts;
 
-    /// Queues `message` on `channel` to every connected peer. The sends start when this is
-    /// called; the returned future need not be awaited and resolves, once every peer accepted
-    /// or timed out, to the number of peers that accepted.
-    fn broadcast(
-        &self,
-        channel: ChannelId,
-        message: Bytes,
-    ) -> Pin<Box<dyn Future<Output = usize> + Send + 'static>>;
+    /// The most outbound peers the switch keeps (`max_num_outbound_peers`); persistent and
+    /// unconditional peers are not counted against it.
+    fn max_num_outbound_peers(&self) -> usize;
 
-    /// Disconnects peer `id` because of `reason` and informs every reactor; a persistent peer
-    /// is redialed. No-op if the peer is not connected.
+    /// Queues `message` on `channel` to every connected peer that has the channel, without
+    /// waiting: the bytes are shared (encoded once), no task is started, and each peer's
+    /// outcome is reported. A peer whose queue is full does not get the message (Go waits up
+    /// to the send timeout per peer; reactors that need that use [`Peer::send`]).
+    fn broadcast(&self, channel: ChannelId, message: Bytes) -> BroadcastReport;
+
+    /// Disconnects peer `id` because of `reason` ([`StopReason::Reactor`]) and informs every
+    /// reactor; a persistent peer is redialed. No-op if the peer is not connected.
     fn stop_peer_for_error(&self, id: &NodeId, reason: Box<dyn Error + Send + Sync>);
 
-    /// Disconnects peer `id` without redialing.
+    /// Flushes what is queued for peer `id` (bounded by the flush timeout), then disconnects
+    /// it without redialing ([`StopReason::Graceful`]).
     fn stop_peer_gracefully(&self, id: &NodeId);
 
     /// Tells the address book that peer `id` behaved well (Go `MarkPeerAsGood`).
     fn mark_peer_as_good(&self, id: &NodeId);
 
-    /// The reactor registered under `name`.
+    /// The reactor registered under `name` (see also [`Switch::reactor_as`] on `dyn Switch`).
     fn reactor(&self, name: &str) -> Option<Arc<dyn Reactor>>;
 
     /// Whether `addr` is being dialed or already connected (by ID, or by IP when duplicate IPs
@@ -95,4 +97,53 @@ pub enum DialError {
     /// The transport failed or rejected the connection, or adding the peer failed.
     #[error("dial failed: {0}")]
     Failed(#[source] Box<dyn Error + Send + Sync>),
+    /// The address or its ID is on the deny list.
+    #[error("{0} is on the deny list")]
+    Denied(NetAddress),
+    /// The outbound limit is reached.
+    #[error("outbound peer limit reached")]
+    OutboundLimit,
+    /// The host name did not resolve.
+    #[error("cannot resolve {0}")]
+    Unresolved(NetAddress),
+}
+
+impl dyn Switch {
+    /// The reactor registered under `name`, as its concrete type `R`.
+    pub fn reactor_as<R: Reactor>(&self, name: &str) -> Option<Arc<R>> {
+        self.reactor(name).and_then(downcast_reactor::<R>)
+    }
+}
+
+/// What happened to a broadcast message at one peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BroadcastOutcome {
+    /// Queued for sending.
+    Queued,
+    /// The channel's send queue was full: not queued.
+    Full,
+    /// The connection is closing: not queued.
+    Closed,
+    /// The peer does not have the channel: not sent (Go skips such peers too).
+    UnknownChannel,
+}
+
+/// The per-peer outcomes of [`Switch::broadcast`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BroadcastReport {
+    /// One entry per peer connected when the broadcast was made.
+    pub outcomes: Vec<(NodeId, BroadcastOutcome)>,
+}
+
+impl BroadcastReport {
+    /// How many peers the message was queued for.
+    pub fn queued(&self) -> usize {
+        self.count(BroadcastOutcome::Queued)
+    }
+
+    /// How many peers had `outcome`.
+    pub fn count(&self, outcome: BroadcastOutcome) -> usize {
+        self.outcomes.iter().filter(|(_, o)| *o == outcome).count()
+    }
 }

@@ -17,8 +17,9 @@ use bytes::Bytes;
 use mukan_node_key::NodeId;
 
 use crate::{
-    ChannelDescriptor, ChannelId, DialError, Direction, Envelope, NetAddress, NodeInfo, Peer,
-    PeerCounts, PeerData, PeerStatus, Reactor, SendError, StopReason, Switch, TrySendError,
+    BroadcastOutcome, BroadcastReport, ChannelDescriptor, ChannelId, DialError, Direction,
+    Envelope, NetAddress, NodeInfo, Peer, PeerCounts, PeerData, PeerStatus, Reactor, SendError,
+    StopReason, Switch, TrySendError,
 };
 
 /// One call made to a [`RecordingReactor`].
@@ -407,6 +408,7 @@ pub struct FakeSwitch {
     reactors: Mutex<HashMap<String, Arc<dyn Reactor>>>,
     calls: Mutex<Vec<SwitchCall>>,
     dialing: Mutex<usize>,
+    max_outbound: Mutex<usize>,
 }
 
 impl std::fmt::Debug for FakeSwitch {
@@ -427,6 +429,7 @@ impl FakeSwitch {
             reactors: Mutex::new(HashMap::new()),
             calls: Mutex::new(Vec::new()),
             dialing: Mutex::new(0),
+            max_outbound: Mutex::new(10),
         }
     }
 
@@ -443,6 +446,11 @@ impl FakeSwitch {
     /// Sets the number of dials in progress reported by [`Switch::num_peers`].
     pub fn set_dialing(&self, n: usize) {
         *lock(&self.dialing) = n;
+    }
+
+    /// Sets what [`Switch::max_num_outbound_peers`] reports (10 by default).
+    pub fn set_max_outbound(&self, n: usize) {
+        *lock(&self.max_outbound) = n;
     }
 
     /// The calls so far.
@@ -487,18 +495,26 @@ impl Switch for FakeSwitch {
         }
     }
 
-    fn broadcast(
-        &self,
-        channel: ChannelId,
-        message: Bytes,
-    ) -> Pin<Box<dyn Future<Output = usize> + Send + 'static>> {
+    fn max_num_outbound_peers(&self) -> usize {
+        *lock(&self.max_outbound)
+    }
+
+    fn broadcast(&self, channel: ChannelId, message: Bytes) -> BroadcastReport {
         self.record(SwitchCall::Broadcast(channel, message.clone()));
-        let accepted = self
+        let outcomes = self
             .peers()
             .iter()
-            .filter(|p| p.try_send(channel, message.clone()).is_ok())
-            .count();
-        Box::pin(std::future::ready(accepted))
+            .map(|p| {
+                let outcome = match p.try_send(channel, message.clone()) {
+                    Ok(()) => BroadcastOutcome::Queued,
+                    Err(TrySendError::Full) => BroadcastOutcome::Full,
+                    Err(TrySendError::UnknownChannel(_)) => BroadcastOutcome::UnknownChannel,
+                    Err(_) => BroadcastOutcome::Closed,
+                };
+                (p.id(), outcome)
+            })
+            .collect();
+        BroadcastReport { outcomes }
     }
 
     fn stop_peer_for_error(&self, id: &NodeId, reason: Box<dyn Error + Send + Sync>) {

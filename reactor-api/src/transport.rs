@@ -6,9 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use bytes::Bytes;
-
-use crate::{ChannelDescriptor, ChannelId, NetAddress, Peer};
+use crate::{ChannelDescriptor, NetAddress, Peer, PeerInbox, TimeoutKind};
 
 /// Dials and accepts connections and upgrades them to peers: filters, secret connection,
 /// `NodeInfo` exchange, validation and compatibility (Go `p2p.Transport` +
@@ -59,17 +57,20 @@ pub trait Transport: Send + Sync + 'static {
 
 /// A peer with the lifecycle controls that only the switch uses.
 pub trait ManagedPeer: Peer {
-    /// Starts the connection's task; from now on, messages and the first error go to `events`.
-    /// The peer drops `events` when it stops.
+    /// Starts the connection; from now on received messages and the end of the connection
+    /// are delivered through the returned inbox, which the caller drains at its own pace
+    /// (bounded by each channel's receive budget, see [`PeerInbox`]). The connection's own
+    /// task never runs the caller's code.
     ///
     /// # Errors
-    /// [`TransportError::Closed`] if the connection is already gone.
-    fn start(&self, events: Arc<dyn PeerEvents>) -> Result<(), TransportError>;
+    /// [`TransportError::Closed`] if the connection is already gone or was started before.
+    fn start(&self) -> Result<Box<dyn PeerInbox>, TransportError>;
 
     /// Stops the connection at once, dropping queued messages.
     fn stop(&self);
 
-    /// Sends everything queued, then stops (Go `FlushStop`).
+    /// Sends everything queued, then stops (Go `FlushStop`). Returns within a bound (the
+    /// connection's flush timeout) even when the peer does not read.
     ///
     /// # Cancel safety
     /// Dropping the future stops the connection without waiting for the flush.
@@ -77,16 +78,6 @@ pub trait ManagedPeer: Peer {
 
     /// This peer as the reactor-facing handle.
     fn as_peer(self: Arc<Self>) -> Arc<dyn Peer>;
-}
-
-/// Where a started peer reports what happens on its connection. Called from the connection's
-/// task: must not block.
-pub trait PeerEvents: Send + Sync + 'static {
-    /// A complete message arrived on `channel`.
-    fn received(&self, channel: ChannelId, message: Bytes);
-
-    /// The connection failed; called at most once, and nothing follows.
-    fn errored(&self, error: Box<dyn Error + Send + Sync>);
 }
 
 /// What the switch tells the transport about the peers it wants.
@@ -111,7 +102,8 @@ impl fmt::Debug for PeerConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum RejectReason {
-    /// The secret connection or `NodeInfo` exchange failed, or an ID did not match.
+    /// The secret connection's authentication failed, or an ID did not match. (Timeouts are
+    /// [`TransportError::Timeout`], never this.)
     AuthFailure,
     /// Already connected to this connection, IP or ID.
     Duplicate,
@@ -123,6 +115,9 @@ pub enum RejectReason {
     NodeInfoInvalid,
     /// The peer is ourselves; `addr` is then our own address as seen by the peer.
     SelfConnection,
+    /// The remote IP or the authenticated ID is on the deny list
+    /// ([`DenyList`](crate::DenyList)); an IP is refused before any handshake.
+    Denied,
 }
 
 /// Why [`Transport::dial`] or [`Transport::accept`] failed.
@@ -135,6 +130,9 @@ pub enum TransportError {
     /// A connection filter did not answer in time (Go `ErrFilterTimeout`).
     #[error("filter timed out")]
     FilterTimeout,
+    /// A stage of the dial or upgrade did not finish in time.
+    #[error("{0} timeout")]
+    Timeout(TimeoutKind),
     /// Socket error (connect, accept, read, write).
     #[error("transport io: {0}")]
     Io(#[from] std::io::Error),

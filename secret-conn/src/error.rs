@@ -30,7 +30,7 @@ pub enum Error {
     #[error("I/O error: {0}")]
     Io(#[source] io::Error),
     /// The 64-bit frame counter of one direction is used up; the session must be re-established.
-    /// (Go panics here; see PROTOCOL.md §1.4.)
+    /// (Go panics here, in `incrNonce`.)
     #[error("nonce counter exhausted")]
     NonceExhausted,
     /// The authenticated peer is not the one that was dialed.

@@ -1,4 +1,4 @@
-//! The frame codec (Go `SecretConnection.Write` / `Read`, PROTOCOL.md §1.5–§1.6).
+//! The frame codec (Go `SecretConnection.Write` / `Read`).
 //!
 //! A frame carries up to 1024 payload bytes: the 1028-byte plaintext `LE_u32(len) || payload ||
 //! zero padding` sealed with ChaCha20-Poly1305 into 1044 bytes. Each direction has its own key and

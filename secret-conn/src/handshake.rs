@@ -1,5 +1,5 @@
-//! The Station-to-Station handshake as a typestate machine (Go `MakeSecretConnection`,
-//! PROTOCOL.md §1.2).
+//! The Station-to-Station handshake as a typestate machine (Go `MakeSecretConnection`
+//! in `p2p/conn/secret_connection.go`).
 
 use mukan_node_key::{NodeKey, PublicKey};
 use rand_core::CryptoRngCore;
@@ -186,7 +186,7 @@ mod tests {
     }
 
     // Fixed-key vectors published with cometbft-p2p 0.3 (`src/test_vectors.rs`), an
-    // independent implementation used against live CometBFT validators (RELIABILITY V3).
+    // independent implementation used against live CometBFT validators.
     const ALICE_ED25519_SEED: &str =
         "a0d068d7c44e951610d54a7eb90279e8a31b61128d44d2dd92311763c468185c";
     const BOB_ED25519_SEED: &str =

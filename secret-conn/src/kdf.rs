@@ -1,5 +1,5 @@
 //! Key derivation: the Merlin transcript challenge and the HKDF-SHA256 session keys
-//! (Go `deriveSecrets` and the transcript steps of `MakeSecretConnection`, PROTOCOL.md §1.2).
+//! (Go `deriveSecrets` and the transcript steps of `MakeSecretConnection`).
 
 use hkdf::Hkdf;
 use merlin::Transcript;
@@ -77,16 +77,20 @@ mod tests {
         hex::decode(s).unwrap().try_into().unwrap()
     }
 
-    /// V1: every line of Go's `TestDeriveSecretsAndChallengeGolden.golden` (PROTOCOL.md §1.7):
-    /// dh, locIsLeast, recv, send, legacy challenge.
+    /// Every line of Go's `TestDeriveSecretsAndChallengeGolden.golden` (copied into
+    /// `tests/data/derive-secrets.golden`, whose first line names its source): dh, locIsLeast,
+    /// recv, send, legacy challenge.
     #[test]
     fn derive_secrets_golden() {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/vectors/secret-conn-derive-secrets.golden");
+        let path =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/derive-secrets.golden");
         let text = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
         let mut lines = 0;
         for (i, line) in text.lines().enumerate() {
+            if line.starts_with('#') {
+                continue;
+            }
             let cols: Vec<&str> = line.split(',').collect();
             assert_eq!(cols.len(), 5, "line {}: {line}", i + 1);
             let dh = hex32(cols[0]);

@@ -2,8 +2,8 @@
 //!
 //! A secret connection authenticates two nodes by their ed25519 [node keys] and encrypts the
 //! byte stream between them (spec: CometBFT `spec/p2p/legacy-docs/peer.md` "Authenticated
-//! Encryption Handshake"; code: `p2p/conn/secret_connection.go`; our wire facts:
-//! `PROTOCOL.md` §1). It is a Station-to-Station handshake:
+//! Encryption Handshake"; code: `p2p/conn/secret_connection.go` at tag
+//! v0.38.25). It is a Station-to-Station handshake:
 //!
 //! 1. both sides send a plaintext X25519 ephemeral key (`BytesValue`, 35 bytes on the wire);
 //! 2. the X25519 secret feeds a Merlin transcript (the 32-byte challenge) and HKDF-SHA256 (one

@@ -1,4 +1,4 @@
-//! The per-direction frame counter (Go `incrNonce`, PROTOCOL.md §1.4).
+//! The per-direction frame counter (Go `incrNonce`).
 
 use crate::Error;
 

@@ -1,5 +1,5 @@
-//! The two handshake messages (hand-written prost structs, PROTOCOL.md §1.2–§1.3) and the
-//! `libs/protoio` uvarint length prefix.
+//! The two handshake messages (hand-written prost structs; Go `p2p/conn/secret_connection.go`)
+//! and the `libs/protoio` uvarint length prefix, decoded by prost.
 
 use prost::Message as _;
 
@@ -10,7 +10,7 @@ pub(crate) const EPH_KEY_LEN: usize = 32;
 /// On-stream length of our ephemeral-key message: `22 0a 20 <32 bytes>`.
 pub(crate) const EPH_MSG_LEN: usize = 35;
 /// Largest ephemeral-key message body we accept. Go allows 1 MiB; an honest body is 34 bytes
-/// (RELIABILITY.md caps it at 64 before allocating anything).
+/// (we cap it at 64 before allocating anything).
 pub(crate) const MAX_EPH_MSG_BODY: usize = 64;
 /// On-stream length of an ed25519 `AuthSigMessage`: `66 0a 22 0a 20 <32> 12 40 <64>`.
 pub(crate) const AUTH_SIG_MSG_LEN: usize = 103;
@@ -122,7 +122,7 @@ pub(crate) fn decode_auth_sig_msg(body: &[u8]) -> Result<AuthSig, Error> {
 /// [`MAX_AUTH_SIG_MSG_LEN`]: crate::MAX_AUTH_SIG_MSG_LEN
 #[derive(Debug, Default, Clone)]
 pub struct LengthPrefix {
-    value: u64,
+    prefix: [u8; MAX_VARINT_LEN],
     bytes: usize,
 }
 
@@ -132,23 +132,28 @@ impl LengthPrefix {
         Self::default()
     }
 
-    /// Feeds one byte; returns the value once the last byte of the prefix was fed.
+    /// Feeds one byte; returns the value once the last byte of the prefix was fed (the
+    /// decoding itself is prost's, [`prost::encoding::decode_varint`]).
     ///
     /// # Errors
     /// A [`DecodeError`] for a prefix longer than 10 bytes or one overflowing `u64`.
     pub fn push(&mut self, byte: u8) -> Result<Option<u64>, DecodeError> {
-        if self.bytes == MAX_VARINT_LEN - 1 && byte > 1 {
+        let Some(slot) = self.prefix.get_mut(self.bytes) else {
             return Err(DecodeError::varint());
-        }
-        self.value |= u64::from(byte & 0x7f) << (7 * self.bytes);
+        };
+        *slot = byte;
         self.bytes += 1;
-        if byte & 0x80 == 0 {
-            Ok(Some(self.value))
-        } else if self.bytes == MAX_VARINT_LEN {
-            Err(DecodeError::varint())
-        } else {
-            Ok(None)
+        if byte & 0x80 != 0 {
+            return if self.bytes == MAX_VARINT_LEN {
+                Err(DecodeError::varint())
+            } else {
+                Ok(None)
+            };
         }
+        let mut prefix = &self.prefix[..self.bytes];
+        prost::encoding::decode_varint(&mut prefix)
+            .map(Some)
+            .map_err(|_| DecodeError::varint())
     }
 
     /// Checks a declared body length against the limit for the message, before anything is

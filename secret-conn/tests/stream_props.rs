@@ -1,4 +1,4 @@
-//! Property test over the public API (RELIABILITY B8, tendermint-rs #1393): any sequence of
+//! Property test over the public API (the class of bug of tendermint-rs #1393): any sequence of
 //! writes (0 B to 100 KiB, split at random points, with flushes in between) arrives as exactly
 //! the same bytes, whatever the read sizes and the pipe capacity.
 
@@ -103,7 +103,7 @@ proptest! {
     }
 }
 
-/// Every read size from 1 to 2048 against one 8 KiB message, in one session (RELIABILITY B8).
+/// Every read size from 1 to 2048 against one 8 KiB message, in one session.
 #[tokio::test]
 async fn every_read_size() {
     let (a, b) = duplex(1 << 16);

@@ -3,6 +3,8 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
+use mukan_reactor_api::canonical_ip;
+
 /// Open connections by remote socket address. Pure data; the transport guards it with a lock
 /// that is never held across an `.await`.
 #[derive(Debug, Default)]
@@ -18,13 +20,13 @@ impl ConnSet {
 
     /// Whether any open connection (inbound or outbound) is with this IP.
     pub(crate) fn has_ip(&self, ip: IpAddr) -> bool {
-        let ip = canonical(ip);
+        let ip = canonical_ip(ip);
         self.by_addr.values().any(|known| *known == ip)
     }
 
     /// How many open connections are with this IP.
     pub(crate) fn count_ip(&self, ip: IpAddr) -> usize {
-        let ip = canonical(ip);
+        let ip = canonical_ip(ip);
         self.by_addr.values().filter(|known| **known == ip).count()
     }
 
@@ -33,7 +35,7 @@ impl ConnSet {
         if self.by_addr.contains_key(&addr) {
             return false;
         }
-        self.by_addr.insert(addr, canonical(addr.ip()));
+        self.by_addr.insert(addr, canonical_ip(addr.ip()));
         true
     }
 
@@ -45,14 +47,6 @@ impl ConnSet {
     /// Number of open connections.
     pub(crate) fn len(&self) -> usize {
         self.by_addr.len()
-    }
-}
-
-/// IPv4-mapped IPv6 addresses compare equal to their IPv4 form, as in Go.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        IpAddr::V4(_) => ip,
     }
 }
 

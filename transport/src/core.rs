@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use mukan_node_key::NodeKey;
 use mukan_reactor_api::{
-    Direction, ManagedPeer, NetAddress, NodeInfo, PeerConfig, Transport, TransportError,
+    DenyList, Direction, ManagedPeer, NetAddress, NodeInfo, PeerConfig, Transport, TransportError,
 };
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
@@ -21,7 +21,7 @@ use crate::peer::{ConnGuard, wrap_peer};
 use crate::upgrade::{Io, UpgradeCtx, Upgraded, upgrade};
 use crate::{ConnFilter, Stage, UpgradeError};
 
-/// Limits and timeouts of a [`TcpTransport`].
+/// Limits and timeouts of a [`TcpTransport`](crate::TcpTransport).
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Config {
@@ -33,19 +33,25 @@ pub struct Config {
     pub node_info_timeout: Duration,
     /// Bound on each connection filter (Go: 5 s).
     pub filter_timeout: Duration,
-    /// Inbound connections upgrading at the same time; further connections wait in the
-    /// kernel's backlog until a slot frees.
+    /// Inbound connections upgrading, or upgraded and waiting for [`Transport::accept`], at
+    /// the same time: a slot is held until `accept` takes the connection. Further
+    /// connections wait in the kernel's backlog until a slot frees.
     pub max_pending_upgrades: NonZeroUsize,
     /// Open inbound connections (upgrading or established); `None` for no bound (Go
     /// `LimitListener`, set by the node to `max_num_inbound_peers` + unconditional peers).
     pub max_inbound: Option<NonZeroUsize>,
-    /// Upgraded inbound connections waiting for [`Transport::accept`].
+    /// Upgraded inbound connections (or their errors) queued for [`Transport::accept`]; the
+    /// rest of the `max_pending_upgrades` slots wait, parked, for room.
     pub accept_queue: NonZeroUsize,
     /// Allow several connections with one IP (config.toml `allow_duplicate_ip`).
     pub allow_duplicate_ip: bool,
     /// MConnection settings of every peer (default: what a CometBFT node uses, with the
     /// `[p2p]` send and receive rates of 5,120,000 B/s).
     pub mconn: mukan_mconn::Config,
+    /// IDs and IP networks refused (default: empty). The remote IP is checked before any
+    /// handshake (on accept, and before dialing along with the dialed ID), the authenticated
+    /// ID once the upgrade has it. Share it with the switch to ban and unban at runtime.
+    pub deny: Arc<DenyList>,
 }
 
 impl Default for Config {
@@ -60,6 +66,7 @@ impl Default for Config {
             accept_queue: NonZeroUsize::new(16).unwrap_or(NonZeroUsize::MIN),
             allow_duplicate_ip: false,
             mconn: mukan_mconn::Config::node_default(),
+            deny: Arc::new(DenyList::new()),
         }
     }
 }
@@ -83,12 +90,13 @@ pub(crate) struct Inner {
     local_addr: Mutex<Option<SocketAddr>>,
 }
 
-type Accepted = Result<Pending, TransportError>;
+type Accepted = Pending;
 
-/// An upgraded inbound connection waiting for `accept`.
+/// An upgraded inbound connection waiting for `accept`, or the error of one that failed; it
+/// holds its upgrade slot until `accept` takes it.
 struct Pending {
-    upgraded: Upgraded<Box<dyn Io>>,
-    guard: ConnGuard,
+    item: Result<(Upgraded<Box<dyn Io>>, ConnGuard), TransportError>,
+    _slot: Option<OwnedSemaphorePermit>,
 }
 
 impl Core {
@@ -179,12 +187,23 @@ impl Core {
         if *inner.closed.borrow() {
             return Err(TransportError::Closed);
         }
+        if inner.config.deny.is_denied_ip(addr.ip()) {
+            return Err(rejected(UpgradeError::DeniedIp(addr.ip()), Some(addr)));
+        }
+        if inner.config.deny.is_denied_id(&addr.id()) {
+            return Err(rejected(UpgradeError::DeniedId(addr.id()), Some(addr)));
+        }
         let target = addr.socket_addr();
         let local = *inner.local_addr.lock();
         let connect = inner.backend.connect(target, local);
         let (stream, remote) = match tokio::time::timeout(inner.config.dial_timeout, connect).await
         {
-            Err(_) => return Err(rejected(UpgradeError::Timeout(Stage::Dial), Some(addr))),
+            Err(_) => {
+                return Err(into_transport_error(
+                    UpgradeError::Timeout(Stage::Dial),
+                    None,
+                ));
+            }
             Ok(Err(e)) => return Err(TransportError::Io(e)),
             Ok(Ok(pair)) => pair,
         };
@@ -195,6 +214,7 @@ impl Core {
         let upgraded = upgrade(stream, &ctx, Some(&addr))
             .await
             .map_err(|e| into_transport_error(e, Some(addr)))?;
+        check_denied_id(inner, &upgraded).map_err(|e| into_transport_error(e, Some(addr)))?;
         let persistent = (peer_config.is_persistent)(&addr);
         Ok(wrap_peer(
             upgraded,
@@ -214,13 +234,16 @@ impl Core {
         let mut closed = self.inner.closed.subscribe();
         let mut rx = self.inner.accepted_rx.lock().await;
         let next = tokio::select! {
-            next = rx.recv() => next,
+            biased;
             _ = closed.wait_for(|c| *c) => None,
+            next = rx.recv() => next,
         };
         let Some(pending) = next else {
+            drain(&mut rx);
             return Err(TransportError::Closed);
         };
-        let Pending { upgraded, guard } = pending?;
+        // The upgrade slot is released here, once the connection is taken.
+        let (upgraded, guard) = pending.item?;
         let socket = NetAddress::new(upgraded.id, guard.addr().ip(), guard.addr().port());
         let persistent = match upgraded.node_info.net_address() {
             Ok(mukan_reactor_api::ParsedAddress::Resolved(self_reported)) => {
@@ -268,7 +291,26 @@ impl Transport for Core {
 
     fn close(&self) {
         self.inner.closed.send_replace(true);
+        // Drop every queued connection now (an `accept` holding the queue drains it itself
+        // as it returns); parked upgrade tasks see the closed queue and end.
+        if let Ok(mut rx) = self.inner.accepted_rx.try_lock() {
+            drain(&mut rx);
+        }
     }
+}
+
+/// Closes the accept queue and drops what it holds (sockets, slots).
+fn drain(rx: &mut mpsc::Receiver<Accepted>) {
+    rx.close();
+    while rx.try_recv().is_ok() {}
+}
+
+/// The deny-list check on the authenticated ID.
+fn check_denied_id(inner: &Inner, upgraded: &Upgraded<Box<dyn Io>>) -> Result<(), UpgradeError> {
+    if inner.config.deny.is_denied_id(&upgraded.id) {
+        return Err(UpgradeError::DeniedId(upgraded.id));
+    }
+    Ok(())
 }
 
 impl std::fmt::Debug for Core {
@@ -321,6 +363,17 @@ async fn accept_loop(inner: Weak<Inner>, mut listener: Listener) {
         let Some(strong) = inner.upgrade() else {
             return;
         };
+        if strong.config.deny.is_denied_ip(remote.ip()) {
+            // Refused before any handshake byte: the socket is closed at once. The refusal is
+            // reported to `accept` if there is room, never waited for.
+            drop(stream);
+            let error = into_transport_error(UpgradeError::DeniedIp(remote.ip()), None);
+            let _ = strong.accepted_tx.try_send(Pending {
+                item: Err(error),
+                _slot: None,
+            });
+            continue;
+        }
         tokio::spawn(upgrade_inbound(
             strong,
             stream,
@@ -338,15 +391,20 @@ async fn upgrade_inbound(
     pending_permit: OwnedSemaphorePermit,
     inbound_permit: Option<OwnedSemaphorePermit>,
 ) {
-    let result = async {
+    let mut closed = inner.closed.subscribe();
+    let work = async {
         let mut guard = filter_conn(&inner, remote).await?;
         guard.hold(inbound_permit);
         let ctx = inner.ctx.read().clone();
         let upgraded = upgrade(stream, &ctx, None).await?;
-        Ok::<_, UpgradeError>(Pending { upgraded, guard })
-    }
-    .await;
-    drop(pending_permit);
+        check_denied_id(&inner, &upgraded)?;
+        Ok::<_, UpgradeError>((upgraded, guard))
+    };
+    let result = tokio::select! {
+        result = work => result,
+        // Closing the transport ends every upgrade in flight (and drops its socket).
+        _ = closed.wait_for(|c| *c) => return,
+    };
     let item = result.map_err(|e| {
         let addr = match &e {
             UpgradeError::SelfConnection => Some(NetAddress::new(
@@ -358,8 +416,17 @@ async fn upgrade_inbound(
         };
         into_transport_error(e, addr)
     });
-    // Bounded: a full queue makes this task wait, which in turn holds an upgrade slot.
-    let _ = inner.accepted_tx.send(item).await;
+    // Bounded: a full queue makes this task wait, holding its upgrade slot (which `accept`
+    // releases), so upgraded connections never outnumber `max_pending_upgrades`. A closed
+    // transport fails the send (or ends the wait) and drops the connection.
+    let pending = Pending {
+        item,
+        _slot: Some(pending_permit),
+    };
+    tokio::select! {
+        _ = inner.accepted_tx.send(pending) => {}
+        _ = closed.wait_for(|c| *c) => {}
+    }
 }
 
 /// The checks before any handshake (Go `filterConn`): duplicate connection, duplicate IP,
@@ -415,7 +482,7 @@ fn conns_has_other_ip(conns: &ConnSet, remote: SocketAddr) -> bool {
 }
 
 fn needs_listen_addr(listen_addr: &str) -> bool {
-    let host_port = listen_addr.split("://").last().unwrap_or("");
+    let host_port = mukan_reactor_api::strip_protocol(listen_addr);
     host_port.is_empty() || host_port.ends_with(":0")
 }
 
@@ -435,9 +502,11 @@ fn announced_address(node_key: &NodeKey, info: &NodeInfo, bound: Option<SocketAd
     }
 }
 
+/// Timeouts are timeouts (`TransportError::Timeout`, `FilterTimeout`), never rejections.
 fn into_transport_error(e: UpgradeError, addr: Option<NetAddress>) -> TransportError {
     match e {
         UpgradeError::FilterTimeout => TransportError::FilterTimeout,
+        UpgradeError::Timeout(stage) => TransportError::Timeout(stage.into()),
         other => rejected(other, addr),
     }
 }

@@ -5,7 +5,9 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 
 use mukan_node_key::NodeId;
-use mukan_reactor_api::{IncompatibleError, NodeInfoDecodeError, NodeInfoError, RejectReason};
+use mukan_reactor_api::{
+    IncompatibleError, NodeInfoDecodeError, NodeInfoError, RejectReason, TimeoutKind,
+};
 
 use crate::Denied;
 
@@ -28,6 +30,16 @@ impl fmt::Display for Stage {
             Self::SecretConnection => "secret connection handshake",
             Self::NodeInfoExchange => "NodeInfo exchange",
         })
+    }
+}
+
+impl From<Stage> for TimeoutKind {
+    fn from(stage: Stage) -> Self {
+        match stage {
+            Stage::Dial => Self::Dial,
+            Stage::SecretConnection => Self::Handshake,
+            Stage::NodeInfoExchange => Self::NodeInfo,
+        }
     }
 }
 
@@ -82,9 +94,16 @@ pub enum UpgradeError {
     /// A connection filter did not answer within the filter timeout.
     #[error("connection filter timed out")]
     FilterTimeout,
-    /// A stage did not finish in time.
+    /// A stage did not finish in time. Reported as `TransportError::Timeout`, never as a
+    /// rejection.
     #[error("{0} timed out")]
     Timeout(Stage),
+    /// The remote IP is on the deny list (checked before any handshake).
+    #[error("ip<{0}> is denied")]
+    DeniedIp(IpAddr),
+    /// The authenticated node ID is on the deny list.
+    #[error("node {0} is denied")]
+    DeniedId(NodeId),
 }
 
 impl UpgradeError {
@@ -96,11 +115,27 @@ impl UpgradeError {
             Self::SecretConn(_)
             | Self::DialedIdMismatch { .. }
             | Self::Exchange(_)
-            | Self::NodeInfoIdMismatch { .. }
-            | Self::Timeout(_) => RejectReason::AuthFailure,
+            | Self::NodeInfoIdMismatch { .. } => RejectReason::AuthFailure,
+            // Not a rejection: the transport reports it as `TransportError::Timeout`
+            // ([`UpgradeError::timeout`]). Kept total for callers that classify anyway.
+            Self::Timeout(_) => RejectReason::AuthFailure,
+            Self::DeniedIp(_) | Self::DeniedId(_) => RejectReason::Denied,
             Self::InvalidNodeInfo(_) => RejectReason::NodeInfoInvalid,
             Self::SelfConnection => RejectReason::SelfConnection,
             Self::Incompatible(_) => RejectReason::Incompatible,
+        }
+    }
+}
+
+impl UpgradeError {
+    /// Which deadline passed, if this is a timeout (a dial, handshake, `NodeInfo` or filter
+    /// timeout): the transport reports these as `TransportError::Timeout` /
+    /// `FilterTimeout`, not as rejections.
+    pub fn timeout(&self) -> Option<TimeoutKind> {
+        match self {
+            Self::Timeout(stage) => Some((*stage).into()),
+            Self::FilterTimeout => Some(TimeoutKind::Filter),
+            _ => None,
         }
     }
 }

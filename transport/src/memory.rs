@@ -3,7 +3,7 @@
 //! sockets, so switches and PEX can be tested and simulated without the network, with
 //! `start_paused` time.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -34,7 +34,10 @@ pub struct MemoryNetwork {
 #[derive(Debug, Default)]
 struct NetState {
     listeners: HashMap<SocketAddr, mpsc::Sender<(DuplexStream, SocketAddr)>>,
+    /// Addresses whose connection attempts hang (until the dialer's dial timeout).
+    unresponsive: HashSet<SocketAddr>,
     next_port: u16,
+    next_ip: u32,
 }
 
 impl NetState {
@@ -45,6 +48,52 @@ impl NetState {
         let port = self.next_port;
         self.next_port = self.next_port.checked_add(1).unwrap_or(FIRST_PORT);
         port
+    }
+}
+
+impl MemoryNetwork {
+    /// A new, empty network.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An IP no earlier call returned: `10.0.0.1`, `10.0.0.2`, … (in `10.0.0.0/8`; pick
+    /// addresses outside it by hand to avoid collisions). One per node makes every node's
+    /// connections distinguishable by IP (duplicate-IP checks, deny lists).
+    pub fn next_ip(&self) -> IpAddr {
+        let mut state = self.state.lock();
+        state.next_ip = state.next_ip.wrapping_add(1) & 0x00ff_ffff;
+        if state.next_ip == 0 {
+            state.next_ip = 1;
+        }
+        IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 | state.next_ip))
+    }
+
+    /// Removes the listener bound at `addr` (a node that went away): dials to it are refused
+    /// from now on, connections already queued for it stay. Returns whether one was bound.
+    /// The transport that owned it keeps its peers; it can `listen` again.
+    pub fn kill_listener(&self, addr: SocketAddr) -> bool {
+        self.state.lock().listeners.remove(&addr).is_some()
+    }
+
+    /// While set, connection attempts to `addr` hang (a host that drops packets): the dialer
+    /// sees its dial timeout. Existing connections are not affected.
+    pub fn set_unresponsive(&self, addr: SocketAddr, unresponsive: bool) {
+        let mut state = self.state.lock();
+        if unresponsive {
+            state.unresponsive.insert(addr);
+        } else {
+            state.unresponsive.remove(&addr);
+        }
+    }
+
+    /// Whether a listener is bound at `addr`.
+    pub fn is_listening(&self, addr: SocketAddr) -> bool {
+        self.state
+            .lock()
+            .listeners
+            .get(&addr)
+            .is_some_and(|tx| !tx.is_closed())
     }
 }
 
@@ -60,11 +109,14 @@ pub(crate) struct MemoryListener {
 }
 
 impl MemoryListener {
+    /// The next connection; once the listener was killed
+    /// ([`MemoryNetwork::kill_listener`]) and its backlog is empty, waits forever (the accept
+    /// loop ends when its transport closes).
     pub(crate) async fn accept(&mut self) -> io::Result<(DuplexStream, SocketAddr)> {
-        self.rx
-            .recv()
-            .await
-            .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))
+        match self.rx.recv().await {
+            Some(conn) => Ok(conn),
+            None => std::future::pending().await,
+        }
     }
 }
 
@@ -95,6 +147,10 @@ impl Endpoint {
     }
 
     pub(crate) async fn connect(&self, target: SocketAddr) -> io::Result<DuplexStream> {
+        let unresponsive = self.network.state.lock().unresponsive.contains(&target);
+        if unresponsive {
+            return std::future::pending().await;
+        }
         let (tx, local) = {
             let mut state = self.network.state.lock();
             let tx = state

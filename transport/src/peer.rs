@@ -6,17 +6,18 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Weak};
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use mukan_mconn::{Event, MConnection};
+use mukan_mconn::MConnection;
 use mukan_node_key::NodeId;
 use mukan_reactor_api::{
-    ChannelDescriptor, ChannelId, Direction, ManagedPeer, NetAddress, NodeInfo, Peer, PeerConfig,
-    PeerData, PeerEvents, PeerStatus, SendError, TransportError, TrySendError,
+    ChannelDescriptor, ChannelId, Direction, InboxItem, ManagedPeer, NetAddress, NodeInfo, Peer,
+    PeerConfig, PeerData, PeerInbox, PeerStatus, SendError, TransportError, TrySendError,
 };
 use mukan_secret_conn::SecretStream;
 use parking_lot::Mutex;
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
 use crate::core::Inner;
 use crate::upgrade::{Io, Upgraded};
@@ -183,7 +184,7 @@ impl Peer for TransportPeer {
 }
 
 impl ManagedPeer for TransportPeer {
-    fn start(&self, events: Arc<dyn PeerEvents>) -> Result<(), TransportError> {
+    fn start(&self) -> Result<Box<dyn PeerInbox>, TransportError> {
         let mut state = self.state.lock();
         let State::Ready { .. } = &*state else {
             return Err(TransportError::Closed);
@@ -196,20 +197,14 @@ impl ManagedPeer for TransportPeer {
         else {
             return Err(TransportError::Closed);
         };
-        let guard = self.guard.clone();
-        let handler = move |event: Event| match event {
-            Event::Received { channel, message } => events.received(channel, message),
-            Event::Error(error) => {
-                guard.lock().take();
-                events.errored(Box::new(error));
-            }
-            // Future event kinds carry nothing a reactor acts on.
-            _ => {}
-        };
-        let conn = MConnection::spawn_with_handler(*stream, &channels, config, handler)
+        let (conn, items) = MConnection::spawn_inbox(*stream, &channels, config)
             .map_err(|e| TransportError::Io(std::io::Error::other(e)))?;
         *state = State::Running(Arc::new(conn));
-        Ok(())
+        Ok(Box::new(Inbox {
+            items,
+            guard: self.guard.clone(),
+            done: false,
+        }))
     }
 
     fn stop(&self) {
@@ -241,5 +236,28 @@ impl fmt::Debug for TransportPeer {
             .field("direction", &self.direction)
             .field("socket_addr", &self.socket_addr)
             .finish_non_exhaustive()
+    }
+}
+
+/// The inbox of a started transport peer: forwards the connection's items. The receive
+/// budgets are enforced by the connection itself ([`MConnection::spawn_inbox`]).
+struct Inbox {
+    items: mpsc::Receiver<InboxItem>,
+    guard: Arc<Mutex<Option<ConnGuard>>>,
+    done: bool,
+}
+
+impl PeerInbox for Inbox {
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<InboxItem>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        let item = std::task::ready!(self.items.poll_recv(cx));
+        if matches!(item, None | Some(InboxItem::Stopped(_))) {
+            self.done = true;
+            // The connection is over: free its connection-table entry and inbound slot.
+            self.guard.lock().take();
+        }
+        Poll::Ready(item)
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use mukan_node_key::{NodeId, NodeKey};
 use mukan_reactor_api::{NetAddress, NodeInfo};
-use mukan_secret_conn::SecretStream;
+use mukan_secret_conn::{LengthPrefix, SecretStream};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::{ExchangeError, Stage, UpgradeError};
@@ -33,10 +33,7 @@ impl UpgradeCtx {
         handshake_timeout: Duration,
         node_info_timeout: Duration,
     ) -> Self {
-        let body = node_info.encode_to_vec();
-        let mut node_info_msg = Vec::with_capacity(body.len() + 10);
-        put_uvarint(&mut node_info_msg, body.len() as u64);
-        node_info_msg.extend_from_slice(&body);
+        let node_info_msg = node_info.encode_length_delimited_to_vec();
         Self {
             node_key,
             node_info,
@@ -164,22 +161,14 @@ pub(crate) async fn read_delimited<R>(reader: &mut R, max: usize) -> Result<Vec<
 where
     R: AsyncRead + Unpin,
 {
-    let mut len: u64 = 0;
-    let mut shift = 0u32;
-    loop {
+    // One byte at a time through the secret connection's prefix decoder (prost underneath).
+    let mut prefix = LengthPrefix::new();
+    let len = loop {
         let byte = reader.read_u8().await.map_err(ExchangeError::Io)?;
-        if shift == 63 && byte > 1 {
-            return Err(ExchangeError::Varint);
+        if let Some(len) = prefix.push(byte).map_err(|_| ExchangeError::Varint)? {
+            break len;
         }
-        len |= u64::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            break;
-        }
-        shift += 7;
-        if shift > 63 {
-            return Err(ExchangeError::Varint);
-        }
-    }
+    };
     let too_large = ExchangeError::TooLarge { len, max };
     let Ok(len_usize) = usize::try_from(len) else {
         return Err(too_large);
@@ -195,14 +184,6 @@ where
     Ok(body)
 }
 
-pub(crate) fn put_uvarint(out: &mut Vec<u8>, mut value: u64) {
-    while value >= 0x80 {
-        out.push((value as u8) | 0x80);
-        value >>= 7;
-    }
-    out.push(value as u8);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,8 +194,8 @@ mod tests {
         assert_eq!(read_delimited(&mut ok, 10).await.unwrap(), vec![1, 2, 3]);
         assert_eq!(ok, &[9], "nothing past the message is consumed");
 
-        let mut big = Vec::new();
-        put_uvarint(&mut big, 10_241);
+        // uvarint(10_241)
+        let big = [0x81, 0x50];
         assert!(matches!(
             read_delimited(&mut big.as_slice(), 10_240).await,
             Err(ExchangeError::TooLarge {
@@ -222,8 +203,8 @@ mod tests {
                 max: 10_240
             })
         ));
-        let mut huge = Vec::new();
-        put_uvarint(&mut huge, u64::MAX);
+        // uvarint(u64::MAX)
+        let huge = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01];
         assert!(matches!(
             read_delimited(&mut huge.as_slice(), 10_240).await,
             Err(ExchangeError::TooLarge { .. })

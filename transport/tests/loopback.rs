@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use mukan_node_key::NodeKey;
 use mukan_reactor_api::{
-    ChannelDescriptor, ChannelId, Direction, NetAddress, NodeInfo, Other, PeerConfig,
-    ProtocolVersion, RejectReason, Transport, TransportError,
+    ChannelDescriptor, ChannelId, DenyEntry, DenyList, Direction, NetAddress, NodeInfo, Other,
+    PeerConfig, ProtocolVersion, RejectReason, TimeoutKind, Transport, TransportError,
 };
-use mukan_transport::{Config, ExchangeError, Stage, TcpTransport, UpgradeError};
+use mukan_transport::{Config, ExchangeError, TcpTransport, UpgradeError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -224,10 +224,11 @@ async fn a_silent_peer_is_dropped_at_the_handshake_timeout() {
         .await
         .err()
         .unwrap();
-    assert!(matches!(
-        upgrade_error(&err),
-        UpgradeError::Timeout(Stage::SecretConnection)
-    ));
+    // A timeout is a timeout, never an authentication failure.
+    assert!(
+        matches!(err, TransportError::Timeout(TimeoutKind::Handshake)),
+        "{err:?}"
+    );
     // The transport closed the socket: the silent peer reads our ephemeral key, then EOF.
     let mut buf = Vec::new();
     silent.read_to_end(&mut buf).await.unwrap();
@@ -350,13 +351,20 @@ struct Collect {
     tx: tokio::sync::mpsc::Sender<Result<(ChannelId, bytes::Bytes), String>>,
 }
 
-impl mukan_reactor_api::PeerEvents for Collect {
-    fn received(&self, channel: ChannelId, message: bytes::Bytes) {
-        let _ = self.tx.try_send(Ok((channel, message)));
-    }
-
-    fn errored(&self, error: Box<dyn std::error::Error + Send + Sync>) {
-        let _ = self.tx.try_send(Err(error.to_string()));
+impl Collect {
+    /// Drains a started peer's inbox into the test's channel.
+    async fn pump(self, mut inbox: Box<dyn mukan_reactor_api::PeerInbox>) {
+        while let Some(item) = inbox.recv().await {
+            let _ = match item {
+                mukan_reactor_api::InboxItem::Received {
+                    channel, message, ..
+                } => self.tx.try_send(Ok((channel, message))),
+                mukan_reactor_api::InboxItem::Stopped(reason) => {
+                    self.tx.try_send(Err(reason.to_string()))
+                }
+                _ => Ok(()),
+            };
+        }
     }
 }
 
@@ -376,8 +384,8 @@ async fn started_peers_exchange_messages_and_report_the_end() {
     ));
     let (tx_a, mut rx_a) = tokio::sync::mpsc::channel(16);
     let (tx_b, mut rx_b) = tokio::sync::mpsc::channel(16);
-    accepted.start(Arc::new(Collect { tx: tx_a })).unwrap();
-    dialed.start(Arc::new(Collect { tx: tx_b })).unwrap();
+    tokio::spawn(Collect { tx: tx_a }.pump(accepted.start().unwrap()));
+    tokio::spawn(Collect { tx: tx_b }.pump(dialed.start().unwrap()));
 
     dialed
         .send(ECHO, bytes::Bytes::from(vec![7u8; 5000]))
@@ -504,9 +512,125 @@ async fn a_peer_silent_after_the_secret_connection_times_out_in_the_node_info_st
         a.transport.accept(peer_config(&[0x7e])),
     );
     let err = accepted.err().unwrap();
-    assert_eq!(reason(&err), RejectReason::AuthFailure);
-    assert!(matches!(
-        upgrade_error(&err),
-        UpgradeError::Timeout(Stage::NodeInfoExchange)
-    ));
+    assert!(
+        matches!(err, TransportError::Timeout(TimeoutKind::NodeInfo)),
+        "{err:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn dialing_a_silent_listener_is_a_handshake_timeout() {
+    let dialer = listening(2, "chain", &[0x7e], 11, config()).await;
+    let raw = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = raw.local_addr().unwrap();
+    let hold = tokio::spawn(async move {
+        let (socket, _) = raw.accept().await.unwrap();
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        drop(socket);
+    });
+    let target = NetAddress::new(
+        NodeKey::from_seed([9; 32]).node_id(),
+        addr.ip(),
+        addr.port(),
+    );
+    let err = dialer
+        .transport
+        .dial(target, peer_config(&[0x7e]))
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(err, TransportError::Timeout(TimeoutKind::Handshake)),
+        "{err:?}"
+    );
+    hold.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn dialing_a_listener_silent_after_the_secret_connection_is_a_node_info_timeout() {
+    let dialer = listening(2, "chain", &[0x7e], 11, config()).await;
+    let raw = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = raw.local_addr().unwrap();
+    let key = NodeKey::from_seed([9; 32]);
+    let target = NetAddress::new(key.node_id(), addr.ip(), addr.port());
+    let hold = tokio::spawn(async move {
+        let (socket, _) = raw.accept().await.unwrap();
+        let config = mukan_secret_conn::Config::new(Duration::from_secs(3));
+        let stream = mukan_secret_conn::SecretStream::handshake(socket, &key, &config).await;
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        drop(stream);
+    });
+    let err = dialer
+        .transport
+        .dial(target, peer_config(&[0x7e]))
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(err, TransportError::Timeout(TimeoutKind::NodeInfo)),
+        "{err:?}"
+    );
+    hold.abort();
+}
+
+#[tokio::test]
+async fn a_denied_ip_is_refused_before_the_secret_connection() {
+    let mut cfg = config();
+    cfg.deny = Arc::new(DenyList::with_entries(["127.0.0.0/8".parse().unwrap()]));
+    let a = listening(1, "chain", &[0x7e], 11, cfg).await;
+    // A raw client: the socket is closed without a single handshake byte from us.
+    let mut raw = TcpStream::connect(a.addr).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), raw.read_to_end(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        buf.is_empty(),
+        "handshake bytes sent to a denied IP: {buf:?}"
+    );
+    let err = a
+        .transport
+        .accept(peer_config(&[0x7e]))
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(reason(&err), RejectReason::Denied);
+    assert!(matches!(upgrade_error(&err), UpgradeError::DeniedIp(_)));
+    assert_eq!(a.transport.connection_count(), 0);
+}
+
+#[tokio::test]
+async fn a_denied_id_is_refused_on_both_sides_and_unbanned_at_runtime() {
+    let deny = Arc::new(DenyList::new());
+    let mut cfg = config();
+    cfg.deny = deny.clone();
+    let a = listening(1, "chain", &[0x7e], 11, cfg).await;
+    let b = listening(2, "chain", &[0x7e], 11, config()).await;
+    let b_id = DenyEntry::Id(b.key.node_id());
+    deny.deny(b_id);
+    // Inbound: refused once the ID is authenticated.
+    let (_dialed, accepted) = tokio::join!(
+        b.transport.dial(target(&a), peer_config(&[0x7e])),
+        a.transport.accept(peer_config(&[0x7e])),
+    );
+    let err = accepted.err().unwrap();
+    assert_eq!(reason(&err), RejectReason::Denied);
+    assert!(matches!(upgrade_error(&err), UpgradeError::DeniedId(id) if *id == b.key.node_id()));
+    // Outbound: refused before dialing.
+    let err = a
+        .transport
+        .dial(target(&b), peer_config(&[0x7e]))
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(reason(&err), RejectReason::Denied);
+    // Unbanned: connects.
+    assert!(deny.allow(&b_id));
+    let (dialed, accepted) = tokio::join!(
+        a.transport.dial(target(&b), peer_config(&[0x7e])),
+        b.transport.accept(peer_config(&[0x7e])),
+    );
+    dialed.unwrap();
+    accepted.unwrap();
 }

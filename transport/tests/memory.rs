@@ -7,13 +7,25 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use mukan_node_key::NodeKey;
+use std::time::Duration;
+
 use mukan_reactor_api::{
-    ChannelDescriptor, ChannelId, NetAddress, NodeInfo, Other, PeerConfig, ProtocolVersion,
-    RejectReason, Transport, TransportError,
+    ChannelDescriptor, ChannelId, DenyList, InboxItem, NetAddress, NodeInfo, Other, PeerConfig,
+    ProtocolVersion, RejectReason, StopReason, TimeoutKind, Transport, TransportError,
 };
 use mukan_transport::{Config, MemoryNetwork, MemoryTransport};
 
 fn transport(net: &MemoryNetwork, seed: u8, ip: [u8; 4], network: &str) -> MemoryTransport {
+    transport_with(net, seed, ip, network, Config::default())
+}
+
+fn transport_with(
+    net: &MemoryNetwork,
+    seed: u8,
+    ip: [u8; 4],
+    network: &str,
+    config: Config,
+) -> MemoryTransport {
     let key = Arc::new(NodeKey::from_seed([seed; 32]));
     let info = NodeInfo {
         protocol_version: ProtocolVersion {
@@ -30,13 +42,7 @@ fn transport(net: &MemoryNetwork, seed: u8, ip: [u8; 4], network: &str) -> Memor
         moniker: format!("m{seed}"),
         other: Other::default(),
     };
-    MemoryTransport::new(
-        net,
-        IpAddr::V4(Ipv4Addr::from(ip)),
-        key,
-        info,
-        Config::default(),
-    )
+    MemoryTransport::new(net, IpAddr::V4(Ipv4Addr::from(ip)), key, info, config)
 }
 
 fn peer_config() -> PeerConfig {
@@ -95,4 +101,211 @@ async fn memory_nodes_connect_and_reject_like_tcp_ones() {
         b.dial(nowhere, peer_config()).await,
         Err(TransportError::Io(_))
     ));
+}
+
+fn ip_bytes(ip: IpAddr) -> [u8; 4] {
+    match ip {
+        IpAddr::V4(v4) => v4.octets(),
+        IpAddr::V6(_) => unreachable!("next_ip hands out IPv4"),
+    }
+}
+
+/// A listening node `a` that never calls `accept`, and `n` nodes dialing it at once.
+async fn dial_unaccepted(
+    net: &MemoryNetwork,
+    config: Config,
+    n: u8,
+) -> (
+    MemoryTransport,
+    Vec<Result<Arc<dyn mukan_reactor_api::ManagedPeer>, TransportError>>,
+) {
+    let a = transport_with(net, 1, ip_bytes(net.next_ip()), "chain", config);
+    a.listen("0.0.0.0:0".parse().unwrap()).await.unwrap();
+    let target = a.net_address();
+    let dials = (0..n).map(|i| {
+        let t = transport(net, 10 + i, ip_bytes(net.next_ip()), "chain");
+        tokio::spawn(async move { t.dial(target, peer_config()).await })
+    });
+    let mut results = Vec::new();
+    for d in dials.collect::<Vec<_>>() {
+        results.push(d.await.unwrap());
+    }
+    (a, results)
+}
+
+#[tokio::test(start_paused = true)]
+async fn upgraded_connections_waiting_for_accept_hold_their_upgrade_slot() {
+    let net = MemoryNetwork::new();
+    let mut config = Config::default();
+    config.max_pending_upgrades = std::num::NonZeroUsize::new(2).unwrap();
+    config.accept_queue = std::num::NonZeroUsize::MIN;
+    let (a, results) = dial_unaccepted(&net, config, 5).await;
+    let ok = results.iter().filter(|r| r.is_ok()).count();
+    // Two slots: two connections are upgraded (one queued, one parked); the others wait in
+    // the backlog until their dialers give up.
+    assert_eq!(ok, 2, "upgraded connections past the bound");
+    for r in results.iter().filter_map(|r| r.as_ref().err()) {
+        assert!(
+            matches!(r, TransportError::Timeout(TimeoutKind::Handshake)),
+            "{r:?}"
+        );
+    }
+    // Taking them frees the slots.
+    a.accept(peer_config()).await.unwrap();
+    a.accept(peer_config()).await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn close_ends_queued_and_parked_connections() {
+    let net = MemoryNetwork::new();
+    let mut config = Config::default();
+    config.max_pending_upgrades = std::num::NonZeroUsize::new(8).unwrap();
+    config.accept_queue = std::num::NonZeroUsize::MIN;
+    let (a, results) = dial_unaccepted(&net, config, 3).await;
+    let dialed: Vec<_> = results.into_iter().map(Result::unwrap).collect();
+    assert_eq!(a.connection_count(), 3);
+    let mut inboxes: Vec<_> = dialed.iter().map(|p| p.start().unwrap()).collect();
+    a.close();
+    // Every connection a held (one queued, two parked) is closed: the dialers see it end.
+    for inbox in &mut inboxes {
+        let item = tokio::time::timeout(Duration::from_secs(5), inbox.recv())
+            .await
+            .expect("the connection was closed");
+        assert!(
+            matches!(
+                item,
+                Some(InboxItem::Stopped(
+                    StopReason::ClosedByPeer | StopReason::Io(_)
+                ))
+            ),
+            "{item:?}"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(a.connection_count(), 0);
+    assert!(matches!(
+        a.accept(peer_config()).await,
+        Err(TransportError::Closed)
+    ));
+    assert!(!net.is_listening(a.net_address().socket_addr()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn memory_network_helpers_for_switch_tests() {
+    let net = MemoryNetwork::new();
+    let (ip1, ip2) = (net.next_ip(), net.next_ip());
+    assert_ne!(ip1, ip2);
+    let mut config = Config::default();
+    config.dial_timeout = Duration::from_secs(2);
+    let a = transport(&net, 1, ip_bytes(ip1), "chain");
+    a.listen("0.0.0.0:0".parse().unwrap()).await.unwrap();
+    let b = transport_with(&net, 2, ip_bytes(ip2), "chain", config);
+    let target = a.net_address();
+    // An unresponsive host is a dial timeout.
+    net.set_unresponsive(target.socket_addr(), true);
+    assert!(matches!(
+        b.dial(target, peer_config()).await,
+        Err(TransportError::Timeout(TimeoutKind::Dial))
+    ));
+    net.set_unresponsive(target.socket_addr(), false);
+    // A killed listener refuses.
+    assert!(net.kill_listener(target.socket_addr()));
+    assert!(matches!(
+        b.dial(target, peer_config()).await,
+        Err(TransportError::Io(_))
+    ));
+    // It can listen again on the same address.
+    a.listen(target.socket_addr()).await.unwrap();
+    let (dialed, accepted) = tokio::join!(b.dial(target, peer_config()), a.accept(peer_config()));
+    dialed.unwrap();
+    accepted.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_denied_memory_ip_is_refused_before_the_handshake() {
+    let net = MemoryNetwork::new();
+    let (ip1, ip2, ip3) = (net.next_ip(), net.next_ip(), net.next_ip());
+    let mut config = Config::default();
+    config.deny = Arc::new(DenyList::with_entries([format!("{ip2}").parse().unwrap()]));
+    let a = transport_with(&net, 1, ip_bytes(ip1), "chain", config);
+    a.listen("0.0.0.0:0".parse().unwrap()).await.unwrap();
+    let denied = transport(&net, 2, ip_bytes(ip2), "chain");
+    let allowed = transport(&net, 3, ip_bytes(ip3), "chain");
+    let (dialed, accepted) = tokio::join!(
+        denied.dial(a.net_address(), peer_config()),
+        a.accept(peer_config())
+    );
+    match accepted {
+        Err(TransportError::Rejected { reason, .. }) => assert_eq!(reason, RejectReason::Denied),
+        other => panic!("expected a denial, got {:?}", other.map(|p| p.id())),
+    }
+    // The dialer saw the connection closed before any handshake byte.
+    let err = dialed.err().unwrap();
+    assert!(
+        matches!(
+            &err,
+            TransportError::Rejected {
+                reason: RejectReason::AuthFailure,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let (dialed, accepted) = tokio::join!(
+        allowed.dial(a.net_address(), peer_config()),
+        a.accept(peer_config())
+    );
+    dialed.unwrap();
+    accepted.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_started_peer_enforces_its_channel_budget_and_stops_a_stalled_receiver() {
+    let net = MemoryNetwork::new();
+    let stall = Duration::from_secs(2);
+    let mut config = Config::default();
+    config.mconn = config.mconn.clone().with_recv_stall_timeout(stall);
+    let a = transport_with(&net, 1, ip_bytes(net.next_ip()), "chain", config);
+    a.listen("0.0.0.0:0".parse().unwrap()).await.unwrap();
+    let b = transport(&net, 2, ip_bytes(net.next_ip()), "chain");
+    let budget = 4096;
+    let small = PeerConfig {
+        channels: vec![
+            ChannelDescriptor::new(ChannelId(0x7e), NonZeroU32::MIN)
+                .with_recv_message_capacity(std::num::NonZeroUsize::new(budget).unwrap()),
+        ],
+        is_persistent: Arc::new(|_: &NetAddress| false),
+    };
+    let (dialed, accepted) = tokio::join!(b.dial(a.net_address(), peer_config()), a.accept(small));
+    let (sender, receiver) = (dialed.unwrap(), accepted.unwrap());
+    let _sender_inbox = sender.start().unwrap();
+    let mut inbox = receiver.start().unwrap();
+    let flood = tokio::spawn(async move {
+        while sender
+            .send(ChannelId(0x7e), bytes::Bytes::from(vec![1u8; 1000]))
+            .await
+            .is_ok()
+        {}
+    });
+    // The consumer keeps every message: what it holds stays within the budget, then the
+    // peer is stopped as a slow receiver.
+    let mut held = Vec::new();
+    let reason = loop {
+        match inbox.recv().await {
+            Some(InboxItem::Received { message, lease, .. }) => {
+                held.push((message, lease));
+                let leased: usize = held.iter().map(|(_, l)| l.bytes()).sum();
+                assert!(leased <= budget, "{leased} bytes leased");
+            }
+            Some(InboxItem::Stopped(reason)) => break reason,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert!(
+        matches!(reason, StopReason::SlowReceiver { channel } if channel == ChannelId(0x7e)),
+        "{reason:?}"
+    );
+    assert_eq!(held.len(), 3, "4096 bytes hold three 1000-byte messages");
+    assert!(inbox.recv().await.is_none());
+    flood.abort();
 }

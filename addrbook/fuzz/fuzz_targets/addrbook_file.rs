@@ -1,4 +1,4 @@
-//! Arbitrary bytes as `addrbook.json` (RELIABILITY.md Z12): `Ok` or a typed error, never a
+//! Arbitrary bytes as `addrbook.json`: `Ok` or a typed error, never a
 //! panic; an accepted file gives a consistent book that saves and reloads to an equal one.
 #![no_main]
 

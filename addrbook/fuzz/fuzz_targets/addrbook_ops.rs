@@ -1,5 +1,5 @@
-//! A byte string drives a sequence of operations on a book with a mock clock (RELIABILITY.md
-//! Z10, Bitcoin `addrman` style); the full consistency check runs after each one.
+//! A byte string drives a sequence of operations on a book with a mock clock (Bitcoin
+//! `addrman` style); the full consistency check runs after each one.
 #![no_main]
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

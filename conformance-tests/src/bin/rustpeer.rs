@@ -17,14 +17,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use mukan_conformance_tests::consensus;
 use mukan_node_key::{NodeId, NodeKey};
 use mukan_reactor_api::{
-    ChannelDescriptor, ChannelId, ManagedPeer, NetAddress, NodeInfo, Other, PeerConfig, PeerEvents,
+    ChannelDescriptor, ChannelId, ManagedPeer, NetAddress, NodeInfo, Other, PeerConfig,
     ProtocolVersion, RejectReason, Transport, TransportError,
 };
 use mukan_transport::{TcpTransport, UpgradeError};
 use parking_lot::Mutex;
-use prost::Message as _;
 use rand::{Rng, SeedableRng};
 use tokio::sync::mpsc;
 
@@ -501,7 +501,8 @@ fn add_peer(node: &Arc<Node>, peer: Arc<dyn ManagedPeer>) {
         peers.insert(id, peer.clone());
     }
     let handler = Arc::new(EchoHandler::new(node.clone(), peer.clone()));
-    if let Err(e) = peer.start(handler) {
+    let started = peer.start().map(|inbox| tokio::spawn(pump(inbox, handler)));
+    if let Err(e) = started {
         node.peers.lock().remove(&id);
         node.ev
             .emit("error", kv!["error" => format!("start peer {id}: {e}")]);
@@ -555,6 +556,8 @@ struct EchoHandler {
     queued: Arc<std::sync::atomic::AtomicUsize>,
     /// Messages received per non-echo channel.
     counts: Mutex<HashMap<u8, u64>>,
+    /// Consensus messages per kind.
+    consensus: Mutex<consensus::Tally>,
 }
 
 impl EchoHandler {
@@ -584,43 +587,37 @@ impl EchoHandler {
             echo_tx,
             queued,
             counts: Mutex::new(HashMap::new()),
+            consensus: Mutex::new(consensus::Tally::default()),
         }
     }
 
-    /// Decodes a consensus-state message (`tendermint.consensus.Message`) and reports the
-    /// first few `NewRoundStep`s, then those whose count is a power of ten, and the first of
-    /// the other kinds.
-    fn report_consensus(&self, message: &[u8], count: u64) {
+    /// Decodes a consensus message (any of the consensus channels) with the suite's test
+    /// decoder (`mukan_conformance_tests::consensus`) and reports the first three of each
+    /// kind, then those whose count is a power of ten; the same for messages it does not
+    /// understand (`consensus_error`).
+    fn report_consensus(&self, channel: ChannelId, message: &[u8]) {
+        let result = consensus::decode(message);
+        let (count, report) = self.consensus.lock().record(&result);
+        if !report {
+            return;
+        }
         let id = self.peer.id().to_string();
-        match consensus::Message::decode(message) {
-            Ok(consensus::Message {
-                sum: Some(consensus::Sum::NewRoundStep(step)),
-            }) => {
-                if is_power_of_ten(count) || count <= 3 {
-                    self.node.ev.emit(
-                        "consensus",
-                        kv!["id" => id, "type" => "new_round_step", "height" => step.height,
-                            "round" => step.round, "step" => step.step],
-                    );
-                }
-            }
-            Ok(consensus::Message { sum: Some(other) }) => {
-                if is_power_of_ten(count) {
-                    self.node
-                        .ev
-                        .emit("consensus", kv!["id" => id, "type" => other.name()]);
-                }
-            }
-            Ok(consensus::Message { sum: None }) => {
+        let ch = hex::encode([channel.0]);
+        match result {
+            Ok(d) => {
+                let step = d.step.map_or(serde_json::Value::Null, Into::into);
                 self.node.ev.emit(
-                    "consensus_error",
-                    kv!["id" => id, "error" => "empty message"],
+                    "consensus",
+                    kv!["id" => id, "ch" => ch, "type" => d.kind.name(), "height" => d.height,
+                        "round" => d.round, "step" => step, "count" => count],
                 );
             }
             Err(e) => {
-                self.node
-                    .ev
-                    .emit("consensus_error", kv!["id" => id, "error" => e.to_string()]);
+                self.node.ev.emit(
+                    "consensus_error",
+                    kv!["id" => id, "ch" => ch, "error" => e.to_string(),
+                        "bytes" => message.len(), "count" => count],
+                );
             }
         }
     }
@@ -633,72 +630,7 @@ fn is_power_of_ten(mut n: u64) -> bool {
     n == 1
 }
 
-/// The consensus reactor's wire messages (`proto/tendermint/consensus/types.proto`), enough
-/// to decode `NewRoundStep` and name the others.
-mod consensus {
-    /// `tendermint.consensus.Message`.
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub(crate) struct Message {
-        #[prost(oneof = "Sum", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9")]
-        pub(crate) sum: Option<Sum>,
-    }
-
-    /// The oneof; variants other than `NewRoundStep` are kept as their encoded bytes.
-    #[derive(Clone, PartialEq, prost::Oneof)]
-    pub(crate) enum Sum {
-        #[prost(message, tag = "1")]
-        NewRoundStep(NewRoundStep),
-        #[prost(bytes, tag = "2")]
-        NewValidBlock(Vec<u8>),
-        #[prost(bytes, tag = "3")]
-        Proposal(Vec<u8>),
-        #[prost(bytes, tag = "4")]
-        ProposalPol(Vec<u8>),
-        #[prost(bytes, tag = "5")]
-        BlockPart(Vec<u8>),
-        #[prost(bytes, tag = "6")]
-        Vote(Vec<u8>),
-        #[prost(bytes, tag = "7")]
-        HasVote(Vec<u8>),
-        #[prost(bytes, tag = "8")]
-        VoteSetMaj23(Vec<u8>),
-        #[prost(bytes, tag = "9")]
-        VoteSetBits(Vec<u8>),
-    }
-
-    impl Sum {
-        pub(crate) fn name(&self) -> &'static str {
-            match self {
-                Self::NewRoundStep(_) => "new_round_step",
-                Self::NewValidBlock(_) => "new_valid_block",
-                Self::Proposal(_) => "proposal",
-                Self::ProposalPol(_) => "proposal_pol",
-                Self::BlockPart(_) => "block_part",
-                Self::Vote(_) => "vote",
-                Self::HasVote(_) => "has_vote",
-                Self::VoteSetMaj23(_) => "vote_set_maj23",
-                Self::VoteSetBits(_) => "vote_set_bits",
-            }
-        }
-    }
-
-    /// `tendermint.consensus.NewRoundStep`.
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub(crate) struct NewRoundStep {
-        #[prost(int64, tag = "1")]
-        pub(crate) height: i64,
-        #[prost(int32, tag = "2")]
-        pub(crate) round: i32,
-        #[prost(uint32, tag = "3")]
-        pub(crate) step: u32,
-        #[prost(int64, tag = "4")]
-        pub(crate) seconds_since_start_time: i64,
-        #[prost(int32, tag = "5")]
-        pub(crate) last_commit_round: i32,
-    }
-}
-
-impl PeerEvents for EchoHandler {
+impl EchoHandler {
     fn received(&self, channel: ChannelId, message: Bytes) {
         let id = self.peer.id();
         if channel.0 != self.node.cfg.echo_channel {
@@ -715,8 +647,8 @@ impl PeerEvents for EchoHandler {
                         "bytes" => message.len(), "count" => count],
                 );
             }
-            if channel == ChannelId::CONSENSUS_STATE {
-                self.report_consensus(&message, count);
+            if consensus::CHANNELS.contains(&channel.0) {
+                self.report_consensus(channel, &message);
             }
             return;
         }
@@ -749,7 +681,7 @@ impl PeerEvents for EchoHandler {
         }
     }
 
-    fn errored(&self, error: Box<dyn std::error::Error + Send + Sync>) {
+    fn errored(&self, error: mukan_reactor_api::StopReason) {
         let id = self.peer.id();
         let removed = {
             let mut peers = self.node.peers.lock();
@@ -786,6 +718,13 @@ fn classify(err: &TransportError) -> (&'static str, &'static str) {
     let TransportError::Rejected { reason, source, .. } = err else {
         return match err {
             TransportError::FilterTimeout => ("filter_timeout", ""),
+            // Go reports these as authentication failures; keep its tokens.
+            TransportError::Timeout(mukan_reactor_api::TimeoutKind::Handshake) => {
+                ("auth_failure", "secret_conn")
+            }
+            TransportError::Timeout(mukan_reactor_api::TimeoutKind::NodeInfo) => {
+                ("auth_failure", "handshake")
+            }
             _ => ("dial_failed", ""),
         };
     };
@@ -1086,6 +1025,19 @@ mod addrbook_tool {
                 eprintln!("addrbook-write: {e}");
                 ExitCode::from(1)
             }
+        }
+    }
+}
+
+/// Drains a started peer's inbox into its handler.
+async fn pump(mut inbox: Box<dyn mukan_reactor_api::PeerInbox>, handler: Arc<EchoHandler>) {
+    while let Some(item) = inbox.recv().await {
+        match item {
+            mukan_reactor_api::InboxItem::Received {
+                channel, message, ..
+            } => handler.received(channel, message),
+            mukan_reactor_api::InboxItem::Stopped(reason) => handler.errored(reason),
+            _ => {}
         }
     }
 }

@@ -1,0 +1,28 @@
+# Setup cases: the Go module's unit tests, and the Rust peer's build (before
+# any case that needs it).
+
+case_go_unit() {
+    (cd "$HERE" && GOFLAGS="-mod=mod -buildvcs=false" go test ./... >"$CASE_DIR/go-test.log" 2>&1) ||
+        fail "go test ./... failed"
+}
+
+case_rust_build() {
+    (cd "$ROOT" && cargo build -p mukan-conformance-tests --bin rustpeer >"$CASE_DIR/cargo-build.log" 2>&1) ||
+        fail "cargo build of rustpeer failed (see cargo-build.log)"
+    [ -x "$RUST_PEER" ] || fail "cargo built, but $RUST_PEER is not there"
+}
+
+run_case go-unit-tests case_go_unit
+if [ "$RUST_PEER_BUILD" = 1 ] && [ -f "$RUST_PEER_SRC" ]; then
+    if command -v cargo >/dev/null 2>&1; then
+        run_case rust-peer-build case_rust_build
+    elif [ "${CI:-}" = "true" ]; then
+        say "FAIL rust-peer-build: cargo is missing (CI=true)"
+        record_fail rust-peer-build
+    fi
+fi
+if have_impl rust; then
+    say "interop: Rust peer: $RUST_PEER"
+else
+    say "interop: Rust peer NOT built yet ($RUST_PEER missing): every case with a Rust side is SKIPPED"
+fi

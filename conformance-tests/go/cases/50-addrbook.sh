@@ -1,0 +1,82 @@
+# Artifact: an addrbook.json written by a Go node (pex reactor + address book)
+# after learning addresses: a hub and 4 leaves form a star; a learner dials
+# the hub and learns the leaves through PEX, marks the hub good (old bucket),
+# and saves its book on shutdown.
+case_addrbook_artifact() {
+    local n=4 i pts idh idl ph pl expected=()
+    mapfile -t pts < <(ports $((n + 2)))
+    ph=${pts[0]}
+    pl=${pts[1]}
+    idh=$(new_key hub) && idl=$(new_key learner) || { fail "key generation failed"; return; }
+    start_peer go hub "${COMMON[@]}" --home "$CASE_DIR/hub" --listen "tcp://127.0.0.1:$ph" --moniker hub --pex
+    expect hub 10s event=listening || return
+    expected+=("$idh@127.0.0.1:$ph")
+    for i in $(seq 1 $n); do
+        local id p=${pts[$((i + 1))]}
+        id=$(new_key "leaf$i") || { fail "key generation failed"; return; }
+        start_peer go "leaf$i" "${COMMON[@]}" --home "$CASE_DIR/leaf$i" --listen "tcp://127.0.0.1:$p" \
+            --moniker "leaf$i" --pex --persistent-peers "$idh@127.0.0.1:$ph"
+        expected+=("$id@127.0.0.1:$p")
+    done
+    expect hub 15s event=addrbook "size=$n" || return
+    start_peer go learner "${COMMON[@]}" --home "$CASE_DIR/learner" --listen "tcp://127.0.0.1:$pl" \
+        --moniker learner --pex --mark-good --dial "$idh@127.0.0.1:$ph"
+    expect learner 15s event=addrbook "size=$((n + 1))" || return
+    stop_pid "$LAST_PID"
+    expect learner 1s event=addrbook_saved "size=$((n + 1))" || return
+    local book="$CASE_DIR/learner/config/addrbook.json" a
+    for a in "${expected[@]}"; do
+        grep -q "\"${a%@*}\"" "$book" || fail "address $a missing from the saved book"
+    done
+    grep -q '"bucket_type": 2' "$book" || fail "no old-bucket entry (the hub, marked good) in the book"
+    grep -q '"bucket_type": 1' "$book" || fail "no new-bucket entry in the book"
+    [ "$CASE_OK" = 1 ] || return
+    mkdir -p "$CACHE/addrbook"
+    cp "$book" "$CACHE/addrbook/addrbook.json"
+    printf '%s\n' "${expected[@]}" >"$CACHE/addrbook/expected_addrs.txt"
+    printf '%s\n' "learner $idl@127.0.0.1:$pl" "hub $idh@127.0.0.1:$ph" >"$CACHE/addrbook/nodes.txt"
+}
+
+# The Go node's addrbook.json (artifact of addrbook-artifact) loads in our address book with
+# the same addresses and bucket types.
+case_addrbook_go_to_rust() {
+    local book="$CACHE/addrbook/addrbook.json" got want
+    [ -f "$book" ] || { fail "no Go-written addrbook.json (addrbook-artifact failed?)"; return; }
+    got=$("$RUST_PEER" addrbook-dump --file "$book" 2>"$CASE_DIR/dump.err") ||
+        { fail "our loader refused the Go book: $(cat "$CASE_DIR/dump.err")"; return; }
+    want=$(sort "$CACHE/addrbook/expected_addrs.txt")
+    [ "$(printf '%s\n' "$got" | cut -d' ' -f2 | sort)" = "$want" ] ||
+        fail "addresses differ: got [$got], want [$want]"
+    [ "$(printf '%s\n' "$got" | grep -c '^old ')" = 1 ] || fail "expected one old entry (the hub): [$got]"
+    say "    loaded $(printf '%s\n' "$got" | wc -l) entries"
+}
+
+# A book we write loads in a Go node (PEX + address book), which saves it back on stop; the
+# saved file loads in ours with the same addresses.
+case_addrbook_rust_to_go() {
+    local i id ids=() addrs=() p book="$CASE_DIR/g/config/addrbook.json" got want
+    for i in 1 2 3 4 5; do
+        id=$(new_key "x$i") || { fail "key generation failed"; return; }
+        ids+=("$id")
+        addrs+=("$id@127.0.0.$((i + 1)):$((40000 + i))")
+    done
+    mkdir -p "$CASE_DIR/g/config"
+    "$RUST_PEER" addrbook-write --file "$book" --src "${ids[0]}@127.0.0.2:40001" \
+        --addrs "$(IFS=,; echo "${addrs[*]}")" --good "${ids[1]}" >"$CASE_DIR/write.out" 2>&1 ||
+        { fail "addrbook-write failed: $(cat "$CASE_DIR/write.out")"; return; }
+    p=$(ports 1)
+    start_peer go g "${COMMON[@]}" --home "$CASE_DIR/g" --listen "tcp://127.0.0.1:$p" --moniker g --pex
+    expect g 10s event=addrbook size=5 || return
+    stop_pid "$LAST_PID"
+    expect g 2s event=addrbook_saved size=5 || return
+    got=$("$RUST_PEER" addrbook-dump --file "$book" 2>"$CASE_DIR/dump.err") ||
+        { fail "our loader refused the book Go saved: $(cat "$CASE_DIR/dump.err")"; return; }
+    want=$(printf '%s\n' "${addrs[@]}" | sort)
+    [ "$(printf '%s\n' "$got" | cut -d' ' -f2 | sort)" = "$want" ] ||
+        fail "addresses differ after the Go round trip: got [$got], want [$want]"
+    printf '%s\n' "$got" | grep -q "^old ${ids[1]}@" || fail "the good address is no longer old: [$got]"
+}
+
+run_case addrbook-artifact case_addrbook_artifact go
+run_case addrbook-go-to-rust case_addrbook_go_to_rust rust
+run_case addrbook-rust-to-go case_addrbook_rust_to_go rust go

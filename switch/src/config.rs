@@ -1,0 +1,140 @@
+//! [`Config`]: the switch's part of `[p2p]` (`PROTOCOL.md` §10), and the errors of building a
+//! switch.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mukan_reactor_api::{ChannelId, DenyList, NetAddressError, NodeId, ParsedAddress};
+
+use crate::backoff::RedialPolicy;
+
+/// What the switch is told by the node (Go `config.P2PConfig`, the fields the switch reads).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Config {
+    /// Inbound peers kept, unconditional peers not counted (`max_num_inbound_peers`, 40).
+    pub max_num_inbound_peers: usize,
+    /// Outbound peers kept, persistent and unconditional peers not counted
+    /// (`max_num_outbound_peers`, 10). Enforced on every dial path.
+    pub max_num_outbound_peers: usize,
+    /// `id@host:port` of the peers to keep connected (`persistent_peers`), kept as written: a
+    /// host name is resolved again at every dial.
+    pub persistent_peers: Vec<String>,
+    /// Peers exempt from both peer limits (`unconditional_peer_ids`).
+    pub unconditional_peer_ids: Vec<NodeId>,
+    /// Peers whose addresses are never gossiped (`private_peer_ids`); handed to the address
+    /// book.
+    pub private_peer_ids: Vec<NodeId>,
+    /// IDs and IP networks refused on every dial and on inbound peers; shared with the
+    /// transport and changeable at runtime ([`Switch::deny`](crate::Switch::deny)).
+    pub deny_list: Arc<DenyList>,
+    /// Cap on the wait between two dials of a persistent peer
+    /// (`persistent_peers_max_dial_period`); zero for none.
+    pub persistent_peers_max_dial_period: Duration,
+    /// Keep redialing persistent peers after Go's 30 attempts.
+    pub redial_persistent_forever: bool,
+    /// Upper bound (exclusive) on the random delay before each dial of
+    /// [`Switch::dial_peers_async`](crate::Switch::dial_peers_async) (Go: 3 s).
+    pub dial_randomizer: Duration,
+    /// Allow several peers with one IP (`allow_duplicate_ip`); when false, an address whose
+    /// IP is already connected counts as existing.
+    pub allow_duplicate_ip: bool,
+    /// How long a full channel receive budget may pause reading before the peer is stopped as
+    /// a slow receiver. The transport enforces it (its MConnection config); the switch only
+    /// records it so the node passes one value to both.
+    pub recv_stall_timeout: Duration,
+    /// Bound on flushing a peer's queues on a graceful stop and at shutdown; also passed to
+    /// the transport. The switch waits at most this long for each `flush_stop`.
+    pub flush_timeout: Duration,
+    /// Bound on one host-name resolution.
+    pub resolve_timeout: Duration,
+    /// Seed of the switch's random source (dial order and jitter); `None` for a random seed.
+    pub rng_seed: Option<u64>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            max_num_inbound_peers: 40,
+            max_num_outbound_peers: 10,
+            persistent_peers: Vec::new(),
+            unconditional_peer_ids: Vec::new(),
+            private_peer_ids: Vec::new(),
+            deny_list: Arc::new(DenyList::new()),
+            persistent_peers_max_dial_period: Duration::ZERO,
+            redial_persistent_forever: false,
+            dial_randomizer: Duration::from_secs(3),
+            allow_duplicate_ip: false,
+            recv_stall_timeout: Duration::from_secs(10),
+            flush_timeout: Duration::from_secs(10),
+            resolve_timeout: Duration::from_secs(5),
+            rng_seed: None,
+        }
+    }
+}
+
+impl Config {
+    pub(crate) fn redial_policy(&self) -> RedialPolicy {
+        RedialPolicy {
+            max_dial_period: (!self.persistent_peers_max_dial_period.is_zero())
+                .then_some(self.persistent_peers_max_dial_period),
+            forever: self.redial_persistent_forever,
+        }
+    }
+
+    /// Parses the persistent peers, keeping host names unresolved.
+    pub(crate) fn parse_persistent(&self) -> Result<Vec<ParsedAddress>, Error> {
+        self.persistent_peers
+            .iter()
+            .map(|s| {
+                s.parse::<ParsedAddress>()
+                    .map_err(|source| Error::PersistentPeer {
+                        addr: s.clone(),
+                        source,
+                    })
+            })
+            .collect()
+    }
+}
+
+/// Why a switch could not be built or started.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Two reactors registered under one name.
+    #[error("a reactor named {0:?} is already registered")]
+    DuplicateReactorName(String),
+    /// Two reactors (or one reactor twice) claim a channel.
+    #[error("channel {channel} is claimed by reactors {first:?} and {second:?}")]
+    DuplicateChannel {
+        /// The channel.
+        channel: ChannelId,
+        /// The reactor registered first.
+        first: String,
+        /// The reactor that claimed it again.
+        second: String,
+    },
+    /// A persistent peer address does not parse (a host name that does not resolve is not an
+    /// error: it is a failed dial).
+    #[error("persistent peer {addr:?}: {source}")]
+    PersistentPeer {
+        /// The address as configured.
+        addr: String,
+        /// Why it does not parse.
+        #[source]
+        source: NetAddressError,
+    },
+    /// An address given to [`Switch::dial_peers_async`](crate::Switch::dial_peers_async)
+    /// does not parse.
+    #[error("peer address {addr:?}: {source}")]
+    Address {
+        /// The address as given.
+        addr: String,
+        /// Why it does not parse.
+        #[source]
+        source: NetAddressError,
+    },
+    /// [`Switch::start`](crate::Switch::start) was called twice, or after stop.
+    #[error("the switch was already started")]
+    AlreadyStarted,
+}
