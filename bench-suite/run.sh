@@ -62,7 +62,11 @@ if [ "$QUICK" = 1 ]; then
 fi
 
 ROWS_RUST="seal_mib_s bulk_1k_mib_s bulk_64k_mib_s bulk_1k_cpu_us_mib bulk_64k_cpu_us_mib hs_1_per_s hs_16_per_s lat_p50_us lat_p99_us mconn_1k_mib_s mconn_64k_mib_s mconn_mixed_mib_s mconn_1k_cpu_us_mib mconn_64k_cpu_us_mib mconn_mixed_cpu_us_mib mem_per_peer_kib ab_add_per_s ab_size ab_pick_per_s ab_select_per_s"
-ROWS_GO="$ROWS_RUST bc_cpu_us bc_p50_ms bc_max_ms"
+ROWS_RUST="$ROWS_RUST bc_cpu_us bc_p50_ms bc_max_ms"
+ROWS_GO="$ROWS_RUST"
+# The Rust broadcast row's peers: the Go v0.40.0 sink (wire-compatible), so both columns
+# face the same receivers.
+export MUKAN_BENCH_SINK="$HERE/go/bin/gobench-v0.40"
 status=0
 check() { # FILE KEYS: every figure present
     local k
@@ -77,9 +81,7 @@ ROW_NAMES="seal bulk handshake latency mconn memory addrbook broadcast"
 for i in $(seq 1 "$RUNS"); do
     echo "== run $i of $RUNS" >&2
     for row in $ROW_NAMES; do
-        if [ "$row" != broadcast ]; then # TODO(switch): the Rust broadcast row
-            timeout "$LIMIT" "$RUST" run "${RUN_ARGS[@]}" --rows "$row" >>"$WORK/rust-$i.tsv" || { echo "rust $row run $i failed" >&2; status=1; }
-        fi
+        timeout "$LIMIT" "$RUST" run "${RUN_ARGS[@]}" --rows "$row" >>"$WORK/rust-$i.tsv" || { echo "rust $row run $i failed" >&2; status=1; }
         timeout "$LIMIT" "$HERE/go/bin/gobench-v0.38" run "${GO_ARGS[@]}" -rows "$row" >>"$WORK/go38-$i.tsv" || { echo "go v0.38 $row run $i failed" >&2; status=1; }
         timeout "$LIMIT" "$HERE/go/bin/gobench-v0.40" run "${GO_ARGS[@]}" -rows "$row" >>"$WORK/go40-$i.tsv" || { echo "go v0.40 $row run $i failed" >&2; status=1; }
     done
@@ -90,7 +92,9 @@ done
 
 # Keep the raw figures next to the build (to re-run the report alone:
 # target/release/mukan-bench report --runs target/bench-suite-runs --out BENCHMARKS.md ...).
-rm -rf "$CARGO_TARGET_DIR/bench-suite-runs" && cp -r "$WORK" "$CARGO_TARGET_DIR/bench-suite-runs"
+if [ "$QUICK" = 0 ]; then
+    rm -rf "$CARGO_TARGET_DIR/bench-suite-runs" && cp -r "$WORK" "$CARGO_TARGET_DIR/bench-suite-runs"
+fi
 CMD="bench-suite/run.sh${ORIG_ARGS:+ $ORIG_ARGS}"
 TOOLS="Toolchains: $(rustc --version | cut -d' ' -f1-2), $(go version | cut -d' ' -f3)."
 "$RUST" report --out "$OUT" --runs "$WORK" --command "$CMD" \

@@ -60,6 +60,8 @@ struct Scale {
     addrbook: usize,
     picks: usize,
     selections: usize,
+    bcast_peers: usize,
+    broadcasts: usize,
 }
 
 const FULL: Scale = Scale {
@@ -73,6 +75,8 @@ const FULL: Scale = Scale {
     addrbook: 100_000,
     picks: 20_000,
     selections: 500,
+    bcast_peers: 100,
+    broadcasts: 100,
 };
 
 const QUICK: Scale = Scale {
@@ -86,6 +90,8 @@ const QUICK: Scale = Scale {
     addrbook: 2_000,
     picks: 200,
     selections: 10,
+    bcast_peers: 5,
+    broadcasts: 5,
 };
 
 /// Every row the Rust side measures, in order.
@@ -97,6 +103,7 @@ const ROWS: &[&str] = &[
     "mconn",
     "memory",
     "addrbook",
+    "broadcast",
 ];
 
 fn main() {
@@ -206,6 +213,7 @@ fn run(args: &[String]) -> i32 {
             "mconn" => mconn_throughput(&nodes, scale),
             "memory" => run_on(&nodes.b, memory(scale)),
             "addrbook" => addrbook(scale),
+            "broadcast" => broadcast(&nodes, scale),
             other => {
                 eprintln!("unknown row {other}");
                 return 2;
@@ -732,4 +740,126 @@ fn addrbook(scale: Scale) {
         "ab_select_per_s",
         scale.selections as f64 / start.elapsed().as_secs_f64(),
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// broadcast
+
+const BCAST_CHANNEL: ChannelId = ChannelId(0x30);
+
+/// Receives nothing of interest: the hub only sends.
+struct Quiet;
+
+impl mukan_reactor_api::Reactor for Quiet {
+    fn channels(&self) -> Vec<ChannelDescriptor> {
+        vec![
+            ChannelDescriptor::new(BCAST_CHANNEL, NonZeroU32::new(5).unwrap())
+                .with_send_queue_capacity(NonZeroUsize::new(100).unwrap())
+                .with_recv_message_capacity(NonZeroUsize::new(1 << 20).unwrap()),
+        ]
+    }
+    fn receive(
+        &self,
+        _: mukan_reactor_api::Envelope,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        Ok(())
+    }
+}
+
+/// A mempool `Message { txs: Txs { txs: [tx] } }` (field 1 in both), as the Go sink expects.
+fn mempool_txs(tx: &[u8]) -> Bytes {
+    fn varint(mut v: usize, out: &mut Vec<u8>) {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+    let mut txs = vec![0x0a];
+    varint(tx.len(), &mut txs);
+    txs.extend_from_slice(tx);
+    let mut msg = vec![0x0a];
+    varint(txs.len(), &mut msg);
+    msg.extend_from_slice(&txs);
+    Bytes::from(msg)
+}
+
+/// Broadcast of 1 KiB to 100 peers: a `mukan-switch` hub listening on loopback; the peers
+/// are the Go sink (`gobench-v0.40 bcast-sink`, path in `MUKAN_BENCH_SINK`, one Go switch
+/// per peer in a child process, so only the hub's CPU is counted here), the same receivers
+/// the Go rows face. One broadcast at a time; the sink prints `D <seq>` when all peers have
+/// it.
+fn broadcast(nodes: &Nodes, scale: Scale) {
+    use mukan_reactor_api::Switch as _;
+    use std::io::BufRead;
+    let Ok(sink) = std::env::var("MUKAN_BENCH_SINK") else {
+        eprintln!("broadcast: MUKAN_BENCH_SINK (the Go sink binary) is not set; row skipped");
+        return;
+    };
+    let peers = scale.bcast_peers;
+    let hub_key = Arc::new(key(300));
+    let hub = run_on(&nodes.b, {
+        let hub_key = hub_key.clone();
+        async move {
+            let mut config = mukan_switch::Config::default();
+            config.allow_duplicate_ip = true;
+            config.max_num_inbound_peers = peers + 10;
+            let mut builder = mukan_switch::Builder::new(config);
+            builder.add_reactor("bench", Arc::new(Quiet)).unwrap();
+            let mut tconfig = mukan_transport::Config::default();
+            tconfig.allow_duplicate_ip = true;
+            let mut info = node_info(&hub_key);
+            info.channels = vec![BCAST_CHANNEL];
+            let t = TcpTransport::new(hub_key.clone(), info, tconfig);
+            t.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
+            let sw = builder.build(t).unwrap();
+            sw.start().unwrap();
+            sw
+        }
+    });
+    let addr = hub.net_address();
+    let mut child = Command::new(sink)
+        .args(["bcast-sink", &addr.to_string(), &peers.to_string(), "300"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while hub.num_peers().inbound < peers {
+        assert!(
+            Instant::now() < deadline,
+            "the sink's peers did not all connect"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let mut tx = vec![0u8; 1024];
+    let mut times = Vec::with_capacity(scale.broadcasts);
+    let cpu0 = cpu_ns();
+    for k in 0..scale.broadcasts {
+        tx[..8].copy_from_slice(&(k as u64).to_be_bytes());
+        let msg = mempool_txs(&tx);
+        let t = Instant::now();
+        let _report = hub.broadcast(BCAST_CHANNEL, msg);
+        let want = format!("D {k}");
+        loop {
+            let line = lines.next().expect("the sink ended").unwrap();
+            if line == want {
+                break;
+            }
+        }
+        times.push(t.elapsed());
+    }
+    let cpu = cpu_ns() - cpu0;
+    times.sort();
+    emit("bc_cpu_us", cpu as f64 / 1e3 / scale.broadcasts as f64);
+    emit("bc_p50_ms", percentile(&times, 0.5).as_secs_f64() * 1e3);
+    emit(
+        "bc_max_ms",
+        times.last().map_or(0.0, |d| d.as_secs_f64() * 1e3),
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    drop(hub);
 }
