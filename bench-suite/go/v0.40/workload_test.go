@@ -1,0 +1,1 @@
+../src/workload_test.go
