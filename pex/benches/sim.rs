@@ -2,11 +2,14 @@
 //! knows only the seed; measured after 5 bootstrap minutes, and over the first minute).
 #![allow(missing_docs)]
 
+#[path = "../tests/common/sim.rs"]
+mod sim;
+
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use mukan_pex::CoreConfig;
-use mukan_pex::sim::{Behaviour, Sim, SimConfig};
+use sim::{Behaviour, Sim, SimConfig};
 
 fn network(n: usize) -> Sim {
     let mut sim = Sim::new(SimConfig::default());

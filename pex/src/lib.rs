@@ -14,7 +14,6 @@ pub mod core;
 pub mod msg;
 #[cfg(feature = "runtime")]
 pub mod reactor;
-pub mod sim;
 
 pub use crate::core::{Action, CoreConfig, DialOutcome, PeerInfo, PexCore, PexError};
 pub use crate::msg::{DecodeError, PexMessage, channel_descriptor};

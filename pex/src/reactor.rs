@@ -78,14 +78,6 @@ impl PexConfig {
             .map(|s| s.trim().parse::<ParsedAddress>())
             .collect()
     }
-
-    /// A fresh address book with this config's strictness.
-    pub fn new_book(&self) -> mukan_addrbook::AddrBook {
-        mukan_addrbook::AddrBook::new(
-            mukan_addrbook::Config::with_strict(self.strict_addr_book),
-            rand_chacha::ChaCha20Rng::from_entropy(),
-        )
-    }
 }
 
 struct Inner {

@@ -16,6 +16,7 @@ use mukan_reactor_api::{
 use parking_lot::Mutex;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use rand_chacha::ChaCha20Rng;
 
 fn addr(n: u8) -> NetAddress {
     NetAddress::new(
@@ -208,7 +209,10 @@ async fn seed_answers_an_inbound_peer_then_stops_it_gracefully() {
 fn a_bad_seed_entry_is_a_config_error() {
     let mut cfg = PexConfig::default();
     cfg.seeds = vec!["nonsense".to_owned()];
-    let shared: SharedAddressBook = Arc::new(Mutex::new(cfg.new_book()));
+    let shared: SharedAddressBook = Arc::new(Mutex::new(AddrBook::new(
+        Config::with_strict(cfg.strict_addr_book),
+        ChaCha20Rng::seed_from_u64(7),
+    )));
     assert!(PexReactor::new(cfg, shared, None).is_err());
 }
 

@@ -1,11 +1,14 @@
 //! Network simulations over the sans-IO core and real address books (virtual clock, one
 //! thread, fixed seeds).
 
+#[path = "common/sim.rs"]
+mod sim;
+
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, SystemTime};
 
 use mukan_pex::CoreConfig;
-use mukan_pex::sim::{Behaviour, Sim, SimConfig};
+use sim::{Behaviour, Sim, SimConfig};
 
 const PERIOD: Duration = Duration::from_secs(30);
 

@@ -1,3 +1,7 @@
+#![allow(dead_code, unreachable_pub, missing_docs)]
+//! (Test and bench harness, kept out of the library so that `mukan-pex` depends on no
+//! concrete address book.)
+//!
 //! A deterministic, single-threaded network simulation over [`PexCore`] and real
 //! [`AddrBook`]s, on a virtual clock: the harness of the simulation tests and the benchmark.
 //!
@@ -16,8 +20,8 @@ use mukan_reactor_api::{AddressBook, Direction, NetAddress, NodeId};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::core::{Action, CoreConfig, DialOutcome, PeerInfo, PexCore};
-use crate::msg::PexMessage;
+use mukan_pex::core::{Action, CoreConfig, DialOutcome, PeerInfo, PexCore};
+use mukan_pex::msg::PexMessage;
 
 /// How a simulated node behaves beyond the policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
