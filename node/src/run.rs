@@ -96,7 +96,7 @@ pub(crate) fn node_info(
     }
 }
 
-fn transport_config(c: &Config) -> mukan_transport::Config {
+fn transport_config(c: &Config, s: &mukan_switch::Config) -> mukan_transport::Config {
     let p = &c.p2p;
     let mut t = mukan_transport::Config::default();
     t.allow_duplicate_ip = p.allow_duplicate_ip;
@@ -105,10 +105,15 @@ fn transport_config(c: &Config) -> mukan_transport::Config {
     let mut m = mukan_mconn::Config::node_default()
         .with_rates(NonZeroU64::new(p.send_rate), NonZeroU64::new(p.recv_rate))
         .with_flush_throttle(p.flush_throttle_timeout);
+    // The switch's stall and flush bounds are enforced by each connection.
+    m.recv_stall_timeout = s.recv_stall_timeout;
+    m.flush_timeout = s.flush_timeout;
     if let Some(size) = NonZeroUsize::new(p.max_packet_msg_payload_size) {
         m = m.with_max_packet_msg_payload_size(size);
     }
     t.mconn = m;
+    // One deny list, checked by the transport at accept and by the switch before dials.
+    t.deny = s.deny_list.clone();
     t
 }
 
@@ -139,15 +144,12 @@ pub(crate) fn save_book(
     let json = book.lock().to_json();
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        path.file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("addrbook.json"),
-        std::process::id()
-    ));
-    std::fs::write(&tmp, &json)?;
-    std::fs::rename(&tmp, path)
+    // A unique temporary file in the same directory (tempfile), synced, then renamed over
+    // the book: a crash leaves the old file or the new one, never a mix.
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    std::io::Write::write_all(&mut tmp, &json)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map(drop).map_err(|e| e.error)
 }
 
 /// Holds channel 0x00 open and drops what arrives: what runs when `pex = false` (a connection
@@ -241,7 +243,9 @@ pub(crate) async fn start(setup: &NodeSetup, tuning: &Tuning) -> Result<Running,
     let book = Arc::new(Mutex::new(concrete));
     let shared: SharedAddressBook = book.clone();
 
-    let mut builder = Builder::new(switch_config(c));
+    let sw_config = switch_config(c);
+    let t_config = transport_config(c, &sw_config);
+    let mut builder = Builder::new(sw_config);
     for (name, reactor) in
         reactors(setup, &shared, &book, &book_path, tuning).map_err(|e| e.to_string())?
     {
@@ -253,7 +257,7 @@ pub(crate) async fn start(setup: &NodeSetup, tuning: &Tuning) -> Result<Running,
     let info = node_info(setup, builder.channel_ids());
     info.validate()
         .map_err(|e| format!("our NodeInfo is invalid: {e}"))?;
-    let transport = TcpTransport::new(setup.key.clone(), info, transport_config(c));
+    let transport = TcpTransport::new(setup.key.clone(), info, t_config);
     let bind = p2p_bind
         .resolve()
         .await
