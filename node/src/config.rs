@@ -721,6 +721,13 @@ fn check_keys(
 
 /// The known key nearest to a misspelt one, if it is close.
 fn closest<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
+    #[cfg_attr(
+        not(test),
+        expect(
+            clippy::indexing_slicing,
+            reason = "Levenshtein rows have b.len() + 1 entries and j < b.len()"
+        )
+    )]
     fn distance(a: &str, b: &str) -> usize {
         let b: Vec<char> = b.chars().collect();
         let mut prev: Vec<usize> = (0..=b.len()).collect();

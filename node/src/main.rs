@@ -4,6 +4,16 @@
 //! `version`. The node reads a CometBFT home (`config/config.toml`, `config/node_key.json`,
 //! `config/genesis.json`, `config/addrbook.json`); CometBFT's flags override the file.
 
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
 mod config;
 mod crawl;
 mod home;

@@ -10,6 +10,16 @@
 //!
 //! See `README.md` for the design and every deliberate deviation from Go.
 
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
 pub mod core;
 pub mod msg;
 #[cfg(feature = "runtime")]

@@ -155,6 +155,13 @@ impl PexMessage {
 }
 
 /// [`NetAddress::to_proto`], with the ID hex-encoded here (the hot path of large answers).
+#[cfg_attr(
+    not(test),
+    expect(
+        clippy::indexing_slicing,
+        reason = "a nibble indexes a 16-entry table; chunks_exact(2) yields pairs; i < 20 for 40 bytes"
+    )
+)]
 fn addr_to_proto(a: &NetAddress) -> NetAddressProto {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut id = String::with_capacity(40);
@@ -171,6 +178,13 @@ fn addr_to_proto(a: &NetAddress) -> NetAddressProto {
 
 /// [`NetAddress::from_proto`], with a fast path for well-formed input; anything else goes to
 /// `from_proto` for its exact error.
+#[cfg_attr(
+    not(test),
+    expect(
+        clippy::indexing_slicing,
+        reason = "a nibble indexes a 16-entry table; chunks_exact(2) yields pairs; i < 20 for 40 bytes"
+    )
+)]
 fn addr_from_proto(pb: &NetAddressProto) -> Result<NetAddress, NetAddressError> {
     fn nibble(c: u8) -> Option<u8> {
         match c {

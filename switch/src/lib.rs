@@ -37,6 +37,16 @@
 //! every dial path, host names resolved at every dial, a synchronous `broadcast`, and
 //! `remove_peer` after a start error.
 
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
 mod backoff;
 mod config;
 mod peer_set;

@@ -1,6 +1,14 @@
 //! The registered reactors and which one owns each channel (Go `reactors`, `reactorsByCh`,
 //! `chDescs`), checked for duplicates at registration.
 
+#![cfg_attr(
+    not(test),
+    expect(
+        clippy::indexing_slicing,
+        reason = "tables of 256 entries indexed by a u8 channel ID, and counters indexed by their own enum"
+    )
+)]
+
 use std::sync::Arc;
 
 use mukan_reactor_api::{ChannelDescriptor, ChannelId, Reactor};

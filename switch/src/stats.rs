@@ -1,5 +1,13 @@
 //! Counters the node exports as metrics, and their snapshot [`Stats`].
 
+#![cfg_attr(
+    not(test),
+    expect(
+        clippy::indexing_slicing,
+        reason = "tables of 256 entries indexed by a u8 channel ID, and counters indexed by their own enum"
+    )
+)]
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
