@@ -5,7 +5,7 @@
 //!   virtual clock with an injected RNG.
 //! - `reactor` (feature `runtime`, default): `PexReactor`, the thin tokio adapter
 //!   implementing [`mukan_reactor_api::Reactor`].
-//! - [`sim`]: a single-threaded, deterministic network simulation over the core, used by the
+//! - `tests/common/sim.rs` (not part of the library): a single-threaded, deterministic network simulation over the core, used by the
 //!   tests and the benchmark.
 //!
 //! See `README.md` for the design and every deliberate deviation from Go.

@@ -36,7 +36,7 @@ pub struct PexConfig {
     pub seed_mode: bool,
     /// Ensure-peers period (Go 30 s).
     pub ensure_peers_period: Duration,
-    /// `addr_book_strict`, for building the book ([`PexConfig::new_book`]).
+    /// `addr_book_strict`, for the owner building the address book.
     pub strict_addr_book: bool,
     /// Overrides the switch's `max_num_outbound_peers` when set.
     pub max_outbound: Option<usize>,

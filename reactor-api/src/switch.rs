@@ -38,18 +38,18 @@ pub trait Switch: Send + Sync + 'static {
     /// to the send timeout per peer; reactors that need that use [`Peer::send`]).
     fn broadcast(&self, channel: ChannelId, message: Bytes) -> BroadcastReport;
 
-    /// Disconnects peer `id` because of `reason` ([`StopReason::Reactor`]) and informs every
+    /// Disconnects peer `id` because of `reason` ([`StopReason::Reactor`](crate::StopReason::Reactor)) and informs every
     /// reactor; a persistent peer is redialed. No-op if the peer is not connected.
     fn stop_peer_for_error(&self, id: &NodeId, reason: Box<dyn Error + Send + Sync>);
 
     /// Flushes what is queued for peer `id` (bounded by the flush timeout), then disconnects
-    /// it without redialing ([`StopReason::Graceful`]).
+    /// it without redialing ([`StopReason::Graceful`](crate::StopReason::Graceful)).
     fn stop_peer_gracefully(&self, id: &NodeId);
 
     /// Tells the address book that peer `id` behaved well (Go `MarkPeerAsGood`).
     fn mark_peer_as_good(&self, id: &NodeId);
 
-    /// The reactor registered under `name` (see also [`Switch::reactor_as`] on `dyn Switch`).
+    /// The reactor registered under `name` (see also `reactor_as` on `dyn Switch`).
     fn reactor(&self, name: &str) -> Option<Arc<dyn Reactor>>;
 
     /// Whether `addr` is being dialed or already connected (by ID, or by IP when duplicate IPs
