@@ -24,6 +24,13 @@ pub const BACKOFF_BASE_SECONDS: u64 = 3;
 /// `dialRandomizerIntervalMilliseconds`).
 pub const DIAL_RANDOMIZER_MS: u64 = 3_000;
 
+/// How long a redialed connection to a persistent peer must last to count as a success (ours:
+/// Go has no such rule). One that ends sooner counts as a failed attempt, so the next redial
+/// goes on with the schedule instead of starting over at once; a peer that completes the
+/// handshake and drops every connection is then redialed no faster than a peer that refuses
+/// them. One that lasted starts the schedule over (the first redial at once).
+pub const STABLE_CONNECTION: Duration = RECONNECT_INTERVAL;
+
 /// How a persistent peer is redialed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RedialPolicy {

@@ -57,7 +57,7 @@ mod switch;
 
 pub use backoff::{
     BACKOFF_ATTEMPTS, BACKOFF_BASE_SECONDS, DIAL_RANDOMIZER_MS, RECONNECT_ATTEMPTS,
-    RECONNECT_INTERVAL, RedialPolicy, jitter, redial_bounds, redial_delay,
+    RECONNECT_INTERVAL, RedialPolicy, STABLE_CONNECTION, jitter, redial_bounds, redial_delay,
 };
 pub use config::{Config, Error};
 pub use peer_set::PeerInfo;

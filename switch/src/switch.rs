@@ -1,6 +1,6 @@
 //! [`Switch`]: peers, reactors, dialing and redialing over a [`Transport`].
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::error::Error as StdError;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
@@ -24,7 +24,7 @@ use rand_chacha::ChaCha8Rng;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::backoff::redial_delay;
+use crate::backoff::{STABLE_CONNECTION, redial_delay};
 use crate::peer_set::{Conn, PeerInfo, Phase, RunState, StopRequest, Table};
 use crate::resolver::{Resolver, TokioResolver};
 use crate::routing::Routes;
@@ -131,6 +131,7 @@ impl Builder {
             resolver: self.resolver,
             addr_book: self.addr_book,
             rng: Mutex::new(rng),
+            redial_from: Mutex::new(HashMap::new()),
             table: Mutex::new(Table::new()),
             counters: Arc::new(Counters::new()),
             shutdown,
@@ -468,6 +469,10 @@ struct Inner {
     resolver: Arc<dyn Resolver>,
     addr_book: Option<mukan_reactor_api::SharedAddressBook>,
     rng: Mutex<ChaCha8Rng>,
+    /// Per persistent peer whose last connection came from a redial: the attempt the next
+    /// redial routine starts at if that connection does not last ([`STABLE_CONNECTION`]).
+    /// At most one entry per persistent peer.
+    redial_from: Mutex<HashMap<NodeId, u32>>,
     table: Mutex<Table>,
     counters: Arc<Counters>,
     shutdown: watch::Sender<bool>,
@@ -691,7 +696,7 @@ impl Inner {
                     | DialOutcome::Unresolved
             )
         {
-            self.spawn_redial(id);
+            self.spawn_redial(id, 0);
         }
         result
     }
@@ -874,9 +879,9 @@ impl Inner {
         }
     }
 
-    /// Starts the redial routine of persistent peer `id` unless one runs or the switch
-    /// stops (Go `reconnectToPeer`).
-    fn spawn_redial(self: &Arc<Self>, id: NodeId) {
+    /// Starts the redial routine of persistent peer `id` at attempt `first` of the schedule
+    /// unless one runs or the switch stops (Go `reconnectToPeer`, which always starts at 0).
+    fn spawn_redial(self: &Arc<Self>, id: NodeId, first: u32) {
         let Some(target) = self.persistent.iter().find(|p| parsed_id(p) == id).cloned() else {
             return;
         };
@@ -890,16 +895,32 @@ impl Inner {
             inner: self.clone(),
             id,
         };
-        tokio::spawn(redial(guard, target));
+        tokio::spawn(redial(guard, target, first));
+    }
+
+    /// Where the redial of persistent peer `id` starts after a connection that lasted
+    /// `lived`: at once (attempt 0, as Go) if it lasted [`STABLE_CONNECTION`] or was not made
+    /// by a redial routine; else where the routine that made it left off: a redialed
+    /// connection dropped at once counts as a failed dial, so a peer that accepts and drops
+    /// every connection is redialed on the schedule, not in a loop.
+    fn redial_start(&self, id: NodeId, lived: std::time::Duration) -> u32 {
+        let mut from = self.redial_from.lock();
+        if lived >= STABLE_CONNECTION {
+            from.remove(&id);
+            0
+        } else {
+            from.get(&id).copied().unwrap_or(0)
+        }
     }
 }
 
-/// The redial routine of one persistent peer: the configured address, on Go's schedule.
-async fn redial(guard: ReconnectGuard, target: ParsedAddress) {
+/// The redial routine of one persistent peer: the configured address, on Go's schedule from
+/// attempt `first`.
+async fn redial(guard: ReconnectGuard, target: ParsedAddress, first: u32) {
     let inner = guard.inner.clone();
     let policy = inner.config.redial_policy();
     let mut shutdown = inner.shutdown.subscribe();
-    let mut attempt = 0u32;
+    let mut attempt = first;
     loop {
         let delay = redial_delay(attempt, &policy, &mut *inner.rng.lock());
         let Some(delay) = delay else {
@@ -912,8 +933,13 @@ async fn redial(guard: ReconnectGuard, target: ParsedAddress) {
         let (outcome, result) = inner.dial_once(&target).await;
         inner.counters.dial(outcome);
         match result {
-            Ok(())
-            | Err(
+            Ok(()) => {
+                // Should this connection not last, the next routine goes on from here.
+                let next = attempt.saturating_add(1);
+                inner.redial_from.lock().insert(guard.id, next);
+                return;
+            }
+            Err(
                 DialError::AlreadyDialingOrConnected(_)
                 | DialError::Denied(_)
                 | DialError::NotRunning
@@ -1068,6 +1094,10 @@ async fn finish(
         }
         inner.counters.peer_stop(reason.label());
     }
+    // Also forgets an old redial position once a connection lasted, whatever ended it.
+    let first = conn
+        .persistent
+        .then(|| inner.redial_start(conn.id, conn.connected_at.elapsed()));
     let redial = {
         let mut t = inner.table.lock();
         let holds_slot = t.slots.get(&conn.id).is_some_and(|c| c.seq == conn.seq);
@@ -1079,7 +1109,7 @@ async fn finish(
     };
     conn.finish();
     if redial {
-        inner.spawn_redial(conn.id);
+        inner.spawn_redial(conn.id, first.unwrap_or(0));
     }
 }
 
