@@ -50,7 +50,8 @@ pub struct Config {
     pub mconn: mukan_mconn::Config,
     /// IDs and IP networks refused (default: empty). The remote IP is checked before any
     /// handshake (on accept, and before dialing along with the dialed ID), the authenticated
-    /// ID once the upgrade has it. Share it with the switch to ban and unban at runtime.
+    /// ID right after the secret connection, before our `NodeInfo` is sent. Share it with the
+    /// switch to ban and unban at runtime.
     pub deny: Arc<DenyList>,
 }
 
@@ -211,10 +212,9 @@ impl Core {
             .await
             .map_err(|e| into_transport_error(e, Some(addr)))?;
         let ctx = inner.ctx.read().clone();
-        let upgraded = upgrade(stream, &ctx, Some(&addr))
+        let upgraded = upgrade(stream, &ctx, Some(&addr), &inner.config.deny)
             .await
             .map_err(|e| into_transport_error(e, Some(addr)))?;
-        check_denied_id(inner, &upgraded).map_err(|e| into_transport_error(e, Some(addr)))?;
         let persistent = (peer_config.is_persistent)(&addr);
         Ok(wrap_peer(
             upgraded,
@@ -305,14 +305,6 @@ fn drain(rx: &mut mpsc::Receiver<Accepted>) {
     while rx.try_recv().is_ok() {}
 }
 
-/// The deny-list check on the authenticated ID.
-fn check_denied_id(inner: &Inner, upgraded: &Upgraded<Box<dyn Io>>) -> Result<(), UpgradeError> {
-    if inner.config.deny.is_denied_id(&upgraded.id) {
-        return Err(UpgradeError::DeniedId(upgraded.id));
-    }
-    Ok(())
-}
-
 impl std::fmt::Debug for Core {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Transport")
@@ -396,8 +388,7 @@ async fn upgrade_inbound(
         let mut guard = filter_conn(&inner, remote).await?;
         guard.hold(inbound_permit);
         let ctx = inner.ctx.read().clone();
-        let upgraded = upgrade(stream, &ctx, None).await?;
-        check_denied_id(&inner, &upgraded)?;
+        let upgraded = upgrade(stream, &ctx, None, &inner.config.deny).await?;
         Ok::<_, UpgradeError>((upgraded, guard))
     };
     let result = tokio::select! {

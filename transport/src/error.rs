@@ -101,7 +101,8 @@ pub enum UpgradeError {
     /// The remote IP is on the deny list (checked before any handshake).
     #[error("ip<{0}> is denied")]
     DeniedIp(IpAddr),
-    /// The authenticated node ID is on the deny list.
+    /// The authenticated node ID is on the deny list (checked right after the secret
+    /// connection, before any `NodeInfo` is sent).
     #[error("node {0} is denied")]
     DeniedId(NodeId),
 }

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! dial / accept ─► filters (duplicate connection, duplicate IP, user filters with a timeout)
-//!   ─► secret connection (timeout) ─► dialed-ID check
+//!   ─► secret connection (timeout) ─► dialed-ID check ─► ID not denied
 //!   ─► NodeInfo exchange, both directions at once, ≤ 10240 bytes (timeout)
 //!   ─► validate ─► NodeInfo ID == authenticated ID ─► not ourselves ─► compatible
 //!   ─► a peer running MConnection
@@ -23,6 +23,8 @@
 //!   and ignores `dial_timeout` / `handshake_timeout` from config.toml.
 //! - If our `NodeInfo` announces no listen address or port 0, [`TcpTransport::listen`] fills
 //!   in the bound address so that peers learn an address they can dial.
+//! - The deny list's ID check runs right after the secret connection, so a denied node never
+//!   gets our `NodeInfo` (Go filters by ID only after the whole upgrade).
 //! - A connection's entry in the duplicate table is removed when its peer is dropped, even if
 //!   the owner forgets [`Transport::cleanup`](mukan_reactor_api::Transport::cleanup).
 

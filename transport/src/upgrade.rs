@@ -1,11 +1,13 @@
 //! The upgrade of a raw connection: secret connection, then the `NodeInfo` exchange, then the
 //! checks of Go `MultiplexTransport.upgrade`, in Go's order, each stage with its own timeout.
+//! The deny list's ID check comes right after the secret connection, before any `NodeInfo` is
+//! sent: a denied node learns nothing about us past our key.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use mukan_node_key::{NodeId, NodeKey};
-use mukan_reactor_api::{NetAddress, NodeInfo};
+use mukan_reactor_api::{DenyList, NetAddress, NodeInfo};
 use mukan_secret_conn::{LengthPrefix, SecretStream};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -55,11 +57,13 @@ pub(crate) struct Upgraded<T> {
     pub(crate) id: NodeId,
 }
 
-/// Runs the upgrade on `io`. `dialed` is the address we dialed (outbound) or `None`.
+/// Runs the upgrade on `io`. `dialed` is the address we dialed (outbound) or `None`; a peer
+/// whose authenticated ID `deny` holds is refused before the `NodeInfo` exchange.
 pub(crate) async fn upgrade<T>(
     io: T,
     ctx: &UpgradeCtx,
     dialed: Option<&NetAddress>,
+    deny: &DenyList,
 ) -> Result<Upgraded<T>, UpgradeError>
 where
     T: AsyncRead + AsyncWrite + Unpin + Send,
@@ -90,7 +94,12 @@ where
         }
     }
 
-    // 3. NodeInfo exchange, both directions at once.
+    // 3. Not denied (checked here, before we send our NodeInfo; Go checks after the upgrade).
+    if deny.is_denied_id(&id) {
+        return Err(UpgradeError::DeniedId(id));
+    }
+
+    // 4. NodeInfo exchange, both directions at once.
     let (stream, node_info) =
         match tokio::time::timeout(ctx.node_info_timeout, exchange(stream, &ctx.node_info_msg))
             .await
@@ -100,12 +109,12 @@ where
             Ok(Ok(pair)) => pair,
         };
 
-    // 4. Validate.
+    // 5. Validate.
     node_info
         .validate()
         .map_err(UpgradeError::InvalidNodeInfo)?;
 
-    // 5. The NodeInfo must speak for the authenticated key.
+    // 6. The NodeInfo must speak for the authenticated key.
     match node_info.node_id() {
         Ok(claimed) if claimed == id => {}
         _ => {
@@ -116,12 +125,12 @@ where
         }
     }
 
-    // 6. Not ourselves.
+    // 7. Not ourselves.
     if id == ctx.our_id() {
         return Err(UpgradeError::SelfConnection);
     }
 
-    // 7. Compatible with us.
+    // 8. Compatible with us.
     ctx.node_info
         .compatible_with(&node_info)
         .map_err(UpgradeError::Incompatible)?;
