@@ -1,15 +1,15 @@
 //! [`PexReactor`]: the tokio adapter that feeds the [`PexCore`] from the switch and executes
 //! its [`Action`]s through the [`Switch`] trait.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::error::Error;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use mukan_reactor_api::{
-    ChannelDescriptor, DialError, Envelope, NetAddressError, NodeId, ParsedAddress, Peer, Reactor,
-    SharedAddressBook, StopReason, Switch, TrySendError,
+    ChannelDescriptor, DialError, Envelope, NetAddress, NetAddressError, NodeId, ParsedAddress,
+    Peer, Reactor, SharedAddressBook, StopReason, Switch, TrySendError, UnresolvedAddress,
 };
 use parking_lot::Mutex;
 use rand::SeedableRng;
@@ -30,7 +30,9 @@ pub type SaveCallback = Arc<dyn Fn() + Send + Sync>;
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct PexConfig {
-    /// `seeds`: `id@host:port` entries. Host names are resolved when the reactor starts.
+    /// `seeds`: `id@host:port` entries. A host name is resolved at every dial of the seed, by
+    /// the switch ([`Switch::dial_parsed_address`], its injected resolver), so a seed whose
+    /// name moves to another IP is still found.
     pub seeds: Vec<String>,
     /// `seed_mode`.
     pub seed_mode: bool,
@@ -83,7 +85,9 @@ impl PexConfig {
 struct Inner {
     book: SharedAddressBook,
     core: Mutex<PexCore>,
-    seeds: Vec<ParsedAddress>,
+    /// Seeds given by host name, by the placeholder address the core knows them by
+    /// ([`name_token`]); resolved when dialed.
+    named_seeds: HashMap<NetAddress, UnresolvedAddress>,
     override_outbound: Option<usize>,
     switch: Mutex<Option<Weak<dyn Switch>>>,
     save: Option<SaveCallback>,
@@ -133,17 +137,22 @@ impl PexReactor {
         book: SharedAddressBook,
         save: Option<SaveCallback>,
     ) -> Result<Self, NetAddressError> {
-        let seeds = config.parse_seeds()?;
-        let resolved = seeds
-            .iter()
-            .filter_map(|s| match s {
-                ParsedAddress::Resolved(a) => Some(*a),
-                ParsedAddress::Unresolved(_) => None,
+        let mut named_seeds = HashMap::new();
+        let seeds = config
+            .parse_seeds()?
+            .into_iter()
+            .map(|s| match s {
+                ParsedAddress::Resolved(a) => a,
+                ParsedAddress::Unresolved(u) => {
+                    let token = name_token(&u);
+                    named_seeds.insert(token, u);
+                    token
+                }
             })
             .collect();
         let core_cfg = CoreConfig {
             seed_mode: config.seed_mode,
-            seeds: resolved,
+            seeds,
             ensure_peers_period: config.ensure_peers_period,
             seed_disconnect_wait: config.seed_disconnect_wait,
             verified_freshness: config.verified_freshness,
@@ -161,7 +170,7 @@ impl PexReactor {
             inner: Arc::new(Inner {
                 book,
                 core: Mutex::new(core),
-                seeds,
+                named_seeds,
                 override_outbound: config.max_outbound,
                 switch: Mutex::new(None),
                 save,
@@ -245,9 +254,13 @@ impl Inner {
                     };
                     let this = self.clone();
                     let slots = self.dial_slots.lock().clone();
+                    let target = match self.named_seeds.get(&addr) {
+                        Some(u) => ParsedAddress::Unresolved(u.clone()),
+                        None => ParsedAddress::Resolved(addr),
+                    };
                     let spawned = spawn(async move {
                         let outcome = match slots.acquire_owned().await {
-                            Ok(_permit) => match s.dial_peer_with_address(addr).await {
+                            Ok(_permit) => match s.dial_parsed_address(target).await {
                                 Ok(()) => DialOutcome::Connected,
                                 Err(DialError::AlreadyDialingOrConnected(_)) => {
                                     DialOutcome::AlreadyConnected
@@ -282,6 +295,12 @@ impl Inner {
     }
 }
 
+/// The address the core knows a seed given by host name by: its ID and port at `0.0.0.0`
+/// (never dialed as such: the reactor dials the name).
+fn name_token(u: &UnresolvedAddress) -> NetAddress {
+    u.with_ip(std::net::Ipv4Addr::UNSPECIFIED.into())
+}
+
 /// Spawns on the current runtime; `false` when there is none.
 fn spawn(fut: impl Future<Output = ()> + Send + 'static) -> bool {
     match tokio::runtime::Handle::try_current() {
@@ -294,32 +313,10 @@ fn spawn(fut: impl Future<Output = ()> + Send + 'static) -> bool {
 }
 
 async fn run(inner: Weak<Inner>) {
-    // Resolve seed host names once at start (without blocking a worker).
     let Some(this) = inner.upgrade() else {
         return;
     };
-    let mut seeds = Vec::new();
-    for s in &this.seeds {
-        match s {
-            ParsedAddress::Resolved(a) => seeds.push(*a),
-            ParsedAddress::Unresolved(u) => {
-                let lookup = tokio::time::timeout(
-                    Duration::from_secs(5),
-                    tokio::net::lookup_host(u.host_port()),
-                )
-                .await;
-                if let Ok(Ok(mut addrs)) = lookup {
-                    if let Some(sa) = addrs.next() {
-                        seeds.push(u.with_ip(sa.ip()));
-                    }
-                }
-            }
-        }
-    }
-    let acts = this.with(|c, b| {
-        c.set_seeds(seeds);
-        c.start(b, now(), SystemTime::now())
-    });
+    let acts = this.with(|c, b| c.start(b, now(), SystemTime::now()));
     this.execute(acts);
     drop(this);
     loop {

@@ -216,27 +216,35 @@ fn a_bad_seed_entry_is_a_config_error() {
     assert!(PexReactor::new(cfg, shared, None).is_err());
 }
 
-#[tokio::test]
-async fn a_seed_host_name_is_resolved_when_the_reactor_starts() {
+#[tokio::test(start_paused = true)]
+async fn a_seed_host_name_is_resolved_again_at_every_dial() {
     let id = NodeId([0x42; 20]);
     let mut cfg = PexConfig::default();
-    cfg.seeds = vec![format!("{id}@localhost:26656")];
+    cfg.seeds = vec![format!("{id}@seed.example:26656")];
     let s = setup(cfg);
+    let first = IpAddr::V4(Ipv4Addr::new(8, 8, 1, 1));
+    let second = IpAddr::V4(Ipv4Addr::new(8, 8, 2, 2));
+    // Not resolvable when the reactor starts: a failed seed dial, not a config error.
     s.reactor.on_start();
-    let mut dialed = None;
-    for _ in 0..200 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        dialed = s.switch.calls().into_iter().find_map(|c| match c {
-            SwitchCall::Dial(a) => Some(a),
-            _ => None,
-        });
-        if dialed.is_some() {
-            break;
-        }
-    }
-    let a = dialed.expect("the resolved seed is dialed");
-    assert_eq!(a.id(), id);
-    assert!(a.ip().is_loopback(), "{a}");
-    assert_eq!(a.port(), 26656);
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let dials = |s: &Setup| -> Vec<NetAddress> {
+        s.switch
+            .take_calls()
+            .into_iter()
+            .filter_map(|c| match c {
+                SwitchCall::Dial(a) => Some(a),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(dials(&s), Vec::<NetAddress>::new());
+    // The name appears: the next ensure-peers run dials it there.
+    s.switch.set_host("seed.example", Some(first));
+    tokio::time::sleep(Duration::from_secs(31)).await;
+    assert_eq!(dials(&s), vec![NetAddress::new(id, first, 26656)]);
+    // The name moves: the next seed dial follows it.
+    s.switch.set_host("seed.example", Some(second));
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(dials(&s), vec![NetAddress::new(id, second, 26656)]);
     s.reactor.on_stop();
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use mukan_node_key::NodeId;
 
-use crate::{ChannelId, NetAddress, Peer, Reactor, downcast_reactor};
+use crate::{ChannelId, NetAddress, ParsedAddress, Peer, Reactor, downcast_reactor};
 
 /// The p2p layer as reactors see it (the reactor-facing part of Go's `*p2p.Switch`,
 /// `spec/p2p/reactor-api/p2p-api.md`). Object-safe; reactors hold a `Weak<dyn Switch>`.
@@ -67,6 +67,30 @@ pub trait Switch: Send + Sync + 'static {
         &self,
         addr: NetAddress,
     ) -> Pin<Box<dyn Future<Output = Result<(), DialError>> + Send + '_>>;
+
+    /// Dials `addr` as [`Switch::dial_peer_with_address`], resolving a host name first, afresh
+    /// at every call, the way the switch resolves its persistent peers (for configured
+    /// addresses such as PEX seeds, whose names may move).
+    ///
+    /// The default resolves nothing: a host name fails with [`DialError::Unresolved`].
+    ///
+    /// # Errors
+    /// A [`DialError`]; [`DialError::Unresolved`] when the name does not resolve.
+    ///
+    /// # Cancel safety
+    /// Dropping the future abandons the dial.
+    fn dial_parsed_address(
+        &self,
+        addr: ParsedAddress,
+    ) -> Pin<Box<dyn Future<Output = Result<(), DialError>> + Send + '_>> {
+        match addr {
+            ParsedAddress::Resolved(a) => self.dial_peer_with_address(a),
+            ParsedAddress::Unresolved(u) => {
+                let shown = u.with_ip(std::net::Ipv4Addr::UNSPECIFIED.into());
+                Box::pin(std::future::ready(Err(DialError::Unresolved(shown))))
+            }
+        }
+    }
 }
 
 /// Peer counts returned by [`Switch::num_peers`].

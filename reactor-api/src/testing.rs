@@ -18,8 +18,8 @@ use mukan_node_key::NodeId;
 
 use crate::{
     BroadcastOutcome, BroadcastReport, ChannelDescriptor, ChannelId, DialError, Direction,
-    Envelope, NetAddress, NodeInfo, Peer, PeerCounts, PeerData, PeerStatus, Reactor, SendError,
-    StopReason, Switch, TrySendError,
+    Envelope, NetAddress, NodeInfo, ParsedAddress, Peer, PeerCounts, PeerData, PeerStatus, Reactor,
+    SendError, StopReason, Switch, TrySendError,
 };
 
 /// One call made to a [`RecordingReactor`].
@@ -402,8 +402,11 @@ pub enum SwitchCall {
 
 /// A switch that records what reactors ask of it. Peers and reactors are added by the test;
 /// dials succeed without connecting anything; a stopped peer is removed from the peer list.
+/// Host names resolve through a table the test sets ([`FakeSwitch::set_host`]), looked up at
+/// every [`Switch::dial_parsed_address`].
 pub struct FakeSwitch {
     address: NetAddress,
+    hosts: Mutex<HashMap<String, IpAddr>>,
     peers: Mutex<Vec<Arc<dyn Peer>>>,
     reactors: Mutex<HashMap<String, Arc<dyn Reactor>>>,
     calls: Mutex<Vec<SwitchCall>>,
@@ -425,6 +428,7 @@ impl FakeSwitch {
     pub fn new(address: NetAddress) -> Self {
         Self {
             address,
+            hosts: Mutex::new(HashMap::new()),
             peers: Mutex::new(Vec::new()),
             reactors: Mutex::new(HashMap::new()),
             calls: Mutex::new(Vec::new()),
@@ -451,6 +455,15 @@ impl FakeSwitch {
     /// Sets what [`Switch::max_num_outbound_peers`] reports (10 by default).
     pub fn set_max_outbound(&self, n: usize) {
         *lock(&self.max_outbound) = n;
+    }
+
+    /// Makes `host` resolve to `ip` from now on (`None`: not at all).
+    pub fn set_host(&self, host: &str, ip: Option<IpAddr>) {
+        let mut hosts = lock(&self.hosts);
+        match ip {
+            Some(ip) => hosts.insert(host.to_owned(), ip),
+            None => hosts.remove(host),
+        };
     }
 
     /// The calls so far.
@@ -545,6 +558,27 @@ impl Switch for FakeSwitch {
     ) -> Pin<Box<dyn Future<Output = Result<(), DialError>> + Send + '_>> {
         self.record(SwitchCall::Dial(addr));
         Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// Resolves a host name through the table of [`FakeSwitch::set_host`], then dials (and
+    /// records) the address it resolved to; an unknown name fails, recording nothing.
+    fn dial_parsed_address(
+        &self,
+        addr: ParsedAddress,
+    ) -> Pin<Box<dyn Future<Output = Result<(), DialError>> + Send + '_>> {
+        match addr {
+            ParsedAddress::Resolved(a) => self.dial_peer_with_address(a),
+            ParsedAddress::Unresolved(u) => {
+                let ip = lock(&self.hosts).get(&u.host).copied();
+                match ip {
+                    Some(ip) => self.dial_peer_with_address(u.with_ip(ip)),
+                    None => {
+                        let shown = u.with_ip(Ipv4Addr::UNSPECIFIED.into());
+                        Box::pin(std::future::ready(Err(DialError::Unresolved(shown))))
+                    }
+                }
+            }
+        }
     }
 }
 

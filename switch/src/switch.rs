@@ -453,6 +453,15 @@ impl<T: Transport> SwitchApi for Switch<T> {
     ) -> Pin<Box<dyn Future<Output = Result<(), DialError>> + Send + '_>> {
         Box::pin(self.inner.dial(ParsedAddress::Resolved(addr)))
     }
+
+    /// A host name is resolved through the switch's [`Resolver`] at every call, as for
+    /// persistent peers.
+    fn dial_parsed_address(
+        &self,
+        addr: ParsedAddress,
+    ) -> Pin<Box<dyn Future<Output = Result<(), DialError>> + Send + '_>> {
+        Box::pin(self.inner.dial(addr))
+    }
 }
 
 /// The state shared by the switch and its tasks.

@@ -1,0 +1,50 @@
+//! `Switch::dial_parsed_address` (how PEX dials seeds given by host name) resolves the name
+//! through the switch's resolver at every call, and dials where it points now.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use mukan_reactor_api::{DialError, ParsedAddress, Switch as _};
+use mukan_transport::MemoryNetwork;
+
+const PORT: u16 = 26_656;
+
+#[tokio::test(start_paused = true)]
+async fn a_name_is_resolved_at_every_dial() {
+    let net = MemoryNetwork::default();
+    let resolver = Arc::new(ScriptedResolver::default());
+    let mut spec = NodeSpec::new(1);
+    spec.resolver = Some(resolver.clone());
+    let a = memory_node(&net, spec).await;
+    let mut b_spec = NodeSpec::new(9);
+    b_spec.port = PORT;
+    let b = memory_node(&net, b_spec).await;
+    let name: ParsedAddress = format!("{}@seed.example:{PORT}", b.id()).parse().unwrap();
+
+    // Unknown name: a typed failure, nothing dialed.
+    let err = a.sw.dial_parsed_address(name.clone()).await.unwrap_err();
+    assert!(matches!(err, DialError::Unresolved(_)), "{err:?}");
+    assert_eq!(resolver.count(), 1);
+
+    // Pointing nowhere (nothing listens at ip(10)): a failed dial.
+    resolver.set("seed.example", vec![ip(10)]);
+    let err = a.sw.dial_parsed_address(name.clone()).await.unwrap_err();
+    assert!(matches!(err, DialError::Failed(_)), "{err:?}");
+    assert_eq!(resolver.count(), 2);
+
+    // The name moved to B: connects there.
+    resolver.set("seed.example", vec![ip(9)]);
+    a.sw.dial_parsed_address(name).await.unwrap();
+    assert_eq!(resolver.count(), 3);
+    wait_until("B connected", Duration::from_secs(5), || {
+        a.sw.peer(&b.id()).is_some()
+    })
+    .await;
+    assert_eq!(a.sw.peer(&b.id()).unwrap().socket_addr().ip(), ip(9));
+    a.sw.stop().await;
+    b.sw.stop().await;
+}
