@@ -116,14 +116,38 @@ impl AddrBook {
     /// written, flushed to disk, renamed over `path`, and the directory is synced. A crash
     /// at any point leaves either the old or the new file.
     ///
+    /// For a book behind a lock, [`AddrBook::save_snapshot`] keeps the lock only while
+    /// serializing.
+    ///
     /// # Errors
     /// [`PersistError::Io`]; the previous file is then untouched.
     pub fn save(&self, path: &Path) -> Result<(), PersistError> {
-        let bytes = self.to_json();
-        write_atomic(path, &bytes).map_err(|source| PersistError::Io {
-            path: path.to_owned(),
-            source,
-        })
+        self.snapshot().write(path)
+    }
+
+    /// The book serialized ([`AddrBook::to_json`]), to write later with [`Snapshot::write`]
+    /// (no IO here: cheap enough to take under the book's lock).
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            bytes: self.to_json(),
+        }
+    }
+
+    /// Saves a book that lives behind a lock: `take` locks it and returns its
+    /// [`AddrBook::snapshot`] (e.g. `|| book.lock().snapshot()`), and the file is written
+    /// after `take` returned, so the lock is never held across disk IO. Saves through this
+    /// function are serialized process-wide, snapshot and write together, so the newest
+    /// snapshot is the one left on disk when several threads save at once.
+    ///
+    /// # Errors
+    /// [`PersistError::Io`]; the previous file is then untouched.
+    pub fn save_snapshot(path: &Path, take: impl FnOnce() -> Snapshot) -> Result<(), PersistError> {
+        static SAVING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one_at_a_time = SAVING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let snapshot = take();
+        snapshot.write(path)
     }
 
     /// The file content, as Go would write it (plus bans, see the module docs).
@@ -273,6 +297,31 @@ fn move_aside(path: &Path, now: SystemTime) -> Option<PathBuf> {
         return fs::rename(path, &target).ok().map(|()| target);
     }
     None
+}
+
+/// A serialized copy of an address book ([`AddrBook::snapshot`]), taken under the book's
+/// lock and written without it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    bytes: Vec<u8>,
+}
+
+impl Snapshot {
+    /// The file content.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Writes the snapshot to `path` atomically, as [`AddrBook::save`] does.
+    ///
+    /// # Errors
+    /// [`PersistError::Io`]; the previous file is then untouched.
+    pub fn write(&self, path: &Path) -> Result<(), PersistError> {
+        write_atomic(path, &self.bytes).map_err(|source| PersistError::Io {
+            path: path.to_owned(),
+            source,
+        })
+    }
 }
 
 /// Writes `bytes` to a fresh temporary file (mode 0644, as Go writes the book) beside `path`,

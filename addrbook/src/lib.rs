@@ -9,7 +9,8 @@
 //! rules, good and bad marking, bans and their reinstatement, `pick_address(bias)` and the
 //! PEX selections.
 //!
-//! What it does not do: no IO except [`AddrBook::load`] / [`AddrBook::save`] (the owner
+//! What it does not do: no IO except [`AddrBook::load`] / [`AddrBook::save`] /
+//! [`AddrBook::save_snapshot`] (the owner
 //! decides when to save; there is no background task), no clock (every time-dependent
 //! operation takes `now`), no global randomness (the RNG is given to [`AddrBook::new`]).
 //!
@@ -56,5 +57,5 @@ mod time;
 
 pub use book::{AddrBook, BUCKET_SIZE, BucketKind, Config, NEW_BUCKET_COUNT, OLD_BUCKET_COUNT};
 pub use error::{EntryError, PersistError};
-pub use file::LoadReport;
+pub use file::{LoadReport, Snapshot};
 pub use group::group_key;

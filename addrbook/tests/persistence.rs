@@ -122,6 +122,66 @@ fn five_thousand_addresses_save_and_load_to_an_equal_book() {
     assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
 }
 
+/// A book behind a lock, saved through `save_snapshot` (lock held only to serialize): the
+/// file loads back to an equal book, and is the snapshot's bytes.
+#[test]
+fn save_snapshot_writes_a_file_that_loads_back_equal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("addrbook.json");
+    let shared = std::sync::Mutex::new(rich_book(7, 800));
+    let mut taken = None;
+    AddrBook::save_snapshot(&path, || {
+        let snapshot = shared.lock().unwrap().snapshot();
+        taken = Some(snapshot.clone());
+        snapshot
+    })
+    .unwrap();
+    // The lock was released before the write: the book is free again.
+    assert!(shared.try_lock().is_ok());
+    assert_eq!(taken.unwrap().as_bytes(), fs::read(&path).unwrap());
+    let mut again = AddrBook::new(Config::default(), ChaCha8Rng::seed_from_u64(99));
+    let report = again.load(&path, t0()).unwrap();
+    let original = shared.lock().unwrap();
+    assert_eq!(report.loaded, original.size());
+    assert_eq!(again, *original);
+    again.check_invariants().unwrap();
+    assert_eq!(
+        fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "no temporary left"
+    );
+}
+
+/// Snapshots saved from several threads: each save is whole and the last one taken is the
+/// one on disk.
+#[test]
+fn concurrent_snapshot_saves_leave_the_last_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("addrbook.json");
+    let shared = std::sync::Mutex::new(rich_book(0, 300));
+    let last = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for t in 0..4u64 {
+            let (path, shared, last) = (&path, &shared, &last);
+            s.spawn(move || {
+                for i in 0..5 {
+                    AddrBook::save_snapshot(path, || {
+                        let mut b = shared.lock().unwrap();
+                        let a = in_group(50_000 + t * 10 + i, 40_000 + t as u32, 1);
+                        let _ = b.add_address(a, in_group(60_000, 41_000, 1), t0());
+                        let snapshot = b.snapshot();
+                        *last.lock().unwrap() = snapshot.as_bytes().to_vec();
+                        snapshot
+                    })
+                    .unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(fs::read(&path).unwrap(), *last.lock().unwrap());
+    assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+}
+
 #[test]
 fn bans_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();

@@ -130,26 +130,20 @@ fn switch_config(c: &Config) -> mukan_switch::Config {
     s
 }
 
-/// Writes the book atomically (temporary file, then rename); the book's lock is held only to
-/// copy it. Saves are serialized (PEX saves on its own schedule and on stop; the node saves
-/// last), so the newest snapshot is the one left on disk.
+/// Writes the book atomically through [`mukan_addrbook::AddrBook::save_snapshot`]: the
+/// book's lock is held only to serialize it, saves are serialized (PEX saves on its own
+/// schedule and on stop; the node saves last), so the newest snapshot is the one left on disk.
 pub(crate) fn save_book(
     book: &Mutex<mukan_addrbook::AddrBook>,
     path: &Path,
-) -> std::io::Result<()> {
-    static SAVING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _one_at_a_time = SAVING
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let json = book.lock().to_json();
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    // A unique temporary file in the same directory (tempfile), synced, then renamed over
-    // the book: a crash leaves the old file or the new one, never a mix.
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    std::io::Write::write_all(&mut tmp, &json)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map(drop).map_err(|e| e.error)
+) -> Result<(), mukan_addrbook::PersistError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| mukan_addrbook::PersistError::Io {
+            path: dir.to_owned(),
+            source,
+        })?;
+    }
+    mukan_addrbook::AddrBook::save_snapshot(path, || book.lock().snapshot())
 }
 
 /// Holds channel 0x00 open and drops what arrives: what runs when `pex = false` (a connection
@@ -211,7 +205,7 @@ fn reactors(
         let path = book_path.to_owned();
         Arc::new(move || {
             if let Err(e) = save_book(&concrete, &path) {
-                tracing::warn!(target: "mukan_p2p::run", "{}: cannot save the address book: {e}", path.display());
+                tracing::warn!(target: "mukan_p2p::run", "cannot save the address book: {e}");
             }
         })
     };
@@ -369,12 +363,7 @@ impl Running {
         tokio::task::spawn_blocking(move || save_book(&book, &path))
             .await
             .map_err(|e| e.to_string())?
-            .map_err(|e| {
-                format!(
-                    "{}: cannot save the address book: {e}",
-                    self.book_path.display()
-                )
-            })?;
+            .map_err(|e| format!("cannot save the address book: {e}"))?;
         tracing::info!(
             target: "mukan_p2p::run",
             "stopped; address book saved to {}",
@@ -542,6 +531,44 @@ pub(crate) mod tests {
             .replace("tcp://0.0.0.0:26656", "tcp://127.0.0.1:0");
         std::fs::write(&path, text).unwrap();
         home
+    }
+
+    /// The node's save: the directory is created, and the file loads back to an equal book.
+    #[test]
+    fn save_book_writes_a_file_that_loads_back_equal() {
+        use rand::SeedableRng;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config/addrbook.json");
+        let mut book = mukan_addrbook::AddrBook::new(
+            mukan_addrbook::Config::with_strict(true),
+            rand::rngs::StdRng::seed_from_u64(1),
+        );
+        let addr = |n: u8| {
+            mukan_reactor_api::NetAddress::new(
+                mukan_reactor_api::NodeId([n; 20]),
+                std::net::Ipv4Addr::new(8, n, 1, 1).into(),
+                26656,
+            )
+        };
+        for n in 1..=20u8 {
+            mukan_reactor_api::AddressBook::add_address(
+                &mut book,
+                addr(n),
+                addr(100),
+                SystemTime::now(),
+            )
+            .unwrap();
+        }
+        assert_eq!(mukan_reactor_api::AddressBook::size(&book), 20);
+        let book = Mutex::new(book);
+        save_book(&book, &path).unwrap();
+        let mut again = mukan_addrbook::AddrBook::new(
+            mukan_addrbook::Config::with_strict(true),
+            rand::rngs::StdRng::seed_from_u64(2),
+        );
+        let report = again.load(&path, SystemTime::now()).unwrap();
+        assert_eq!(report.loaded, 20);
+        assert_eq!(again, *book.lock());
     }
 
     pub(crate) fn setup(home: &Path, o: &Overrides) -> NodeSetup {
