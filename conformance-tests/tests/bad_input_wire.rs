@@ -1,5 +1,6 @@
-//! Bad-input suite (RELIABILITY.md, categories A–D): an evil peer on real loopback TCP
-//! misbehaves on purpose against an honest `TcpTransport`. Every case asserts its outcome, that
+//! Bad-input suite, by category (the test names carry the case numbers): A the secret-connection
+//! handshake, B sealed frames, C MConnection packets, D the transport's accept path. An evil
+//! peer on real loopback TCP misbehaves on purpose against an honest `TcpTransport`. Every case asserts its outcome, that
 //! the honest side closed the socket, that nothing panicked, and that open fds and live tokio
 //! tasks are back to their baseline. Timeouts are scaled down through `Config`.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]

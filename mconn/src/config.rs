@@ -1,4 +1,4 @@
-//! [`Config`]: the knobs of a connection (`PROTOCOL.md` §2.2, Go `MConnConfig`).
+//! [`Config`]: the knobs of a connection (Go `MConnConfig`).
 
 use std::num::{NonZeroU64, NonZeroUsize};
 use std::time::Duration;

@@ -13,7 +13,8 @@ pub enum Error {
     #[error("mconn decode: {0}")]
     Decode(#[from] DecodeError),
     /// A packet's length prefix exceeds the largest packet the configuration allows
-    /// (`PROTOCOL.md` §2.3); nothing was allocated for it.
+    /// ([`max_packet_size`](crate::max_packet_size) of the payload limit); nothing was
+    /// allocated for it.
     #[error("packet too large ({len} > {max})")]
     PacketTooLarge {
         /// The announced length.

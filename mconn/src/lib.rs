@@ -1,5 +1,5 @@
 //! `mukan-mconn`: CometBFT's MConnection, many prioritised channels over one byte stream
-//! (`p2p/conn/connection.go`, `PROTOCOL.md` §2).
+//! (CometBFT `p2p/conn/connection.go`).
 //!
 //! What this crate owns:
 //! - the [`Packet`] codec (`uvarint(len) || tendermint.p2p.Packet`: ping, pong, msg), with the

@@ -84,7 +84,7 @@ pub(crate) struct Config {
     pub(crate) instrumentation: InstrumentationConfig,
 }
 
-/// `[p2p]` (PROTOCOL.md §10), at CometBFT v0.38's defaults.
+/// `[p2p]` of `config.toml`, at CometBFT v0.38's defaults.
 #[derive(Clone, Debug)]
 pub(crate) struct P2pConfig {
     /// `laddr`, verbatim (it goes into `NodeInfo.listen_addr`).

@@ -66,7 +66,7 @@ fn err(setup: &NodeSetup, key: &str, problem: impl Into<String>) -> ConfigError 
     )
 }
 
-/// Our `NodeInfo` (PROTOCOL.md §3.2): `listen_addr` is `external_address`, else `laddr`.
+/// Our `NodeInfo` (Go `makeNodeInfo`): `listen_addr` is `external_address`, else `laddr`.
 pub(crate) fn node_info(
     setup: &NodeSetup,
     channels: Vec<mukan_reactor_api::ChannelId>,

@@ -1,4 +1,4 @@
-//! The PEX messages on channel `0x00` (`tendermint.p2p.Message`, PROTOCOL.md §8.1) and their
+//! The PEX messages on channel `0x00` (`tendermint.p2p.Message`: `PexRequest`, `PexAddrs`) and their
 //! typed decoding.
 
 use std::num::{NonZeroU32, NonZeroUsize};

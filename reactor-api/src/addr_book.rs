@@ -1,5 +1,5 @@
 //! [`AddressBook`]: what the PEX reactor and the switch need from the address book
-//! (CometBFT `p2p/pex/addrbook.go: AddrBook`, PROTOCOL.md §9).
+//! (CometBFT `p2p/pex/addrbook.go: AddrBook`).
 //!
 //! The trait is object-safe (held as `dyn AddressBook`, typically behind the owner's mutex)
 //! and sans-IO: operations that depend on time take `now` (wall-clock `SystemTime`, because
@@ -59,8 +59,9 @@ pub trait AddressBook: Send {
     /// The number of stored addresses (new + old), banned ones excluded.
     fn size(&self) -> usize;
 
-    /// An address to dial, new with the probability of PROTOCOL.md §9.6, or `None` when the
-    /// book (or the chosen side) is empty.
+    /// An address to dial, or `None` when the book (or the chosen side) is empty. With `b` =
+    /// `bias_towards_new` (0–100), Go picks an old address with probability
+    /// `√old·(100−b) / (√old·(100−b) + √new·b)`, else a new one.
     fn pick_address(&mut self, bias_towards_new: u8) -> Option<NetAddress>;
 
     /// Marks the peer good: attempts reset, moved to an old bucket (Go `MarkGood`).

@@ -1,4 +1,4 @@
-//! Channels: [`ChannelId`] and [`ChannelDescriptor`] (`PROTOCOL.md` §2.4).
+//! Channels: [`ChannelId`] and [`ChannelDescriptor`] (Go `p2p/conn.ChannelDescriptor`).
 
 use std::fmt;
 use std::num::{NonZeroU32, NonZeroUsize};

@@ -8,7 +8,7 @@
 //!
 //! What it does not do: no sockets, no tasks, no clock, no tokio, no policy. Methods that
 //! wait return boxed `std` futures so that any runtime can drive them. [`NodeInfo`] encodes
-//! and decodes its own protobuf (`PROTOCOL.md` §3); DNS names are checked syntactically only,
+//! and decodes its own protobuf (`tendermint.p2p.DefaultNodeInfo`); DNS names are checked syntactically only,
 //! never resolved.
 //!
 //! # The reactor call grammar

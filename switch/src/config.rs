@@ -1,4 +1,4 @@
-//! [`Config`]: the switch's part of `[p2p]` (`PROTOCOL.md` §10), and the errors of building a
+//! [`Config`]: the switch's part of `config.toml`'s `[p2p]`, and the errors of building a
 //! switch.
 
 use std::sync::Arc;

@@ -1,5 +1,5 @@
 //! `mukan-switch`: the switch of the Mukan P2P stack (CometBFT `p2p.Switch`,
-//! `spec/p2p/implementation/switch.md`, `PROTOCOL.md` §7).
+//! CometBFT's `spec/p2p/implementation/switch.md`).
 //!
 //! The [`Switch`] turns the transport's connections into a node: it keeps the peers the
 //! configuration asks for (inbound and outbound limits, persistent, unconditional and private

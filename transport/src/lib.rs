@@ -1,7 +1,7 @@
 //! `mukan-transport`: the TCP transport of the Mukan P2P stack.
 //!
 //! [`TcpTransport`] implements [`mukan_reactor_api::Transport`] as CometBFT's
-//! `MultiplexTransport` does (`spec/p2p/implementation/transport.md`, `PROTOCOL.md` §6):
+//! `MultiplexTransport` does (CometBFT's `spec/p2p/implementation/transport.md`):
 //!
 //! ```text
 //! dial / accept ─► filters (duplicate connection, duplicate IP, user filters with a timeout)
