@@ -13,9 +13,9 @@ use std::sync::{Arc, OnceLock, Weak};
 
 use bytes::Bytes;
 use mukan_reactor_api::{
-    BroadcastOutcome, BroadcastReport, ChannelDescriptor, ChannelId, DialError, Direction,
-    Envelope, NetAddress, NodeId, NodeInfo, Peer, PeerCounts, PeerData, PeerStatus, Reactor,
-    SendError, StopReason, Switch, TrySendError,
+    BroadcastOutcome, BroadcastReport, ChannelDescriptor, ChannelId, DialError, Envelope,
+    NetAddress, NodeId, ParsedAddress, Peer, PeerCounts, Reactor, SendWatcher, StopReason, Switch,
+    WatchedPeer,
 };
 
 use crate::metrics::Metrics;
@@ -63,10 +63,10 @@ impl Metered {
     }
 
     fn wrap(&self, peer: &Arc<dyn Peer>) -> Arc<dyn Peer> {
-        Arc::new(MeteredPeer {
-            inner: peer.clone(),
-            metrics: self.metrics.clone(),
-        })
+        Arc::new(WatchedPeer::new(
+            peer.clone(),
+            SendMeter(self.metrics.clone()),
+        ))
     }
 }
 
@@ -124,77 +124,12 @@ impl Reactor for Metered {
     }
 }
 
-/// A peer whose sends are counted.
-struct MeteredPeer {
-    inner: Arc<dyn Peer>,
-    metrics: Arc<Metrics>,
-}
+/// Counts a peer's sends (through [`WatchedPeer`], which delegates the rest).
+struct SendMeter(Arc<Metrics>);
 
-impl Peer for MeteredPeer {
-    fn id(&self) -> NodeId {
-        self.inner.id()
-    }
-
-    fn node_info(&self) -> &NodeInfo {
-        self.inner.node_info()
-    }
-
-    fn direction(&self) -> Direction {
-        self.inner.direction()
-    }
-
-    fn is_persistent(&self) -> bool {
-        self.inner.is_persistent()
-    }
-
-    fn socket_addr(&self) -> NetAddress {
-        self.inner.socket_addr()
-    }
-
-    fn status(&self) -> PeerStatus {
-        self.inner.status()
-    }
-
-    fn send(
-        &self,
-        channel: ChannelId,
-        message: Bytes,
-    ) -> Pin<Box<dyn Future<Output = Result<(), SendError>> + Send + '_>> {
-        Box::pin(async move {
-            let copy = message.clone();
-            let result = self.inner.send(channel, message).await;
-            if result.is_ok() {
-                count(
-                    &self.metrics,
-                    &self.inner.id(),
-                    channel,
-                    copy.len(),
-                    true,
-                    &copy,
-                );
-            }
-            result
-        })
-    }
-
-    fn try_send(&self, channel: ChannelId, message: Bytes) -> Result<(), TrySendError> {
-        let copy = message.clone();
-        let result = self.inner.try_send(channel, message);
-        if result.is_ok() {
-            count(
-                &self.metrics,
-                &self.inner.id(),
-                channel,
-                copy.len(),
-                true,
-                &copy,
-            );
-        }
-        result
-    }
-
-    fn data(&self) -> &PeerData {
-        self.inner.data()
+impl SendWatcher for SendMeter {
+    fn sent(&self, peer: &NodeId, channel: ChannelId, message: &Bytes) {
+        count(&self.0, peer, channel, message.len(), true, message);
     }
 }
 
@@ -206,10 +141,7 @@ struct MeteredSwitch {
 
 impl MeteredSwitch {
     fn wrap(&self, peer: Arc<dyn Peer>) -> Arc<dyn Peer> {
-        Arc::new(MeteredPeer {
-            inner: peer,
-            metrics: self.metrics.clone(),
-        })
+        Arc::new(WatchedPeer::new(peer, SendMeter(self.metrics.clone())))
     }
 }
 
@@ -298,13 +230,74 @@ impl Switch for MeteredSwitch {
             }
         })
     }
+
+    fn dial_parsed_address(
+        &self,
+        addr: ParsedAddress,
+    ) -> Pin<Box<dyn Future<Output = Result<(), DialError>> + Send + '_>> {
+        Box::pin(async move {
+            match self.inner.upgrade() {
+                Some(s) => s.dial_parsed_address(addr).await,
+                None => Err(DialError::NotRunning),
+            }
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use mukan_reactor_api::testing::{FakePeer, RecordingReactor};
+    use mukan_reactor_api::testing::{FakePeer, FakeSwitch, RecordingReactor, SwitchCall};
 
     use super::*;
+
+    /// The metered switch's peers count their sends (and only those queued), and it passes a
+    /// dial by host name on to the switch, which resolves it.
+    #[test]
+    fn metered_switch_counts_sends_and_forwards_dials_by_name() {
+        let metrics = Arc::new(Metrics::new("t", "c"));
+        let id = NodeId([2; 20]);
+        let fake = Arc::new(FakeSwitch::new(NetAddress::new(
+            NodeId([9; 20]),
+            [127, 0, 0, 1].into(),
+            1,
+        )));
+        fake.add_peer(Arc::new(FakePeer::new(id, vec![ChannelId(PEX)])));
+        let inner: Arc<dyn Switch> = fake.clone();
+        let metered = MeteredSwitch {
+            inner: Arc::downgrade(&inner),
+            metrics: metrics.clone(),
+        };
+        let peer = metered.peer(&id).unwrap();
+        peer.try_send(ChannelId(PEX), Bytes::from_static(&[0x0a, 0x00]))
+            .unwrap();
+        assert!(
+            peer.try_send(ChannelId(0x30), Bytes::from_static(&[1]))
+                .is_err()
+        );
+        let text = metrics.encode();
+        assert!(text.contains("t_p2p_pex_messages_total{chain_id=\"c\",direction=\"sent\",message_type=\"PexRequest\"} 1"), "{text}");
+        assert!(
+            text.contains(
+                "t_p2p_message_send_bytes_total{chain_id=\"c\",message_type=\"p2p_PexRequest\"} 2"
+            ),
+            "{text}"
+        );
+
+        fake.set_host("seed.example", Some([8, 8, 8, 8].into()));
+        let seed: ParsedAddress = format!("{id}@seed.example:26656").parse().unwrap();
+        let dial = metered.dial_parsed_address(seed);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let mut dial = dial;
+        assert!(matches!(
+            dial.as_mut().poll(&mut cx),
+            std::task::Poll::Ready(Ok(()))
+        ));
+        assert!(fake.calls().contains(&SwitchCall::Dial(NetAddress::new(
+            id,
+            [8, 8, 8, 8].into(),
+            26656
+        ))));
+    }
 
     #[test]
     fn receive_and_remove_are_counted() {

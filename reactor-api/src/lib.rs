@@ -83,7 +83,8 @@ pub use node_info::{
     IncompatibleError, NodeInfo, NodeInfoDecodeError, NodeInfoError, Other, ProtocolVersion,
 };
 pub use peer::{
-    ChannelStatus, Direction, FlowStatus, Peer, PeerData, PeerStatus, SendError, TrySendError,
+    ChannelStatus, Direction, FlowStatus, Peer, PeerData, PeerStatus, SendError, SendWatcher,
+    TrySendError, WatchedPeer,
 };
 pub use reactor::{Reactor, StopReason, TimeoutKind, downcast_reactor};
 pub use switch::{BroadcastOutcome, BroadcastReport, DialError, PeerCounts, Switch};

@@ -253,9 +253,162 @@ impl fmt::Debug for PeerData {
     }
 }
 
+/// Told of every message queued through a [`WatchedPeer`].
+pub trait SendWatcher: Send + Sync + 'static {
+    /// `message` was queued on `channel` to `peer` (a [`Peer::send`] or [`Peer::try_send`]
+    /// that succeeded; failed sends are not reported).
+    fn sent(&self, peer: &NodeId, channel: ChannelId, message: &Bytes);
+}
+
+/// A peer that delegates every call to `inner` and reports each message queued through it to
+/// a [`SendWatcher`]: the one delegating [`Peer`] to build on when wrapping peers to count
+/// their traffic, so that a new `Peer` method is delegated in one place.
+pub struct WatchedPeer<W> {
+    inner: Arc<dyn Peer>,
+    watcher: W,
+}
+
+impl<W: SendWatcher> WatchedPeer<W> {
+    /// Wraps `inner`, reporting its sends to `watcher`.
+    pub fn new(inner: Arc<dyn Peer>, watcher: W) -> Self {
+        Self { inner, watcher }
+    }
+
+    /// The wrapped peer.
+    pub fn inner(&self) -> &Arc<dyn Peer> {
+        &self.inner
+    }
+}
+
+impl<W> fmt::Debug for WatchedPeer<W> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WatchedPeer")
+            .field("id", &self.inner.id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<W: SendWatcher> Peer for WatchedPeer<W> {
+    fn id(&self) -> NodeId {
+        self.inner.id()
+    }
+
+    fn node_info(&self) -> &NodeInfo {
+        self.inner.node_info()
+    }
+
+    fn direction(&self) -> Direction {
+        self.inner.direction()
+    }
+
+    fn is_persistent(&self) -> bool {
+        self.inner.is_persistent()
+    }
+
+    fn socket_addr(&self) -> NetAddress {
+        self.inner.socket_addr()
+    }
+
+    fn status(&self) -> PeerStatus {
+        self.inner.status()
+    }
+
+    fn send(
+        &self,
+        channel: ChannelId,
+        message: Bytes,
+    ) -> Pin<Box<dyn Future<Output = Result<(), SendError>> + Send + '_>> {
+        Box::pin(async move {
+            let copy = message.clone();
+            let result = self.inner.send(channel, message).await;
+            if result.is_ok() {
+                self.watcher.sent(&self.inner.id(), channel, &copy);
+            }
+            result
+        })
+    }
+
+    fn try_send(&self, channel: ChannelId, message: Bytes) -> Result<(), TrySendError> {
+        let copy = message.clone();
+        let result = self.inner.try_send(channel, message);
+        if result.is_ok() {
+            self.watcher.sent(&self.inner.id(), channel, &copy);
+        }
+        result
+    }
+
+    fn data(&self) -> &PeerData {
+        self.inner.data()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Records what a `WatchedPeer` reports.
+    #[derive(Default)]
+    struct Log(Mutex<Vec<(NodeId, ChannelId, Bytes)>>);
+
+    impl SendWatcher for Arc<Log> {
+        fn sent(&self, peer: &NodeId, channel: ChannelId, message: &Bytes) {
+            self.0.lock().unwrap_or_else(PoisonError::into_inner).push((
+                *peer,
+                channel,
+                message.clone(),
+            ));
+        }
+    }
+
+    #[test]
+    fn watched_peer_delegates_and_reports_only_queued_sends() {
+        use crate::testing::FakePeer;
+        let id = NodeId([7; 20]);
+        let fake = Arc::new(
+            FakePeer::new(id, vec![ChannelId(0x20)])
+                .with_persistent(true)
+                .with_direction(Direction::Outbound),
+        );
+        let log = Arc::new(Log::default());
+        let watched = WatchedPeer::new(fake.clone(), log.clone());
+        assert_eq!(watched.id(), id);
+        assert!(watched.is_persistent());
+        assert_eq!(watched.direction(), Direction::Outbound);
+        assert_eq!(watched.socket_addr(), fake.socket_addr());
+        assert!(std::ptr::eq(watched.node_info(), fake.node_info()));
+
+        watched
+            .try_send(ChannelId(0x20), Bytes::from_static(b"a"))
+            .unwrap();
+        assert!(matches!(
+            watched.try_send(ChannelId(0x30), Bytes::from_static(b"b")),
+            Err(TrySendError::UnknownChannel(_))
+        ));
+        let sent = watched.send(ChannelId(0x20), Bytes::from_static(b"cc"));
+        assert!(matches!(poll_ready(sent), Ok(())));
+        fake.close();
+        let refused = watched.send(ChannelId(0x20), Bytes::from_static(b"d"));
+        assert!(matches!(poll_ready(refused), Err(SendError::Closed)));
+
+        let log = log.0.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        assert_eq!(
+            log,
+            vec![
+                (id, ChannelId(0x20), Bytes::from_static(b"a")),
+                (id, ChannelId(0x20), Bytes::from_static(b"cc")),
+            ]
+        );
+        assert_eq!(fake.sent().len(), 2);
+    }
+
+    /// Polls a future the fake peer completes at once.
+    fn poll_ready<T>(mut fut: Pin<Box<dyn Future<Output = T> + Send + '_>>) -> T {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match fut.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(v) => v,
+            std::task::Poll::Pending => panic!("the fake peer never waits"),
+        }
+    }
 
     #[test]
     fn peer_data_is_keyed_by_type() {

@@ -70,9 +70,8 @@ pub trait Switch: Send + Sync + 'static {
 
     /// Dials `addr` as [`Switch::dial_peer_with_address`], resolving a host name first, afresh
     /// at every call, the way the switch resolves its persistent peers (for configured
-    /// addresses such as PEX seeds, whose names may move).
-    ///
-    /// The default resolves nothing: a host name fails with [`DialError::Unresolved`].
+    /// addresses such as PEX seeds, whose names may move). Required (no default), so that a
+    /// wrapper cannot silently lose the resolution.
     ///
     /// # Errors
     /// A [`DialError`]; [`DialError::Unresolved`] when the name does not resolve.
@@ -82,15 +81,7 @@ pub trait Switch: Send + Sync + 'static {
     fn dial_parsed_address(
         &self,
         addr: ParsedAddress,
-    ) -> Pin<Box<dyn Future<Output = Result<(), DialError>> + Send + '_>> {
-        match addr {
-            ParsedAddress::Resolved(a) => self.dial_peer_with_address(a),
-            ParsedAddress::Unresolved(u) => {
-                let shown = u.with_ip(std::net::Ipv4Addr::UNSPECIFIED.into());
-                Box::pin(std::future::ready(Err(DialError::Unresolved(shown))))
-            }
-        }
-    }
+    ) -> Pin<Box<dyn Future<Output = Result<(), DialError>> + Send + '_>>;
 }
 
 /// Peer counts returned by [`Switch::num_peers`].
