@@ -99,6 +99,19 @@ struct Cfg {
     seeds: Vec<String>,
     addr_book_strict: bool,
     mark_good: bool,
+    /// MConnection ping interval and pong timeout (`--ping-interval`, `--pong-timeout`);
+    /// `None` keeps the defaults (60 s, 45 s). The netns fault tests scale them down.
+    ping_interval: Option<Duration>,
+    pong_timeout: Option<Duration>,
+    /// Transport dial and secret-handshake bounds; `None` keeps the defaults (3 s each).
+    dial_timeout: Option<Duration>,
+    handshake_timeout: Option<Duration>,
+    /// Cap on the wait between two dials of a persistent peer (zero: Go's schedule).
+    persistent_max_dial_period: Duration,
+    /// Keep redialing persistent peers after Go's 30 attempts.
+    redial_forever: bool,
+    /// Echo-client role: the pause between two sends (zero: send as fast as possible).
+    echo_interval: Duration,
 }
 
 impl Cfg {
@@ -142,6 +155,13 @@ impl Cfg {
             seeds: Vec::new(),
             addr_book_strict: false,
             mark_good: false,
+            ping_interval: None,
+            pong_timeout: None,
+            dial_timeout: None,
+            handshake_timeout: None,
+            persistent_max_dial_period: Duration::ZERO,
+            redial_forever: false,
+            echo_interval: Duration::ZERO,
         };
         let mut it = args.iter().peekable();
         if it.peek().map(|s| s.as_str()) == Some("show-id") {
@@ -164,6 +184,7 @@ impl Cfg {
                     | "seed-mode"
                     | "addr-book-strict"
                     | "mark-good"
+                    | "redial-forever"
             );
             let value = if bool_flag {
                 inline.unwrap_or_else(|| "true".into())
@@ -220,6 +241,15 @@ impl Cfg {
                 "flush-throttle" => cfg.flush_throttle = parse_duration(&value)?,
                 "max-inbound" => cfg.max_inbound = num(&value)? as usize,
                 "max-outbound" => cfg.max_outbound = num(&value)? as usize,
+                "ping-interval" => cfg.ping_interval = Some(parse_duration(&value)?),
+                "pong-timeout" => cfg.pong_timeout = Some(parse_duration(&value)?),
+                "dial-timeout" => cfg.dial_timeout = Some(parse_duration(&value)?),
+                "handshake-timeout" => cfg.handshake_timeout = Some(parse_duration(&value)?),
+                "persistent-peers-max-dial-period" => {
+                    cfg.persistent_max_dial_period = parse_duration(&value)?;
+                }
+                "redial-forever" => cfg.redial_forever = boolean(&value)?,
+                "echo-interval" => cfg.echo_interval = parse_duration(&value)?,
                 // Accepted for flag compatibility with gopeer; no effect here.
                 "log-level" => {}
                 _ => return Err(format!("unknown flag --{name}")),
@@ -228,7 +258,36 @@ impl Cfg {
         if cfg.seed_mode && !cfg.pex {
             return Err("--seed-mode needs --pex".into());
         }
+        cfg.transport_config()
+            .mconn
+            .validate()
+            .map_err(|e| format!("--ping-interval/--pong-timeout: {e}"))?;
         Ok(cfg)
+    }
+
+    /// The transport configuration: the defaults with the duplicate-IP rule, the dial and
+    /// handshake bounds, and an MConnection configuration with the rates, the flush throttle
+    /// and the ping/pong timers given on the command line.
+    fn transport_config(&self) -> mukan_transport::Config {
+        let mut tconfig = mukan_transport::Config::default();
+        tconfig.allow_duplicate_ip = self.allow_duplicate_ip;
+        if let Some(d) = self.dial_timeout {
+            tconfig.dial_timeout = d;
+        }
+        if let Some(d) = self.handshake_timeout {
+            tconfig.handshake_timeout = d;
+        }
+        let ping = self.ping_interval.unwrap_or(tconfig.mconn.ping_interval);
+        let pong = self.pong_timeout.unwrap_or(tconfig.mconn.pong_timeout);
+        tconfig.mconn = tconfig
+            .mconn
+            .with_rates(
+                NonZeroU64::new(self.send_rate),
+                NonZeroU64::new(self.recv_rate),
+            )
+            .with_flush_throttle(self.flush_throttle)
+            .with_ping(ping, pong);
+        tconfig
     }
 
     fn addrbook_file(&self) -> PathBuf {
@@ -522,6 +581,8 @@ async fn build(cfg: &Cfg, ev: &Events, key: Arc<NodeKey>) -> Result<Arc<Node>, S
     sconfig.allow_duplicate_ip = cfg.allow_duplicate_ip;
     // gopeer dials its persistent peers at once; so do we.
     sconfig.dial_randomizer = Duration::ZERO;
+    sconfig.persistent_peers_max_dial_period = cfg.persistent_max_dial_period;
+    sconfig.redial_persistent_forever = cfg.redial_forever;
     let mut builder = Builder::new(sconfig);
     builder
         .add_reactor(ECHO_REACTOR, echo.clone())
@@ -555,15 +616,7 @@ async fn build(cfg: &Cfg, ev: &Events, key: Arc<NodeKey>) -> Result<Arc<Node>, S
             rpc_address: cfg.rpc_address.clone(),
         },
     };
-    let mut tconfig = mukan_transport::Config::default();
-    tconfig.allow_duplicate_ip = cfg.allow_duplicate_ip;
-    tconfig.mconn = tconfig
-        .mconn
-        .with_rates(
-            NonZeroU64::new(cfg.send_rate),
-            NonZeroU64::new(cfg.recv_rate),
-        )
-        .with_flush_throttle(cfg.flush_throttle);
+    let tconfig = cfg.transport_config();
     let transport = TcpTransport::new(key.clone(), node_info, tconfig);
     let bind = cfg.listen.rsplit("://").next().unwrap_or("").to_owned();
     let bind: std::net::SocketAddr = bind
@@ -1086,8 +1139,12 @@ async fn run_client(node: &Arc<Node>) -> bool {
             .map(|(i, &n)| echo_payload(i, n, cfg.echo_seed))
             .collect();
         let expected = payloads.clone();
+        let interval = cfg.echo_interval;
         let send_all = async move {
-            for msg in payloads {
+            for (i, msg) in payloads.into_iter().enumerate() {
+                if i > 0 && !interval.is_zero() {
+                    tokio::time::sleep(interval).await;
+                }
                 sender.send(channel, msg).await.map_err(|e| e.to_string())?;
             }
             Ok::<(), String>(())
