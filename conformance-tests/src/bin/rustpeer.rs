@@ -112,6 +112,13 @@ struct Cfg {
     redial_forever: bool,
     /// Echo-client role: the pause between two sends (zero: send as fast as possible).
     echo_interval: Duration,
+    /// Stream role (`--stream-count N`): sends N sequenced messages on each of the extra
+    /// channels (`--channels`) to the first peer, one round every `--stream-interval`.
+    stream_count: u64,
+    stream_interval: Duration,
+    /// `--stream-check`: extra-channel messages are checked as such a stream (complete and
+    /// in order, per channel); `stream_done` is printed when a channel's last one arrives.
+    stream_check: bool,
 }
 
 impl Cfg {
@@ -162,6 +169,9 @@ impl Cfg {
             persistent_max_dial_period: Duration::ZERO,
             redial_forever: false,
             echo_interval: Duration::ZERO,
+            stream_count: 0,
+            stream_interval: Duration::from_millis(100),
+            stream_check: false,
         };
         let mut it = args.iter().peekable();
         if it.peek().map(|s| s.as_str()) == Some("show-id") {
@@ -185,6 +195,7 @@ impl Cfg {
                     | "addr-book-strict"
                     | "mark-good"
                     | "redial-forever"
+                    | "stream-check"
             );
             let value = if bool_flag {
                 inline.unwrap_or_else(|| "true".into())
@@ -249,6 +260,9 @@ impl Cfg {
                     cfg.persistent_max_dial_period = parse_duration(&value)?;
                 }
                 "redial-forever" => cfg.redial_forever = boolean(&value)?,
+                "stream-count" => cfg.stream_count = num(&value)?,
+                "stream-interval" => cfg.stream_interval = parse_duration(&value)?,
+                "stream-check" => cfg.stream_check = boolean(&value)?,
                 "echo-interval" => cfg.echo_interval = parse_duration(&value)?,
                 // Accepted for flag compatibility with gopeer; no effect here.
                 "log-level" => {}
@@ -522,8 +536,14 @@ async fn run(cfg: Cfg) -> ExitCode {
         }
     }
 
+    let mut streamer = (cfg.stream_count > 0).then(|| tokio::spawn(run_stream(node.clone())));
     let code = if cfg.echo_client > 0 {
-        if run_client(&node).await {
+        let ok = run_client(&node).await;
+        // The streams end before the program does (bounded by the echo timeout).
+        if let Some(s) = streamer.as_mut() {
+            let _ = tokio::time::timeout(cfg.echo_timeout, s).await;
+        }
+        if ok {
             ExitCode::SUCCESS
         } else {
             ExitCode::from(1)
@@ -544,6 +564,9 @@ async fn run(cfg: Cfg) -> ExitCode {
     };
     // Ordered stop: no more accepts or dials, every peer flushed (bounded) and removed from
     // the reactors, then the reactors stopped.
+    if let Some(s) = streamer {
+        s.abort();
+    }
     node.switch.stop().await;
     watcher.abort();
     if let Some(pex) = &node.pex {
@@ -764,6 +787,7 @@ struct EchoReactor {
     descriptors: Vec<ChannelDescriptor>,
     echo_channel: ChannelId,
     quiet_echo: bool,
+    stream_check: bool,
     /// `--mark-good`: every added peer is marked good in the book (through the switch).
     mark_good: bool,
     switch: Mutex<Option<Weak<dyn SwitchApi>>>,
@@ -788,6 +812,9 @@ struct EchoPeer {
     queued: Arc<std::sync::atomic::AtomicUsize>,
     /// Messages received per non-echo channel.
     counts: Mutex<HashMap<u8, u64>>,
+    /// `--stream-check`: per channel, the next sequence number expected and the number of
+    /// messages that were not it.
+    streams: Mutex<HashMap<u8, (u64, u64)>>,
     /// Consensus messages per kind.
     consensus: Mutex<consensus::Tally>,
 }
@@ -813,6 +840,7 @@ impl EchoReactor {
             descriptors,
             echo_channel: echo,
             quiet_echo: cfg.quiet_echo,
+            stream_check: cfg.stream_check,
             mark_good: cfg.mark_good,
             switch: Mutex::new(None),
             peers: Mutex::new(HashMap::new()),
@@ -851,6 +879,106 @@ impl EchoReactor {
             }
         }
     }
+}
+
+impl EchoReactor {
+    /// `--stream-check`: one message of a `--stream-count` stream (`[seq u64 LE][total u64
+    /// LE][padding]`). Counts the messages whose sequence number is not the next expected
+    /// one (prints the first as `stream_gap`), and prints `stream_done` when the last one
+    /// arrives.
+    fn check_stream(&self, state: &EchoPeer, id: NodeId, channel: ChannelId, message: &[u8]) {
+        let field = |at: usize| {
+            message
+                .get(at..at + 8)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(u64::from_le_bytes)
+        };
+        let (Some(seq), Some(total)) = (field(0), field(8)) else {
+            self.ev.emit(
+                "stream_gap",
+                kv!["id" => id.to_string(), "ch" => hex::encode([channel.0]),
+                    "error" => "message shorter than 16 bytes"],
+            );
+            return;
+        };
+        let (received, bad) = {
+            let mut streams = state.streams.lock();
+            let entry = streams.entry(channel.0).or_insert((0, 0));
+            let expected = entry.0;
+            if seq != expected {
+                entry.1 += 1;
+                if entry.1 == 1 {
+                    self.ev.emit(
+                        "stream_gap",
+                        kv!["id" => id.to_string(), "ch" => hex::encode([channel.0]),
+                            "expected" => expected, "got" => seq],
+                    );
+                }
+            }
+            entry.0 = seq.saturating_add(1);
+            (entry.0, entry.1)
+        };
+        if seq.saturating_add(1) == total {
+            self.ev.emit(
+                "stream_done",
+                kv!["id" => id.to_string(), "ch" => hex::encode([channel.0]),
+                    "total" => total, "next" => received, "out_of_order" => bad],
+            );
+        }
+    }
+}
+
+/// Stream role: `--stream-count` sequenced messages on each extra channel to the first peer;
+/// prints `stream_sent` at the end (or on the first failed send).
+async fn run_stream(node: Arc<Node>) {
+    let cfg = &node.cfg;
+    let mut first = node.echo.first_peer.subscribe();
+    let target = loop {
+        if let Some(id) = *first.borrow() {
+            break id;
+        }
+        if first.changed().await.is_err() {
+            return;
+        }
+    };
+    let Some(peer) = SwitchApi::peer(&*node.switch, &target) else {
+        node.ev.emit(
+            "stream_sent",
+            kv!["ok" => false, "sent" => 0, "error" => "peer gone"],
+        );
+        return;
+    };
+    let channels: Vec<u8> = cfg
+        .channels
+        .iter()
+        .copied()
+        .filter(|&c| c != cfg.echo_channel)
+        .collect();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.echo_seed);
+    let mut tick = tokio::time::interval(cfg.stream_interval.max(Duration::from_millis(1)));
+    for seq in 0..cfg.stream_count {
+        tick.tick().await;
+        for &ch in &channels {
+            let pad = rng.gen_range(0..4096usize);
+            let mut msg = Vec::with_capacity(16 + pad);
+            msg.extend_from_slice(&seq.to_le_bytes());
+            msg.extend_from_slice(&cfg.stream_count.to_le_bytes());
+            msg.resize(16 + pad, ch);
+            if let Err(e) = peer.send(ChannelId(ch), Bytes::from(msg)).await {
+                node.ev.emit(
+                    "stream_sent",
+                    kv!["ok" => false, "sent" => seq, "ch" => hex::encode([ch]),
+                        "error" => e.to_string()],
+                );
+                return;
+            }
+        }
+    }
+    node.ev.emit(
+        "stream_sent",
+        kv!["ok" => true, "sent" => cfg.stream_count, "channels" => hex::encode(&channels),
+            "peer" => target.to_string()],
+    );
 }
 
 fn is_power_of_ten(mut n: u64) -> bool {
@@ -896,6 +1024,7 @@ impl Reactor for EchoReactor {
             echo_tx,
             queued,
             counts: Mutex::new(HashMap::new()),
+            streams: Mutex::new(HashMap::new()),
             consensus: Mutex::new(consensus::Tally::default()),
         });
         self.peers.lock().insert(peer.id(), state);
@@ -980,6 +1109,9 @@ impl Reactor for EchoReactor {
                     kv!["id" => id.to_string(), "ch" => hex::encode([channel.0]),
                         "bytes" => message.len(), "count" => count],
                 );
+            }
+            if self.stream_check {
+                self.check_stream(&state, id, channel, &message);
             }
             if consensus::CHANNELS.contains(&channel.0) {
                 self.report_consensus(&state, id, channel, &message);
