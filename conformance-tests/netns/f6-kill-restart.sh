@@ -4,7 +4,7 @@
 # sockets at once: EOF/RST); the survivor, which has it as a persistent peer, reconnects
 # within 10 s of the restart.
 source "$(dirname "$0")/lib.sh"
-scenario_init F6
+scenario_init "F6$([ "${NETNS_B_IMPL:-rust}" = go ] && echo -go)"
 
 PING_MS=${NETNS_PING_MS:-1000}
 PONG_MS=${NETNS_PONG_MS:-500}
@@ -19,10 +19,10 @@ ns_add NA a
 ns_add NB b
 link_add "$NA" eth0 "$A_IP/24" "$NB" eth0 "$B_IP/24"
 
-B_ID=$(peer_id "$WORK/b")
+B_ID=$(b_id "$WORK/b")
 COMMON=($(peer_flags) --ping-interval "${PING_MS}ms" --pong-timeout "${PONG_MS}ms" --exit-after 60s)
-B_ARGS=(--home "$WORK/b" --listen "tcp://$B_IP:$PORT" "${COMMON[@]}")
-start_peer PB "$NB" "$WORK/b.log" "${B_ARGS[@]}"
+B_ARGS=("$WORK/b" "tcp://$B_IP:$PORT" 60s --ping-interval "${PING_MS}ms" --pong-timeout "${PONG_MS}ms")
+start_b PB "$NB" "$WORK/b.log" "${B_ARGS[@]}"
 wait_event "$WORK/b.log" '"event":"listening"' 0 10 >/dev/null || fail "B did not start"
 start_peer PA "$NA" "$WORK/a.log" --home "$WORK/a" --listen "tcp://$A_IP:$PORT" "${COMMON[@]}" \
     --persistent-peers "$B_ID@$B_IP:$PORT" --persistent-peers-max-dial-period "$DIAL_PERIOD"
@@ -30,7 +30,7 @@ wait_event "$WORK/a.log" '"event":"peer_added"' 0 15 >/dev/null || fail "A never
 wait_event "$WORK/b.log" '"event":"peer_added"' 0 5 >/dev/null || fail "B never added A"
 sleep 1
 
-[ "$(tr -d '\0' </proc/"$PB"/comm)" = rustpeer ] || fail "pid $PB is not rustpeer"
+[ "$(tr -d '\0' </proc/"$PB"/comm)" = "$(b_comm)" ] || fail "pid $PB is not $(b_comm)"
 T0=$(now_us)
 kill -KILL "$PB"
 wait "$PB" 2>/dev/null || true
@@ -44,7 +44,7 @@ log "A removed B after ${DA} ms ($REASON)"
 sleep_left=$((DOWN_S * 1000000 - ($(now_us) - T0)))
 [ "$sleep_left" -gt 0 ] && sleep "$(printf '%d.%06d' $((sleep_left / 1000000)) $((sleep_left % 1000000)))"
 T1=$(now_us)
-start_peer PB2 "$NB" "$WORK/b2.log" "${B_ARGS[@]}"
+start_b PB2 "$NB" "$WORK/b2.log" "${B_ARGS[@]}"
 B2_ID=$(wait_event "$WORK/b2.log" '"event":"listening"' 0 10 >/dev/null && grep -F '"event":"listening"' "$WORK/b2.log" | sed -n 's/.*"id":"\([0-9a-f]*\)".*/\1/p')
 [ "$B2_ID" = "$B_ID" ] || fail "B restarted with ID $B2_ID, not $B_ID"
 TR=$(wait_event "$WORK/a.log" '"event":"peer_added"' "$T1" 15) || fail "A did not reconnect within 15 s of the restart"

@@ -8,7 +8,7 @@
 # both are connected again (persistent peer) within 10 s of SIGCONT; exactly one established
 # connection on each side and no half-open sockets (ss in both namespaces).
 source "$(dirname "$0")/lib.sh"
-scenario_init F7
+scenario_init "F7$([ "${NETNS_B_IMPL:-rust}" = go ] && echo -go)"
 
 PING_MS=${NETNS_PING_MS:-1000}
 PONG_MS=${NETNS_PONG_MS:-500}
@@ -20,9 +20,10 @@ ns_add NA a
 ns_add NB b
 link_add "$NA" eth0 "$A_IP/24" "$NB" eth0 "$B_IP/24"
 
-B_ID=$(peer_id "$WORK/b")
+B_ID=$(b_id "$WORK/b")
 COMMON=($(peer_flags) --ping-interval "${PING_MS}ms" --pong-timeout "${PONG_MS}ms" --exit-after 60s)
-start_peer PB "$NB" "$WORK/b.log" --home "$WORK/b" --listen "tcp://$B_IP:$PORT" "${COMMON[@]}"
+start_b PB "$NB" "$WORK/b.log" "$WORK/b" "tcp://$B_IP:$PORT" 60s \
+    --ping-interval "${PING_MS}ms" --pong-timeout "${PONG_MS}ms"
 wait_event "$WORK/b.log" '"event":"listening"' 0 10 >/dev/null || fail "B did not start"
 start_peer PA "$NA" "$WORK/a.log" --home "$WORK/a" --listen "tcp://$A_IP:$PORT" "${COMMON[@]}" \
     --persistent-peers "$B_ID@$B_IP:$PORT" --persistent-peers-max-dial-period 1s
@@ -30,7 +31,7 @@ wait_event "$WORK/a.log" '"event":"peer_added"' 0 15 >/dev/null || fail "A never
 wait_event "$WORK/b.log" '"event":"peer_added"' 0 5 >/dev/null || fail "B never added A"
 sleep "$(printf '1.%03d' $((RANDOM % 1000)))"
 
-[ "$(tr -d '\0' </proc/"$PB"/comm)" = rustpeer ] || fail "pid $PB is not rustpeer"
+[ "$(tr -d '\0' </proc/"$PB"/comm)" = "$(b_comm)" ] || fail "pid $PB is not $(b_comm)"
 T0=$(now_us)
 kill -STOP "$PB"
 sleep "$(printf '%d.%03d' $((STOP_MS / 1000)) $((STOP_MS % 1000)))"

@@ -123,6 +123,40 @@ peer_id() {
     "$RUSTPEER" show-id --home "$1"
 }
 
+# The implementation of peer B in the scenarios that support both (F6, F7): rust (rustpeer,
+# default) or go (gopeer, CometBFT v0.38.25's p2p package; NETNS_B_IMPL=go, GOPEER=<binary>).
+# gopeer has no ping/pong flags: it runs Go's timers (60 s / 45 s), so only A's (our)
+# detection is timed; B's part is to die, stop, restart and accept A's redials.
+B_IMPL=${NETNS_B_IMPL:-rust}
+
+# b_id HOME: B's node ID (its key made by B's own implementation).
+b_id() {
+    if [ "$B_IMPL" = go ]; then
+        "$GOPEER" show-id --home "$1"
+    else
+        "$RUSTPEER" show-id --home "$1"
+    fi
+}
+
+# start_b VAR NS LOG HOME LISTEN EXIT_AFTER [rust-only flags...]: starts B.
+start_b() {
+    local var=$1 ns=$2 logf=$3 home=$4 listen=$5 exit_after=$6
+    shift 6
+    local base=(--home "$home" --listen "$listen" --chain-id mukan-netns --quiet-echo
+        --allow-duplicate-ip --exit-after "$exit_after")
+    if [ "$B_IMPL" = go ]; then
+        [ -x "${GOPEER:-}" ] || fail "NETNS_B_IMPL=go needs GOPEER=<gopeer binary>"
+        start_proc "$var" "$ns" "$logf" "$GOPEER" "${base[@]}" --log-level none
+    else
+        start_proc "$var" "$ns" "$logf" "$RUSTPEER" "${base[@]}" "$@"
+    fi
+}
+
+# b_comm: the command name of B's program (checked before signalling it).
+b_comm() {
+    if [ "$B_IMPL" = go ]; then echo gopeer; else echo rustpeer; fi
+}
+
 # first_event LOG PATTERN AFTER_US: the stamp (µs) of the first line of LOG stamped at or
 # after AFTER_US whose text contains PATTERN (fixed string); empty if none.
 first_event() {

@@ -8,7 +8,11 @@
 # skipped (exit 77).
 #
 #   conformance-tests/netns/run.sh              # all, CI length (F5 and F9: 60 s each)
-#   conformance-tests/netns/run.sh F4 F7        # some
+#   conformance-tests/netns/run.sh F4 F7 F7-go  # some
+#
+# F6-go and F7-go are F6 and F7 with a Go peer (gopeer, CometBFT v0.38.25's p2p package) as
+# the peer killed or stopped: GOPEER=<binary>, else built (and cached) with the interop
+# suite's build_gopeer when `go` is present; NETNS_GO=0 leaves them out.
 #   NETNS_FULL=1 conformance-tests/netns/run.sh # campaign: F5 10 min, F9 5 min
 #
 # Binaries: target/debug/{rustpeer,chaosproxy} (cargo build -p mukan-conformance-tests
@@ -48,11 +52,36 @@ declare -A SCRIPTS=(
     [F6]=f6-kill-restart.sh
     [F7]=f7-stop-cont.sh
     [F9]=f9-flaps.sh
+    [F6-go]=f6-kill-restart.sh
+    [F7-go]=f7-stop-cont.sh
 )
 if [ $# -gt 0 ]; then
     WANT=("$@")
 else
     WANT=(F4 F5 F6 F7 F9)
+    [ "${NETNS_GO:-1}" != 0 ] && WANT+=(F6-go F7-go)
+fi
+# The Go peer, when a Go scenario is wanted.
+if [[ " ${WANT[*]} " == *-go* ]] && [ -z "${GOPEER:-}" ]; then
+    if command -v go >/dev/null 2>&1; then
+        (
+            HERE="$ROOT/conformance-tests/go"
+            say() { printf '%s\n' "$*" >&2; }
+            # shellcheck source=../go/lib/lines.sh
+            source "$HERE/lib/lines.sh"
+            build_gopeer >&2 && echo "$GOPEER" >"${TMPDIR:-/tmp}/mukan-netns-gopeer.$$"
+        )
+        GOPEER=$(cat "${TMPDIR:-/tmp}/mukan-netns-gopeer.$$" 2>/dev/null || true)
+        rm -f "${TMPDIR:-/tmp}/mukan-netns-gopeer.$$"
+    fi
+    GOPEER=${GOPEER:-}
+    if [ -z "$GOPEER" ] || [ ! -x "$GOPEER" ]; then
+        [ "${CI:-}" = true ] && { echo "FAIL netns: no gopeer (go missing or its build failed)" >&2; exit 1; }
+        echo "SKIP F6-go F7-go: no gopeer (no go toolchain or the build failed)" >&2
+        WANT=("${WANT[@]/*-go/}")
+        read -ra WANT <<<"${WANT[*]}"
+    fi
+    export GOPEER
 fi
 for s in "${WANT[@]}"; do
     [ -n "${SCRIPTS[$s]:-}" ] || { echo "unknown scenario $s (have ${!SCRIPTS[*]})" >&2; exit 2; }
@@ -65,7 +94,10 @@ LIMIT=$((${NETNS_F5_SECONDS:-60} + ${NETNS_F9_SECONDS:-60} + 240))
 START=$(date +%s)
 declare -A PIDS
 for s in "${WANT[@]}"; do
-    timeout -k 10 "$LIMIT" "$HERE/${SCRIPTS[$s]}" >"$NETNS_WORK/$s.out" 2>"$NETNS_WORK/$s.err" &
+    impl=rust
+    [[ $s == *-go ]] && impl=go
+    NETNS_B_IMPL=$impl timeout -k 10 "$LIMIT" "$HERE/${SCRIPTS[$s]}" \
+        >"$NETNS_WORK/$s.out" 2>"$NETNS_WORK/$s.err" &
     PIDS[$s]=$!
 done
 FAILED=0
