@@ -38,6 +38,7 @@ done
 [ "$(peers_now "$WORK/a.log")" = 2 ] || fail "A did not connect to B and C"
 sleep 1
 FD_A=$(fd_count "$PA") FD_B=$(fd_count "$PB") FD_C=$(fd_count "$PC")
+RSS_A0=$(rss_kib "$PA") RSS_B0=$(rss_kib "$PB")
 log "baseline fds A=$FD_A B=$FD_B C=$FD_C; $FLAPS flaps"
 
 T0=$(now_us)
@@ -68,9 +69,13 @@ for ((i = 0; i < 150; i++)); do
     sleep 0.1
 done
 NOW_A=$(fd_count "$PA") NOW_B=$(fd_count "$PB") NOW_C=$(fd_count "$PC")
+RSS_A1=$(rss_kib "$PA") RSS_B1=$(rss_kib "$PB")
 log "after: peers A=$(peers_now "$WORK/a.log") B=$(peers_now "$WORK/b.log") C=$(peers_now "$WORK/c.log"); fds A=$NOW_A B=$NOW_B C=$NOW_C; A: $(tcp_states "$NA" "$PORT" | tr '\n' ' ')| B: $(tcp_states "$NB" "$PORT" | tr '\n' ' ')"
 [ -n "$CONV" ] || fail "no convergence within 15 s of the last flap (fds A=$NOW_A/$FD_A B=$NOW_B/$FD_B C=$NOW_C/$FD_C)"
 [ "$CONV" -le 10000 ] || fail "converged ${CONV}ms after the flaps (> 10000 ms)"
 [ "$C_DROPS" = 0 ] || fail "the control link A-C dropped $C_DROPS times"
+# The flaps must have broken connections (else convergence was not exercised): a ping
+# falls in most 1 s outages (ping 1 s, pong 0.5 s), so 10 flaps without one is a broken test.
+[ "$FLAPS" -lt 10 ] || [ "$DROPS" -gt 0 ] || fail "$FLAPS flaps broke no connection"
 [ "$(count_events "$WORK/a.log" '"event":"error"' 0)" = 0 ] || fail "A printed an error event"
-pass "${FLAPS} flaps over ${SECONDS_FLAP}s, ${DROPS} disconnects; converged ${CONV}ms after the last up (bound 10000ms); fds back to A=$FD_A B=$FD_B C=$FD_C; control link 0 drops"
+pass "${FLAPS} flaps over ${SECONDS_FLAP}s, ${DROPS} disconnects; converged ${CONV}ms after the last up (bound 10000ms); fds back to A=$FD_A B=$FD_B C=$FD_C; control link 0 drops; RSS A ${RSS_A0}->${RSS_A1} KiB, B ${RSS_B0}->${RSS_B1} KiB (not asserted)"

@@ -214,6 +214,11 @@ fd_count() {
     echo "$n"
 }
 
+# rss_kib PID: resident memory of PID in KiB (reported, not asserted).
+rss_kib() {
+    awk '$1 == "VmRSS:" { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0
+}
+
 # peers_now LOG: peers added minus peers removed so far (the peer set size per the events).
 peers_now() {
     local added removed
