@@ -16,7 +16,7 @@ ns_add NB b
 link_add "$NA" eth0 "$A_IP/24" "$NB" eth0 "$B_IP/24"
 
 B_ID=$(peer_id "$WORK/b")
-COMMON=($(peer_flags) --ping-interval "${PING_MS}ms" --pong-timeout "${PONG_MS}ms"
+COMMON=("${PEER_FLAGS[@]}" --ping-interval "${PING_MS}ms" --pong-timeout "${PONG_MS}ms"
     --persistent-peers-max-dial-period 1s --dial-timeout 1s --exit-after 60s)
 start_peer PB "$NB" "$WORK/b.log" --home "$WORK/b" --listen "tcp://$B_IP:$PORT" "${COMMON[@]}"
 wait_event "$WORK/b.log" '"event":"listening"' 0 10 >/dev/null || fail "B did not start"

@@ -39,7 +39,7 @@ nft_in "$NM" "table inet mkf5 {
 
 B_ID=$(peer_id "$WORK/b")
 STREAM_CHANNELS=(20 21 22)
-COMMON=($(peer_flags) --ping-interval "${PING_MS}ms" --pong-timeout "${PONG_MS}ms"
+COMMON=("${PEER_FLAGS[@]}" --ping-interval "${PING_MS}ms" --pong-timeout "${PONG_MS}ms"
     --persistent-peers-max-dial-period 1s --exit-after $((SECS + 90))s
     --dial-timeout 10s --handshake-timeout 10s
     --channels "$(IFS=,; echo "${STREAM_CHANNELS[*]}")")

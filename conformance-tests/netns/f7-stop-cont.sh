@@ -21,7 +21,7 @@ ns_add NB b
 link_add "$NA" eth0 "$A_IP/24" "$NB" eth0 "$B_IP/24"
 
 B_ID=$(b_id "$WORK/b")
-COMMON=($(peer_flags) --ping-interval "${PING_MS}ms" --pong-timeout "${PONG_MS}ms" --exit-after 60s)
+COMMON=("${PEER_FLAGS[@]}" --ping-interval "${PING_MS}ms" --pong-timeout "${PONG_MS}ms" --exit-after 60s)
 start_b PB "$NB" "$WORK/b.log" "$WORK/b" "tcp://$B_IP:$PORT" 60s \
     --ping-interval "${PING_MS}ms" --pong-timeout "${PONG_MS}ms"
 wait_event "$WORK/b.log" '"event":"listening"' 0 10 >/dev/null || fail "B did not start"

@@ -22,7 +22,7 @@ link_add "$NA" eth0 "$A_IP/24" "$NB" eth0 "$B_IP/24"
 link_add "$NA" eth1 "$A2_IP/24" "$NC" eth0 "$C_IP/24"
 
 B_ID=$(peer_id "$WORK/b") C_ID=$(peer_id "$WORK/c")
-COMMON=($(peer_flags) --ping-interval "${PING_MS}ms" --pong-timeout "${PONG_MS}ms"
+COMMON=("${PEER_FLAGS[@]}" --ping-interval "${PING_MS}ms" --pong-timeout "${PONG_MS}ms"
     --dial-timeout 1s --handshake-timeout 2s --exit-after $((SECONDS_FLAP + 60))s)
 start_peer PB "$NB" "$WORK/b.log" --home "$WORK/b" --listen "tcp://$B_IP:$PORT" "${COMMON[@]}"
 start_peer PC "$NC" "$WORK/c.log" --home "$WORK/c" --listen "tcp://$C_IP:$PORT" "${COMMON[@]}"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers of the network-namespace fault scenarios (sourced, not run).
 #
 # Every scenario script sources this file, calls `scenario_init <id>`, builds its namespaces
@@ -47,9 +48,7 @@ scenario_init() {
     mkdir -p "$WORK"
     trap cleanup EXIT
     trap 'exit 130' INT TERM
-    for b in "$RUSTPEER"; do
-        [ -x "$b" ] || { fail "missing binary $b (cargo build -p mukan-conformance-tests --bins)"; }
-    done
+    [ -x "$RUSTPEER" ] || fail "missing binary $RUSTPEER (cargo build -p mukan-conformance-tests --bins)"
 }
 
 # Result line, then exit. `pass "figure"` / `fail "why"`.
@@ -234,7 +233,6 @@ nft_in() {
     ip netns exec "$ns" nft -f - <<<"$*"
 }
 
-# Common rustpeer flags: chain and quiet echo, each peer bounded in time.
-peer_flags() {
-    echo --chain-id mukan-netns --quiet-echo --allow-duplicate-ip
-}
+# Common rustpeer flags: the chain, quiet echo, several peers per IP allowed.
+# shellcheck disable=SC2034 # used by the scenario scripts
+PEER_FLAGS=(--chain-id mukan-netns --quiet-echo --allow-duplicate-ip)

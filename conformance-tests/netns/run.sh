@@ -88,6 +88,7 @@ for s in "${WANT[@]}"; do
 done
 
 export NETNS_WORK=${NETNS_WORK:-$(mktemp -d /tmp/mukan-netns.XXXXXX)}
+mkdir -p "$NETNS_WORK"
 export RUN_ID=${RUN_ID:-$(printf '%x%04x' "$$" "$RANDOM")}
 # Every scenario ends by itself; this is the outer bound (campaign lengths included).
 LIMIT=$((${NETNS_F5_SECONDS:-60} + ${NETNS_F9_SECONDS:-60} + 240))

@@ -7,6 +7,13 @@
 //! whose messages are raw bytes (the identity encoding of gopeer's `RawMessage`). The switch
 //! keeps the peer set, the limits and the persistent-peer redials (Go's schedule); this
 //! program only prints what happens.
+//!
+//! Flags gopeer does not have, for the network-namespace fault tests (`netns/`):
+//! `--ping-interval`/`--pong-timeout` (MConnection timers), `--dial-timeout`,
+//! `--handshake-timeout`, `--persistent-peers-max-dial-period`, `--redial-forever`,
+//! `--echo-interval` (paced echo client), and sequenced per-channel streams on the extra
+//! channels: `--stream-count N --stream-interval D` to send, `--stream-check` to verify
+//! (complete and in order per channel, `stream_done` / `stream_gap` events).
 
 use std::collections::HashMap;
 use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
