@@ -7,6 +7,13 @@
 //! whose messages are raw bytes (the identity encoding of gopeer's `RawMessage`). The switch
 //! keeps the peer set, the limits and the persistent-peer redials (Go's schedule); this
 //! program only prints what happens.
+//!
+//! Flags gopeer does not have, for the network-namespace fault tests (`netns/`):
+//! `--ping-interval`/`--pong-timeout` (MConnection timers), `--dial-timeout`,
+//! `--handshake-timeout`, `--persistent-peers-max-dial-period`, `--redial-forever`,
+//! `--echo-interval` (paced echo client), and sequenced per-channel streams on the extra
+//! channels: `--stream-count N --stream-interval D` to send, `--stream-check` to verify
+//! (complete and in order per channel, `stream_done` / `stream_gap` events).
 
 use std::collections::HashMap;
 use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
@@ -99,6 +106,26 @@ struct Cfg {
     seeds: Vec<String>,
     addr_book_strict: bool,
     mark_good: bool,
+    /// MConnection ping interval and pong timeout (`--ping-interval`, `--pong-timeout`);
+    /// `None` keeps the defaults (60 s, 45 s). The netns fault tests scale them down.
+    ping_interval: Option<Duration>,
+    pong_timeout: Option<Duration>,
+    /// Transport dial and secret-handshake bounds; `None` keeps the defaults (3 s each).
+    dial_timeout: Option<Duration>,
+    handshake_timeout: Option<Duration>,
+    /// Cap on the wait between two dials of a persistent peer (zero: Go's schedule).
+    persistent_max_dial_period: Duration,
+    /// Keep redialing persistent peers after Go's 30 attempts.
+    redial_forever: bool,
+    /// Echo-client role: the pause between two sends (zero: send as fast as possible).
+    echo_interval: Duration,
+    /// Stream role (`--stream-count N`): sends N sequenced messages on each of the extra
+    /// channels (`--channels`) to the first peer, one round every `--stream-interval`.
+    stream_count: u64,
+    stream_interval: Duration,
+    /// `--stream-check`: extra-channel messages are checked as such a stream (complete and
+    /// in order, per channel); `stream_done` is printed when a channel's last one arrives.
+    stream_check: bool,
 }
 
 impl Cfg {
@@ -142,6 +169,16 @@ impl Cfg {
             seeds: Vec::new(),
             addr_book_strict: false,
             mark_good: false,
+            ping_interval: None,
+            pong_timeout: None,
+            dial_timeout: None,
+            handshake_timeout: None,
+            persistent_max_dial_period: Duration::ZERO,
+            redial_forever: false,
+            echo_interval: Duration::ZERO,
+            stream_count: 0,
+            stream_interval: Duration::from_millis(100),
+            stream_check: false,
         };
         let mut it = args.iter().peekable();
         if it.peek().map(|s| s.as_str()) == Some("show-id") {
@@ -164,6 +201,8 @@ impl Cfg {
                     | "seed-mode"
                     | "addr-book-strict"
                     | "mark-good"
+                    | "redial-forever"
+                    | "stream-check"
             );
             let value = if bool_flag {
                 inline.unwrap_or_else(|| "true".into())
@@ -220,6 +259,18 @@ impl Cfg {
                 "flush-throttle" => cfg.flush_throttle = parse_duration(&value)?,
                 "max-inbound" => cfg.max_inbound = num(&value)? as usize,
                 "max-outbound" => cfg.max_outbound = num(&value)? as usize,
+                "ping-interval" => cfg.ping_interval = Some(parse_duration(&value)?),
+                "pong-timeout" => cfg.pong_timeout = Some(parse_duration(&value)?),
+                "dial-timeout" => cfg.dial_timeout = Some(parse_duration(&value)?),
+                "handshake-timeout" => cfg.handshake_timeout = Some(parse_duration(&value)?),
+                "persistent-peers-max-dial-period" => {
+                    cfg.persistent_max_dial_period = parse_duration(&value)?;
+                }
+                "redial-forever" => cfg.redial_forever = boolean(&value)?,
+                "stream-count" => cfg.stream_count = num(&value)?,
+                "stream-interval" => cfg.stream_interval = parse_duration(&value)?,
+                "stream-check" => cfg.stream_check = boolean(&value)?,
+                "echo-interval" => cfg.echo_interval = parse_duration(&value)?,
                 // Accepted for flag compatibility with gopeer; no effect here.
                 "log-level" => {}
                 _ => return Err(format!("unknown flag --{name}")),
@@ -228,7 +279,36 @@ impl Cfg {
         if cfg.seed_mode && !cfg.pex {
             return Err("--seed-mode needs --pex".into());
         }
+        cfg.transport_config()
+            .mconn
+            .validate()
+            .map_err(|e| format!("--ping-interval/--pong-timeout: {e}"))?;
         Ok(cfg)
+    }
+
+    /// The transport configuration: the defaults with the duplicate-IP rule, the dial and
+    /// handshake bounds, and an MConnection configuration with the rates, the flush throttle
+    /// and the ping/pong timers given on the command line.
+    fn transport_config(&self) -> mukan_transport::Config {
+        let mut tconfig = mukan_transport::Config::default();
+        tconfig.allow_duplicate_ip = self.allow_duplicate_ip;
+        if let Some(d) = self.dial_timeout {
+            tconfig.dial_timeout = d;
+        }
+        if let Some(d) = self.handshake_timeout {
+            tconfig.handshake_timeout = d;
+        }
+        let ping = self.ping_interval.unwrap_or(tconfig.mconn.ping_interval);
+        let pong = self.pong_timeout.unwrap_or(tconfig.mconn.pong_timeout);
+        tconfig.mconn = tconfig
+            .mconn
+            .with_rates(
+                NonZeroU64::new(self.send_rate),
+                NonZeroU64::new(self.recv_rate),
+            )
+            .with_flush_throttle(self.flush_throttle)
+            .with_ping(ping, pong);
+        tconfig
     }
 
     fn addrbook_file(&self) -> PathBuf {
@@ -463,8 +543,14 @@ async fn run(cfg: Cfg) -> ExitCode {
         }
     }
 
+    let mut streamer = (cfg.stream_count > 0).then(|| tokio::spawn(run_stream(node.clone())));
     let code = if cfg.echo_client > 0 {
-        if run_client(&node).await {
+        let ok = run_client(&node).await;
+        // The streams end before the program does (bounded by the echo timeout).
+        if let Some(s) = streamer.as_mut() {
+            let _ = tokio::time::timeout(cfg.echo_timeout, s).await;
+        }
+        if ok {
             ExitCode::SUCCESS
         } else {
             ExitCode::from(1)
@@ -485,6 +571,9 @@ async fn run(cfg: Cfg) -> ExitCode {
     };
     // Ordered stop: no more accepts or dials, every peer flushed (bounded) and removed from
     // the reactors, then the reactors stopped.
+    if let Some(s) = streamer {
+        s.abort();
+    }
     node.switch.stop().await;
     watcher.abort();
     if let Some(pex) = &node.pex {
@@ -522,6 +611,8 @@ async fn build(cfg: &Cfg, ev: &Events, key: Arc<NodeKey>) -> Result<Arc<Node>, S
     sconfig.allow_duplicate_ip = cfg.allow_duplicate_ip;
     // gopeer dials its persistent peers at once; so do we.
     sconfig.dial_randomizer = Duration::ZERO;
+    sconfig.persistent_peers_max_dial_period = cfg.persistent_max_dial_period;
+    sconfig.redial_persistent_forever = cfg.redial_forever;
     let mut builder = Builder::new(sconfig);
     builder
         .add_reactor(ECHO_REACTOR, echo.clone())
@@ -555,15 +646,7 @@ async fn build(cfg: &Cfg, ev: &Events, key: Arc<NodeKey>) -> Result<Arc<Node>, S
             rpc_address: cfg.rpc_address.clone(),
         },
     };
-    let mut tconfig = mukan_transport::Config::default();
-    tconfig.allow_duplicate_ip = cfg.allow_duplicate_ip;
-    tconfig.mconn = tconfig
-        .mconn
-        .with_rates(
-            NonZeroU64::new(cfg.send_rate),
-            NonZeroU64::new(cfg.recv_rate),
-        )
-        .with_flush_throttle(cfg.flush_throttle);
+    let tconfig = cfg.transport_config();
     let transport = TcpTransport::new(key.clone(), node_info, tconfig);
     let bind = cfg.listen.rsplit("://").next().unwrap_or("").to_owned();
     let bind: std::net::SocketAddr = bind
@@ -711,6 +794,7 @@ struct EchoReactor {
     descriptors: Vec<ChannelDescriptor>,
     echo_channel: ChannelId,
     quiet_echo: bool,
+    stream_check: bool,
     /// `--mark-good`: every added peer is marked good in the book (through the switch).
     mark_good: bool,
     switch: Mutex<Option<Weak<dyn SwitchApi>>>,
@@ -735,6 +819,9 @@ struct EchoPeer {
     queued: Arc<std::sync::atomic::AtomicUsize>,
     /// Messages received per non-echo channel.
     counts: Mutex<HashMap<u8, u64>>,
+    /// `--stream-check`: per channel, the next sequence number expected and the number of
+    /// messages that were not it.
+    streams: Mutex<HashMap<u8, (u64, u64)>>,
     /// Consensus messages per kind.
     consensus: Mutex<consensus::Tally>,
 }
@@ -760,6 +847,7 @@ impl EchoReactor {
             descriptors,
             echo_channel: echo,
             quiet_echo: cfg.quiet_echo,
+            stream_check: cfg.stream_check,
             mark_good: cfg.mark_good,
             switch: Mutex::new(None),
             peers: Mutex::new(HashMap::new()),
@@ -798,6 +886,106 @@ impl EchoReactor {
             }
         }
     }
+}
+
+impl EchoReactor {
+    /// `--stream-check`: one message of a `--stream-count` stream (`[seq u64 LE][total u64
+    /// LE][padding]`). Counts the messages whose sequence number is not the next expected
+    /// one (prints the first as `stream_gap`), and prints `stream_done` when the last one
+    /// arrives.
+    fn check_stream(&self, state: &EchoPeer, id: NodeId, channel: ChannelId, message: &[u8]) {
+        let field = |at: usize| {
+            message
+                .get(at..at + 8)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(u64::from_le_bytes)
+        };
+        let (Some(seq), Some(total)) = (field(0), field(8)) else {
+            self.ev.emit(
+                "stream_gap",
+                kv!["id" => id.to_string(), "ch" => hex::encode([channel.0]),
+                    "error" => "message shorter than 16 bytes"],
+            );
+            return;
+        };
+        let (received, bad) = {
+            let mut streams = state.streams.lock();
+            let entry = streams.entry(channel.0).or_insert((0, 0));
+            let expected = entry.0;
+            if seq != expected {
+                entry.1 += 1;
+                if entry.1 == 1 {
+                    self.ev.emit(
+                        "stream_gap",
+                        kv!["id" => id.to_string(), "ch" => hex::encode([channel.0]),
+                            "expected" => expected, "got" => seq],
+                    );
+                }
+            }
+            entry.0 = seq.saturating_add(1);
+            (entry.0, entry.1)
+        };
+        if seq.saturating_add(1) == total {
+            self.ev.emit(
+                "stream_done",
+                kv!["id" => id.to_string(), "ch" => hex::encode([channel.0]),
+                    "total" => total, "next" => received, "out_of_order" => bad],
+            );
+        }
+    }
+}
+
+/// Stream role: `--stream-count` sequenced messages on each extra channel to the first peer;
+/// prints `stream_sent` at the end (or on the first failed send).
+async fn run_stream(node: Arc<Node>) {
+    let cfg = &node.cfg;
+    let mut first = node.echo.first_peer.subscribe();
+    let target = loop {
+        if let Some(id) = *first.borrow() {
+            break id;
+        }
+        if first.changed().await.is_err() {
+            return;
+        }
+    };
+    let Some(peer) = SwitchApi::peer(&*node.switch, &target) else {
+        node.ev.emit(
+            "stream_sent",
+            kv!["ok" => false, "sent" => 0, "error" => "peer gone"],
+        );
+        return;
+    };
+    let channels: Vec<u8> = cfg
+        .channels
+        .iter()
+        .copied()
+        .filter(|&c| c != cfg.echo_channel)
+        .collect();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.echo_seed);
+    let mut tick = tokio::time::interval(cfg.stream_interval.max(Duration::from_millis(1)));
+    for seq in 0..cfg.stream_count {
+        tick.tick().await;
+        for &ch in &channels {
+            let pad = rng.gen_range(0..4096usize);
+            let mut msg = Vec::with_capacity(16 + pad);
+            msg.extend_from_slice(&seq.to_le_bytes());
+            msg.extend_from_slice(&cfg.stream_count.to_le_bytes());
+            msg.resize(16 + pad, ch);
+            if let Err(e) = peer.send(ChannelId(ch), Bytes::from(msg)).await {
+                node.ev.emit(
+                    "stream_sent",
+                    kv!["ok" => false, "sent" => seq, "ch" => hex::encode([ch]),
+                        "error" => e.to_string()],
+                );
+                return;
+            }
+        }
+    }
+    node.ev.emit(
+        "stream_sent",
+        kv!["ok" => true, "sent" => cfg.stream_count, "channels" => hex::encode(&channels),
+            "peer" => target.to_string()],
+    );
 }
 
 fn is_power_of_ten(mut n: u64) -> bool {
@@ -843,6 +1031,7 @@ impl Reactor for EchoReactor {
             echo_tx,
             queued,
             counts: Mutex::new(HashMap::new()),
+            streams: Mutex::new(HashMap::new()),
             consensus: Mutex::new(consensus::Tally::default()),
         });
         self.peers.lock().insert(peer.id(), state);
@@ -927,6 +1116,9 @@ impl Reactor for EchoReactor {
                     kv!["id" => id.to_string(), "ch" => hex::encode([channel.0]),
                         "bytes" => message.len(), "count" => count],
                 );
+            }
+            if self.stream_check {
+                self.check_stream(&state, id, channel, &message);
             }
             if consensus::CHANNELS.contains(&channel.0) {
                 self.report_consensus(&state, id, channel, &message);
@@ -1086,8 +1278,12 @@ async fn run_client(node: &Arc<Node>) -> bool {
             .map(|(i, &n)| echo_payload(i, n, cfg.echo_seed))
             .collect();
         let expected = payloads.clone();
+        let interval = cfg.echo_interval;
         let send_all = async move {
-            for msg in payloads {
+            for (i, msg) in payloads.into_iter().enumerate() {
+                if i > 0 && !interval.is_zero() {
+                    tokio::time::sleep(interval).await;
+                }
                 sender.send(channel, msg).await.map_err(|e| e.to_string())?;
             }
             Ok::<(), String>(())

@@ -1,0 +1,238 @@
+# shellcheck shell=bash
+# Shared helpers of the network-namespace fault scenarios (sourced, not run).
+#
+# Every scenario script sources this file, calls `scenario_init <id>`, builds its namespaces
+# with `ns_add` / `link_add`, starts peers with `start_peer`, and ends with `pass` or `fail`.
+# Everything it creates (namespaces, processes) is registered and removed by the EXIT trap.
+# Every wait is bounded in count and time. Traffic goes only to addresses inside the
+# namespaces created here.
+
+set -euo pipefail
+
+NETNS_DIR=${NETNS_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}
+ROOT=${ROOT:-$(cd "$NETNS_DIR/../.." && pwd)}
+BIN=${NETNS_BIN:-$ROOT/target/debug}
+RUSTPEER=${RUSTPEER:-$BIN/rustpeer}
+CHAOSPROXY=${CHAOSPROXY:-$BIN/chaosproxy}
+# Unique per run: namespace names carry it, so parallel runs never collide.
+RUN_ID=${RUN_ID:-$(printf '%x%04x' "$$" "$RANDOM")}
+
+_NAMESPACES=()
+_PIDS=()
+SCENARIO=
+WORK=
+
+now_us() { echo "${EPOCHREALTIME/./}"; }
+ms_since() { echo $((($(now_us) - $1) / 1000)); }
+
+log() { printf '[%s %s] %s\n' "$SCENARIO" "$(date -u +%H:%M:%S.%3N)" "$*" >&2; }
+
+cleanup() {
+    local pid ns
+    for pid in "${_PIDS[@]}"; do
+        kill -CONT "$pid" 2>/dev/null || true
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+    for pid in "${_PIDS[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    for ns in "${_NAMESPACES[@]}"; do
+        ip netns del "$ns" 2>/dev/null || true
+    done
+}
+
+# scenario_init F4: names this scenario, makes its work directory, installs the trap.
+scenario_init() {
+    SCENARIO=$1
+    WORK=${NETNS_WORK:-$(mktemp -d)}/$SCENARIO
+    mkdir -p "$WORK"
+    trap cleanup EXIT
+    trap 'exit 130' INT TERM
+    [ -x "$RUSTPEER" ] || fail "missing binary $RUSTPEER (cargo build -p mukan-conformance-tests --bins)"
+}
+
+# Result line, then exit. `pass "figure"` / `fail "why"`.
+pass() {
+    printf 'PASS %s %s\n' "$SCENARIO" "$*"
+    exit 0
+}
+fail() {
+    printf 'FAIL %s %s\n' "$SCENARIO" "$*"
+    if [ -n "$WORK" ] && [ -d "$WORK" ]; then
+        local f
+        for f in "$WORK"/*.log; do
+            [ -f "$f" ] || continue
+            echo "---- $f (last 15 lines)" >&2
+            tail -n 15 "$f" >&2
+        done
+    fi
+    exit 1
+}
+
+# ns_add VAR suffix: creates namespace mk<run>-<scenario>-<suffix> with lo up; VAR=its name.
+ns_add() {
+    local var=$1 name="mk${RUN_ID}-${SCENARIO,,}-$2"
+    ip netns add "$name"
+    _NAMESPACES+=("$name")
+    ip -n "$name" link set lo up
+    printf -v "$var" '%s' "$name"
+}
+
+# link_add NS1 IF1 ADDR1/PFX NS2 IF2 ADDR2/PFX: a veth pair between two namespaces, up.
+link_add() {
+    local ns1=$1 if1=$2 a1=$3 ns2=$4 if2=$5 a2=$6
+    ip link add "$if1" netns "$ns1" type veth peer name "$if2" netns "$ns2"
+    ip -n "$ns1" addr add "$a1" dev "$if1"
+    ip -n "$ns2" addr add "$a2" dev "$if2"
+    ip -n "$ns1" link set "$if1" up
+    ip -n "$ns2" link set "$if2" up
+}
+
+# Prefixes every line of stdin with the wall-clock time in microseconds.
+stamp() {
+    local line
+    while IFS= read -r line; do
+        printf '%s %s\n' "${EPOCHREALTIME/./}" "$line"
+    done
+}
+
+# start_peer VAR NS LOG rustpeer-args...: starts rustpeer in NS (its events stamped into LOG,
+# appended); VAR=its pid. The peer is bounded by --exit-after, given by the caller.
+start_peer() {
+    local var=$1 ns=$2 logf=$3
+    shift 3
+    ip netns exec "$ns" "$RUSTPEER" "$@" > >(stamp >>"$logf") 2>>"$logf.err" &
+    local pid=$!
+    _PIDS+=("$pid")
+    printf -v "$var" '%s' "$pid"
+}
+
+# start_proc VAR NS LOG program args...: as start_peer for any program.
+start_proc() {
+    local var=$1 ns=$2 logf=$3
+    shift 3
+    ip netns exec "$ns" "$@" > >(stamp >>"$logf") 2>>"$logf.err" &
+    local pid=$!
+    _PIDS+=("$pid")
+    printf -v "$var" '%s' "$pid"
+}
+
+# peer_id HOME: the node ID of the key in HOME (made if missing).
+peer_id() {
+    "$RUSTPEER" show-id --home "$1"
+}
+
+# The implementation of peer B in the scenarios that support both (F6, F7): rust (rustpeer,
+# default) or go (gopeer, CometBFT v0.38.25's p2p package; NETNS_B_IMPL=go, GOPEER=<binary>).
+# gopeer has no ping/pong flags: it runs Go's timers (60 s / 45 s), so only A's (our)
+# detection is timed; B's part is to die, stop, restart and accept A's redials.
+B_IMPL=${NETNS_B_IMPL:-rust}
+
+# b_id HOME: B's node ID (its key made by B's own implementation).
+b_id() {
+    if [ "$B_IMPL" = go ]; then
+        "$GOPEER" show-id --home "$1"
+    else
+        "$RUSTPEER" show-id --home "$1"
+    fi
+}
+
+# start_b VAR NS LOG HOME LISTEN EXIT_AFTER [rust-only flags...]: starts B.
+start_b() {
+    local var=$1 ns=$2 logf=$3 home=$4 listen=$5 exit_after=$6
+    shift 6
+    local base=(--home "$home" --listen "$listen" --chain-id mukan-netns --quiet-echo
+        --allow-duplicate-ip --exit-after "$exit_after")
+    if [ "$B_IMPL" = go ]; then
+        [ -x "${GOPEER:-}" ] || fail "NETNS_B_IMPL=go needs GOPEER=<gopeer binary>"
+        start_proc "$var" "$ns" "$logf" "$GOPEER" "${base[@]}" --log-level none
+    else
+        start_proc "$var" "$ns" "$logf" "$RUSTPEER" "${base[@]}" "$@"
+    fi
+}
+
+# b_comm: the command name of B's program (checked before signalling it).
+b_comm() {
+    if [ "$B_IMPL" = go ]; then echo gopeer; else echo rustpeer; fi
+}
+
+# first_event LOG PATTERN AFTER_US: the stamp (µs) of the first line of LOG stamped at or
+# after AFTER_US whose text contains PATTERN (fixed string); empty if none.
+first_event() {
+    local logf=$1 pat=$2 after=$3
+    [ -f "$logf" ] || return 0
+    { grep -F -- "$pat" "$logf" || true; } | awk -v a="$after" '$1 >= a { print $1; exit }'
+}
+
+# count_events LOG PATTERN AFTER_US [BEFORE_US]: how many lines match, stamped in the window.
+count_events() {
+    local logf=$1 pat=$2 after=$3 before=${4:-99999999999999999}
+    [ -f "$logf" ] || { echo 0; return 0; }
+    { grep -F -- "$pat" "$logf" || true; } | awk -v a="$after" -v b="$before" '$1 >= a && $1 < b { n++ } END { print n + 0 }'
+}
+
+# wait_event LOG PATTERN AFTER_US TIMEOUT_S: waits (polling every 20 ms, bounded) for
+# first_event; prints its stamp, or returns 1 after TIMEOUT_S.
+wait_event() {
+    local logf=$1 pat=$2 after=$3 timeout_s=$4 t i
+    local n=$((timeout_s * 50))
+    for ((i = 0; i < n; i++)); do
+        t=$(first_event "$logf" "$pat" "$after")
+        if [ -n "$t" ]; then
+            echo "$t"
+            return 0
+        fi
+        sleep 0.02
+    done
+    return 1
+}
+
+# The state counts of TCP sockets in NS to or from PORT: prints lines "STATE count".
+tcp_states() {
+    local ns=$1 port=$2
+    ip netns exec "$ns" ss -Htan 2>/dev/null |
+        awk -v p=":$port" '$1 != "LISTEN" && (substr($4, length($4) - length(p) + 1) == p || substr($5, length($5) - length(p) + 1) == p) { n[$1]++ } END { for (s in n) print s, n[s] }' |
+        sort
+}
+
+# established NS PORT: the number of established TCP connections to or from PORT in NS.
+established() {
+    tcp_states "$1" "$2" | awk '$1 == "ESTAB" { print $2; f = 1 } END { if (!f) print 0 }'
+}
+
+# half_open NS PORT: sockets to or from PORT in NS that are neither established nor in
+# TIME-WAIT (the normal end of an orderly close): CLOSE-WAIT, FIN-WAIT, LAST-ACK, SYN-*...
+half_open() {
+    tcp_states "$1" "$2" | awk '$1 != "ESTAB" && $1 != "TIME-WAIT" { n += $2 } END { print n + 0 }'
+}
+
+# fd_count PID: open file descriptors of PID.
+fd_count() {
+    local n
+    n=$(ls "/proc/$1/fd" 2>/dev/null | wc -l)
+    echo "$n"
+}
+
+# rss_kib PID: resident memory of PID in KiB (reported, not asserted).
+rss_kib() {
+    awk '$1 == "VmRSS:" { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0
+}
+
+# peers_now LOG: peers added minus peers removed so far (the peer set size per the events).
+peers_now() {
+    local added removed
+    added=$(count_events "$1" '"event":"peer_added"' 0)
+    removed=$(count_events "$1" '"event":"peer_removed"' 0)
+    echo $((added - removed))
+}
+
+# nft_in NS SCRIPT: runs an nft script inside NS.
+nft_in() {
+    local ns=$1
+    shift
+    ip netns exec "$ns" nft -f - <<<"$*"
+}
+
+# Common rustpeer flags: the chain, quiet echo, several peers per IP allowed.
+# shellcheck disable=SC2034 # used by the scenario scripts
+PEER_FLAGS=(--chain-id mukan-netns --quiet-echo --allow-duplicate-ip)
