@@ -218,6 +218,12 @@ pub fn packet_msg(channel_id: i64, eof: bool, data: &[u8]) -> Vec<u8> {
     delimited(&packet)
 }
 
+/// A delimited mconn `Packet{PacketPing{}}`.
+pub const PING: [u8; 3] = [0x02, 0x0a, 0x00];
+
+/// A delimited mconn `Packet{PacketPong{}}`.
+pub const PONG: [u8; 3] = [0x02, 0x12, 0x00];
+
 /// A TCP connection whose secret-connection handshake the evil peer runs by hand.
 pub struct Evil {
     pub tcp: TcpStream,
@@ -237,7 +243,20 @@ impl Evil {
 
     /// Runs an honest handshake as `key` with the sans-IO pieces.
     pub async fn handshake(addr: SocketAddr, key: &NodeKey) -> Self {
-        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        Self::handshake_over(tcp, key).await
+    }
+
+    /// Connects with a small receive buffer (`bytes`), so that a peer that stops reading
+    /// stalls its sender quickly.
+    pub async fn connect_small(addr: SocketAddr, bytes: u32) -> TcpStream {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(bytes).unwrap();
+        socket.connect(addr).await.unwrap()
+    }
+
+    /// Runs an honest handshake as `key` over an open connection.
+    pub async fn handshake_over(mut tcp: TcpStream, key: &NodeKey) -> Self {
         let hs = Handshake::from_ephemeral_secret([0x42; 32]);
         tcp.write_all(&hs.eph_key_message()).await.unwrap();
         let mut theirs = [0u8; 35];
@@ -259,7 +278,13 @@ impl Evil {
 
     /// Honest handshake plus the NodeInfo exchange: the connection is upgraded.
     pub async fn upgraded(addr: SocketAddr, key: &NodeKey, channels: &[u8]) -> Self {
-        let mut evil = Self::handshake(addr, key).await;
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        Self::upgraded_over(tcp, key, channels).await
+    }
+
+    /// As [`Evil::upgraded`], over an open connection.
+    pub async fn upgraded_over(tcp: TcpStream, key: &NodeKey, channels: &[u8]) -> Self {
+        let mut evil = Self::handshake_over(tcp, key).await;
         let info = node_info(key, channels).encode_to_vec();
         evil.send_sealed(&delimited(&info)).await;
         let _theirs = evil.read_delimited().await;

@@ -1,0 +1,281 @@
+//! Bad-input suite, second part (RELIABILITY.md cases A13, A14, C9, C10, C11): an evil peer on
+//! real loopback TCP stalls, drips, floods pings and pongs, or stops reading. Every case
+//! asserts its outcome, that the honest side closed the socket, that nothing panicked, and
+//! that open sockets and live tokio tasks are back to their baseline. Deadlines are scaled
+//! down through `Config`; the assertions are on typed outcomes and counts, never on time.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::evil::{
+    Baseline, ECHO, Evil, Honest, PING, PONG, SERIAL, drain, expect_closed, fast_config,
+    packet_msg, peer_config,
+};
+use mukan_node_key::NodeKey;
+use mukan_reactor_api::{
+    SendError, StopReason, TimeoutKind, Transport, TransportError, TrySendError,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// `fast_config` with the pings of the default config (60 s): in these cases the evil peer
+/// does not answer pings, and the case is about something else.
+fn quiet_pings() -> mukan_transport::Config {
+    let mut c = fast_config();
+    c.mconn.ping_interval = Duration::from_secs(60);
+    c.mconn.pong_timeout = Duration::from_secs(45);
+    c
+}
+
+#[tokio::test]
+async fn a13_a_stalled_handshake_is_a_handshake_timeout() {
+    let _serial = SERIAL.lock().await;
+    let base = Baseline::take();
+    let honest = Honest::listen(fast_config()).await;
+    // Connects and sends nothing at all.
+    let mut tcp = Evil::connect_raw(honest.addr, &[]).await;
+    let (err, got) = tokio::join!(honest.transport.accept(peer_config(&[ECHO.0])), async {
+        expect_closed(&mut tcp).await
+    });
+    assert!(
+        matches!(
+            err.as_ref().err(),
+            Some(TransportError::Timeout(TimeoutKind::Handshake))
+        ),
+        "{:?}",
+        err.err()
+    );
+    // Our side did send its own ephemeral key (35 bytes) before the stall.
+    assert_eq!(got, 35);
+    drop(tcp);
+    honest.transport.close();
+    base.assert_restored().await;
+}
+
+#[tokio::test]
+async fn a14_a_slow_drip_is_cut_at_the_overall_handshake_deadline_not_per_read() {
+    let _serial = SERIAL.lock().await;
+    let base = Baseline::take();
+    let cfg = fast_config();
+    let step = cfg.handshake_timeout / 4;
+    let honest = Honest::listen(cfg).await;
+    // A valid ephemeral-key message, one byte per quarter of the handshake timeout: every
+    // single read is well inside the timeout, the whole message (35 bytes) never is.
+    let eph = mukan_secret_conn::Handshake::from_ephemeral_secret([9; 32]).eph_key_message();
+    let mut tcp = Evil::connect_raw(honest.addr, &[]).await;
+    let accept = honest.transport.accept(peer_config(&[ECHO.0]));
+    let drip = async {
+        let mut sent = 0;
+        for b in &eph {
+            if tcp.write_all(&[*b]).await.is_err() {
+                break;
+            }
+            sent += 1;
+            // Stop dripping as soon as the honest side closed (read returns 0 or fails).
+            let mut sink = [0u8; 64];
+            if let Ok(Ok(0) | Err(_)) = tokio::time::timeout(step, tcp.read(&mut sink)).await {
+                break;
+            }
+        }
+        sent
+    };
+    let (err, sent) = tokio::join!(accept, drip);
+    assert!(
+        matches!(
+            err.as_ref().err(),
+            Some(TransportError::Timeout(TimeoutKind::Handshake))
+        ),
+        "{:?}",
+        err.err()
+    );
+    // Closed long before the key was complete: the deadline covers the whole handshake.
+    assert!(sent < eph.len(), "the drip completed ({sent} bytes)");
+    expect_closed(&mut tcp).await;
+    drop(tcp);
+    honest.transport.close();
+    base.assert_restored().await;
+}
+
+/// Upgrades an evil peer against an honest node running `cfg`, starts the honest peer, runs
+/// `misbehave` (which must end by shutting down its writes), and returns what the honest side
+/// delivered and why it stopped.
+async fn run_started(
+    cfg: mukan_transport::Config,
+    misbehave: impl AsyncFnOnce(&mut Evil),
+) -> (Vec<(mukan_reactor_api::ChannelId, Bytes)>, StopReason) {
+    let honest = Honest::listen(cfg).await;
+    let key = NodeKey::from_seed([7; 32]);
+    let (peer, mut evil) = tokio::join!(
+        honest.transport.accept(peer_config(&[ECHO.0])),
+        Evil::upgraded(honest.addr, &key, &[ECHO.0]),
+    );
+    let peer = peer.unwrap();
+    let inbox = peer.start().unwrap();
+    let ((got, reason), _) = tokio::join!(drain(inbox), async {
+        misbehave(&mut evil).await;
+        evil.expect_closed().await
+    });
+    drop(peer);
+    assert_eq!(honest.transport.connection_count(), 0);
+    honest.transport.close();
+    (got, reason)
+}
+
+#[tokio::test]
+async fn c9_unsolicited_pongs_keep_the_connection_up() {
+    let _serial = SERIAL.lock().await;
+    let base = Baseline::take();
+    // The honest side sends no ping in this case (60 s interval), so every pong is
+    // unsolicited; the messages after them arrive only if the pongs did not end the peer.
+    let (got, reason) = run_started(quiet_pings(), async |evil| {
+        let mut bytes = Vec::new();
+        for _ in 0..3 {
+            bytes.extend_from_slice(&PONG);
+        }
+        bytes.extend_from_slice(&packet_msg(i64::from(ECHO.0), true, b"after the pongs"));
+        evil.send_sealed(&bytes).await;
+        // Three more, one frame each.
+        for _ in 0..3 {
+            evil.send_sealed(&PONG).await;
+        }
+        evil.send_sealed(&packet_msg(i64::from(ECHO.0), true, b"still up"))
+            .await;
+        evil.tcp.shutdown().await.unwrap();
+    })
+    .await;
+    let msgs: Vec<&[u8]> = got.iter().map(|(_, m)| m.as_ref()).collect();
+    assert_eq!(msgs, [&b"after the pongs"[..], b"still up"]);
+    assert!(matches!(reason, StopReason::ClosedByPeer), "{reason:?}");
+    base.assert_restored().await;
+}
+
+#[tokio::test]
+async fn c10_a_ping_flood_neither_stops_the_peer_nor_holds_up_messages() {
+    let _serial = SERIAL.lock().await;
+    let base = Baseline::take();
+    const PINGS: usize = 10_000;
+    const MESSAGES: usize = 100;
+    let (got, reason) = run_started(quiet_pings(), async |evil| {
+        // 10,000 pings with a message after every 100, sealed up front.
+        let mut plain = Vec::new();
+        for i in 0..PINGS {
+            plain.extend_from_slice(&PING);
+            if i % (PINGS / MESSAGES) == PINGS / MESSAGES - 1 {
+                let n = (i / (PINGS / MESSAGES)) as u32;
+                plain.extend_from_slice(&packet_msg(i64::from(ECHO.0), true, &n.to_be_bytes()));
+            }
+        }
+        let sealed = evil.seal(&plain);
+        // Write the flood while reading (and discarding) the pongs it provokes, so that
+        // neither side's socket buffer blocks the other.
+        let (mut rd, mut wr) = evil.tcp.split();
+        let reader = async {
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut total = 0usize;
+            loop {
+                match rd.read(&mut buf).await {
+                    Ok(0) | Err(_) => return total,
+                    Ok(n) => total += n,
+                }
+            }
+        };
+        let writer = async {
+            wr.write_all(&sealed).await.unwrap();
+            wr.shutdown().await.unwrap();
+        };
+        let (pongs_bytes, ()) = tokio::join!(reader, writer);
+        // Pongs did come back (at least one sealed frame), but not one frame per ping.
+        assert!(pongs_bytes >= mukan_secret_conn::SEALED_FRAME_LEN);
+    })
+    .await;
+    // Every message arrived, in order, despite the flood.
+    assert_eq!(got.len(), MESSAGES);
+    for (i, (channel, m)) in got.iter().enumerate() {
+        assert_eq!(*channel, ECHO);
+        assert_eq!(m.as_ref(), (i as u32).to_be_bytes());
+    }
+    assert!(matches!(reason, StopReason::ClosedByPeer), "{reason:?}");
+    base.assert_restored().await;
+}
+
+#[tokio::test]
+async fn c11_a_peer_that_stops_reading_fills_only_its_own_queue() {
+    let _serial = SERIAL.lock().await;
+    let base = Baseline::take();
+    let mut cfg = quiet_pings();
+    cfg.mconn.send_timeout = Duration::from_millis(300);
+    let honest = Honest::listen(cfg).await;
+    let (stalled_key, good_key) = (NodeKey::from_seed([7; 32]), NodeKey::from_seed([8; 32]));
+    let (stalled_peer, stalled) =
+        tokio::join!(honest.transport.accept(peer_config(&[ECHO.0])), async {
+            let tcp = Evil::connect_small(honest.addr, 4096).await;
+            Evil::upgraded_over(tcp, &stalled_key, &[ECHO.0]).await
+        },);
+    let (good_peer, mut good) = tokio::join!(
+        honest.transport.accept(peer_config(&[ECHO.0])),
+        Evil::upgraded(honest.addr, &good_key, &[ECHO.0]),
+    );
+    let (stalled_peer, good_peer) = (stalled_peer.unwrap(), good_peer.unwrap());
+    let stalled_inbox = stalled_peer.start().unwrap();
+    let good_inbox = good_peer.start().unwrap();
+    // The stalled peer never reads: try_send turns false after a bounded number of messages
+    // (once the socket buffers are full too, it stays false: three refusals in a row, 50 ms
+    // apart, mean nothing is moving any more).
+    let chunk = Bytes::from(vec![0xabu8; 16 * 1024]);
+    let mut accepted = 0usize;
+    let mut refusals = 0;
+    while refusals < 3 {
+        match stalled_peer.try_send(ECHO, chunk.clone()) {
+            Ok(()) => {
+                accepted += 1;
+                refusals = 0;
+                tokio::task::yield_now().await;
+            }
+            Err(TrySendError::Full) => {
+                refusals += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("after {accepted} messages: {e}"),
+        }
+        assert!(accepted < 2_000, "the send queue is not bounded");
+    }
+    // A blocking send gives up at the send timeout with a typed error.
+    assert_eq!(
+        stalled_peer.send(ECHO, chunk.clone()).await,
+        Err(SendError::Timeout)
+    );
+    // The other peer is unaffected: its messages arrive while the first one is stalled.
+    for i in 0..20u8 {
+        good_peer
+            .send(ECHO, Bytes::from(vec![i; 100]))
+            .await
+            .unwrap();
+    }
+    for i in 0..20u8 {
+        let packet = good.read_delimited().await;
+        assert!(packet.ends_with(&[i; 100]), "message {i} corrupted");
+    }
+    assert_eq!(stalled_peer.try_send(ECHO, chunk), Err(TrySendError::Full));
+    // Both evil peers go away; the honest side closes both cleanly.
+    drop(stalled);
+    good.tcp.shutdown().await.unwrap();
+    let ((_, stalled_reason), (_, good_reason), _) = tokio::join!(
+        drain(stalled_inbox),
+        drain(good_inbox),
+        good.expect_closed()
+    );
+    assert!(
+        !matches!(stalled_reason, StopReason::Shutdown),
+        "{stalled_reason:?}"
+    );
+    assert!(
+        matches!(good_reason, StopReason::ClosedByPeer),
+        "{good_reason:?}"
+    );
+    drop((stalled_peer, good_peer));
+    assert_eq!(honest.transport.connection_count(), 0);
+    honest.transport.close();
+    base.assert_restored().await;
+}
