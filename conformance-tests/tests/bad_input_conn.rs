@@ -105,10 +105,19 @@ async fn run_started(
     cfg: mukan_transport::Config,
     misbehave: impl AsyncFnOnce(&mut Evil),
 ) -> (Vec<(mukan_reactor_api::ChannelId, Bytes)>, StopReason) {
+    run_started_with(cfg, peer_config(&[ECHO.0]), misbehave).await
+}
+
+/// As [`run_started`], with the honest side's channels given.
+async fn run_started_with(
+    cfg: mukan_transport::Config,
+    channels: mukan_reactor_api::PeerConfig,
+    misbehave: impl AsyncFnOnce(&mut Evil),
+) -> (Vec<(mukan_reactor_api::ChannelId, Bytes)>, StopReason) {
     let honest = Honest::listen(cfg).await;
     let key = NodeKey::from_seed([7; 32]);
     let (peer, mut evil) = tokio::join!(
-        honest.transport.accept(peer_config(&[ECHO.0])),
+        honest.transport.accept(channels),
         Evil::upgraded(honest.addr, &key, &[ECHO.0]),
     );
     let peer = peer.unwrap();
@@ -277,5 +286,68 @@ async fn c11_a_peer_that_stops_reading_fills_only_its_own_queue() {
     drop((stalled_peer, good_peer));
     assert_eq!(honest.transport.connection_count(), 0);
     honest.transport.close();
+    base.assert_restored().await;
+}
+
+/// The honest side's channel with a receive capacity of 4,096 bytes.
+fn small_channel() -> mukan_reactor_api::PeerConfig {
+    let mut c = peer_config(&[ECHO.0]);
+    c.channels[0] =
+        c.channels[0].with_recv_message_capacity(std::num::NonZeroUsize::new(4096).unwrap());
+    c
+}
+
+#[tokio::test]
+async fn c6_a_message_over_the_channel_capacity_disconnects_with_nothing_delivered() {
+    let _serial = SERIAL.lock().await;
+    let base = Baseline::take();
+    // Four packets of 1,024 without EOF fill the 4,096-byte capacity exactly; one byte more
+    // is over, and no EOF ever comes.
+    let (got, reason) = run_started_with(quiet_pings(), small_channel(), async |evil| {
+        let mut plain = Vec::new();
+        for _ in 0..4 {
+            plain.extend_from_slice(&packet_msg(i64::from(ECHO.0), false, &[7; 1024]));
+        }
+        plain.extend_from_slice(&packet_msg(i64::from(ECHO.0), false, &[7; 1]));
+        evil.send_sealed(&plain).await;
+    })
+    .await;
+    assert!(got.is_empty(), "part of an oversized message was delivered");
+    assert!(matches!(reason, StopReason::Protocol(_)), "{reason:?}");
+    base.assert_restored().await;
+}
+
+#[tokio::test]
+async fn c6_a_message_at_the_channel_capacity_is_delivered() {
+    let _serial = SERIAL.lock().await;
+    let base = Baseline::take();
+    let (got, reason) = run_started_with(quiet_pings(), small_channel(), async |evil| {
+        let mut plain = Vec::new();
+        for i in 0..4 {
+            plain.extend_from_slice(&packet_msg(i64::from(ECHO.0), i == 3, &[7; 1024]));
+        }
+        evil.send_sealed(&plain).await;
+        evil.tcp.shutdown().await.unwrap();
+    })
+    .await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].1.len(), 4096);
+    assert!(matches!(reason, StopReason::ClosedByPeer), "{reason:?}");
+    base.assert_restored().await;
+}
+
+#[tokio::test]
+async fn c7_a_packet_length_prefix_of_2_pow_40_disconnects_before_any_body() {
+    let _serial = SERIAL.lock().await;
+    let base = Baseline::take();
+    let (got, reason) = run_started(quiet_pings(), async |evil| {
+        let mut prefix = Vec::new();
+        common::evil::varint(1 << 40, &mut prefix);
+        // The prefix alone, then silence: the length is refused before any body arrives.
+        evil.send_sealed(&prefix).await;
+    })
+    .await;
+    assert!(got.is_empty());
+    assert!(matches!(reason, StopReason::Protocol(_)), "{reason:?}");
     base.assert_restored().await;
 }
