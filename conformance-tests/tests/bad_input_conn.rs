@@ -351,3 +351,44 @@ async fn c7_a_packet_length_prefix_of_2_pow_40_disconnects_before_any_body() {
     assert!(matches!(reason, StopReason::Protocol(_)), "{reason:?}");
     base.assert_restored().await;
 }
+
+/// Panics inside its check (the upgrade's only user hook), once per connection.
+struct PanickingFilter;
+
+impl mukan_transport::ConnFilter for PanickingFilter {
+    fn check(
+        &self,
+        _remote: std::net::SocketAddr,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), mukan_transport::Denied>> + Send>> {
+        Box::pin(async { panic!("injected fault in a connection filter") })
+    }
+}
+
+#[tokio::test]
+async fn d10_a_panic_in_the_upgrade_is_a_rejection_and_the_accept_loop_keeps_serving() {
+    let _serial = SERIAL.lock().await;
+    let base = Baseline::take();
+    let honest =
+        Honest::listen_with(fast_config(), vec![std::sync::Arc::new(PanickingFilter)]).await;
+    for _ in 0..5 {
+        let mut tcp = Evil::connect_raw(honest.addr, &[]).await;
+        let (err, got) = tokio::join!(honest.transport.accept(peer_config(&[ECHO.0])), async {
+            expect_closed(&mut tcp).await
+        });
+        assert!(
+            matches!(
+                err.as_ref().err(),
+                Some(TransportError::Rejected {
+                    reason: mukan_reactor_api::RejectReason::Filtered,
+                    ..
+                })
+            ),
+            "{:?}",
+            err.err()
+        );
+        assert_eq!(got, 0, "bytes sent before the filter ran");
+    }
+    assert_eq!(honest.transport.connection_count(), 0);
+    honest.transport.close();
+    base.assert_restored_after_panics(5).await;
+}

@@ -93,13 +93,19 @@ impl Baseline {
     /// Waits (bounded: 5 s) for the counts to come back, then asserts they did. The wait lets
     /// spawned tasks observe the close; the assertion is on the counts, not on the time.
     pub async fn assert_restored(self) {
+        self.assert_restored_after_panics(0).await;
+    }
+
+    /// As [`Baseline::assert_restored`], for a case that makes `injected` panics on purpose
+    /// (all of them caught).
+    pub async fn assert_restored_after_panics(self, injected: usize) {
         for _ in 0..500 {
             if open_fds() <= self.fds && live_tasks() <= self.tasks {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        assert_eq!(panics(), self.panics, "something panicked");
+        assert_eq!(panics(), self.panics + injected, "something panicked");
         assert_eq!(open_fds(), self.fds, "file descriptors leaked");
         assert_eq!(live_tasks(), self.tasks, "tokio tasks leaked");
     }
