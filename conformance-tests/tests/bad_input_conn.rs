@@ -29,6 +29,171 @@ fn quiet_pings() -> mukan_transport::Config {
     c
 }
 
+/// `AuthSigMessage{pub_key: PublicKey{<key_field>}, sig}` with `len(body)` in front.
+fn auth_msg(key_field: &[u8], sig: &[u8]) -> Vec<u8> {
+    let mut body = Vec::new();
+    if !key_field.is_empty() {
+        body.push(0x0a);
+        common::evil::varint(key_field.len() as u64, &mut body);
+        body.extend_from_slice(key_field);
+    }
+    body.push(0x12);
+    common::evil::varint(sig.len() as u64, &mut body);
+    body.extend_from_slice(sig);
+    common::evil::delimited(&body)
+}
+
+/// The `PublicKey` field of `k`'s ed25519 key.
+fn ed(k: &NodeKey) -> Vec<u8> {
+    key_field(0x0a, k.public_key().as_bytes())
+}
+
+/// A `PublicKey` oneof field `tag` holding `key`.
+fn key_field(tag: u8, key: &[u8]) -> Vec<u8> {
+    let mut f = vec![tag];
+    common::evil::varint(key.len() as u64, &mut f);
+    f.extend_from_slice(key);
+    f
+}
+
+#[tokio::test]
+async fn a8_to_a12_bad_authentication_messages_are_auth_failures() {
+    let _serial = SERIAL.lock().await;
+    let base = Baseline::take();
+    let key = NodeKey::from_seed([7; 32]);
+    // Each case: a name and how to build the sealed authentication stage from the challenge.
+    type Craft = Box<dyn Fn(&mut Evil, &[u8; 32]) -> Vec<u8>>;
+    let cases: Vec<(&str, Craft)> = vec![
+        (
+            "A8 undecryptable frame",
+            Box::new(|evil, c| {
+                let k = NodeKey::from_seed([7; 32]);
+                let mut f = evil.seal(&auth_msg(&ed(&k), &k.sign(c)));
+                f[3] ^= 0x80;
+                f
+            }),
+        ),
+        (
+            "A9 no public key",
+            Box::new(|evil, c| {
+                let k = NodeKey::from_seed([7; 32]);
+                evil.seal(&auth_msg(&[], &k.sign(c)))
+            }),
+        ),
+        (
+            "A10 secp256k1 key",
+            Box::new(|evil, _| evil.seal(&auth_msg(&key_field(0x12, &[2; 33]), &[1; 64]))),
+        ),
+        (
+            "A10 bls12-381 key (oneof field 3)",
+            Box::new(|evil, _| evil.seal(&auth_msg(&key_field(0x1a, &[3; 48]), &[1; 96]))),
+        ),
+        (
+            "A10 unknown oneof field 7",
+            Box::new(|evil, _| evil.seal(&auth_msg(&key_field(0x3a, &[4; 32]), &[1; 64]))),
+        ),
+        (
+            "A11 signature over other bytes",
+            Box::new(|evil, _| {
+                let k = NodeKey::from_seed([7; 32]);
+                evil.seal(&auth_msg(&ed(&k), &k.sign(b"not the challenge")))
+            }),
+        ),
+        (
+            "A11 one signature bit flipped",
+            Box::new(|evil, c| {
+                let k = NodeKey::from_seed([7; 32]);
+                let mut sig = k.sign(c).to_vec();
+                sig[17] ^= 0x04;
+                evil.seal(&auth_msg(&ed(&k), &sig))
+            }),
+        ),
+        (
+            "A11 another node's key with our signature",
+            Box::new(|evil, c| {
+                let k = NodeKey::from_seed([7; 32]);
+                let other = NodeKey::from_seed([8; 32]);
+                evil.seal(&auth_msg(&ed(&other), &k.sign(c)))
+            }),
+        ),
+    ];
+    for (name, craft) in cases {
+        let honest = Honest::listen(fast_config()).await;
+        let accept = honest.transport.accept(peer_config(&[ECHO.0]));
+        let evil = async {
+            let (mut evil, challenge) = Evil::after_eph(honest.addr).await;
+            let bytes = craft(&mut evil, &challenge);
+            evil.tcp.write_all(&bytes).await.unwrap();
+            evil.expect_closed().await
+        };
+        let (err, _) = tokio::join!(accept, evil);
+        honest.transport.close();
+        assert!(
+            matches!(
+                err.as_ref().err(),
+                Some(TransportError::Rejected {
+                    reason: mukan_reactor_api::RejectReason::AuthFailure,
+                    ..
+                })
+            ),
+            "{name}: {:?}",
+            err.err()
+        );
+    }
+    // Control: the same crafting with a good signature passes authentication (the honest
+    // side then waits for a NodeInfo that never comes), so the failures above come from the
+    // flaw each case injects, not from the crafting.
+    let honest = Honest::listen(fast_config()).await;
+    let accept = honest.transport.accept(peer_config(&[ECHO.0]));
+    let evil = async {
+        let (mut evil, challenge) = Evil::after_eph(honest.addr).await;
+        let bytes = evil.seal(&auth_msg(&ed(&key), &key.sign(&challenge)));
+        evil.tcp.write_all(&bytes).await.unwrap();
+        evil.expect_closed().await
+    };
+    let (err, _) = tokio::join!(accept, evil);
+    honest.transport.close();
+    assert!(
+        matches!(
+            err.as_ref().err(),
+            Some(TransportError::Timeout(TimeoutKind::NodeInfo))
+        ),
+        "control: {:?}",
+        err.err()
+    );
+    // A12: we dial a node expecting one ID and it authenticates as another.
+    let honest = Honest::listen(fast_config()).await;
+    let dialer_key = std::sync::Arc::new(NodeKey::from_seed([3; 32]));
+    let dialer = mukan_transport::TcpTransport::new(
+        dialer_key.clone(),
+        common::evil::node_info(&dialer_key, &[ECHO.0]),
+        fast_config(),
+    );
+    let wrong = mukan_reactor_api::NetAddress::new(
+        NodeKey::from_seed([9; 32]).node_id(),
+        honest.addr.ip(),
+        honest.addr.port(),
+    );
+    let (dialed, _accepted) = tokio::join!(
+        dialer.dial(wrong, peer_config(&[ECHO.0])),
+        honest.transport.accept(peer_config(&[ECHO.0])),
+    );
+    assert!(
+        matches!(
+            dialed.as_ref().err(),
+            Some(TransportError::Rejected {
+                reason: mukan_reactor_api::RejectReason::AuthFailure,
+                ..
+            })
+        ),
+        "A12: {:?}",
+        dialed.err()
+    );
+    dialer.close();
+    honest.transport.close();
+    base.assert_restored().await;
+}
+
 #[tokio::test]
 async fn a13_a_stalled_handshake_is_a_handshake_timeout() {
     let _serial = SERIAL.lock().await;

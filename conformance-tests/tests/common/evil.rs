@@ -261,6 +261,28 @@ impl Evil {
         socket.connect(addr).await.unwrap()
     }
 
+    /// Exchanges ephemeral keys honestly, then sends `craft(challenge)` (plaintext, sealed
+    /// by the caller through the returned `Evil`) as the authentication stage; the caller
+    /// writes what `craft` returns. Returns the connection without reading the honest
+    /// side's authentication.
+    pub async fn after_eph(addr: SocketAddr) -> (Self, [u8; 32]) {
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        let hs = Handshake::from_ephemeral_secret([0x43; 32]);
+        tcp.write_all(&hs.eph_key_message()).await.unwrap();
+        let mut theirs = [0u8; 35];
+        tcp.read_exact(&mut theirs).await.unwrap();
+        let len = usize::from(theirs[0]);
+        let (hs, sealer, opener) = hs.recv_eph_key(&theirs[1..=len]).unwrap();
+        let challenge = *hs.challenge();
+        let evil = Self {
+            tcp,
+            sealer,
+            opener,
+            pending: Vec::new(),
+        };
+        (evil, challenge)
+    }
+
     /// Runs an honest handshake as `key` over an open connection.
     pub async fn handshake_over(mut tcp: TcpStream, key: &NodeKey) -> Self {
         let hs = Handshake::from_ephemeral_secret([0x42; 32]);
