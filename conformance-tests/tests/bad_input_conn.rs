@@ -557,3 +557,51 @@ async fn d10_a_panic_in_the_upgrade_is_a_rejection_and_the_accept_loop_keeps_ser
     honest.transport.close();
     base.assert_restored_after_panics(5).await;
 }
+
+#[tokio::test]
+async fn c2_a_valid_message_of_another_proto_type_as_a_packet_disconnects() {
+    let _serial = SERIAL.lock().await;
+    let base = Baseline::take();
+    // A NodeInfo (what the peer sent one stage earlier) where a Packet belongs, and a
+    // PEX-style envelope whose field 1 is a varint (a Packet's field 1 is a message).
+    let node_info =
+        common::evil::node_info(&NodeKey::from_seed([7; 32]), &[ECHO.0]).encode_to_vec();
+    for (name, body) in [
+        ("NodeInfo", node_info),
+        ("varint field 1", vec![0x08, 0x96, 0x01]),
+    ] {
+        let (got, reason) = run_started(quiet_pings(), async |evil| {
+            evil.send_sealed(&common::evil::delimited(&body)).await;
+        })
+        .await;
+        assert!(got.is_empty(), "{name}");
+        assert!(
+            matches!(reason, StopReason::Protocol(_)),
+            "{name}: {reason:?}"
+        );
+    }
+    base.assert_restored().await;
+}
+
+#[tokio::test]
+async fn b7_a_flood_of_empty_frames_still_lets_the_next_message_through() {
+    let _serial = SERIAL.lock().await;
+    let base = Baseline::take();
+    const EMPTY: usize = 10_000;
+    let (got, reason) = run_started(quiet_pings(), async |evil| {
+        let mut frames = Vec::with_capacity((EMPTY + 1) * mukan_secret_conn::SEALED_FRAME_LEN);
+        for _ in 0..EMPTY {
+            let mut frame = [0u8; mukan_secret_conn::SEALED_FRAME_LEN];
+            evil.sealer.seal(&[], &mut frame).unwrap();
+            frames.extend_from_slice(&frame);
+        }
+        frames.extend(evil.seal(&packet_msg(i64::from(ECHO.0), true, b"after the flood")));
+        evil.tcp.write_all(&frames).await.unwrap();
+        evil.tcp.shutdown().await.unwrap();
+    })
+    .await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].1.as_ref(), b"after the flood");
+    assert!(matches!(reason, StopReason::ClosedByPeer), "{reason:?}");
+    base.assert_restored().await;
+}
