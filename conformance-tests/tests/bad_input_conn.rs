@@ -605,3 +605,48 @@ async fn b7_a_flood_of_empty_frames_still_lets_the_next_message_through() {
     assert!(matches!(reason, StopReason::ClosedByPeer), "{reason:?}");
     base.assert_restored().await;
 }
+
+/// Panics in `check()` itself, before returning a future, for its first three connections.
+struct PanicsBeforeItsFuture(std::sync::atomic::AtomicUsize);
+
+impl mukan_transport::ConnFilter for PanicsBeforeItsFuture {
+    fn check(
+        &self,
+        _remote: std::net::SocketAddr,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), mukan_transport::Denied>> + Send>> {
+        if self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 3 {
+            panic!("injected fault before the filter's future");
+        }
+        Box::pin(async { Ok(()) })
+    }
+}
+
+#[tokio::test]
+async fn d10_a_filter_panicking_before_its_future_drops_only_that_connection() {
+    let _serial = SERIAL.lock().await;
+    let base = Baseline::take();
+    let filter = PanicsBeforeItsFuture(std::sync::atomic::AtomicUsize::new(0));
+    let honest = Honest::listen_with(fast_config(), vec![std::sync::Arc::new(filter)]).await;
+    // The upgrade task of each connection dies: the socket is closed with nothing sent.
+    // (`accept` hears nothing of these: it waits for the next connection.)
+    for _ in 0..3 {
+        let mut tcp = Evil::connect_raw(honest.addr, &[]).await;
+        assert_eq!(expect_closed(&mut tcp).await, 0);
+    }
+    // The accept loop still serves an honest peer.
+    let key = std::sync::Arc::new(NodeKey::from_seed([3; 32]));
+    let dialer = mukan_transport::TcpTransport::new(
+        key.clone(),
+        common::evil::node_info(&key, &[ECHO.0]),
+        fast_config(),
+    );
+    let (dialed, accepted) = tokio::join!(
+        dialer.dial(honest.target(), peer_config(&[ECHO.0])),
+        honest.transport.accept(peer_config(&[ECHO.0])),
+    );
+    assert_eq!(accepted.unwrap().id(), key.node_id());
+    drop(dialed.unwrap());
+    dialer.close();
+    honest.transport.close();
+    base.assert_restored_after_panics(3).await;
+}
