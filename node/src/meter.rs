@@ -110,6 +110,14 @@ impl Reactor for Metered {
             .peer_stopped(&peer.id().to_string(), &channels, reason.label());
     }
 
+    fn filter(
+        &self,
+        channel: ChannelId,
+        message: &[u8],
+    ) -> Result<(), Box<dyn Error + Send + Sync>> {
+        self.inner.filter(channel, message)
+    }
+
     fn receive(&self, envelope: Envelope) -> Result<(), Box<dyn Error + Send + Sync>> {
         count(
             &self.metrics,

@@ -41,6 +41,10 @@
 //!   and run in parallel. Calls for one peer are never concurrent with each other.
 //! - [`Reactor::on_stop`] comes last, after every peer was removed.
 //!
+//! Each `receive` is preceded by [`Reactor::filter`] on the same message, on the same path
+//! (a cheap check of the raw bytes; the default accepts everything). A refused message never
+//! reaches `receive`, and the peer is stopped, so `remove-peer` follows.
+//!
 //! `receive` runs on the switch's delivery path for that peer: while it runs, nothing else
 //! from that peer is delivered, so it must not block. Each envelope holds a lease on its
 //! channel's receive budget until dropped ([`RecvLease`]). The `test-util` feature provides

@@ -62,6 +62,22 @@ pub trait Reactor: Any + Send + Sync + 'static {
     /// Return an error when the message is malformed or not allowed; the switch then stops the
     /// peer for that error (Go: an unmarshal panic, recovered as a peer error).
     fn receive(&self, envelope: Envelope) -> Result<(), Box<dyn Error + Send + Sync>>;
+
+    /// Looks at a message's raw bytes before [`Reactor::receive`] (Go's message-bytes filter):
+    /// a cheap check that refuses a message without decoding it. The default lets every
+    /// message through.
+    ///
+    /// # Errors
+    /// Return an error to refuse the message: it is dropped without reaching
+    /// [`Reactor::receive`] and the switch stops the peer for that error.
+    fn filter(
+        &self,
+        channel: ChannelId,
+        message: &[u8],
+    ) -> Result<(), Box<dyn Error + Send + Sync>> {
+        let _ = (channel, message);
+        Ok(())
+    }
 }
 
 /// Why a peer was stopped, as passed to [`Reactor::remove_peer`] and reported by a peer's

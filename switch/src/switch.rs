@@ -1067,7 +1067,11 @@ async fn drain(
                     message,
                     lease,
                 };
-                match std::panic::catch_unwind(AssertUnwindSafe(|| reactor.receive(envelope))) {
+                let deliver = || {
+                    reactor.filter(channel, &envelope.message)?;
+                    reactor.receive(envelope)
+                };
+                match std::panic::catch_unwind(AssertUnwindSafe(deliver)) {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => return StopReason::Reactor(Arc::from(e)),
                     Err(_) => return StopReason::Reactor(Arc::new(ReactorPanicked(channel))),

@@ -93,13 +93,19 @@ impl Baseline {
     /// Waits (bounded: 5 s) for the counts to come back, then asserts they did. The wait lets
     /// spawned tasks observe the close; the assertion is on the counts, not on the time.
     pub async fn assert_restored(self) {
+        self.assert_restored_after_panics(0).await;
+    }
+
+    /// As [`Baseline::assert_restored`], for a case that makes `injected` panics on purpose
+    /// (all of them caught).
+    pub async fn assert_restored_after_panics(self, injected: usize) {
         for _ in 0..500 {
             if open_fds() <= self.fds && live_tasks() <= self.tasks {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        assert_eq!(panics(), self.panics, "something panicked");
+        assert_eq!(panics(), self.panics + injected, "something panicked");
         assert_eq!(open_fds(), self.fds, "file descriptors leaked");
         assert_eq!(live_tasks(), self.tasks, "tokio tasks leaked");
     }
@@ -218,6 +224,12 @@ pub fn packet_msg(channel_id: i64, eof: bool, data: &[u8]) -> Vec<u8> {
     delimited(&packet)
 }
 
+/// A delimited mconn `Packet{PacketPing{}}`.
+pub const PING: [u8; 3] = [0x02, 0x0a, 0x00];
+
+/// A delimited mconn `Packet{PacketPong{}}`.
+pub const PONG: [u8; 3] = [0x02, 0x12, 0x00];
+
 /// A TCP connection whose secret-connection handshake the evil peer runs by hand.
 pub struct Evil {
     pub tcp: TcpStream,
@@ -237,7 +249,42 @@ impl Evil {
 
     /// Runs an honest handshake as `key` with the sans-IO pieces.
     pub async fn handshake(addr: SocketAddr, key: &NodeKey) -> Self {
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        Self::handshake_over(tcp, key).await
+    }
+
+    /// Connects with a small receive buffer (`bytes`), so that a peer that stops reading
+    /// stalls its sender quickly.
+    pub async fn connect_small(addr: SocketAddr, bytes: u32) -> TcpStream {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(bytes).unwrap();
+        socket.connect(addr).await.unwrap()
+    }
+
+    /// Exchanges ephemeral keys honestly, then sends `craft(challenge)` (plaintext, sealed
+    /// by the caller through the returned `Evil`) as the authentication stage; the caller
+    /// writes what `craft` returns. Returns the connection without reading the honest
+    /// side's authentication.
+    pub async fn after_eph(addr: SocketAddr) -> (Self, [u8; 32]) {
         let mut tcp = TcpStream::connect(addr).await.unwrap();
+        let hs = Handshake::from_ephemeral_secret([0x43; 32]);
+        tcp.write_all(&hs.eph_key_message()).await.unwrap();
+        let mut theirs = [0u8; 35];
+        tcp.read_exact(&mut theirs).await.unwrap();
+        let len = usize::from(theirs[0]);
+        let (hs, sealer, opener) = hs.recv_eph_key(&theirs[1..=len]).unwrap();
+        let challenge = *hs.challenge();
+        let evil = Self {
+            tcp,
+            sealer,
+            opener,
+            pending: Vec::new(),
+        };
+        (evil, challenge)
+    }
+
+    /// Runs an honest handshake as `key` over an open connection.
+    pub async fn handshake_over(mut tcp: TcpStream, key: &NodeKey) -> Self {
         let hs = Handshake::from_ephemeral_secret([0x42; 32]);
         tcp.write_all(&hs.eph_key_message()).await.unwrap();
         let mut theirs = [0u8; 35];
@@ -259,7 +306,13 @@ impl Evil {
 
     /// Honest handshake plus the NodeInfo exchange: the connection is upgraded.
     pub async fn upgraded(addr: SocketAddr, key: &NodeKey, channels: &[u8]) -> Self {
-        let mut evil = Self::handshake(addr, key).await;
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        Self::upgraded_over(tcp, key, channels).await
+    }
+
+    /// As [`Evil::upgraded`], over an open connection.
+    pub async fn upgraded_over(tcp: TcpStream, key: &NodeKey, channels: &[u8]) -> Self {
+        let mut evil = Self::handshake_over(tcp, key).await;
         let info = node_info(key, channels).encode_to_vec();
         evil.send_sealed(&delimited(&info)).await;
         let _theirs = evil.read_delimited().await;
