@@ -109,7 +109,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> SecretStream<T> {
     /// # Cancel safety
     /// Not cancel safe: dropping the future drops `io` mid-handshake.
     pub async fn handshake(io: T, node_key: &NodeKey, config: &Config) -> Result<Self, Error> {
-        let handshake = Handshake::new(&mut rand_core::OsRng);
+        let handshake = Handshake::generate()?;
         Self::handshake_with(io, node_key, config, handshake).await
     }
 
@@ -983,6 +983,20 @@ mod tests {
             against_script(&msg, false).await,
             Error::Protocol(ProtocolViolation::LowOrderEphKey)
         ));
+        // The production path (ring's X25519) gives the same typed error.
+        for first in [0u8, 1] {
+            msg[3] = first;
+            let (ours, mut theirs) = duplex(1 << 16);
+            theirs.write_all(&msg).await.unwrap();
+            let err = SecretStream::handshake(ours, &key(1), &Config::new(TIMEOUT))
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(err, Error::Protocol(ProtocolViolation::LowOrderEphKey)),
+                "{err:?}"
+            );
+            drop(theirs);
+        }
     }
 
     /// A scripted peer that completes the key exchange honestly and then misbehaves.
