@@ -9,13 +9,15 @@
 //! 2. the X25519 secret feeds a Merlin transcript (the 32-byte challenge) and HKDF-SHA256 (one
 //!    ChaCha20-Poly1305 key per direction);
 //! 3. both sides send, sealed, an `AuthSigMessage`: their ed25519 key and a signature over the
-//!    challenge, verified with the ZIP-215 rules (`ed25519-consensus`) as CometBFT does;
+//!    challenge, verified with the ZIP-215 rules (through `mukan-node-key`) as CometBFT does;
 //! 4. the application stream follows in 1044-byte sealed frames of at most 1024 payload bytes.
 //!
 //! # What this crate owns
 //! - A sans-IO core: the typestate [`Handshake`], the frame codec [`FrameSealer`] /
-//!   [`FrameOpener`], and [`Error`]. It does no IO, reads no clock and takes randomness from the
-//!   caller, so test vectors can fix the ephemeral secret.
+//!   [`FrameOpener`], and [`Error`]. It does no IO and reads no clock. Randomness comes from
+//!   the caller ([`Handshake::new`], [`Handshake::from_ephemeral_secret`]: x25519-dalek, so
+//!   test vectors can fix the ephemeral secret), or, on the production path
+//!   ([`Handshake::generate`]), from the OS inside `ring`, whose X25519 is faster.
 //! - With the default `tokio` feature, the driver [`SecretStream`]: the handshake over any
 //!   `AsyncRead + AsyncWrite` with a timeout, then `AsyncRead` / `AsyncWrite` over sealed
 //!   frames, and [`SecretStream::split`] into halves usable from different tasks.

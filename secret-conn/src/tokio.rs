@@ -3,7 +3,7 @@
 
 use std::{
     fmt,
-    future::poll_fn,
+    future::{Future as _, poll_fn},
     io,
     ops::Range,
     pin::Pin,
@@ -12,18 +12,21 @@ use std::{
 };
 
 use mukan_node_key::{NodeId, NodeKey, PublicKey};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, ReadBuf};
 
 use crate::{
     DATA_MAX_SIZE, Error, FrameOpener, FrameSealer, Handshake, MAX_AUTH_SIG_MSG_LEN,
     MAX_EPH_KEY_MSG_LEN, SEALED_FRAME_LEN, frame::DATA_LEN_SIZE, handshake::AwaitingEphKey, proto,
 };
 
-/// Sealed frames buffered per direction: one write syscall carries up to this many frames, and
-/// one read syscall asks for as many.
-const BUF_FRAMES: usize = 16;
-/// Size of each direction's buffer (16,704 bytes).
-const BUF_LEN: usize = BUF_FRAMES * SEALED_FRAME_LEN;
+/// Sealed frames buffered per direction while data flows: one write to the transport carries up
+/// to this many frames, and one read asks for as many.
+const BATCH_FRAMES: usize = 64;
+/// Largest send buffer (66,816 bytes), allocated per burst and released when flushed.
+const WRITE_CAP: usize = BATCH_FRAMES * SEALED_FRAME_LEN;
+/// Read buffer capacity (66,816 bytes), allocated per burst and released when the transport
+/// has no more data.
+const READ_CAP: usize = BATCH_FRAMES * SEALED_FRAME_LEN;
 
 /// Handshake options.
 #[derive(Debug, Clone)]
@@ -72,10 +75,15 @@ impl Default for Config {
 /// An authenticated, encrypted byte stream over `T` (usually a `TcpStream`).
 ///
 /// Writes are buffered: payload is packed into 1024-byte frames, and sealed frames go out
-/// together, up to 16 per write to `T`. A frame is sealed when it is full or on
+/// together, up to 64 (65 KiB) per write to `T`. A frame is sealed when it is full or on
 /// [`flush`](tokio::io::AsyncWriteExt::flush); call `flush` when a message must leave now (this
-/// is also what makes each flushed message start at a frame boundary). Reads decrypt as many
-/// frames as one read of `T` delivers. After any error the stream is broken and keeps failing.
+/// is also what makes each flushed message start at a frame boundary). Reads ask `T` for up
+/// to 64 frames at once and decrypt as many as arrived. After any error the stream is broken
+/// and keeps failing.
+///
+/// Buffers live only while data flows: the send buffer is released by a flush that empties
+/// it, the receive buffer when `T` has nothing more to read, so an idle stream holds no
+/// buffer memory.
 ///
 /// IO errors caused by the protocol carry an [`Error`]; recover it with [`Error::from_io`].
 pub struct SecretStream<T> {
@@ -101,7 +109,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> SecretStream<T> {
     /// # Cancel safety
     /// Not cancel safe: dropping the future drops `io` mid-handshake.
     pub async fn handshake(io: T, node_key: &NodeKey, config: &Config) -> Result<Self, Error> {
-        let handshake = Handshake::new(&mut rand_core::OsRng);
+        let handshake = Handshake::generate()?;
         Self::handshake_with(io, node_key, config, handshake).await
     }
 
@@ -496,13 +504,15 @@ impl<'a> RecvDelimited<'a> {
 // Frame reader and writer (shared by the stream and its halves)
 
 /// Receive side: ciphertext buffer, the decrypted payload not yet delivered, the opener.
+///
+/// The buffer exists only while data is flowing: it is allocated (uninitialised, up to
+/// `READ_CAP` bytes) when a read of the transport is needed, and released when the transport
+/// has nothing more to give and nothing is left in it, so an idle reader holds no heap.
 struct Reader {
     opener: FrameOpener,
-    /// Allocated on first read; `BUF_LEN` bytes.
+    /// `buf[start..]` is undecrypted ciphertext (at most one partial frame after compaction).
     buf: Vec<u8>,
-    /// Undecrypted ciphertext is `buf[start..end]`.
     start: usize,
-    end: usize,
     /// Decrypted payload not yet handed out, inside `buf` before `start`.
     chunk: Range<usize>,
     /// Set after a protocol error: the session is over.
@@ -515,7 +525,6 @@ impl Reader {
             opener,
             buf: Vec::new(),
             start: 0,
-            end: 0,
             chunk: 0..0,
             broken: false,
         }
@@ -549,8 +558,7 @@ impl Reader {
                 }
             }
             // 2. Open the next buffered frame. Empty frames are skipped, never reported as EOF.
-            if let Some(frame) =
-                (self.buf.get_mut(self.start..self.end)).and_then(<[u8]>::first_chunk_mut)
+            if let Some(frame) = (self.buf.get_mut(self.start..)).and_then(<[u8]>::first_chunk_mut)
             {
                 match self.opener.open(frame) {
                     Ok(payload) => {
@@ -571,45 +579,57 @@ impl Reader {
             }
             // 4. Read more ciphertext (the payload region is fully consumed, so compacting the
             //    partial frame to the front overwrites nothing still needed).
-            if self.buf.is_empty() {
-                self.buf = vec![0; BUF_LEN];
-            }
             if self.start > 0 {
-                self.buf.copy_within(self.start..self.end, 0);
-                self.end -= self.start;
+                self.buf.copy_within(self.start.., 0);
+                self.buf.truncate(self.buf.len() - self.start);
                 self.start = 0;
                 self.chunk = 0..0;
             }
-            #[expect(
-                clippy::indexing_slicing,
-                reason = "`end <= buf.len()`: it only grows by what a read into `buf[end..]` returned"
-            )]
-            let mut rb = ReadBuf::new(&mut self.buf[self.end..]);
-            ready!(Pin::new(&mut *io).poll_read(cx, &mut rb))?;
-            let n = rb.filled().len();
-            if n == 0 {
-                let partial = self.end - self.start;
-                if partial == 0 {
+            if self.buf.capacity() < READ_CAP {
+                // One allocation per burst; never initialised (the read fills it).
+                self.buf.reserve_exact(READ_CAP - self.buf.len());
+            }
+            let before = self.buf.len();
+            // A fresh `read_buf` future per attempt: it holds no state between polls.
+            let read = std::pin::pin!(io.read_buf(&mut self.buf)).poll(cx);
+            match read {
+                Poll::Pending => {
+                    if self.buf.is_empty() {
+                        // Idle: the transport has nothing and nothing is buffered.
+                        self.buf = Vec::new();
+                    }
+                    return Poll::Pending;
+                }
+                Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
+                Poll::Ready(Ok(_)) => {}
+            }
+            if self.buf.len() == before {
+                if before == 0 {
+                    self.buf = Vec::new();
                     return Poll::Ready(Ok(())); // clean end of stream at a frame boundary
                 }
                 self.broken = true;
-                return Poll::Ready(Err(Error::TruncatedFrame { received: partial }.into_io()));
+                return Poll::Ready(Err(Error::TruncatedFrame { received: before }.into_io()));
             }
-            self.end += n;
         }
     }
 }
 
 /// Send side: sealed frames waiting for the transport, and the frame being filled.
+///
+/// The buffer is allocated when a write needs it, sized to that write (at most `WRITE_CAP`
+/// bytes, grown while more data comes before a flush), and released by a flush once every
+/// frame is out, so an idle writer holds no heap. A burst of writes without a flush keeps it.
 struct Writer {
     sealer: FrameSealer,
-    /// Allocated on first write; `BUF_LEN` bytes: `[sealed frames | open frame | free]`.
+    /// `[sealed frames | open frame (length prefix + payload so far)]`; never above
+    /// `WRITE_CAP` bytes.
     buf: Vec<u8>,
     /// `buf[written..sealed]` is sealed and not yet written to the transport.
     written: usize,
     sealed: usize,
-    /// Payload bytes in the open frame at `buf[sealed..]` (after its 4-byte length prefix).
-    open_len: usize,
+    /// Whether `buf[sealed..]` is an open frame (at least its length prefix).
+    open: bool,
     broken: bool,
 }
 
@@ -620,7 +640,7 @@ impl Writer {
             buf: Vec::new(),
             written: 0,
             sealed: 0,
-            open_len: 0,
+            open: false,
             broken: false,
         }
     }
@@ -637,36 +657,46 @@ impl Writer {
         if data.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        if self.buf.is_empty() {
-            self.buf = vec![0; BUF_LEN];
-        }
         let mut taken = 0;
         loop {
-            if self.sealed + SEALED_FRAME_LEN <= self.buf.len() {
-                let at = self.sealed + DATA_LEN_SIZE + self.open_len;
-                let n = (DATA_MAX_SIZE - self.open_len).min(data.len() - taken);
-                #[expect(
-                    clippy::indexing_slicing,
-                    reason = "a whole sealed frame fits at `sealed`, `open_len + n <= 1024` and `taken + n <= data.len()`"
-                )]
-                self.buf[at..at + n].copy_from_slice(&data[taken..taken + n]);
-                self.open_len += n;
-                taken += n;
-                if self.open_len == DATA_MAX_SIZE {
-                    self.seal_open_frame()?;
+            if !self.open {
+                if self.sealed + SEALED_FRAME_LEN > WRITE_CAP {
+                    // No room for another frame: push sealed frames to the transport.
+                    match self.poll_drain(io, cx) {
+                        Poll::Ready(Ok(())) => {}
+                        Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
+                        Poll::Pending if taken > 0 => return Poll::Ready(Ok(taken)),
+                        Poll::Pending => return Poll::Pending,
+                    }
                 }
-                if taken == data.len() {
-                    return Poll::Ready(Ok(taken));
-                }
-                continue;
+                self.reserve_for(data.len() - taken);
+                self.buf.extend_from_slice(&[0; DATA_LEN_SIZE]);
+                self.open = true;
             }
-            // No room for another frame: push sealed frames to the transport.
-            match self.poll_drain(io, cx) {
-                Poll::Ready(Ok(())) => {}
-                Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
-                Poll::Pending if taken > 0 => return Poll::Ready(Ok(taken)),
-                Poll::Pending => return Poll::Pending,
+            let open_len = self.buf.len() - self.sealed - DATA_LEN_SIZE;
+            let n = (DATA_MAX_SIZE - open_len).min(data.len() - taken);
+            #[expect(clippy::indexing_slicing, reason = "`taken + n <= data.len()`")]
+            self.buf.extend_from_slice(&data[taken..taken + n]);
+            taken += n;
+            if open_len + n == DATA_MAX_SIZE {
+                self.seal_open_frame()?;
             }
+            if taken == data.len() {
+                return Poll::Ready(Ok(taken));
+            }
+        }
+    }
+
+    /// Makes room for a new frame at `sealed` (and, within `WRITE_CAP`, for the frames that
+    /// `remaining` more bytes will fill), so the buffer is allocated once per burst and grows
+    /// at most geometrically.
+    fn reserve_for(&mut self, remaining: usize) {
+        let len = self.buf.len();
+        let frames = remaining.div_ceil(DATA_MAX_SIZE).max(1);
+        let need = (len + frames * SEALED_FRAME_LEN).min(WRITE_CAP);
+        if self.buf.capacity() < need {
+            let target = need.max(2 * self.buf.capacity()).min(WRITE_CAP);
+            self.buf.reserve_exact(target - len);
         }
     }
 
@@ -678,27 +708,32 @@ impl Writer {
         if self.broken {
             return Poll::Ready(Err(broken()));
         }
-        if self.open_len > 0 {
+        if self.open {
             self.seal_open_frame()?;
         }
         ready!(self.poll_drain(io, cx))?;
+        // Everything is out: release the buffer until the next write.
+        self.buf = Vec::new();
         Pin::new(&mut *io).poll_flush(cx)
     }
 
     /// Seals the open frame (full, or partial on flush).
     fn seal_open_frame(&mut self) -> io::Result<()> {
+        let len = self.buf.len() - self.sealed - DATA_LEN_SIZE;
+        // Zero padding and room for the tag; within the capacity reserved for this frame.
+        self.buf.resize(self.sealed + SEALED_FRAME_LEN, 0);
         let Some(frame) = (self.buf.get_mut(self.sealed..)).and_then(<[u8]>::first_chunk_mut)
         else {
             return Err(io::Error::other(
                 "secret-conn writer: no room for the open frame",
             ));
         };
-        if let Err(err) = self.sealer.seal_in_place(frame, self.open_len) {
+        if let Err(err) = self.sealer.seal_in_place(frame, len) {
             self.broken = true;
             return Err(err.into_io());
         }
         self.sealed += SEALED_FRAME_LEN;
-        self.open_len = 0;
+        self.open = false;
         Ok(())
     }
 
@@ -719,12 +754,8 @@ impl Writer {
             self.written += n;
         }
         if self.sealed > 0 {
-            // With a full buffer of sealed frames there is no open frame (and its range would
-            // start past the end of the buffer).
-            if self.open_len > 0 {
-                let open = self.sealed + DATA_LEN_SIZE..self.sealed + DATA_LEN_SIZE + self.open_len;
-                self.buf.copy_within(open, DATA_LEN_SIZE);
-            }
+            // Keeps the capacity (the burst goes on); an open frame moves to the front.
+            self.buf.drain(..self.sealed);
             self.written = 0;
             self.sealed = 0;
         }
@@ -952,6 +983,20 @@ mod tests {
             against_script(&msg, false).await,
             Error::Protocol(ProtocolViolation::LowOrderEphKey)
         ));
+        // The production path (ring's X25519) gives the same typed error.
+        for first in [0u8, 1] {
+            msg[3] = first;
+            let (ours, mut theirs) = duplex(1 << 16);
+            theirs.write_all(&msg).await.unwrap();
+            let err = SecretStream::handshake(ours, &key(1), &Config::new(TIMEOUT))
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(err, Error::Protocol(ProtocolViolation::LowOrderEphKey)),
+                "{err:?}"
+            );
+            drop(theirs);
+        }
     }
 
     /// A scripted peer that completes the key exchange honestly and then misbehaves.
@@ -1201,6 +1246,33 @@ mod tests {
         assert!(matches!(Error::from_io(err), Error::NonceExhausted));
     }
 
+    /// An idle stream holds no buffer: the writer releases its buffer once a flush has sent
+    /// everything, the reader once the transport has nothing more to read.
+    #[tokio::test(start_paused = true)]
+    async fn idle_stream_holds_no_buffers() {
+        let (mut a, mut b) = pair(1 << 20).await;
+        assert_eq!(a.writer.buf.capacity(), 0, "after the handshake");
+        let data = vec![0x11; 100 * 1024];
+        a.write_all(&data).await.unwrap();
+        assert!(a.writer.buf.capacity() > 0, "held during a burst");
+        a.flush().await.unwrap();
+        assert_eq!(a.writer.buf.capacity(), 0, "released by the flush");
+        let mut got = vec![0; data.len()];
+        b.read_exact(&mut got).await.unwrap();
+        assert_eq!(got, data);
+        // Nothing more to read: the read waits, and the receive buffer is gone.
+        let mut one = [0u8; 1];
+        let idle = tokio::time::timeout(Duration::from_millis(10), b.read(&mut one)).await;
+        assert!(idle.is_err(), "nothing was sent");
+        assert_eq!(b.reader.buf.capacity(), 0, "released while idle");
+        // The next burst allocates again and works.
+        a.write_all(b"again").await.unwrap();
+        a.flush().await.unwrap();
+        let mut again = [0u8; 5];
+        b.read_exact(&mut again).await.unwrap();
+        assert_eq!(&again, b"again");
+    }
+
     /// Several frames leave in one write to the transport.
     #[tokio::test(start_paused = true)]
     async fn frames_are_batched_per_write() {
@@ -1217,8 +1289,8 @@ mod tests {
         let data = vec![0x5a; 64 * 1024];
         a.write_all(&data).await.unwrap();
         a.flush().await.unwrap();
-        // 64 frames in at most 4 writes of 16 frames each.
-        assert_eq!(a.io.writes, 64 / BUF_FRAMES);
+        // 64 frames in one write.
+        assert_eq!(a.io.writes, 64 / BATCH_FRAMES);
         let mut got = vec![0; data.len()];
         b.read_exact(&mut got).await.unwrap();
         assert_eq!(got, data);

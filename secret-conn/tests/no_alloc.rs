@@ -1,6 +1,7 @@
-//! The hot path does not allocate per frame: after the first round trip (which allocates each
-//! direction's buffer once), moving thousands of frames through a `SecretStream` pair costs no
-//! heap allocation. One test per binary, so no other test's allocations are counted.
+//! The hot path does not allocate per frame: each direction allocates its buffer at most once
+//! per burst (a write + flush, or a read that drains the transport), so moving thousands of
+//! frames through a `SecretStream` pair costs a few allocations per burst and none per frame.
+//! One test per binary, so no other test's allocations are counted.
 
 #![allow(clippy::unwrap_used, reason = "test helpers outside #[test] functions")]
 
@@ -63,10 +64,12 @@ fn steady_state_does_not_allocate_per_frame() {
         let stats = region.change();
         assert_eq!(buf, data);
         let frames = 2 * ROUNDS * MSG / 1024;
-        // Zero is expected; a per-frame allocation would show up as >= 4,096.
+        let bursts = 2 * ROUNDS;
+        // At most one send buffer and one receive buffer per burst (buffers are released when
+        // idle); a per-frame allocation would show up as >= 4,096.
         assert!(
-            stats.allocations + stats.reallocations <= 8,
-            "{frames} frames cost {stats:?}"
+            stats.allocations + stats.reallocations <= 2 * bursts + 8,
+            "{frames} frames in {bursts} bursts cost {stats:?}"
         );
     });
 }
