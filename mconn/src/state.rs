@@ -115,10 +115,8 @@ impl MConnState {
             channels: channels.iter().map(|d| Channel::new(*d)).collect(),
             index,
             local: LocalQueues {
-                queues: channels
-                    .iter()
-                    .map(|d| VecDeque::with_capacity(d.send_queue_capacity.get().min(64)))
-                    .collect(),
+                // Allocated on first use: most channels of an idle peer never queue anything.
+                queues: channels.iter().map(|_| VecDeque::new()).collect(),
             },
             decoder: PacketDecoder::new(max_packet),
             read_buf: BytesMut::new(),
@@ -432,6 +430,15 @@ impl MConnState {
             self.unflushed.clear();
         }
         Some(n)
+    }
+
+    /// Lets go of the packet buffer's spare capacity if nothing is in it and it holds more
+    /// than `keep` bytes: what a driver calls before going idle, so that a quiet connection
+    /// does not keep the buffer of its last burst.
+    pub fn shrink_idle(&mut self, keep: usize) {
+        if self.unflushed.is_empty() && self.unflushed.capacity() > keep {
+            self.unflushed = BytesMut::new();
+        }
     }
 
     fn push_control(&mut self, packet: Packet, now: Instant) {

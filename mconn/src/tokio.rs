@@ -16,8 +16,13 @@ use mukan_reactor_api::{
 
 use crate::{Config, Error, Event, MConnState, SendQueues};
 
-/// Bytes reserved for each socket read.
-const READ_CHUNK: usize = 32 * 1024;
+/// Bytes reserved for a read while the connection is quiet: one small message fits. An idle
+/// connection holds only this much read buffer.
+const READ_MIN: usize = 2 * 1024;
+/// The largest read: reads that fill the buffer double the next one up to this.
+const READ_MAX: usize = 32 * 1024;
+/// Write buffers larger than this are let go when there is nothing to write.
+const WRITE_KEEP: usize = 4 * 1024;
 /// How often the driver refreshes the status snapshot.
 const STATUS_REFRESH: Duration = Duration::from_millis(100);
 
@@ -203,6 +208,7 @@ impl MConnection {
             shared: shared.clone(),
             stop_rx,
             wbuf: BytesMut::new(),
+            read_want: READ_MIN,
             flush_pending: false,
             stopping: false,
             status_at: now,
@@ -359,6 +365,9 @@ struct Driver<T> {
     shared: Arc<Shared>,
     stop_rx: watch::Receiver<StopMode>,
     wbuf: BytesMut,
+    /// Spare room to reserve for the next read: `READ_MIN` while reads drain what arrived,
+    /// doubling (up to `READ_MAX`) while they fill it.
+    read_want: usize,
     flush_pending: bool,
     stopping: bool,
     status_at: Instant,
@@ -488,11 +497,19 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
             // Always refresh the receive limiter, so that its deadline is never stale.
             let read_ready = self.state.read_ready(now.into_std());
             let can_read = !self.stopping && self.pending.is_empty() && read_ready;
+            let mut read_room = 0;
             if can_read {
-                self.state.read_buffer().reserve(READ_CHUNK);
+                read_room = self.reserve_read();
             }
             let can_write = !self.wbuf.is_empty();
             let can_flush = self.flush_pending && !can_write;
+            if !can_write && !can_flush {
+                // Nothing to write: let go of the buffers of the last burst.
+                if self.wbuf.capacity() > WRITE_KEEP {
+                    self.wbuf = BytesMut::new();
+                }
+                self.state.shrink_idle(WRITE_KEEP);
+            }
             // Inbox mode: the front message first needs a lease on its channel's budget.
             let need_lease = match (&self.sink, self.pending.front()) {
                 (Sink::Inbox { budgets, .. }, Some(Event::Received { channel, message }))
@@ -579,12 +596,34 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
                     if n == 0 {
                         return Err(self.state.handle_eof());
                     }
+                    // A full read: more is probably waiting, read more at once next time.
+                    // A partial one: caught up, back to small reads.
+                    self.read_want = if n >= read_room {
+                        (self.read_want * 2).min(READ_MAX)
+                    } else {
+                        READ_MIN
+                    };
                     self.state.handle_buffered(n, Instant::now().into_std())?;
                 }
                 () = self.shared.wake.notified(), if !self.stopping => {}
                 () = sleep_until(deadline) => {}
             }
         }
+    }
+
+    /// Makes room for the next read (`read_want` bytes) and returns it. A drained buffer larger
+    /// than needed is let go, so that a quiet connection holds only `READ_MIN` bytes.
+    fn reserve_read(&mut self) -> usize {
+        let want = self.read_want;
+        let buf = self.state.read_buffer();
+        if buf.is_empty() && buf.capacity() > want.max(READ_MIN) {
+            *buf = BytesMut::new();
+        }
+        let spare = buf.capacity() - buf.len();
+        if spare < want {
+            buf.reserve(want);
+        }
+        buf.capacity() - buf.len()
     }
 
     /// Turns the front event into an inbox item, with the lease taken for it.
