@@ -97,8 +97,10 @@ impl Shared {
     /// Wakes the task (once, however many senders call this before it looks).
     fn wake(&self) {
         if !self.woken.swap(true, Ordering::AcqRel) {
-            if let Some(w) = &*lock(&self.waker) {
-                w.wake_by_ref();
+            // Woken outside the lock, so that the task registering meanwhile does not wait.
+            let waker = lock(&self.waker).clone();
+            if let Some(w) = waker {
+                w.wake();
             }
         }
     }
@@ -175,6 +177,10 @@ impl SendQueues for SharedQueues<'_> {
 
     fn pop_message(&mut self, index: usize) -> Option<Bytes> {
         let q = self.0.queues.get(index)?;
+        // Only the task pops, so an empty queue stays empty until it looks again.
+        if q.len.load(Ordering::Acquire) == 0 {
+            return None;
+        }
         let (message, was_full) = {
             let mut items = lock(&q.items);
             let was_full = items.len() >= q.capacity;
