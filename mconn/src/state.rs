@@ -401,6 +401,11 @@ impl MConnState {
             let Some(msg) = ch.next_packet(max_payload) else {
                 break;
             };
+            if self.unflushed.is_empty() && self.unflushed.capacity() < batch {
+                // One allocation for the batch rather than a chain of doublings (the buffer
+                // is let go when the connection goes quiet, `shrink_idle`).
+                self.unflushed.reserve(batch + self.max_payload + 16);
+            }
             let before = self.unflushed.len();
             Packet::Msg(msg).encode(&mut self.unflushed);
             let n = self.unflushed.len() - before;

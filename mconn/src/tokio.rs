@@ -509,8 +509,8 @@ struct Driver<T> {
     pending: VecDeque<Event>,
     shared: Arc<Shared>,
     wbuf: BytesMut,
-    /// Spare room to reserve for the next read: `READ_MIN` while reads drain what arrived,
-    /// doubling (up to `READ_MAX`) while they fill it.
+    /// Spare room to reserve for the next read: doubling (up to `READ_MAX`) while reads fill
+    /// it, halving (down to `READ_MIN`) while they do not.
     read_want: usize,
     flush_pending: bool,
     stopping: bool,
@@ -755,11 +755,11 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
                         return Err(self.state.handle_eof());
                     }
                     // A full read: more is probably waiting, read more at once next time.
-                    // A partial one: caught up, back to small reads.
+                    // A partial one: halve, down to small reads once caught up.
                     self.read_want = if n >= read_room {
                         (self.read_want * 2).min(READ_MAX)
                     } else {
-                        READ_MIN
+                        (self.read_want / 2).max(READ_MIN)
                     };
                     self.state.handle_buffered(n, Instant::now().into_std())?;
                 }
@@ -803,12 +803,17 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
         }
     }
 
-    /// Makes room for the next read (`read_want` bytes) and returns it. A drained buffer larger
-    /// than needed is let go, so that a quiet connection holds only `READ_MIN` bytes.
+    /// Makes room for the next read and returns it: `read_want` bytes, or `READ_MIN` when
+    /// the buffer is drained (the connection may have gone quiet: a larger drained buffer is
+    /// let go, and a read that fills the small one brings back `read_want`).
     fn reserve_read(&mut self) -> usize {
-        let want = self.read_want;
         let buf = self.state.read_buffer();
-        if buf.is_empty() && buf.capacity() > want.max(READ_MIN) {
+        let want = if buf.is_empty() {
+            READ_MIN
+        } else {
+            self.read_want
+        };
+        if buf.is_empty() && buf.capacity() > READ_MIN {
             *buf = BytesMut::new();
         }
         let spare = buf.capacity() - buf.len();
