@@ -42,7 +42,8 @@ const STATUS_REFRESH: Duration = Duration::from_millis(100);
 /// Dropping the handle stops the connection (without flushing).
 #[derive(Debug)]
 pub struct MConnection {
-    index: [Option<u8>; 256],
+    /// The channel IDs in descriptor order.
+    ids: Box<[u8]>,
     shared: Arc<Shared>,
     done_rx: watch::Receiver<bool>,
     send_timeout: Duration,
@@ -313,12 +314,7 @@ impl MConnection {
             }
             _ => Vec::new(),
         };
-        let mut index = [None; 256];
-        for (i, d) in channels.iter().enumerate() {
-            if let Some(slot) = index.get_mut(usize::from(d.id.0)) {
-                *slot = Some(i as u8);
-            }
-        }
+        let ids = channels.iter().map(|d| d.id.0).collect();
         let queues = channels
             .iter()
             .map(|d| SendQueue {
@@ -361,7 +357,7 @@ impl MConnection {
         };
         ::tokio::spawn(driver.run(done_tx));
         Ok(Self {
-            index,
+            ids,
             shared,
             done_rx,
             send_timeout,
@@ -370,8 +366,7 @@ impl MConnection {
     }
 
     fn queue_index(&self, channel: ChannelId) -> Option<usize> {
-        let i = self.index.get(usize::from(channel.0)).copied().flatten()?;
-        Some(usize::from(i))
+        self.ids.iter().position(|&id| id == channel.0)
     }
 
     /// Queues `message` on `channel`, waiting at most the configured send timeout for room.
