@@ -71,6 +71,6 @@ fn an_idle_connection_holds_a_few_kib() {
         );
         // Task, handle, channels, state and a 2 KiB read buffer (the duplex pipe's share
         // included); a kept 32 KiB read chunk alone would exceed it.
-        assert!(per_conn < 24 * 1024, "per connection {per_conn} bytes");
+        assert!(per_conn < 16 * 1024, "per connection {per_conn} bytes");
     });
 }
