@@ -115,7 +115,7 @@ impl Channel {
         }
         if self.recving.is_empty() {
             // Single-packet message. Its bytes are a slice of the connection's read buffer
-            // (32 KiB chunks): a small one is copied out, so that a consumer keeping many small
+            // (chunks of up to 32 KiB): a small one is copied out, so that a consumer keeping many small
             // messages does not pin a whole chunk for each; a large one is handed over as is.
             if packet.data.len() < COPY_BELOW {
                 return Ok(Some(Bytes::copy_from_slice(&packet.data)));
@@ -123,7 +123,9 @@ impl Channel {
             return Ok(Some(packet.data));
         }
         self.recving.extend_from_slice(&packet.data);
-        Ok(Some(self.recving.split().freeze()))
+        // Hand over the whole buffer: `split` would leave its spare capacity here, keeping
+        // the (message-sized) allocation alive for as long as the channel lives.
+        Ok(Some(std::mem::take(&mut self.recving).freeze()))
     }
 
     pub(crate) fn recv_in_progress(&self) -> bool {

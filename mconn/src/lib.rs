@@ -35,8 +35,12 @@
 //! - A ping that falls due arms the pong deadline even when it cannot be written yet, so a
 //!   peer that stops reading is detected within `ping_interval + pong_timeout`; a graceful
 //!   stop gives up after `flush_timeout`.
-//! - Received single-packet messages under 4 KiB are copied out of the 32 KiB read buffer, so
-//!   kept messages do not pin it.
+//! - Received single-packet messages under 4 KiB are copied out of the read buffer, so kept
+//!   messages do not pin it.
+//! - Buffers follow the traffic: reads start at 2 KiB and double while they fill the buffer
+//!   (up to 32 KiB); a drained read buffer and the write buffers of a burst are let go when
+//!   the connection goes quiet, and the send queues allocate on first use. An idle
+//!   connection holds a few KiB, where Go keeps its 64 KiB bufio buffers.
 //! - The wire is identical: same packets, same chunking, same limits.
 
 #![cfg_attr(

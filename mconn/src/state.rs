@@ -56,7 +56,9 @@ pub struct MConnState {
     config: Config,
     max_payload: usize,
     channels: Vec<Channel>,
-    index: [Option<u8>; 256],
+    /// The channel IDs in descriptor order (a scan of a few bytes beats a 512-byte table
+    /// held by every connection).
+    ids: Box<[u8]>,
     local: LocalQueues,
     decoder: PacketDecoder,
     read_buf: BytesMut,
@@ -95,30 +97,27 @@ impl MConnState {
         if channels.is_empty() {
             return Err(ConfigError::NoChannels.into());
         }
-        let mut index = [None; 256];
-        for (i, d) in channels.iter().enumerate() {
+        let mut seen = [false; 256];
+        for d in channels {
             #[expect(
                 clippy::indexing_slicing,
                 reason = "a `u8` channel ID always indexes a 256-entry table"
             )]
-            let slot = &mut index[usize::from(d.id.0)];
-            if slot.is_some() {
+            let slot = &mut seen[usize::from(d.id.0)];
+            if *slot {
                 return Err(ConfigError::DuplicateChannel(d.id).into());
             }
-            // At most 256 distinct ids, so `i` fits in a u8.
-            *slot = Some(i as u8);
+            *slot = true;
         }
         let max_payload = config.max_packet_msg_payload_size.get();
         let max_packet = max_packet_size(max_payload);
         Ok(Self {
             max_payload,
             channels: channels.iter().map(|d| Channel::new(*d)).collect(),
-            index,
+            ids: channels.iter().map(|d| d.id.0).collect(),
             local: LocalQueues {
-                queues: channels
-                    .iter()
-                    .map(|d| VecDeque::with_capacity(d.send_queue_capacity.get().min(64)))
-                    .collect(),
+                // Allocated on first use: most channels of an idle peer never queue anything.
+                queues: channels.iter().map(|_| VecDeque::new()).collect(),
             },
             decoder: PacketDecoder::new(max_packet),
             read_buf: BytesMut::new(),
@@ -154,11 +153,7 @@ impl MConnState {
 
     /// Position of `channel` in the descriptor list.
     pub fn channel_index(&self, channel: ChannelId) -> Option<usize> {
-        self.index
-            .get(usize::from(channel.0))
-            .copied()
-            .flatten()
-            .map(usize::from)
+        self.ids.iter().position(|&id| id == channel.0)
     }
 
     /// Queues `message` on `channel` in the state's own queue (capacity
@@ -403,6 +398,11 @@ impl MConnState {
             let Some(msg) = ch.next_packet(max_payload) else {
                 break;
             };
+            if self.unflushed.is_empty() && self.unflushed.capacity() < batch {
+                // One allocation for the batch rather than a chain of doublings (the buffer
+                // is let go when the connection goes quiet, `shrink_idle`).
+                self.unflushed.reserve(batch + self.max_payload + 16);
+            }
             let before = self.unflushed.len();
             Packet::Msg(msg).encode(&mut self.unflushed);
             let n = self.unflushed.len() - before;
@@ -432,6 +432,15 @@ impl MConnState {
             self.unflushed.clear();
         }
         Some(n)
+    }
+
+    /// Lets go of the packet buffer's spare capacity if nothing is in it and it holds more
+    /// than `keep` bytes: what a driver calls before going idle, so that a quiet connection
+    /// does not keep the buffer of its last burst.
+    pub fn shrink_idle(&mut self, keep: usize) {
+        if self.unflushed.is_empty() && self.unflushed.capacity() > keep {
+            self.unflushed = BytesMut::new();
+        }
     }
 
     fn push_control(&mut self, packet: Packet, now: Instant) {

@@ -2,7 +2,10 @@
 
 use std::collections::VecDeque;
 use std::num::NonZeroUsize;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use ::tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
@@ -16,8 +19,13 @@ use mukan_reactor_api::{
 
 use crate::{Config, Error, Event, MConnState, SendQueues};
 
-/// Bytes reserved for each socket read.
-const READ_CHUNK: usize = 32 * 1024;
+/// Bytes reserved for a read while the connection is quiet: one small message fits. An idle
+/// connection holds only this much read buffer.
+const READ_MIN: usize = 2 * 1024;
+/// The largest read: reads that fill the buffer double the next one up to this.
+const READ_MAX: usize = 32 * 1024;
+/// Write buffers larger than this are let go when there is nothing to write.
+const WRITE_KEEP: usize = 4 * 1024;
 /// How often the driver refreshes the status snapshot.
 const STATUS_REFRESH: Duration = Duration::from_millis(100);
 
@@ -34,27 +42,161 @@ const STATUS_REFRESH: Duration = Duration::from_millis(100);
 /// Dropping the handle stops the connection (without flushing).
 #[derive(Debug)]
 pub struct MConnection {
-    senders: Vec<mpsc::Sender<Bytes>>,
-    index: [Option<u8>; 256],
+    /// The channel IDs in descriptor order.
+    ids: Box<[u8]>,
     shared: Arc<Shared>,
-    stop_tx: watch::Sender<StopMode>,
     done_rx: watch::Receiver<bool>,
     send_timeout: Duration,
     budgets: Vec<Arc<RecvBudget>>,
 }
 
+/// What the handle and the task share: the send queues, the task's wake-up, the stop request
+/// and the status snapshot.
 #[derive(Debug)]
 struct Shared {
-    wake: Notify,
+    /// One per channel, in descriptor order.
+    queues: Box<[SendQueue]>,
+    /// No more messages are accepted (set under no lock; each queue checks it under its own).
+    closed: AtomicBool,
+    /// Set by a send or a stop request, cleared by the task when it looks.
+    woken: AtomicBool,
+    /// The task, while it waits.
+    waker: Mutex<Option<Waker>>,
+    /// A [`StopMode`].
+    stop: AtomicU8,
+    /// Senders waiting for room in a full queue.
+    room: Notify,
     status: Mutex<PeerStatus>,
     start: Instant,
 }
 
+/// One channel's send queue: a plain deque (allocated on first use) behind a lock, with its
+/// length readable without the lock.
+#[derive(Debug)]
+struct SendQueue {
+    items: Mutex<VecDeque<Bytes>>,
+    len: AtomicUsize,
+    capacity: usize,
+}
+
+/// A queue that emptied keeps at most this many slots (a burst's deque is let go).
+const QUEUE_KEEP: usize = 32;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
 enum StopMode {
-    Run,
-    FlushStop,
-    Stop,
+    Run = 0,
+    FlushStop = 1,
+    Stop = 2,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Shared {
+    /// Wakes the task (once, however many senders call this before it looks).
+    fn wake(&self) {
+        if !self.woken.swap(true, Ordering::AcqRel) {
+            // Woken outside the lock, so that the task registering meanwhile does not wait.
+            let waker = lock(&self.waker).clone();
+            if let Some(w) = waker {
+                w.wake();
+            }
+        }
+    }
+
+    /// Ready once [`Shared::wake`] was called since the last time.
+    fn poll_woken(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.woken.swap(false, Ordering::AcqRel) {
+            return Poll::Ready(());
+        }
+        {
+            let mut slot = lock(&self.waker);
+            match &*slot {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                _ => *slot = Some(cx.waker().clone()),
+            }
+        }
+        if self.woken.swap(false, Ordering::AcqRel) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+
+    fn stop_mode(&self) -> StopMode {
+        match self.stop.load(Ordering::Acquire) {
+            0 => StopMode::Run,
+            1 => StopMode::FlushStop,
+            _ => StopMode::Stop,
+        }
+    }
+
+    /// Queues `message` on queue `i`, or gives it back with the reason.
+    fn try_push(&self, i: usize, message: Bytes) -> Result<(), (TrySendError, Bytes)> {
+        let Some(q) = self.queues.get(i) else {
+            return Err((TrySendError::Closed, message));
+        };
+        {
+            let mut items = lock(&q.items);
+            if self.closed.load(Ordering::Acquire) {
+                return Err((TrySendError::Closed, message));
+            }
+            if items.len() >= q.capacity {
+                return Err((TrySendError::Full, message));
+            }
+            items.push_back(message);
+            q.len.store(items.len(), Ordering::Release);
+        }
+        self.wake();
+        Ok(())
+    }
+
+    /// Accepts no more messages; with `drop_queued`, also drops what is queued. Wakes the
+    /// senders waiting for room (they see the queues closed).
+    fn close_queues(&self, drop_queued: bool) {
+        self.closed.store(true, Ordering::Release);
+        for q in &*self.queues {
+            let mut items = lock(&q.items);
+            if drop_queued {
+                *items = VecDeque::new();
+                q.len.store(0, Ordering::Release);
+            }
+        }
+        self.room.notify_waiters();
+    }
+}
+
+/// The task's view of the shared queues, for [`MConnState::poll_transmit_from`].
+struct SharedQueues<'a>(&'a Shared);
+
+impl SendQueues for SharedQueues<'_> {
+    fn has_message(&self, index: usize) -> bool {
+        (self.0.queues.get(index)).is_some_and(|q| q.len.load(Ordering::Acquire) > 0)
+    }
+
+    fn pop_message(&mut self, index: usize) -> Option<Bytes> {
+        let q = self.0.queues.get(index)?;
+        // Only the task pops, so an empty queue stays empty until it looks again.
+        if q.len.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let (message, was_full) = {
+            let mut items = lock(&q.items);
+            let was_full = items.len() >= q.capacity;
+            let message = items.pop_front();
+            if items.is_empty() && items.capacity() > QUEUE_KEEP {
+                *items = VecDeque::new();
+            }
+            q.len.store(items.len(), Ordering::Release);
+            (message, was_full)
+        };
+        if was_full && message.is_some() {
+            self.0.room.notify_waiters();
+        }
+        message
+    }
 }
 
 enum Sink {
@@ -172,37 +314,38 @@ impl MConnection {
             }
             _ => Vec::new(),
         };
-        let mut index = [None; 256];
-        let mut senders = Vec::with_capacity(channels.len());
-        let mut receivers = Vec::with_capacity(channels.len());
-        for (i, d) in channels.iter().enumerate() {
-            if let Some(slot) = index.get_mut(usize::from(d.id.0)) {
-                *slot = Some(i as u8);
-            }
-            let (tx, rx) = mpsc::channel(d.send_queue_capacity.get());
-            senders.push(tx);
-            receivers.push(rx);
-        }
+        let ids = channels.iter().map(|d| d.id.0).collect();
+        let queues = channels
+            .iter()
+            .map(|d| SendQueue {
+                items: Mutex::new(VecDeque::new()),
+                len: AtomicUsize::new(0),
+                capacity: d.send_queue_capacity.get(),
+            })
+            .collect();
         let mut initial = state.status(now.into_std());
         initial.duration = Duration::ZERO;
         let shared = Arc::new(Shared {
-            wake: Notify::new(),
+            queues,
+            closed: AtomicBool::new(false),
+            woken: AtomicBool::new(false),
+            waker: Mutex::new(None),
+            stop: AtomicU8::new(StopMode::Run as u8),
+            room: Notify::new(),
             status: Mutex::new(initial),
             start: now,
         });
-        let (stop_tx, stop_rx) = watch::channel(StopMode::Run);
         let (done_tx, done_rx) = watch::channel(false);
         let (reader, writer) = ::tokio::io::split(io);
         let driver = Driver {
             state,
-            queues: Receivers(receivers),
             reader,
             writer,
             sink,
             pending: VecDeque::new(),
             shared: shared.clone(),
-            stop_rx,
             wbuf: BytesMut::new(),
+            read_want: READ_MIN,
             flush_pending: false,
             stopping: false,
             status_at: now,
@@ -214,19 +357,16 @@ impl MConnection {
         };
         ::tokio::spawn(driver.run(done_tx));
         Ok(Self {
-            senders,
-            index,
+            ids,
             shared,
-            stop_tx,
             done_rx,
             send_timeout,
             budgets,
         })
     }
 
-    fn sender(&self, channel: ChannelId) -> Option<&mpsc::Sender<Bytes>> {
-        let i = self.index.get(usize::from(channel.0)).copied().flatten()?;
-        self.senders.get(usize::from(i))
+    fn queue_index(&self, channel: ChannelId) -> Option<usize> {
+        self.ids.iter().position(|&id| id == channel.0)
     }
 
     /// Queues `message` on `channel`, waiting at most the configured send timeout for room.
@@ -237,15 +377,31 @@ impl MConnection {
     /// # Cancel safety
     /// Dropping the future before it completes leaves `message` unsent.
     pub async fn send(&self, channel: ChannelId, message: Bytes) -> Result<(), SendError> {
-        let Some(tx) = self.sender(channel) else {
+        let Some(i) = self.queue_index(channel) else {
             return Err(SendError::UnknownChannel(channel));
         };
-        match ::tokio::time::timeout(self.send_timeout, tx.send(message)).await {
-            Ok(Ok(())) => {
-                self.shared.wake.notify_one();
-                Ok(())
+        let shared = &*self.shared;
+        let mut message = match shared.try_push(i, message) {
+            Ok(()) => return Ok(()),
+            Err((TrySendError::Full, message)) => message,
+            Err(_) => return Err(SendError::Closed),
+        };
+        let wait = async move {
+            loop {
+                // Registered before looking, so that room made meanwhile is not missed.
+                let room = shared.room.notified();
+                let mut room = std::pin::pin!(room);
+                room.as_mut().enable();
+                match shared.try_push(i, message) {
+                    Ok(()) => return Ok(()),
+                    Err((TrySendError::Full, m)) => message = m,
+                    Err(_) => return Err(SendError::Closed),
+                }
+                room.await;
             }
-            Ok(Err(_)) => Err(SendError::Closed),
+        };
+        match ::tokio::time::timeout(self.send_timeout, wait).await {
+            Ok(r) => r,
             Err(_) => Err(SendError::Timeout),
         }
     }
@@ -255,22 +411,20 @@ impl MConnection {
     /// # Errors
     /// [`TrySendError::UnknownChannel`], [`TrySendError::Full`] or [`TrySendError::Closed`].
     pub fn try_send(&self, channel: ChannelId, message: Bytes) -> Result<(), TrySendError> {
-        let Some(tx) = self.sender(channel) else {
+        let Some(i) = self.queue_index(channel) else {
             return Err(TrySendError::UnknownChannel(channel));
         };
-        match tx.try_send(message) {
-            Ok(()) => {
-                self.shared.wake.notify_one();
-                Ok(())
-            }
-            Err(mpsc::error::TrySendError::Full(_)) => Err(TrySendError::Full),
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(TrySendError::Closed),
-        }
+        self.shared.try_push(i, message).map_err(|(e, _)| e)
     }
 
     /// Whether `channel`'s queue has room now.
     pub fn can_send(&self, channel: ChannelId) -> bool {
-        self.sender(channel).is_some_and(|tx| tx.capacity() > 0)
+        self.queue_index(channel)
+            .and_then(|i| self.shared.queues.get(i))
+            .is_some_and(|q| {
+                !self.shared.closed.load(Ordering::Acquire)
+                    && q.len.load(Ordering::Acquire) < q.capacity
+            })
     }
 
     /// Whether the task is still running.
@@ -287,8 +441,8 @@ impl MConnection {
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
         status.duration = self.shared.start.elapsed();
-        for (ch, tx) in status.channels.iter_mut().zip(&self.senders) {
-            ch.send_queue_size += tx.max_capacity() - tx.capacity();
+        for (ch, q) in status.channels.iter_mut().zip(&*self.shared.queues) {
+            ch.send_queue_size += q.len.load(Ordering::Acquire);
         }
         status
     }
@@ -301,20 +455,25 @@ impl MConnection {
     /// # Cancel safety
     /// Dropping the future does not cancel the flush; call [`MConnection::stop`] for that.
     pub async fn flush_stop(&self) {
-        self.stop_tx.send_if_modified(|m| {
-            let change = *m == StopMode::Run;
-            if change {
-                *m = StopMode::FlushStop;
-            }
-            change
-        });
+        let asked = self.shared.stop.compare_exchange(
+            StopMode::Run as u8,
+            StopMode::FlushStop as u8,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+        if asked.is_ok() {
+            self.shared.wake();
+        }
         let mut done = self.done_rx.clone();
         let _ = done.wait_for(|d| *d).await;
     }
 
     /// Stops at once, dropping whatever is queued, and closes the stream.
     pub fn stop(&self) {
-        let _ = self.stop_tx.send(StopMode::Stop);
+        self.shared
+            .stop
+            .store(StopMode::Stop as u8, Ordering::Release);
+        self.shared.wake();
     }
 }
 
@@ -337,28 +496,17 @@ async fn write_or_flush<W: AsyncWrite + Unpin>(
     }
 }
 
-struct Receivers(Vec<mpsc::Receiver<Bytes>>);
-
-impl SendQueues for Receivers {
-    fn has_message(&self, index: usize) -> bool {
-        self.0.get(index).is_some_and(|rx| !rx.is_empty())
-    }
-
-    fn pop_message(&mut self, index: usize) -> Option<Bytes> {
-        self.0.get_mut(index)?.try_recv().ok()
-    }
-}
-
 struct Driver<T> {
     state: MConnState,
-    queues: Receivers,
     reader: ReadHalf<T>,
     writer: WriteHalf<T>,
     sink: Sink,
     pending: VecDeque<Event>,
     shared: Arc<Shared>,
-    stop_rx: watch::Receiver<StopMode>,
     wbuf: BytesMut,
+    /// Spare room to reserve for the next read: doubling (up to `READ_MAX`) while reads fill
+    /// it, halving (down to `READ_MIN`) while they do not.
+    read_want: usize,
     flush_pending: bool,
     stopping: bool,
     status_at: Instant,
@@ -379,7 +527,7 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
         self.refresh_status(Instant::now());
         let Self {
             state,
-            mut queues,
+            shared,
             reader,
             writer,
             mut sink,
@@ -387,7 +535,7 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
             mut lease,
             ..
         } = self;
-        queues.0.iter_mut().for_each(mpsc::Receiver::close);
+        shared.close_queues(true);
         drop((reader, writer, state));
         let _ = done.send(true);
         if let Err(e) = result {
@@ -432,8 +580,19 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
     }
 
     async fn run_inner(&mut self) -> Result<(), Error> {
+        // One timer for the task's life, moved as deadlines change.
+        let mut sleep = std::pin::pin!(sleep_until(Instant::now() + Duration::from_secs(3600)));
         loop {
             let now = Instant::now();
+            match self.shared.stop_mode() {
+                StopMode::Stop => return Ok(()),
+                StopMode::FlushStop if !self.stopping => {
+                    self.stopping = true;
+                    self.flush_deadline = Some(now + self.flush_timeout);
+                    self.shared.close_queues(false);
+                }
+                _ => {}
+            }
             self.state.handle_timeout(now.into_std())?;
             if self.flush_deadline.is_some_and(|d| now >= d) {
                 return Err(Error::FlushTimeout);
@@ -454,13 +613,18 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
                     .set_read_paused(!self.pending.is_empty(), now.into_std());
             }
             if self.wbuf.is_empty() && !self.flush_pending {
-                self.state
-                    .poll_transmit_from(now.into_std(), &mut self.wbuf, &mut self.queues);
+                self.state.poll_transmit_from(
+                    now.into_std(),
+                    &mut self.wbuf,
+                    &mut SharedQueues(&self.shared),
+                );
             }
             if self.stopping
                 && self.wbuf.is_empty()
                 && !self.flush_pending
-                && self.state.is_send_idle_from(&mut self.queues)
+                && self
+                    .state
+                    .is_send_idle_from(&mut SharedQueues(&self.shared))
             {
                 let deadline = self.flush_deadline.unwrap_or(now + self.flush_timeout);
                 return match timeout_at(deadline, self.writer.shutdown()).await {
@@ -470,6 +634,13 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
             }
             if now >= self.status_at {
                 self.refresh_status(now);
+            }
+            // Write (and flush) at once what can be written without waiting; only what must
+            // wait goes through the `select!` below.
+            if (!self.wbuf.is_empty() || self.flush_pending)
+                && std::future::poll_fn(|cx| Poll::Ready(self.write_now(cx))).await?
+            {
+                continue;
             }
             let writing = !self.wbuf.is_empty() || self.flush_pending;
             let deadline = if writing {
@@ -485,14 +656,25 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
                 deadline = deadline.min(d);
             }
             let deadline = deadline.max(now);
+            if sleep.deadline() != deadline {
+                sleep.as_mut().reset(deadline);
+            }
             // Always refresh the receive limiter, so that its deadline is never stale.
             let read_ready = self.state.read_ready(now.into_std());
             let can_read = !self.stopping && self.pending.is_empty() && read_ready;
+            let mut read_room = 0;
             if can_read {
-                self.state.read_buffer().reserve(READ_CHUNK);
+                read_room = self.reserve_read();
             }
             let can_write = !self.wbuf.is_empty();
             let can_flush = self.flush_pending && !can_write;
+            if !can_write && !can_flush {
+                // Nothing to write: let go of the buffers of the last burst.
+                if self.wbuf.capacity() > WRITE_KEEP {
+                    self.wbuf = BytesMut::new();
+                }
+                self.state.shrink_idle(WRITE_KEEP);
+            }
             // Inbox mode: the front message first needs a lease on its channel's budget.
             let need_lease = match (&self.sink, self.pending.front()) {
                 (Sink::Inbox { budgets, .. }, Some(Event::Received { channel, message }))
@@ -519,18 +701,6 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
             let wants_event_room = event_tx.is_some();
             ::tokio::select! {
                 biased;
-                changed = self.stop_rx.changed() => {
-                    let mode = if changed.is_err() { StopMode::Stop } else { *self.stop_rx.borrow() };
-                    match mode {
-                        StopMode::Stop => return Ok(()),
-                        StopMode::FlushStop => {
-                            self.stopping = true;
-                            self.flush_deadline = Some(Instant::now() + self.flush_timeout);
-                            self.queues.0.iter_mut().for_each(mpsc::Receiver::close);
-                        }
-                        StopMode::Run => {}
-                    }
-                }
                 io = write_or_flush(&mut self.writer, &self.wbuf), if can_write || can_flush => {
                     match io? {
                         Some(0) => return Err(Error::Io(std::io::ErrorKind::WriteZero.into())),
@@ -543,7 +713,7 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
                 }
                 lease = std::future::poll_fn(|cx| match &need_lease {
                     Some((budget, len)) => budget.poll_acquire(cx, *len),
-                    None => std::task::Poll::Pending,
+                    None => Poll::Pending,
                 }), if wants_lease => {
                     self.lease = Some(lease);
                 }
@@ -579,12 +749,73 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
                     if n == 0 {
                         return Err(self.state.handle_eof());
                     }
+                    // A full read: more is probably waiting, read more at once next time.
+                    // A partial one: halve, down to small reads once caught up.
+                    self.read_want = if n >= read_room {
+                        (self.read_want * 2).min(READ_MAX)
+                    } else {
+                        (self.read_want / 2).max(READ_MIN)
+                    };
                     self.state.handle_buffered(n, Instant::now().into_std())?;
                 }
-                () = self.shared.wake.notified(), if !self.stopping => {}
-                () = sleep_until(deadline) => {}
+                // A send or a stop request: looked at at the top of the loop.
+                () = std::future::poll_fn(|cx| self.shared.poll_woken(cx)) => {}
+                () = sleep.as_mut() => {}
             }
         }
+    }
+
+    /// Writes and flushes `wbuf` as far as the stream takes it without waiting; whether
+    /// anything was done.
+    fn write_now(&mut self, cx: &mut Context<'_>) -> Result<bool, Error> {
+        let mut progressed = false;
+        loop {
+            if !self.wbuf.is_empty() {
+                match Pin::new(&mut self.writer).poll_write(cx, &self.wbuf) {
+                    Poll::Ready(Ok(0)) => {
+                        return Err(Error::Io(std::io::ErrorKind::WriteZero.into()));
+                    }
+                    Poll::Ready(Ok(n)) => {
+                        self.wbuf.advance(n);
+                        self.flush_pending = self.wbuf.is_empty();
+                        progressed = true;
+                    }
+                    Poll::Ready(Err(e)) => return Err(e.into()),
+                    Poll::Pending => return Ok(progressed),
+                }
+            } else if self.flush_pending {
+                return match Pin::new(&mut self.writer).poll_flush(cx) {
+                    Poll::Ready(Ok(())) => {
+                        self.flush_pending = false;
+                        Ok(true)
+                    }
+                    Poll::Ready(Err(e)) => Err(e.into()),
+                    Poll::Pending => Ok(progressed),
+                };
+            } else {
+                return Ok(progressed);
+            }
+        }
+    }
+
+    /// Makes room for the next read and returns it: `read_want` bytes, or `READ_MIN` when
+    /// the buffer is drained (the connection may have gone quiet: a larger drained buffer is
+    /// let go, and a read that fills the small one brings back `read_want`).
+    fn reserve_read(&mut self) -> usize {
+        let buf = self.state.read_buffer();
+        let want = if buf.is_empty() {
+            READ_MIN
+        } else {
+            self.read_want
+        };
+        if buf.is_empty() && buf.capacity() > READ_MIN {
+            *buf = BytesMut::new();
+        }
+        let spare = buf.capacity() - buf.len();
+        if spare < want {
+            buf.reserve(want);
+        }
+        buf.capacity() - buf.len()
     }
 
     /// Turns the front event into an inbox item, with the lease taken for it.

@@ -315,3 +315,58 @@ async fn flush_stop_returns_within_the_flush_timeout_when_the_peer_does_not_read
         mukan_reactor_api::StopReason::Timeout(mukan_reactor_api::TimeoutKind::Flush)
     ));
 }
+
+/// Fills channel 0x30 (capacity 1) of `a` over a peer that reads nothing yet.
+async fn fill(a: &MConnection) {
+    loop {
+        match a.try_send(ChannelId(0x30), Bytes::from(vec![0u8; 4096])) {
+            Ok(()) => {}
+            Err(TrySendError::Full) => break,
+            Err(e) => panic!("{e}"),
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_blocked_send_goes_through_when_the_queue_makes_room() {
+    let (x, y) = tokio::io::duplex(1024);
+    let config = Config::default().with_send_timeout(Duration::from_secs(10));
+    let (a, _a_rx) = MConnection::spawn(x, &channels(), config).unwrap();
+    fill(&a).await;
+    let a = std::sync::Arc::new(a);
+    let sender = tokio::spawn({
+        let a = a.clone();
+        async move { a.send(ChannelId(0x30), Bytes::from_static(b"last")).await }
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!sender.is_finished(), "the queue was full");
+    // The peer starts reading: the queue drains and the waiting send gets in.
+    let (_b, mut b_rx) = MConnection::spawn(y, &channels(), Config::default()).unwrap();
+    assert_eq!(sender.await.unwrap(), Ok(()));
+    loop {
+        let (_, m) = next_message(&mut b_rx).await;
+        if m.as_ref() == b"last" {
+            break;
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_blocked_send_ends_when_the_connection_stops() {
+    let (x, _y) = tokio::io::duplex(1024);
+    let config = Config::default().with_send_timeout(Duration::from_secs(10));
+    let (a, _a_rx) = MConnection::spawn(x, &channels(), config).unwrap();
+    fill(&a).await;
+    let a = std::sync::Arc::new(a);
+    let sender = tokio::spawn({
+        let a = a.clone();
+        async move { a.send(ChannelId(0x30), Bytes::from_static(b"x")).await }
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let t0 = Instant::now();
+    a.stop();
+    assert_eq!(sender.await.unwrap(), Err(SendError::Closed));
+    assert!(t0.elapsed() < Duration::from_secs(1));
+    assert!(!a.can_send(ChannelId(0x20)));
+}
