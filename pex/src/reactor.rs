@@ -48,6 +48,8 @@ pub struct PexConfig {
     pub save_interval: Duration,
     /// IDs of persistent peers: the switch dials them, PEX never does.
     pub persistent_peer_ids: Vec<NodeId>,
+    /// Seed of the policy's random source; `None` for a random seed (simulations set it).
+    pub rng_seed: Option<u64>,
 }
 
 impl Default for PexConfig {
@@ -62,6 +64,7 @@ impl Default for PexConfig {
             verified_freshness: DEFAULT_VERIFIED_FRESHNESS,
             save_interval: DEFAULT_SAVE_INTERVAL,
             persistent_peer_ids: Vec::new(),
+            rng_seed: None,
         }
     }
 }
@@ -156,7 +159,11 @@ impl PexReactor {
                 .collect::<HashSet<_>>(),
             ..CoreConfig::default()
         };
-        let core = PexCore::new(core_cfg, rand_chacha::ChaCha20Rng::from_entropy());
+        let rng = match config.rng_seed {
+            Some(seed) => rand_chacha::ChaCha20Rng::seed_from_u64(seed),
+            None => rand_chacha::ChaCha20Rng::from_entropy(),
+        };
+        let core = PexCore::new(core_cfg, rng);
         Ok(Self {
             inner: Arc::new(Inner {
                 book,
