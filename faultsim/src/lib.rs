@@ -305,6 +305,29 @@ impl Sim {
         h
     }
 
+    /// Times (since the start) of the connection attempts from `from` to `to`.
+    pub fn connect_times(&self, from: IpAddr, to: SocketAddr) -> Vec<Duration> {
+        let start = self.inner.start;
+        self.inner
+            .net
+            .events()
+            .into_iter()
+            .filter_map(|e| match e {
+                NetEvent::Connect {
+                    at, from: f, to: t, ..
+                } if f == from && t == to => Some(at.saturating_duration_since(start)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Tasks alive on the runtime.
+    pub fn tasks(&self) -> usize {
+        tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks()
+    }
+
     /// Builds and starts a node.
     pub async fn node(&self, spec: NodeSpec) -> Node {
         let key = self.key(spec.key_id);
@@ -380,6 +403,9 @@ impl Sim {
         mt.listen(SocketAddr::new(ip, PORT)).await.unwrap();
         let sw = builder.build(mt).unwrap();
         sw.start().unwrap();
+        if !spec.persistent.is_empty() {
+            sw.dial_persistent_peers();
+        }
         self.note(format_args!(
             "start n{} {ip} {}",
             spec.key_id,
@@ -455,7 +481,7 @@ pub fn connected(nodes: &[Node]) -> bool {
 #[derive(Default)]
 pub struct AppReactor {
     received: Mutex<std::collections::BTreeMap<NodeId, Vec<u64>>>,
-    removed: Mutex<Vec<(NodeId, String)>>,
+    removed: Mutex<Vec<(NodeId, String, Instant)>>,
 }
 
 impl AppReactor {
@@ -469,9 +495,19 @@ impl AppReactor {
         self.received.lock().get(id).map_or(0, Vec::len)
     }
 
-    /// Peers removed so far, with the reason.
-    pub fn removed(&self) -> Vec<(NodeId, String)> {
+    /// Peers removed so far, with the reason and when.
+    pub fn removed(&self) -> Vec<(NodeId, String, Instant)> {
         self.removed.lock().clone()
+    }
+
+    /// When `id` was last removed at or after `since`.
+    pub fn removed_since(&self, id: &NodeId, since: Instant) -> Option<Instant> {
+        self.removed
+            .lock()
+            .iter()
+            .filter(|(p, _, at)| p == id && *at >= since)
+            .map(|(_, _, at)| *at)
+            .next()
     }
 
     /// A message carrying `seq`, `size` bytes long (at least 8).
@@ -493,7 +529,9 @@ impl Reactor for AppReactor {
     fn add_peer(&self, _peer: &Arc<dyn Peer>) {}
 
     fn remove_peer(&self, peer: &Arc<dyn Peer>, reason: &StopReason) {
-        self.removed.lock().push((peer.id(), format!("{reason:?}")));
+        self.removed
+            .lock()
+            .push((peer.id(), format!("{reason:?}"), Instant::now()));
     }
 
     fn receive(&self, envelope: Envelope) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
@@ -548,6 +586,11 @@ where
         ));
     }
     let hash = sim.trace_hash();
+    if std::env::var("TRACE").is_ok() {
+        for line in sim.trace() {
+            eprintln!("  {line}");
+        }
+    }
     drop(rt);
     (hash, result)
 }

@@ -284,6 +284,17 @@ impl MemoryNetwork {
             .unwrap_or(0)
     }
 
+    /// Open relayed connections between `a` and `b` (either direction).
+    pub fn connections_between(&self, a: IpAddr, b: IpAddr) -> usize {
+        self.with_fault_state(|f| {
+            f.conns
+                .values()
+                .filter(|c| (c.a == a && c.b == b) || (c.a == b && c.b == a))
+                .count()
+        })
+        .unwrap_or(0)
+    }
+
     /// All open relayed connections.
     pub fn total_open_connections(&self) -> usize {
         self.with_fault_state(|f| f.conns.len()).unwrap_or(0)
