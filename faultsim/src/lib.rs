@@ -270,11 +270,22 @@ impl Sim {
         Arc::new(NodeKey::from_seed(s))
     }
 
-    /// The trace: the notes and the network's events, times relative to the start.
+    /// The trace: the notes and the network's events, times relative to the start, sorted
+    /// by (millisecond, text). Events of one simulated instant are a set: tokio polls the
+    /// branches of an unbiased `select!` in a random order, which may reorder (never change)
+    /// what happens within one instant; connection numbers are left out for the same reason.
     pub fn trace(&self) -> Vec<String> {
         let start = self.inner.start;
         let ms = |at: Instant| at.saturating_duration_since(start).as_millis();
-        let mut out: Vec<String> = self.inner.notes.lock().clone();
+        let mut out: Vec<(u128, String)> = Vec::new();
+        for line in self.inner.notes.lock().iter() {
+            let t = line
+                .split(' ')
+                .next()
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(0);
+            out.push((t, line.clone()));
+        }
         for e in self.inner.net.events() {
             out.push(match e {
                 NetEvent::Connect {
@@ -282,15 +293,16 @@ impl Sim {
                     from,
                     to,
                     outcome,
-                    conn,
-                } => format!("{} connect {from}->{to} {outcome} #{conn}", ms(at)),
-                NetEvent::Closed { at, conn, cut } => {
-                    format!("{} closed #{conn} cut={cut}", ms(at))
-                }
-                other => format!("{other:?}"),
+                    ..
+                } => (ms(at), format!("{} connect {from}->{to} {outcome}", ms(at))),
+                NetEvent::Closed {
+                    at, from, to, cut, ..
+                } => (ms(at), format!("{} closed {from}->{to} cut={cut}", ms(at))),
+                other => (u128::MAX, format!("{other:?}")),
             });
         }
-        out
+        out.sort();
+        out.into_iter().map(|(_, l)| l).collect()
     }
 
     /// FNV-1a of the trace.

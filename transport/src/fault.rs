@@ -93,6 +93,10 @@ pub enum NetEvent {
         at: Instant,
         /// Its number.
         conn: u64,
+        /// The dialer's IP.
+        from: IpAddr,
+        /// The listener's IP.
+        to: IpAddr,
         /// Whether it was cut by a fault.
         cut: bool,
     },
@@ -180,6 +184,8 @@ impl Faults {
                 self.events.push(NetEvent::Closed {
                     at: Instant::now(),
                     conn: *id,
+                    from: c.a,
+                    to: c.b,
                     cut: true,
                 });
             }
@@ -424,10 +430,12 @@ impl Direction {
         if self.done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 1 || cut {
             let id = self.id;
             self.net.with_fault_state(|f| {
-                if f.conns.remove(&id).is_some() {
+                if let Some(c) = f.conns.remove(&id) {
                     f.events.push(NetEvent::Closed {
                         at: Instant::now(),
                         conn: id,
+                        from: c.a,
+                        to: c.b,
                         cut,
                     });
                 }
