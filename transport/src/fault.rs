@@ -521,3 +521,130 @@ impl Direction {
         let _ = w.shutdown().await;
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+    use crate::memory::Endpoint;
+
+    fn ip(n: u8) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(10, 0, 0, n))
+    }
+
+    /// A connected pair (dialer end, listener end) on a faulty network.
+    async fn pair(net: &MemoryNetwork) -> (DuplexStream, DuplexStream) {
+        let b = Endpoint::new(net, ip(2));
+        let (mut listener, addr) = b.bind(SocketAddr::new(ip(2), 1)).unwrap();
+        let a = Endpoint::new(net, ip(1));
+        let ours = a.connect(addr).await.unwrap();
+        let (theirs, _) = listener.accept().await.unwrap();
+        (ours, theirs)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn latency_delays_and_keeps_order() {
+        let net = MemoryNetwork::with_faults(1);
+        net.set_link(
+            ip(1),
+            ip(2),
+            LinkProfile::delayed(Duration::from_millis(200), Duration::from_millis(50)),
+        );
+        let (mut a, mut b) = pair(&net).await;
+        let t0 = Instant::now();
+        for i in 0..50u8 {
+            a.write_all(&[i]).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let mut got = vec![0u8; 50];
+        b.read_exact(&mut got).await.unwrap();
+        assert!(t0.elapsed() >= Duration::from_millis(150));
+        assert_eq!(got, (0..50).collect::<Vec<u8>>());
+        // The other direction has no profile: immediate.
+        let t1 = Instant::now();
+        b.write_all(b"x").await.unwrap();
+        let mut one = [0u8; 1];
+        a.read_exact(&mut one).await.unwrap();
+        assert_eq!(t1.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn partition_holds_bytes_and_hangs_new_connections() {
+        let net = MemoryNetwork::with_faults(2);
+        let (mut a, mut b) = pair(&net).await;
+        net.partition(&[ip(1)], &[ip(2)]);
+        a.write_all(b"held").await.unwrap();
+        let mut buf = [0u8; 4];
+        let r = tokio::time::timeout(Duration::from_secs(5), b.read_exact(&mut buf)).await;
+        assert!(r.is_err(), "bytes crossed a partition");
+        let c = Endpoint::new(&net, ip(1));
+        let r = tokio::time::timeout(Duration::from_secs(1), c.connect(SocketAddr::new(ip(2), 1)))
+            .await;
+        assert!(r.is_err(), "a connection crossed a partition");
+        net.heal();
+        b.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"held");
+        let events = net.events();
+        assert!(events.iter().any(|e| matches!(
+            e,
+            NetEvent::Connect {
+                outcome: "hang",
+                ..
+            }
+        )));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn break_resets_both_ends() {
+        let net = MemoryNetwork::with_faults(3);
+        let (mut a, mut b) = pair(&net).await;
+        assert_eq!(net.connections_between(ip(1), ip(2)), 1);
+        assert_eq!(net.break_connections(ip(2), None), 1);
+        let mut buf = [0u8; 1];
+        assert_eq!(a.read(&mut buf).await.unwrap_or(0), 0);
+        assert_eq!(b.read(&mut buf).await.unwrap_or(0), 0);
+        assert_eq!(net.total_open_connections(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rate_limits_a_direction() {
+        let net = MemoryNetwork::with_faults(4);
+        net.set_link(ip(1), ip(2), LinkProfile::default().with_rate(1_000));
+        let (mut a, mut b) = pair(&net).await;
+        let t0 = Instant::now();
+        let writer = tokio::spawn(async move {
+            a.write_all(&[7u8; 5_000]).await.unwrap();
+            a
+        });
+        let mut got = vec![0u8; 5_000];
+        b.read_exact(&mut got).await.unwrap();
+        assert!(t0.elapsed() >= Duration::from_secs(4), "{:?}", t0.elapsed());
+        drop(writer.await.unwrap());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_same_seed_draws_the_same_delays() {
+        async fn arrivals(seed: u64) -> Vec<Duration> {
+            let net = MemoryNetwork::with_faults(seed);
+            net.set_default_link(
+                LinkProfile::delayed(Duration::from_millis(100), Duration::from_millis(90))
+                    .with_loss(0.3, Duration::from_millis(200)),
+            );
+            let (mut a, mut b) = pair(&net).await;
+            let t0 = Instant::now();
+            let mut out = Vec::new();
+            for i in 0..20u8 {
+                a.write_all(&[i]).await.unwrap();
+                let mut one = [0u8; 1];
+                b.read_exact(&mut one).await.unwrap();
+                assert_eq!(one[0], i);
+                out.push(t0.elapsed());
+            }
+            out
+        }
+        assert_eq!(arrivals(9).await, arrivals(9).await);
+        assert_ne!(arrivals(9).await, arrivals(10).await);
+    }
+}

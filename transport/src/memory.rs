@@ -162,6 +162,14 @@ impl MemoryListener {
 }
 
 impl Endpoint {
+    #[cfg(test)]
+    pub(crate) fn new(network: &MemoryNetwork, ip: IpAddr) -> Self {
+        Self {
+            network: network.clone(),
+            ip,
+        }
+    }
+
     pub(crate) fn bind(&self, addr: SocketAddr) -> io::Result<(MemoryListener, SocketAddr)> {
         let mut state = self.network.state.lock();
         let ip = if addr.ip().is_unspecified() {
