@@ -67,6 +67,8 @@ pub struct SimConfig {
     pub rate: Option<u64>,
     /// Address-book strictness (false: private addresses are kept).
     pub strict_book: bool,
+    /// PEX outbound diversity (peers per /16; 0 = off).
+    pub max_outbound_per_group: usize,
 }
 
 impl Default for SimConfig {
@@ -81,6 +83,7 @@ impl Default for SimConfig {
             max_inbound: 40,
             rate: None,
             strict_book: false,
+            max_outbound_per_group: 1,
         }
     }
 }
@@ -372,6 +375,7 @@ impl Sim {
             pc.ensure_peers_period = cfg.ensure_period;
             pc.strict_addr_book = cfg.strict_book;
             pc.rng_seed = Some(self.rand_u64());
+            pc.max_outbound_per_group = cfg.max_outbound_per_group;
             pc.persistent_peer_ids = spec
                 .persistent
                 .iter()

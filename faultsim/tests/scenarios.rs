@@ -756,6 +756,9 @@ fn f11_churn() {
     run_seeds("f11", f11);
 }
 
+/// Attacker addresses that are real nodes (the rest of the 5,000 refuse connections).
+const F12_REAL_ATTACKERS: u32 = 100;
+
 fn attacker_id(i: u32) -> mukan_reactor_api::NodeId {
     format!("{:040x}", 0xa77a_c000_0000u64 + u64::from(i))
         .parse()
@@ -764,10 +767,22 @@ fn attacker_id(i: u32) -> mukan_reactor_api::NodeId {
 
 // F12: eclipse attempt from one /16 advertising 5,000 addresses.
 async fn f12(sim: Sim) -> Result<(), String> {
+    let (bad, outbound) = f12_attack(&sim, 1).await?;
+    check!(
+        bad <= 2,
+        "{bad} of {outbound} outbound peers are the attacker's"
+    );
+    Ok(())
+}
+
+/// Runs the attack with `per_group` outbound peers allowed per /16 (0: no rule); returns
+/// (attacker outbound peers, outbound peers). Checks that no honest old entry was evicted.
+async fn f12_attack(sim: &Sim, per_group: usize) -> Result<(usize, usize), String> {
     let cfg = SimConfig {
         ping: 10 * S,
         pong: 5 * S,
         ensure_period: S,
+        max_outbound_per_group: per_group,
         ..SimConfig::default()
     };
     let mut honest = Vec::new();
@@ -784,7 +799,7 @@ async fn f12(sim: Sim) -> Result<(), String> {
     let attacker_ip =
         |i: u32| std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 200, (i >> 8) as u8, i as u8));
     let mut attackers = Vec::new();
-    for i in 1..=3u32 {
+    for i in 1..=F12_REAL_ATTACKERS {
         attackers.push(
             sim.node(NodeSpec::plain(200 + u64::from(i), attacker_ip(i), &cfg))
                 .await,
@@ -807,7 +822,7 @@ async fn f12(sim: Sim) -> Result<(), String> {
         // as the source.
         let src = attackers[0].addr();
         for i in 1..=5_000u32 {
-            let addr = if i <= 3 {
+            let addr = if i <= F12_REAL_ATTACKERS {
                 attackers[i as usize - 1].addr()
             } else {
                 mukan_reactor_api::NetAddress::new(attacker_id(i), attacker_ip(i), PORT)
@@ -818,7 +833,25 @@ async fn f12(sim: Sim) -> Result<(), String> {
     let mut spec = NodeSpec::pex(0, ip(0, 1), &cfg);
     spec.book = Some(book.clone());
     let v = sim.node(spec).await;
-    sleep(50 * cfg.ensure_period + 500 * MS).await;
+    // 50 ensure-peers rounds with churn among the honest peers (the attacker's peers never
+    // leave): each round one honest outbound peer goes away, and the slot is refilled with
+    // a bias towards new addresses that grows with the outbound count — the eclipse
+    // dynamic the diversity rule stops.
+    let is_attacker = |a: std::net::IpAddr| matches!(a, std::net::IpAddr::V4(v4) if v4.octets()[..2] == [10, 200]);
+    for _ in 0..50 {
+        sleep(cfg.ensure_period).await;
+        let honest_out: Vec<_> =
+            v.sw.peers()
+                .iter()
+                .filter(|p| p.direction().is_outbound() && !is_attacker(p.socket_addr().ip()))
+                .map(|p| p.id())
+                .collect();
+        if !honest_out.is_empty() {
+            let k = (sim.rand_u64() % honest_out.len() as u64) as usize;
+            v.sw.stop_peer_gracefully(&honest_out[k]);
+        }
+    }
+    sleep(cfg.ensure_period + 500 * MS).await;
     let peers = v.sw.peers();
     let outbound: Vec<_> = peers
         .iter()
@@ -826,14 +859,9 @@ async fn f12(sim: Sim) -> Result<(), String> {
         .collect();
     let bad = outbound
         .iter()
-        .filter(|p| matches!(p.socket_addr().ip(), std::net::IpAddr::V4(v4) if v4.octets()[..2] == [10, 200]))
+        .filter(|p| is_attacker(p.socket_addr().ip()))
         .count();
     sim.note(format_args!("outbound {} attacker {bad}", outbound.len()));
-    check!(
-        bad <= 2,
-        "{bad} of {} outbound peers are the attacker's",
-        outbound.len()
-    );
     let b = book.lock();
     for h in &honest {
         check!(
@@ -845,12 +873,28 @@ async fn f12(sim: Sim) -> Result<(), String> {
             h.ip
         );
     }
-    Ok(())
+    Ok((bad, outbound.len()))
 }
 
 #[test]
 fn f12_eclipse_attempt() {
     run_seeds("f12", f12);
+}
+
+/// The scenario exercises the rule: without it the same attack eclipses the node.
+#[test]
+fn f12_without_diversity_the_eclipse_succeeds() {
+    for seed in 0..3 {
+        let (_, r) = run_one(seed, &|sim: Sim| async move {
+            let (bad, outbound) = f12_attack(&sim, 0).await?;
+            check!(
+                bad > 2,
+                "only {bad} of {outbound} attacker peers without the rule"
+            );
+            Ok(())
+        });
+        assert!(r.is_ok(), "seed {seed}: {r:?}");
+    }
 }
 
 // F14: restart with the address book and the ban list on disk.

@@ -922,7 +922,10 @@ impl PexCore {
                 if chosen.len() >= to_dial || (i >= base && deferred.is_empty()) {
                     break;
                 }
-                let Some(a) = book.pick_address(bias) else {
+                // The longer search looks mostly in the old buckets: an attacker can flood
+                // the new ones with one group, but old entries had to connect first.
+                let b = if i >= base && i % 4 != 0 { 0 } else { bias };
+                let Some(a) = book.pick_address(b) else {
                     continue;
                 };
                 if !seen.insert(a.id()) || !self.dialable(book, &a, now, wall) {

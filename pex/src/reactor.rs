@@ -50,6 +50,10 @@ pub struct PexConfig {
     pub persistent_peer_ids: Vec<NodeId>,
     /// Seed of the policy's random source; `None` for a random seed (simulations set it).
     pub rng_seed: Option<u64>,
+    /// Outbound netgroup diversity: at most this many outbound peers per IPv4 /16 or IPv6
+    /// /32 unless the book offers nothing else ([`CoreConfig::max_outbound_per_group`];
+    /// default 1, 0 = off). Beyond Go parity.
+    pub max_outbound_per_group: usize,
 }
 
 impl Default for PexConfig {
@@ -65,6 +69,7 @@ impl Default for PexConfig {
             save_interval: DEFAULT_SAVE_INTERVAL,
             persistent_peer_ids: Vec::new(),
             rng_seed: None,
+            max_outbound_per_group: CoreConfig::default().max_outbound_per_group,
         }
     }
 }
@@ -152,6 +157,7 @@ impl PexReactor {
             verified_freshness: config.verified_freshness,
             save_interval: config.save_interval,
             request_spacing: config.ensure_peers_period / 2,
+            max_outbound_per_group: config.max_outbound_per_group,
             persistent_ids: config
                 .persistent_peer_ids
                 .iter()
