@@ -57,7 +57,10 @@ pub struct CoreConfig {
     pub crawl_period: Duration,
     /// The outbound target (`max_num_outbound_peers`).
     pub max_outbound: usize,
-    /// At most this many outbound peers per address group among routable addresses.
+    /// Outbound netgroup diversity (beyond Go parity, as Bitcoin Core): at most this many
+    /// outbound peers, connected or being dialed, per address group (IPv4 /16, IPv6 /32, for
+    /// every address, loopback and private ones included), unless the book offers nothing
+    /// else. Default 1; 0 turns the rule off.
     pub max_outbound_per_group: usize,
     /// Seed mode: peers connected longer than this are disconnected (Go 28 h).
     pub seed_disconnect_wait: Duration,
@@ -88,7 +91,7 @@ impl Default for CoreConfig {
             ensure_peers_period: DEFAULT_ENSURE_PEERS_PERIOD,
             crawl_period: CRAWL_PEER_PERIOD,
             max_outbound: 10,
-            max_outbound_per_group: 2,
+            max_outbound_per_group: 1,
             seed_disconnect_wait: DEFAULT_SEED_DISCONNECT_WAIT,
             crawl_answer_timeout: 2 * CRAWL_PEER_PERIOD,
             verified_freshness: DEFAULT_VERIFIED_FRESHNESS,
@@ -251,10 +254,10 @@ impl std::fmt::Debug for PexCore {
     }
 }
 
+/// The diversity group of an address: its IPv4 /16 or IPv6 /32. Non-routable addresses are
+/// grouped the same way (so that a testnet on `127.x` or `10.x` exercises the rule; a
+/// network all in one group falls back to "nothing else on offer").
 fn group_of(addr: &NetAddress) -> Option<[u8; 5]> {
-    if !addr.routable() {
-        return None;
-    }
     Some(match addr.ip() {
         IpAddr::V4(v4) => {
             let o = v4.octets();
@@ -919,13 +922,16 @@ impl PexCore {
                 if chosen.len() >= to_dial || (i >= base && deferred.is_empty()) {
                     break;
                 }
-                let Some(a) = book.pick_address(bias) else {
+                // The longer search looks mostly in the old buckets: an attacker can flood
+                // the new ones with one group, but old entries had to connect first.
+                let b = if i >= base && i % 4 != 0 { 0 } else { bias };
+                let Some(a) = book.pick_address(b) else {
                     continue;
                 };
                 if !seen.insert(a.id()) || !self.dialable(book, &a, now, wall) {
                     continue;
                 }
-                if let Some(g) = group_of(&a) {
+                if let Some(g) = group_of(&a).filter(|_| self.cfg.max_outbound_per_group > 0) {
                     let c = groups.entry(g).or_default();
                     if *c >= self.cfg.max_outbound_per_group {
                         deferred.push(a);

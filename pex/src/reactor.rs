@@ -50,6 +50,12 @@ pub struct PexConfig {
     pub save_interval: Duration,
     /// IDs of persistent peers: the switch dials them, PEX never does.
     pub persistent_peer_ids: Vec<NodeId>,
+    /// Seed of the policy's random source; `None` for a random seed (simulations set it).
+    pub rng_seed: Option<u64>,
+    /// Outbound netgroup diversity: at most this many outbound peers per IPv4 /16 or IPv6
+    /// /32 unless the book offers nothing else ([`CoreConfig::max_outbound_per_group`];
+    /// default 1, 0 = off). Beyond Go parity.
+    pub max_outbound_per_group: usize,
 }
 
 impl Default for PexConfig {
@@ -64,6 +70,8 @@ impl Default for PexConfig {
             verified_freshness: DEFAULT_VERIFIED_FRESHNESS,
             save_interval: DEFAULT_SAVE_INTERVAL,
             persistent_peer_ids: Vec::new(),
+            rng_seed: None,
+            max_outbound_per_group: CoreConfig::default().max_outbound_per_group,
         }
     }
 }
@@ -158,6 +166,7 @@ impl PexReactor {
             verified_freshness: config.verified_freshness,
             save_interval: config.save_interval,
             request_spacing: config.ensure_peers_period / 2,
+            max_outbound_per_group: config.max_outbound_per_group,
             persistent_ids: config
                 .persistent_peer_ids
                 .iter()
@@ -165,7 +174,11 @@ impl PexReactor {
                 .collect::<HashSet<_>>(),
             ..CoreConfig::default()
         };
-        let core = PexCore::new(core_cfg, rand_chacha::ChaCha20Rng::from_entropy());
+        let rng = match config.rng_seed {
+            Some(seed) => rand_chacha::ChaCha20Rng::seed_from_u64(seed),
+            None => rand_chacha::ChaCha20Rng::from_entropy(),
+        };
+        let core = PexCore::new(core_cfg, rng);
         Ok(Self {
             inner: Arc::new(Inner {
                 book,

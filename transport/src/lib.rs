@@ -42,6 +42,8 @@ mod backend;
 mod conn_set;
 mod core;
 mod error;
+#[cfg(feature = "test-util")]
+mod fault;
 mod filter;
 #[cfg(feature = "test-util")]
 mod memory;
@@ -51,6 +53,8 @@ mod upgrade;
 
 pub use core::Config;
 pub use error::{ExchangeError, Stage, UpgradeError};
+#[cfg(feature = "test-util")]
+pub use fault::{LinkProfile, NetEvent};
 pub use filter::{ConnFilter, Denied};
 #[cfg(feature = "test-util")]
 pub use memory::{MemoryNetwork, MemoryTransport};

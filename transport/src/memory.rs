@@ -19,7 +19,7 @@ use crate::core::Core;
 use crate::{Config, ConnFilter};
 
 /// Bytes buffered in each direction of an in-memory connection.
-const PIPE_CAPACITY: usize = 64 * 1024;
+pub(crate) const PIPE_CAPACITY: usize = 64 * 1024;
 /// Connections waiting to be accepted per in-memory listener (a kernel backlog).
 const BACKLOG: usize = 128;
 /// First port handed out for port 0.
@@ -38,6 +38,8 @@ struct NetState {
     unresponsive: HashSet<SocketAddr>,
     next_port: u16,
     next_ip: u32,
+    /// Fault injection, when the network was made with [`MemoryNetwork::with_faults`].
+    faults: Option<crate::fault::Faults>,
 }
 
 impl NetState {
@@ -55,6 +57,45 @@ impl MemoryNetwork {
     /// A new, empty network.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A network with fault injection: every connection runs through a relay that applies
+    /// the per-link [`LinkProfile`](crate::LinkProfile) (latency, jitter, retransmission
+    /// delays, rate), partitions, frozen hosts and connection breaks (see the `fault`
+    /// methods). All its randomness comes from `seed`. Must be created inside a tokio
+    /// runtime (relays are tasks).
+    pub fn with_faults(seed: u64) -> Self {
+        let net = Self::default();
+        net.state.lock().faults = Some(crate::fault::Faults::new(seed));
+        net
+    }
+
+    /// Runs `f` on the fault state; `None` when the network has no fault injection.
+    pub(crate) fn with_fault_state<T>(
+        &self,
+        f: impl FnOnce(&mut crate::fault::Faults) -> T,
+    ) -> Option<T> {
+        self.state.lock().faults.as_mut().map(f)
+    }
+
+    /// The listener queue at `target`, and a fresh local port for a dialer at `ip`.
+    pub(crate) fn route(
+        &self,
+        ip: IpAddr,
+        target: SocketAddr,
+    ) -> io::Result<(mpsc::Sender<(DuplexStream, SocketAddr)>, SocketAddr)> {
+        let mut state = self.state.lock();
+        let tx = state
+            .listeners
+            .get(&target)
+            .cloned()
+            .ok_or_else(|| io::Error::from(io::ErrorKind::ConnectionRefused))?;
+        Ok((tx, SocketAddr::new(ip, state.port())))
+    }
+
+    /// Whether `addr` was marked unresponsive.
+    pub(crate) fn is_unresponsive(&self, addr: &SocketAddr) -> bool {
+        self.state.lock().unresponsive.contains(addr)
     }
 
     /// An IP no earlier call returned: `10.0.0.1`, `10.0.0.2`, … (in `10.0.0.0/8`; pick
@@ -121,6 +162,14 @@ impl MemoryListener {
 }
 
 impl Endpoint {
+    #[cfg(test)]
+    pub(crate) fn new(network: &MemoryNetwork, ip: IpAddr) -> Self {
+        Self {
+            network: network.clone(),
+            ip,
+        }
+    }
+
     pub(crate) fn bind(&self, addr: SocketAddr) -> io::Result<(MemoryListener, SocketAddr)> {
         let mut state = self.network.state.lock();
         let ip = if addr.ip().is_unspecified() {
@@ -147,6 +196,9 @@ impl Endpoint {
     }
 
     pub(crate) async fn connect(&self, target: SocketAddr) -> io::Result<DuplexStream> {
+        if self.network.state.lock().faults.is_some() {
+            return crate::fault::connect(&self.network, self.ip, target).await;
+        }
         let unresponsive = self.network.state.lock().unresponsive.contains(&target);
         if unresponsive {
             return std::future::pending().await;
