@@ -37,7 +37,12 @@ const DEV_EXTRA: &[(&str, &[&str])] = &[
 ];
 
 /// Crates at the top of the stack, which may use anything in the workspace.
-const TOP: &[&str] = &["mukan-node", "mukan-conformance-tests", "mukan-bench-suite"];
+const TOP: &[&str] = &[
+    "mukan-node",
+    "mukan-conformance-tests",
+    "mukan-bench-suite",
+    "mukan-load",
+];
 
 #[test]
 fn workspace_edges_follow_the_layering() {
