@@ -992,7 +992,9 @@ pub(crate) fn l6(opts: Opts, report: &mut Report) {
             let stalled = i == 0;
             readers.push(tokio::spawn(async move {
                 let mut d = Delivery::default();
-                while let Some(ev) = rx.recv().await {
+                // Ends at the last message, or after 5 s without one (the broadcast sends
+                // continuously, so silence means it ended or this peer lost the tail).
+                while let Ok(Some(ev)) = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await {
                     let Event::Received { channel, message } = ev else {
                         break;
                     };
@@ -1045,12 +1047,13 @@ pub(crate) fn l6(opts: Opts, report: &mut Report) {
         let cpu = cpu_ns() - cpu0;
         // Deliveries: every reader but the stalled one ends at the last message.
         let mut ds = Vec::new();
+        let collect_by = tokio::time::Instant::now() + Duration::from_secs(30);
         for (i, r) in readers.into_iter().enumerate() {
             if i == 0 {
                 r.abort();
                 continue;
             }
-            match tokio::time::timeout(Duration::from_secs(20), r).await {
+            match tokio::time::timeout_at(collect_by, r).await {
                 Ok(Ok((d, _rx))) => ds.push(d),
                 _ => ds.push(Delivery {
                     lost: total,
