@@ -1,4 +1,4 @@
-//! Bad-input suite, second part (RELIABILITY.md cases A13, A14, C9, C10, C11): an evil peer on
+//! Bad-input suite, second part (cases of conformance-tests/BAD_INPUT.md: A13, A14, C9, C10, C11): an evil peer on
 //! real loopback TCP stalls, drips, floods pings and pongs, or stops reading. Every case
 //! asserts its outcome, that the honest side closed the socket, that nothing panicked, and
 //! that open sockets and live tokio tasks are back to their baseline. Deadlines are scaled

@@ -1,4 +1,4 @@
-//! Bad-input suite, files (RELIABILITY.md case F6): an `addrbook.json` of 100 MiB is refused
+//! Bad-input suite, files (case of conformance-tests/BAD_INPUT.md: F6): an `addrbook.json` of 100 MiB is refused
 //! by the size cap of the default configuration before it is read. The file is sparse, so the
 //! case costs no disk space; it is moved aside and the book stays empty.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]

@@ -1,4 +1,4 @@
-//! Bad-input suite, PEX over a real connection (RELIABILITY.md case E4): an evil peer that
+//! Bad-input suite, PEX over a real connection (case of conformance-tests/BAD_INPUT.md: E4): an evil peer that
 //! our node dialed answers our request with a `PexAddrs` as large as the PEX channel takes
 //! (64,000 bytes, about a thousand addresses, in 63 packets). It is processed: the addresses
 //! reach the book, within its capacity, and the peer stays connected. Every address is on

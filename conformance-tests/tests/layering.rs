@@ -42,6 +42,7 @@ const TOP: &[&str] = &[
     "mukan-conformance-tests",
     "mukan-bench-suite",
     "mukan-faultsim",
+    "mukan-load",
 ];
 
 #[test]

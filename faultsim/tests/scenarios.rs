@@ -1,4 +1,4 @@
-//! The fault scenarios F1–F14 of RELIABILITY.md, each over `SEEDS` seeds (default 100;
+//! The fault scenarios F1–F14 (table in faultsim/README.md), each over `SEEDS` seeds (default 100;
 //! `SEED=x` replays one). See the crate's README for the model and the scaled timeouts.
 #![allow(
     clippy::unwrap_used,

@@ -1,4 +1,4 @@
-//! Bad-input suite, switch side (RELIABILITY.md cases C14, D6, G3, G4, G5): misbehaving
+//! Bad-input suite, switch side (cases of conformance-tests/BAD_INPUT.md: C14, D6, G3, G4, G5): misbehaving
 //! peers and reactors against switches over the in-memory transport. Every case asserts its
 //! outcome, that nothing panicked, that the evil connection is gone from the transport, and
 //! that live tokio tasks are back to their baseline once the switches stop.

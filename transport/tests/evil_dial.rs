@@ -1,4 +1,4 @@
-//! Bad-input suite, transport side (RELIABILITY.md cases G6 and D11): dialing an address that
+//! Bad-input suite, transport side (cases of conformance-tests/BAD_INPUT.md: G6 and D11): dialing an address that
 //! never answers the TCP handshake. The "blackhole" stays on this machine: a loopback listener
 //! that never accepts and whose accept queue is full, so the kernel drops further SYNs and the
 //! connect hangs until our `dial_timeout`. Each case asserts the typed error, that nothing
