@@ -26,6 +26,9 @@
 # it. --until stops every fuzzer cleanly (SIGINT) at that UTC time; the partial CPU time is
 # recorded. --parallel runs P targets at once (default 1). Each run appends a row (date,
 # CPU-seconds, execs, corpus size, crashes, OOMs, timeouts, command) to the results table.
+# libFuzzer's -timeout counts wall-clock time: a timeout input that replays alone in under
+# 1 CPU-second was a starved process, not a slow input; it is kept as `starved-*`, counted
+# apart, and the target resumes (see cpu_run).
 #
 # Needs: rustup with a nightly toolchain (for -Zinstrument-coverage style builds and
 # llvm-tools), cargo-fuzz. Both are installed at the start when missing.
@@ -87,7 +90,21 @@ recorded_cpu() {
         "$RESULTS" 2>/dev/null || echo 0
 }
 
-# Runs one target until it has `budget` more CPU-seconds or the deadline passes; appends a row.
+# CPU-seconds (user + system) one input takes when replayed alone at normal priority.
+replay_cpu() {
+    local bin=$1 input=$2 t
+    t=$(mktemp)
+    /usr/bin/time -f '%U %S' -o "$t" timeout -s KILL 30 "$bin" -runs=1 -timeout=0 "$input" \
+        >/dev/null 2>&1 || true
+    awk 'NF == 2 { printf "%.2f", $1 + $2 }' "$t"
+    rm -f "$t"
+}
+
+# Runs one target until it has `budget` more CPU-seconds or the deadline passes, appending a
+# row per fuzzer run. libFuzzer's -timeout is wall-clock time, so a starved process (nice 19
+# on a loaded machine, or SIGSTOPped) can report a "timeout" for a fast input: each timeout
+# input is replayed alone, and only one that takes > 1 CPU-second counts as a slow input;
+# the others are renamed `starved-*`, counted in their own column, and fuzzing resumes.
 cpu_run() {
     local crate=$1 t=$2 budget=$3 deadline=$4
     local bin=$TRIPLE_DIR/$t corpus=$crate/fuzz/corpus/$t arts=$crate/fuzz/artifacts/$t
@@ -95,47 +112,64 @@ cpu_run() {
     mkdir -p "$corpus" "$arts"
     local seeds=()
     [ -d "$crate/fuzz/seeds/$t" ] && seeds=("$crate/fuzz/seeds/$t")
-    local before
-    before=$(find "$arts" -type f | sort)
     local args=(-rss_limit_mb=2048 -timeout=1 -print_final_stats=1 "-artifact_prefix=$arts/"
         "$corpus" "${seeds[@]}")
     local tick
     tick=$(getconf CLK_TCK)
-    /usr/bin/time -f '%U %S' -o "$timef" nice -n 19 "$bin" "${args[@]}" >"$log" 2>&1 &
-    local tpid=$! stopped=""
-    while kill -0 "$tpid" 2>/dev/null; do
-        sleep 2
-        local ticks
-        ticks=$(tree_ticks "$tpid")
-        if [ -z "$stopped" ] && { [ $((ticks / tick)) -ge "$budget" ] || [ "$(date +%s)" -ge "$deadline" ]; }; then
-            # SIGINT: libFuzzer prints its final stats and exits (also if it was SIGSTOPped).
-            pkill -INT -P "$tpid" 2>/dev/null || true
-            pkill -CONT -P "$tpid" 2>/dev/null || true
-            stopped=1
-        fi
+    while :; do
+        local before
+        before=$(find "$arts" -type f | sort)
+        /usr/bin/time -f '%U %S' -o "$timef" nice -n 19 "$bin" "${args[@]}" >"$log" 2>&1 &
+        local tpid=$! stopped=""
+        while kill -0 "$tpid" 2>/dev/null; do
+            sleep 2
+            local ticks
+            ticks=$(tree_ticks "$tpid")
+            if [ -z "$stopped" ] && { [ $((ticks / tick)) -ge "$budget" ] || [ "$(date +%s)" -ge "$deadline" ]; }; then
+                # SIGINT: libFuzzer prints its final stats and exits (also if SIGSTOPped).
+                pkill -INT -P "$tpid" 2>/dev/null || true
+                pkill -CONT -P "$tpid" 2>/dev/null || true
+                stopped=1
+            fi
+        done
+        wait "$tpid" 2>/dev/null || true
+        local cpu execs ncorpus new crashes ooms timeouts=0 starved=0 f c
+        cpu=$(awk 'NF == 2 { printf "%d", $1 + $2 + 0.5 }' "$timef" 2>/dev/null)
+        cpu=${cpu:-0}
+        execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n1)
+        [ -n "$execs" ] || execs=$(grep -o '^#[0-9]*' "$log" | tail -n1 | tr -d '#')
+        ncorpus=$(find "$corpus" -type f | wc -l)
+        new=$(comm -13 <(echo "$before") <(find "$arts" -type f | sort) | grep -v '^$' || true)
+        crashes=$(grep -cE '/(crash|leak)-' <<<"$new" || true)
+        ooms=$(grep -c '/oom-' <<<"$new" || true)
+        local notes=""
+        for f in $(grep -E '/(timeout|slow-unit)-' <<<"$new" || true); do
+            c=$(replay_cpu "$bin" "$f")
+            if awk -v c="${c:-9}" 'BEGIN { exit !(c < 1.0) }'; then
+                starved=$((starved + 1))
+                mv "$f" "$arts/starved-${f##*/}"
+                notes="$notes starved input replays in ${c} CPU-s;"
+            else
+                timeouts=$((timeouts + 1))
+                notes="$notes slow input ${f##*/} replays in ${c} CPU-s;"
+            fi
+        done
+        local cmd="nice -n 19 $t ${args[*]}" stxt=""
+        [ "$starved" -eq 0 ] || stxt=" (+$starved starved)"
+        (
+            flock 9
+            printf '| %s | %s/%s | %s | %s | %s | %s | %s | %s | `%s`%s |\n' "$(date -u +%FT%H:%MZ)" \
+                "$crate" "$t" "$cpu" "${execs:-?}" "$ncorpus" "$crashes" "$ooms" \
+                "$timeouts$stxt" "$cmd" "${notes:+ <br>$notes}" >>"$RESULTS"
+        ) 9>>"$RESULTS"
+        say "$(printf '%-14s %-18s +%5ss CPU (total %5ss) execs=%-10s corpus=%-6s crash=%s oom=%s timeout=%s starved=%s' \
+            "$crate" "$t" "$cpu" "$(recorded_cpu "$crate/$t")" "${execs:-?}" "$ncorpus" "$crashes" \
+            "$ooms" "$timeouts" "$starved")"
+        [ "$crashes$ooms$timeouts" = "000" ] || return 1
+        budget=$((budget - cpu))
+        [ -z "$stopped" ] || return 0
+        [ "$budget" -gt 0 ] && [ "$(date +%s)" -lt "$deadline" ] || return 0
     done
-    wait "$tpid" 2>/dev/null || true
-    local cpu execs ncorpus new crashes ooms timeouts
-    cpu=$(awk 'NF == 2 { printf "%d", $1 + $2 + 0.5 }' "$timef" 2>/dev/null)
-    cpu=${cpu:-0}
-    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n1)
-    [ -n "$execs" ] || execs=$(grep -o '^#[0-9]*' "$log" | tail -n1 | tr -d '#')
-    ncorpus=$(find "$corpus" -type f | wc -l)
-    new=$(comm -13 <(echo "$before") <(find "$arts" -type f | sort) | grep -v '^$' || true)
-    crashes=$(grep -cE '/(crash|leak)-' <<<"$new" || true)
-    ooms=$(grep -c '/oom-' <<<"$new" || true)
-    timeouts=$(grep -cE '/(timeout|slow-unit)-' <<<"$new" || true)
-    local cmd="nice -n 19 $t ${args[*]}"
-    (
-        flock 9
-        printf '| %s | %s/%s | %s | %s | %s | %s | %s | %s | `%s` |\n' "$(date -u +%FT%H:%MZ)" \
-            "$crate" "$t" "$cpu" "${execs:-?}" "$ncorpus" "$crashes" "$ooms" "$timeouts" \
-            "$cmd" >>"$RESULTS"
-    ) 9>>"$RESULTS"
-    say "$(printf '%-14s %-18s +%5ss CPU (total %5ss) execs=%-10s corpus=%-6s crash=%s oom=%s timeout=%s' \
-        "$crate" "$t" "$cpu" "$(recorded_cpu "$crate/$t")" "${execs:-?}" "$ncorpus" "$crashes" \
-        "$ooms" "$timeouts")"
-    [ "$crashes$ooms$timeouts" = "000" ]
 }
 
 if [ "$CPU_MODE" = 1 ]; then
@@ -246,9 +280,14 @@ for fuzzdir in */fuzz; do
     objects=()
     for t in $(cd "$crate" && "${FUZZ[@]}" list); do
         mkdir -p "$crate/fuzz/corpus/$t"
-        # `cargo fuzz coverage` replays the corpus dir; put the seeds in it first (copies).
-        [ -d "$crate/fuzz/seeds/$t" ] && cp -n "$crate/fuzz/seeds/$t"/* "$crate/fuzz/corpus/$t"/ 2>/dev/null || true
-        (cd "$crate" && "${FUZZ[@]}" coverage --target-dir "$COV_TARGET" "$t" "fuzz/corpus/$t" \
+        # `cargo fuzz coverage` replays one directory: a snapshot of the corpus plus the seeds
+        # (a fuzzer still running may delete corpus files it has reduced).
+        snap=$OUT/snapshot/$crate/$t
+        rm -rf "$snap"
+        mkdir -p "$snap"
+        cp "$crate/fuzz/corpus/$t"/* "$snap"/ 2>/dev/null || true
+        [ -d "$crate/fuzz/seeds/$t" ] && cp -n "$crate/fuzz/seeds/$t"/* "$snap"/ 2>/dev/null || true
+        (cd "$crate" && "${FUZZ[@]}" coverage --target-dir "$COV_TARGET" "$t" "$snap" \
             >"$OUT/$crate-$t.cov.log" 2>&1) || {
             say "coverage run failed for $crate/$t (see $OUT/$crate-$t.cov.log)"
             continue
