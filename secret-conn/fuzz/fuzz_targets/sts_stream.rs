@@ -1,5 +1,6 @@
-//! Z1/Z2: the whole handshake driver against an arbitrary remote stream. Our side has a fixed
-//! node key and ephemeral secret. The first input byte picks:
+//! Z1 (and Z2 against forged peers; `sts_initiator` is Z2 against an honest one): the whole
+//! handshake driver against an arbitrary remote stream. Our side has a fixed node key and
+//! ephemeral secret. The first input byte picks:
 //! - bit 0 clear: the rest is the remote's raw byte stream;
 //! - bit 0 set: the remote sends an honest ephemeral key, then the rest of the input as sealed
 //!   plaintext (its AuthSigMessage and whatever follows), so the fuzzer reaches the decoder and
