@@ -139,6 +139,17 @@ async fn g3_ten_reactors_reporting_one_peer_at_once_remove_it_once_without_deadl
             hub.sw.peer(&client.id()).is_none() && client.sw.peer(&hub.id()).is_none()
         })
         .await;
+        // `peer()` hides a peer as soon as its stop begins; the reactors' `remove_peer` calls
+        // and the stop counter come after. Wait (bounded) for the removal to finish, then
+        // check nothing was counted twice.
+        wait_until("removal finished", Duration::from_secs(5), || {
+            hub.sw.stats().peer_stops.get("reactor").copied() >= Some(round as u64 + 1)
+                && hub
+                    .reactors
+                    .iter()
+                    .all(|r| removals_of(&r.calls(), client.id()).len() > round)
+        })
+        .await;
         // Every reactor heard of the removal exactly once per round, with one of the reports.
         for (i, r) in hub.reactors.iter().enumerate() {
             let removals = removals_of(&r.calls(), client.id());
