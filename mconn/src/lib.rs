@@ -67,5 +67,7 @@ pub use self::tokio::MConnection;
 pub use channel::SendQueues;
 pub use config::Config;
 pub use error::{ConfigError, DecodeError, Error};
-pub use packet::{Packet, PacketDecoder, PacketMsg, max_packet_size};
+pub use packet::{
+    Packet, PacketDecoder, PacketMsg, chunk_size, max_packet_size, max_packet_size_on,
+};
 pub use state::{Event, MConnState};

@@ -83,14 +83,32 @@ impl Packet {
 }
 
 /// Go `maxPacketMsgSize`: the body length of a `PacketMsg` on channel 1 with `eof` and a full
-/// payload (1034 for a 1024-byte payload). Used as the receive limit of a packet body.
+/// payload (1034 for a 1024-byte payload). Go uses it as the receive limit of a packet body
+/// on every channel, so a sender must keep every packet within it (see [`chunk_size`]).
 pub fn max_packet_size(max_payload: usize) -> usize {
+    max_packet_size_on(ChannelId(1), max_payload)
+}
+
+/// The body length of a `PacketMsg` on `channel` with `eof` and a full payload. A channel ID
+/// of 0x80 or more takes two varint bytes, one more than Go's limit allows for.
+pub fn max_packet_size_on(channel: ChannelId, max_payload: usize) -> usize {
     Packet::Msg(PacketMsg {
-        channel: ChannelId(1),
+        channel,
         eof: true,
         data: Bytes::from(vec![0u8; max_payload]),
     })
     .encoded_len()
+}
+
+/// The payload of the chunks we send on `channel`: `max_payload`, less the extra varint byte
+/// of a channel ID of 0x80 or more, so that every packet we send fits the receive limit of a
+/// Go peer ([`max_packet_size`], computed on channel 1). Never 0.
+pub fn chunk_size(channel: ChannelId, max_payload: usize) -> usize {
+    if channel.0 >= 0x80 {
+        max_payload.saturating_sub(1).max(1)
+    } else {
+        max_payload
+    }
 }
 
 /// Splits a byte stream into packets. Never buffers more than one packet, and checks the

@@ -7,7 +7,7 @@ use bytes::{Bytes, BytesMut};
 use mukan_reactor_api::{ChannelDescriptor, ChannelId, PeerStatus, TrySendError};
 
 use crate::channel::{self, Channel, LocalQueues, SendQueues};
-use crate::packet::{PacketDecoder, max_packet_size};
+use crate::packet::{PacketDecoder, chunk_size, max_packet_size_on};
 use crate::rate::{FlowMeter, RateLimiter};
 use crate::{Config, ConfigError, Error, Packet};
 
@@ -110,7 +110,10 @@ impl MConnState {
             *slot = true;
         }
         let max_payload = config.max_packet_msg_payload_size.get();
-        let max_packet = max_packet_size(max_payload);
+        // Go's limit is a full chunk on channel 1; a Go peer sends full chunks on a channel
+        // of 0x80 or more too, one byte longer: accept them on the channels we have.
+        let widest = channels.iter().map(|d| d.id).max().unwrap_or(ChannelId(1));
+        let max_packet = max_packet_size_on(widest, max_payload);
         Ok(Self {
             max_payload,
             channels: channels.iter().map(|d| Channel::new(*d)).collect(),
@@ -391,11 +394,10 @@ impl MConnState {
             let Some(i) = channel::select(&mut self.channels, queues) else {
                 break;
             };
-            let max_payload = self.max_payload;
             let Some(ch) = self.channels.get_mut(i) else {
                 break;
             };
-            let Some(msg) = ch.next_packet(max_payload) else {
+            let Some(msg) = ch.next_packet(chunk_size(ch.desc.id, self.max_payload)) else {
                 break;
             };
             if self.unflushed.is_empty() && self.unflushed.capacity() < batch {

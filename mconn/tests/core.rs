@@ -92,6 +92,52 @@ fn message_over_channel_capacity_is_an_error() {
     );
 }
 
+/// A channel ID of 0x80 or more takes two varint bytes, so a full chunk on it is one byte over
+/// Go's packet limit (a full chunk on channel 1). We accept such chunks from a Go sender (it
+/// sends them), and chunk our own one byte shorter on those channels so a Go receiver
+/// (limit 1034 for a 1024-byte payload) accepts every packet we send.
+#[test]
+fn channel_ids_from_0x80_interoperate_both_ways() {
+    let (mut s, now) = receiver(&[desc(0x20, 1), desc(0xd0, 1)]);
+    // Go's chunking: 1024 bytes on 0xd0, a 1035-byte body.
+    let full = msg_packet(0xd0, true, &[7; 1024]);
+    assert_eq!(full.len(), 1035 + 2);
+    s.handle_read(&full, now).unwrap();
+    assert_eq!(
+        received(&mut s),
+        vec![(ChannelId(0xd0), Bytes::from(vec![7; 1024]))]
+    );
+    // One byte more is still refused.
+    let r = s.handle_read(&msg_packet(0xd0, true, &[7; 1025]), now);
+    assert!(
+        matches!(
+            r,
+            Err(Error::PacketTooLarge {
+                len: 1036,
+                max: 1035
+            })
+        ),
+        "{r:?}"
+    );
+
+    // Our side: a 3000-byte message on 0xd0 goes out in chunks whose bodies fit Go's limit.
+    let now = Instant::now();
+    let mut tx = MConnState::new(&[desc(0xd0, 1)], unlimited(), now).unwrap();
+    let message = Bytes::from((0..3000u32).map(|i| i as u8).collect::<Vec<_>>());
+    tx.send(ChannelId(0xd0), message.clone()).unwrap();
+    let mut wire = drain(&mut tx, now);
+    let mut go_limit = mukan_mconn::PacketDecoder::new(mukan_mconn::max_packet_size(1024));
+    let mut got = Vec::new();
+    while let Some(p) = go_limit.decode(&mut wire).unwrap() {
+        let Packet::Msg(m) = p else { panic!("{p:?}") };
+        assert_eq!(m.channel, ChannelId(0xd0));
+        assert!(m.data.len() <= 1023, "{}", m.data.len());
+        got.extend_from_slice(&m.data);
+    }
+    assert!(wire.is_empty());
+    assert_eq!(got, message);
+}
+
 #[test]
 fn packet_over_size_limit_is_an_error() {
     let (mut s, now) = receiver(&[desc(0x20, 1)]);
