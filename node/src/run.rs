@@ -232,7 +232,17 @@ pub(crate) async fn start(setup: &NodeSetup, tuning: &Tuning) -> Result<Running,
             "address book {}: {report:?}",
             book_path.display()
         ),
-        Err(e) => tracing::warn!(target: "mukan_p2p::run", "address book: {e}"),
+        Err(e) => match e.moved_aside() {
+            Some(to) => tracing::warn!(
+                target: "mukan_p2p::run",
+                "address book: {e}; starting with an empty book, the unusable file is kept as {}",
+                to.display()
+            ),
+            None => tracing::warn!(
+                target: "mukan_p2p::run",
+                "address book: {e}; starting with an empty book"
+            ),
+        },
     }
     let book = Arc::new(Mutex::new(concrete));
     let shared: SharedAddressBook = book.clone();

@@ -244,6 +244,15 @@ fn append_to_section(home: &Path, section: &str, line: &str) {
 
 /// Starts `mukan-p2p start` and returns once it logged that it is serving.
 fn start_and_wait(home: &Path, extra: &[&str]) -> (Child, mpsc::Receiver<String>) {
+    let (child, rx, _) = start_and_wait_logged(home, extra);
+    (child, rx)
+}
+
+/// [`start_and_wait`], also returning the lines logged up to the "serving" line.
+fn start_and_wait_logged(
+    home: &Path,
+    extra: &[&str],
+) -> (Child, mpsc::Receiver<String>, Vec<String>) {
     let mut child = bin()
         .arg("start")
         .arg("--home")
@@ -264,11 +273,12 @@ fn start_and_wait(home: &Path, extra: &[&str]) -> (Child, mpsc::Receiver<String>
         }
     });
     let deadline = Instant::now() + Duration::from_secs(30);
+    let mut before = Vec::new();
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
-            Ok(line) if line.contains("serving:") => return (child, rx),
-            Ok(_) => {}
+            Ok(line) if line.contains("serving:") => return (child, rx, before),
+            Ok(line) => before.push(line),
             Err(e) => {
                 let _ = child.kill();
                 panic!("no 'serving' line: {e}");
@@ -456,4 +466,87 @@ fn seed_runs_and_stops_on_sigterm() {
     let status = wait_with_timeout(&mut child, Duration::from_secs(30));
     assert_eq!(status.code(), Some(0));
     assert!(home.join("config/addrbook.json").exists());
+}
+
+/// The files under `config/` whose name starts with `addrbook.json.corrupt-`.
+fn moved_aside(home: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(home.join("config"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("addrbook.json.corrupt-"))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// An address book written by a Go v0.38 node loads (its addresses survive a start and a
+/// stop), and an unusable one (cut short mid-write, empty, garbage) neither stops the node
+/// nor is lost: the node warns, starts with an empty book, keeps the bad file intact beside
+/// the new one, and saves a valid book on SIGTERM.
+#[test]
+fn start_loads_a_go_address_book_and_survives_an_unusable_one() {
+    // The Go file's dialable addresses moved to loopback, so that the node's PEX dials
+    // stay on this machine (its source addresses are never dialed).
+    let go_book = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/addrbook-go-v0.38.json"),
+    )
+    .unwrap()
+    .replace("\"1.2.3.4\"", "\"127.0.0.2\"")
+    .replace("\"9.9.9.9\"", "\"127.0.0.3\"")
+    .replace("\"2a01:4f8::1\"", "\"::1\"")
+    .into_bytes();
+    let go_addrs = serde_json::from_slice::<serde_json::Value>(&go_book).unwrap()["addrs"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert!(go_addrs > 0);
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("go-v0.38", go_book.clone()),
+        ("truncated", go_book[..go_book.len() / 2].to_vec()),
+        ("empty", Vec::new()),
+        ("garbage", b"\x00\xffnot json at all\n".to_vec()),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    for (name, bytes) in cases {
+        let home = cometbft_home(&dir.path().join(name), "v0.38.25");
+        std::fs::write(home.join("config/addrbook.json"), &bytes).unwrap();
+        // Strict mode off, so that the loopback addresses stay in the book.
+        replace(&home, "addr_book_strict = true", "addr_book_strict = false");
+        let (mut child, rx, mut log) = start_and_wait_logged(&home, &[]);
+        sigterm(&child);
+        let status = wait_with_timeout(&mut child, Duration::from_secs(30));
+        log.extend(rx.try_iter());
+        assert_eq!(status.code(), Some(0), "{name}: {log:?}");
+        let saved = std::fs::read_to_string(home.join("config/addrbook.json"))
+            .unwrap_or_else(|e| panic!("{name}: no address book: {e}"));
+        let saved: serde_json::Value =
+            serde_json::from_str(&saved).unwrap_or_else(|e| panic!("{name}: {e}: {saved}"));
+        let kept = saved["addrs"].as_array().map_or(0, Vec::len);
+        let aside = moved_aside(&home);
+        if name == "go-v0.38" {
+            assert_eq!(
+                kept, go_addrs,
+                "{name}: the Go book's addresses were not kept"
+            );
+            assert!(aside.is_empty(), "{name}: {aside:?}");
+        } else {
+            assert_eq!(kept, 0, "{name}: {saved}");
+            assert_eq!(
+                aside.len(),
+                1,
+                "{name}: the unusable file was not kept: {log:?}"
+            );
+            let kept_as = aside[0].display().to_string();
+            assert!(
+                log.iter()
+                    .any(|l| l.contains("WARN") && l.contains(&kept_as)),
+                "{name}: no warning naming {kept_as}: {log:?}"
+            );
+            assert_eq!(std::fs::read(&aside[0]).unwrap(), bytes, "{name}: changed");
+        }
+    }
 }
