@@ -12,62 +12,18 @@
 //! after success the peer's ID is the remote key's, and the data read is the data sent.
 #![no_main]
 
-use std::{
-    io,
-    pin::Pin,
-    sync::OnceLock,
-    task::{Context, Poll},
-    time::Duration,
-};
+mod common;
+
+use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
 use mukan_node_key::{NodeId, NodeKey};
 use mukan_secret_conn::{Config, DATA_MAX_SIZE, Error, Handshake, SEALED_FRAME_LEN, SecretStream};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::io::AsyncReadExt;
+
+use common::{Script, runtime};
 
 const OUR_EPH: [u8; 32] = [0x31; 32];
-
-/// Plays back a fixed byte string and swallows writes.
-struct Script {
-    data: Vec<u8>,
-    pos: usize,
-}
-
-impl AsyncRead for Script {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let n = buf.remaining().min(self.data.len() - self.pos);
-        let pos = self.pos;
-        buf.put_slice(&self.data[pos..pos + n]);
-        self.pos += n;
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl AsyncWrite for Script {
-    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, b: &[u8]) -> Poll<io::Result<usize>> {
-        Poll::Ready(Ok(b.len()))
-    }
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-}
-
-fn runtime() -> &'static tokio::runtime::Runtime {
-    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RT.get_or_init(|| {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .expect("runtime")
-    })
-}
 
 fuzz_target!(|input: &[u8]| {
     let [key_seed, expect, tamper_at, tamper_xor, rest @ ..] = input else {
