@@ -154,6 +154,8 @@ pub(crate) const ECHO: ChannelId = ChannelId(0x20);
 pub(crate) const BCAST: ChannelId = ChannelId(0x30);
 /// Bulk both ways under the rate limits (L5).
 pub(crate) const RATE: ChannelId = ChannelId(0x31);
+/// One ordered stream of fixed-size messages, checked by the node (C10).
+pub(crate) const STREAM: ChannelId = ChannelId(0x32);
 /// The ten data channels of L4 (0x40..0x49), priority `index + 1`.
 pub(crate) const DATA0: u8 = 0x40;
 pub(crate) const DATA_CHANNELS: usize = 10;
@@ -177,6 +179,9 @@ pub(crate) fn descriptors() -> Vec<ChannelDescriptor> {
         ChannelDescriptor::new(RATE, p(5))
             .with_send_queue_capacity(nz(16))
             .with_recv_message_capacity(nz(128 * 1024)),
+        ChannelDescriptor::new(STREAM, p(5))
+            .with_send_queue_capacity(nz(100))
+            .with_recv_message_capacity(nz(4096)),
     ];
     for i in 0..DATA_CHANNELS {
         d.push(
@@ -328,6 +333,63 @@ impl Verifier {
     }
 }
 
+/// Size of a `STREAM` message.
+pub(crate) const STREAM_MSG: usize = 1024;
+
+/// `STREAM` message `seq`: `[seq u64 LE][hash u64 LE][body]`, 1024 bytes, the body cut from
+/// the pool by `seq`.
+pub(crate) fn stream_message(pool: &[u8], seq: u64) -> Bytes {
+    let len = STREAM_MSG - 16;
+    let off = (mix(seq ^ 0x5eed) as usize) % (POOL - len);
+    let body = &pool[off..off + len];
+    let mut m = Vec::with_capacity(STREAM_MSG);
+    m.extend_from_slice(&seq.to_le_bytes());
+    m.extend_from_slice(&hash(body).to_le_bytes());
+    m.extend_from_slice(body);
+    Bytes::from(m)
+}
+
+/// The node's check of the `STREAM` channel: order and integrity, bytes delivered.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct StreamCheck {
+    pub(crate) next: u64,
+    pub(crate) bytes: u64,
+    pub(crate) lost: u64,
+    pub(crate) dup_or_reordered: u64,
+    pub(crate) corrupted: u64,
+}
+
+impl StreamCheck {
+    pub(crate) fn check(&mut self, m: &[u8]) {
+        self.bytes += m.len() as u64;
+        let (Some(seq), Some(h)) = (m.get(..8), m.get(8..16)) else {
+            self.corrupted += 1;
+            return;
+        };
+        let mut b = [0u8; 8];
+        b.copy_from_slice(seq);
+        let seq = u64::from_le_bytes(b);
+        b.copy_from_slice(h);
+        let body = m.get(16..).unwrap_or_default();
+        if m.len() != STREAM_MSG || hash(body) != u64::from_le_bytes(b) {
+            self.corrupted += 1;
+        }
+        if seq == self.next {
+            self.next += 1;
+        } else if seq > self.next {
+            self.lost += seq - self.next;
+            self.next = seq + 1;
+        } else {
+            self.dup_or_reordered += 1;
+        }
+    }
+
+    /// Every message `0..sent` arrived once, in order, intact.
+    pub(crate) fn all_of(&self, sent: u64) -> bool {
+        self.next == sent && self.lost == 0 && self.dup_or_reordered == 0 && self.corrupted == 0
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // the node's reactor
 
@@ -341,6 +403,7 @@ pub(crate) struct LoadReactor {
     pub(crate) echo_failed: AtomicU64,
     pub(crate) rate_bytes: AtomicU64,
     pub(crate) verifier: Mutex<Verifier>,
+    pub(crate) stream: Mutex<StreamCheck>,
     /// Stream `RATE` to each new peer until `stream_stop`.
     pub(crate) stream_to_peers: AtomicBool,
     pub(crate) stream_stop: Arc<AtomicBool>,
@@ -386,6 +449,11 @@ impl Reactor for LoadReactor {
                 self.rate_bytes
                     .fetch_add(env.message.len() as u64, Ordering::Relaxed);
             }
+            STREAM => self
+                .stream
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .check(&env.message),
             ChannelId(c) if (DATA0..DATA0 + DATA_CHANNELS as u8).contains(&c) => {
                 self.verifier
                     .lock()
@@ -403,6 +471,12 @@ impl LoadReactor {
         if env.src.try_send(ECHO, env.message).is_err() {
             self.echo_failed.fetch_add(1, Ordering::Relaxed);
         }
+    }
+    pub(crate) fn stream(&self) -> StreamCheck {
+        *self
+            .stream
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
     pub(crate) fn added_at(&self, id: &NodeId) -> Option<Instant> {
         self.added
@@ -598,6 +672,31 @@ mod tests {
         v.check(3, &data_message(&pool, 2, 0));
         v.check(3, &[1, 2, 3]);
         assert!(v.corrupted >= 2);
+    }
+
+    #[test]
+    fn stream_check_counts_in_order_messages_and_catches_loss_duplicates_and_corruption() {
+        let pool = pool();
+        let mut c = StreamCheck::default();
+        for seq in 0..3 {
+            c.check(&stream_message(&pool, seq));
+        }
+        assert!(c.all_of(3));
+        assert!(!c.all_of(4));
+        assert_eq!(c.bytes, 3 * STREAM_MSG as u64);
+        // seq 3 lost, seq 1 again, seq 5 with one body bit flipped, one truncated.
+        c.check(&stream_message(&pool, 4));
+        c.check(&stream_message(&pool, 1));
+        let mut bad = stream_message(&pool, 5).to_vec();
+        bad[100] ^= 1;
+        c.check(&bad);
+        c.check(&stream_message(&pool, 6)[..STREAM_MSG - 1]);
+        c.check(&[1, 2]);
+        assert_eq!(
+            (c.next, c.lost, c.dup_or_reordered, c.corrupted),
+            (7, 1, 1, 3)
+        );
+        assert!(!c.all_of(7));
     }
 
     #[test]

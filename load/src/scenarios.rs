@@ -79,9 +79,23 @@ pub(crate) fn l1(opts: Opts, report: &mut Report) {
                 Err(e) => errors.push(e),
             }
         }
-        let all_added = hub
+        // The switch counts a peer as inbound before its reactors' `add_peer` runs (in the
+        // peer's task): wait for the reactor's record of each, not only for the count.
+        let mut all_added = hub
             .wait_inbound(Duration::from_secs(30), |k| k >= starts.len())
             .await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while all_added
+            && starts
+                .iter()
+                .any(|(id, _)| hub.reactor.added_at(id).is_none())
+        {
+            if Instant::now() >= deadline {
+                all_added = false;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         let mut lat: Vec<f64> = starts
             .iter()
             .filter_map(|(id, t0)| hub.reactor.added_at(id).map(|a| ms(a - *t0)))
