@@ -220,7 +220,7 @@ case_body() {
         stop_case_pids
         # A free port picked by free-ports can be taken by another program
         # before our peer binds it: only that is retried, once.
-        if [ "$CASE_OK" = 1 ] || ! grep -qs 'address already in use' "$CASE_DIR"/*; then
+        if [ "$CASE_OK" = 1 ] || ! grep -qsi 'address already in use' "$CASE_DIR"/*; then
             break
         fi
         say "    a port was taken meanwhile: retrying once"

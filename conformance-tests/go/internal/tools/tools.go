@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand"
 	"net"
 	"net/http"
 	"os"
@@ -43,6 +44,12 @@ func Main(name string, args []string) int {
 }
 
 // free-ports N: prints N distinct free TCP ports on 127.0.0.1, one a line.
+//
+// The ports are drawn at random from below the kernel's ephemeral range
+// (net.ipv4.ip_local_port_range): a port the kernel hands out as the source
+// port of some outgoing connection (a cometbft node dialing, a parallel case)
+// could otherwise be taken between the pick and our peer's bind. Each port is
+// checked by binding it, and all are held until every one is picked.
 func freePorts(args []string) error {
 	n := 1
 	if len(args) > 0 {
@@ -52,21 +59,46 @@ func freePorts(args []string) error {
 		}
 		n = v
 	}
+	lo, hi := 10000, ephemeralLow()
 	ls := make([]net.Listener, 0, n)
 	defer func() {
 		for _, l := range ls {
 			_ = l.Close()
 		}
 	}()
-	for i := 0; i < n; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	for tries := 0; len(ls) < n; tries++ {
+		addr := "127.0.0.1:0"
+		if hi-lo >= 1000 && tries < 1000 {
+			addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(lo+rand.Intn(hi-lo)))
+		} else if tries >= 1000+n {
+			return errors.New("no free port")
+		}
+		l, err := net.Listen("tcp", addr)
 		if err != nil {
-			return err
+			continue
 		}
 		ls = append(ls, l)
 		fmt.Println(l.Addr().(*net.TCPAddr).Port)
 	}
 	return nil
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range (32768 when
+// it cannot be read).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 1 {
+		return 32768
+	}
+	v, err := strconv.Atoi(f[0])
+	if err != nil || v < 1024 {
+		return 32768
+	}
+	return v
 }
 
 type matcher struct {
