@@ -473,6 +473,12 @@ async fn c14_a_message_refused_by_the_reactor_filter_is_dropped_and_the_peer_sto
         hub.sw.peer(&client.id()).is_none() && client.sw.peer(&hub.id()).is_none()
     })
     .await;
+    // The stop counter moves after every reactor's `remove_peer`: wait for it, then check
+    // it counted one stop.
+    wait_until("stop counted", Duration::from_secs(5), || {
+        hub.sw.stats().peer_stops.contains_key("reactor")
+    })
+    .await;
     assert_eq!(hub.sw.stats().peer_stops.get("reactor"), Some(&1));
     // The default filter lets everything through: the other reactor got nothing refused.
     check_grammar(&hub.rec().calls()).unwrap();
