@@ -304,16 +304,10 @@ impl Verifier {
             return;
         }
         self.last = Some(Instant::now());
-        let (Some(seq), Some(h)) = (m.get(..8), m.get(8..16)) else {
+        let Some((seq, h, body)) = split_message(m) else {
             self.corrupted += 1;
             return;
         };
-        let mut b = [0u8; 8];
-        b.copy_from_slice(seq);
-        let seq = u64::from_le_bytes(b);
-        b.copy_from_slice(h);
-        let h = u64::from_le_bytes(b);
-        let body = m.get(16..).unwrap_or_default();
         if body.len() != body_len(ch, seq) || hash(body) != h {
             self.corrupted += 1;
         }
@@ -331,6 +325,14 @@ impl Verifier {
             self.first_done = Some(self.bytes);
         }
     }
+}
+
+/// A checked message `[seq u64 LE][hash u64 LE][body]` split into its parts; `None` if it
+/// is shorter than the 16-byte header.
+fn split_message(m: &[u8]) -> Option<(u64, u64, &[u8])> {
+    let seq = u64::from_le_bytes(m.get(..8)?.try_into().ok()?);
+    let h = u64::from_le_bytes(m.get(8..16)?.try_into().ok()?);
+    Some((seq, h, m.get(16..)?))
 }
 
 /// Size of a `STREAM` message.
@@ -362,16 +364,11 @@ pub(crate) struct StreamCheck {
 impl StreamCheck {
     pub(crate) fn check(&mut self, m: &[u8]) {
         self.bytes += m.len() as u64;
-        let (Some(seq), Some(h)) = (m.get(..8), m.get(8..16)) else {
+        let Some((seq, h, body)) = split_message(m) else {
             self.corrupted += 1;
             return;
         };
-        let mut b = [0u8; 8];
-        b.copy_from_slice(seq);
-        let seq = u64::from_le_bytes(b);
-        b.copy_from_slice(h);
-        let body = m.get(16..).unwrap_or_default();
-        if m.len() != STREAM_MSG || hash(body) != u64::from_le_bytes(b) {
+        if m.len() != STREAM_MSG || hash(body) != h {
             self.corrupted += 1;
         }
         if seq == self.next {
