@@ -32,11 +32,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use mukan_addrbook::AddrBook;
 use mukan_bench_suite::Sizes;
-use mukan_mconn::{Config as MConfig, Event, MConnection};
+use mukan_mconn::{Config as MConfig, Inbox, MConnection};
 use mukan_node_key::NodeKey;
 use mukan_reactor_api::{
-    AddressBook, ChannelDescriptor, ChannelId, NetAddress, NodeId, NodeInfo, Other, PeerConfig,
-    ProtocolVersion, Transport,
+    AddressBook, ChannelDescriptor, ChannelId, InboxItem, NetAddress, NodeId, NodeInfo, Other,
+    PeerConfig, ProtocolVersion, Transport,
 };
 use mukan_secret_conn::SecretStream;
 use mukan_transport::TcpTransport;
@@ -438,9 +438,9 @@ fn channels() -> Vec<ChannelDescriptor> {
 
 struct Link {
     a: Arc<MConnection>,
-    _a_rx: mpsc::Receiver<Event>,
+    _a_rx: Inbox,
     _b: MConnection,
-    b_rx: mpsc::Receiver<Event>,
+    b_rx: Inbox,
 }
 
 /// An MConnection pair: `a` driven on node `a`, `b` on node `b`.
@@ -462,9 +462,9 @@ fn link(nodes: &Nodes, listener: &Arc<TcpListener>, config: &MConfig) -> Link {
     }
 }
 
-async fn received(rx: &mut mpsc::Receiver<Event>) -> usize {
+async fn received(rx: &mut Inbox) -> usize {
     match rx.recv().await {
-        Some(Event::Received { message, .. }) => message.len(),
+        Some(InboxItem::Received { message, .. }) => message.len(),
         other => panic!("unexpected {other:?}"),
     }
 }

@@ -12,9 +12,10 @@ const COPY_BELOW: usize = 4096;
 
 /// Where the scheduler takes the next message of a channel from. The sans-IO
 /// [`MConnState`](crate::MConnState) has its own bounded queues (used by
-/// [`MConnState::send`](crate::MConnState::send)); a driver may keep the queues elsewhere (the
-/// tokio driver uses one bounded mpsc channel per channel) and pass them to
-/// [`MConnState::poll_transmit_from`](crate::MConnState::poll_transmit_from).
+/// [`MConnState::send`](crate::MConnState::send)); a driver may keep the queues elsewhere and
+/// pass them to [`MConnState::poll_transmit_from`](crate::MConnState::poll_transmit_from). The
+/// tokio driver keeps one bounded deque per channel behind a lock, shared with the
+/// `MConnection` handle that senders push into.
 ///
 /// `index` is the position of the channel in the descriptor list given to
 /// [`MConnState::new`](crate::MConnState::new).
@@ -115,8 +116,9 @@ impl Channel {
         }
         if self.recving.is_empty() {
             // Single-packet message. Its bytes are a slice of the connection's read buffer
-            // (chunks of up to 32 KiB): a small one is copied out, so that a consumer keeping many small
-            // messages does not pin a whole chunk for each; a large one is handed over as is.
+            // (up to 64 frames): a small one is copied out, so that a consumer keeping many
+            // small messages does not pin a whole buffer for each; a large one (only with a
+            // `max_packet_msg_payload_size` of 4 KiB or more) is handed over as is.
             if packet.data.len() < COPY_BELOW {
                 return Ok(Some(Bytes::copy_from_slice(&packet.data)));
             }

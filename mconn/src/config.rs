@@ -48,11 +48,8 @@ pub struct Config {
     pub send_timeout: Duration,
     /// Largest write handed to the stream at once when batching (64 KiB, Go's bufio size).
     pub write_batch_size: NonZeroUsize,
-    /// Received messages buffered for the consumer before the connection stops reading.
-    pub event_capacity: NonZeroUsize,
-    /// With receive budgets ([`MConnection::spawn_inbox`](crate::MConnection::spawn_inbox)):
-    /// how long a received message may wait for room in its channel's budget (or in the
-    /// inbox) before the connection ends with [`Error::SlowReceiver`](crate::Error) (10 s).
+    /// How long a received message may wait for room in its channel's receive budget before
+    /// the connection ends with [`Error::SlowReceiver`](crate::Error) (10 s).
     /// Reading is paused meanwhile, so the peer's pings go unanswered: keep this well below
     /// the peer's pong timeout (45 s).
     pub recv_stall_timeout: Duration,
@@ -72,7 +69,6 @@ impl Default for Config {
             pong_timeout: Duration::from_secs(45),
             send_timeout: Duration::from_secs(10),
             write_batch_size: nz(65_536),
-            event_capacity: nz(64),
             recv_stall_timeout: Duration::from_secs(10),
             flush_timeout: Duration::from_secs(10),
         }

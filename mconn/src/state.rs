@@ -1,56 +1,60 @@
 //! [`MConnState`]: the sans-IO MConnection.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use mukan_reactor_api::{ChannelDescriptor, ChannelId, PeerStatus, TrySendError};
+use mukan_reactor_api::{
+    ChannelDescriptor, ChannelId, InboxItem, PeerStatus, RecvBudget, TrySendError,
+};
 
 use crate::channel::{self, Channel, LocalQueues, SendQueues};
-use crate::packet::{PacketDecoder, chunk_size, max_packet_size_on};
+use crate::packet::{PacketDecoder, SendBuf, chunk_size, max_packet_size_on};
 use crate::rate::{FlowMeter, RateLimiter};
 use crate::{Config, ConfigError, Error, Packet};
 
 /// Go `updateStats`: how often `recently_sent` decays.
 const STATS_INTERVAL: Duration = Duration::from_secs(2);
 
-/// What the connection reports to its owner.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum Event {
-    /// A complete message arrived on `channel` (possibly empty).
-    Received {
-        /// The channel.
-        channel: ChannelId,
-        /// The reassembled message.
-        message: Bytes,
-    },
-    /// The connection failed and is closed (only from the tokio driver, last event).
-    Error(Error),
-}
-
 /// The MConnection protocol as a state machine: no IO, no clock, no tasks.
 ///
 /// # Call order
 /// - [`MConnState::new`] with the channel descriptors, the [`Config`] and the current time.
-/// - Whenever bytes arrive: [`MConnState::handle_read`] (or write into
-///   [`MConnState::read_buffer`] and call [`MConnState::handle_buffered`]); then drain
-///   [`MConnState::poll_event`]. When the stream ends: [`MConnState::handle_eof`].
-///   Read only while [`MConnState::read_ready`] (the receive rate limit).
+/// - Whenever bytes arrive: [`MConnState::handle_received`] with the buffer that holds them
+///   (the core takes whole packets off its front) and a queue for the messages it delivers;
+///   or, simpler, [`MConnState::handle_read`] and then [`MConnState::poll_event`]. When the
+///   stream ends: [`MConnState::handle_eof`]. Read only while [`MConnState::read_ready`].
 /// - To queue a message: [`MConnState::send`] (or keep the queues yourself and use
 ///   [`MConnState::poll_transmit_from`]).
-/// - Whenever the previous write is done: [`MConnState::poll_transmit`] and, if it returns
-///   `Some`, write *and flush* those bytes.
+/// - Whenever the previous flush is done: [`MConnState::poll_transmit`], which writes packets
+///   into a [`SendBuf`]; when it returns `true`, write *and flush* everything in that buffer.
 /// - Sleep until [`MConnState::poll_timeout`], then call [`MConnState::handle_timeout`].
 ///
 /// Any `Err` is fatal: stop using the state and close the stream.
 ///
+/// # Delivery under receive budgets
+/// Every channel has a [`RecvBudget`] of `ChannelDescriptor::recv_budget()` bytes. A message
+/// is delivered as an [`InboxItem`] holding a lease on its channel's budget; the lease goes
+/// back when the item (or the `Envelope` made from it) is dropped. A message whose budget is
+/// full is held back: nothing more is decoded, [`MConnState::read_ready`] turns false (the
+/// driver stops reading, so TCP pushes back on the peer), the pong deadline stops running
+/// (the peer's pong may be unread in the stream), and writing goes on. Once the budget has
+/// room ([`MConnState::held`] says which budget to wait on), the next
+/// [`MConnState::handle_received`] delivers it. If it is still held after
+/// `recv_stall_timeout`, [`MConnState::handle_timeout`] fails with [`Error::SlowReceiver`].
+///
 /// # Flush policy
-/// Packets are produced into an internal buffer, at most `write_batch_size` bytes at a time.
-/// The buffer is handed out at once when it is full, when a ping or pong is in it, or when no
-/// channel has anything left to send (so a lone message never waits). Only when the send rate
-/// limit holds back a backlog does the buffer wait, at most `flush_throttle` after its first
-/// byte, to be written in one piece.
+/// Packets go into the [`SendBuf`] as they are scheduled, at most `write_batch_size` bytes
+/// between flushes. A flush is asked at once when the batch is full, when a ping or pong is
+/// in it, or when no channel has anything left to send (so a lone message never waits). Only
+/// when the send rate limit holds back a backlog does the batch wait, at most
+/// `flush_throttle` after its first byte, to be written in one piece.
+///
+/// # Stopping
+/// [`MConnState::close`] starts a graceful stop: send what is queued, then the driver closes
+/// the stream once [`MConnState::is_send_idle`]; if that takes longer than `flush_timeout`,
+/// [`MConnState::handle_timeout`] fails with [`Error::FlushTimeout`].
 #[derive(Debug)]
 pub struct MConnState {
     config: Config,
@@ -59,22 +63,28 @@ pub struct MConnState {
     /// The channel IDs in descriptor order (a scan of a few bytes beats a 512-byte table
     /// held by every connection).
     ids: Box<[u8]>,
+    /// One per channel, in descriptor order.
+    budgets: Vec<Arc<RecvBudget>>,
     local: LocalQueues,
     decoder: PacketDecoder,
+    /// Bytes given to [`MConnState::handle_read`] (the simple API) not yet decoded.
     read_buf: BytesMut,
-    events: VecDeque<Event>,
-    unflushed: BytesMut,
+    /// Messages decoded by [`MConnState::handle_read`], for [`MConnState::poll_event`].
+    events: VecDeque<InboxItem>,
+    /// A decoded message waiting for room in its channel's budget: channel index, message.
+    held: Option<(usize, Bytes)>,
+    /// Since when `held` has waited (reading is paused meanwhile).
+    stall_since: Option<Instant>,
+    /// Bytes written into the send buffer since the last flush.
+    unflushed: usize,
     unflushed_since: Option<Instant>,
     force_flush: bool,
     ping_at: Instant,
     ping_due: bool,
     pong_due: bool,
     pong_deadline: Option<Instant>,
-    /// Since when the driver has paused reading on purpose (a full receive budget); the pong
-    /// deadline does not run meanwhile.
-    read_paused_since: Option<Instant>,
-    /// Decoding stops once this many events wait in `events`.
-    event_limit: usize,
+    /// A graceful stop must be done by then.
+    close_deadline: Option<Instant>,
     stats_at: Instant,
     send_limit: RateLimiter,
     recv_limit: RateLimiter,
@@ -118,6 +128,10 @@ impl MConnState {
             max_payload,
             channels: channels.iter().map(|d| Channel::new(*d)).collect(),
             ids: channels.iter().map(|d| d.id.0).collect(),
+            budgets: channels
+                .iter()
+                .map(|d| RecvBudget::new(d.id, d.recv_budget()))
+                .collect(),
             local: LocalQueues {
                 // Allocated on first use: most channels of an idle peer never queue anything.
                 queues: channels.iter().map(|_| VecDeque::new()).collect(),
@@ -125,15 +139,16 @@ impl MConnState {
             decoder: PacketDecoder::new(max_packet),
             read_buf: BytesMut::new(),
             events: VecDeque::new(),
-            unflushed: BytesMut::new(),
+            held: None,
+            stall_since: None,
+            unflushed: 0,
             unflushed_since: None,
             force_flush: false,
             ping_at: now + config.ping_interval,
             ping_due: false,
             pong_due: false,
             pong_deadline: None,
-            read_paused_since: None,
-            event_limit: usize::MAX,
+            close_deadline: None,
             stats_at: now + STATS_INTERVAL,
             send_limit: RateLimiter::new(config.send_rate, max_packet + 2, now),
             recv_limit: RateLimiter::new(config.recv_rate, max_packet + 2, now),
@@ -157,6 +172,17 @@ impl MConnState {
     /// Position of `channel` in the descriptor list.
     pub fn channel_index(&self, channel: ChannelId) -> Option<usize> {
         self.ids.iter().position(|&id| id == channel.0)
+    }
+
+    /// The receive budget of `channel`.
+    pub fn recv_budget(&self, channel: ChannelId) -> Option<&Arc<RecvBudget>> {
+        self.channel_index(channel)
+            .and_then(|i| self.budgets.get(i))
+    }
+
+    /// The receive budgets, in descriptor order.
+    pub fn recv_budgets(&self) -> &[Arc<RecvBudget>] {
+        &self.budgets
     }
 
     /// Queues `message` on `channel` in the state's own queue (capacity
@@ -188,127 +214,215 @@ impl MConnState {
         })
     }
 
-    /// Feeds bytes read from the stream.
+    /// Feeds bytes read from the stream into the state's own buffer and decodes them; the
+    /// messages are then taken with [`MConnState::poll_event`].
     ///
     /// # Errors
     /// Any protocol violation of the peer ([`Error::Decode`], [`Error::PacketTooLarge`],
     /// [`Error::UnknownChannel`], [`Error::MessageTooLarge`]).
     pub fn handle_read(&mut self, data: &[u8], now: Instant) -> Result<(), Error> {
         self.read_buf.extend_from_slice(data);
-        self.process(data.len(), now)
+        let mut buf = std::mem::take(&mut self.read_buf);
+        let mut events = std::mem::take(&mut self.events);
+        let result = self.handle_received(&mut buf, data.len(), now, &mut events);
+        self.read_buf = buf;
+        self.events = events;
+        result
     }
 
-    /// The buffer the driver may read into directly (then call
-    /// [`MConnState::handle_buffered`] with the number of bytes added).
-    pub fn read_buffer(&mut self) -> &mut BytesMut {
-        &mut self.read_buf
-    }
-
-    /// Processes `added` bytes appended to [`MConnState::read_buffer`].
+    /// Accounts for `added` bytes just appended to `buf` (rate limit, meter), then takes every
+    /// whole packet off the front of `buf` and delivers the complete messages into `out`, each
+    /// with a lease on its channel's budget. Stops at a message whose budget is full (it is
+    /// held, see the type's docs). Call it with `added = 0` to retry a held message once its
+    /// budget has room.
+    ///
+    /// `buf` is the driver's: the core only takes bytes off its front and never grows it.
     ///
     /// # Errors
     /// As [`MConnState::handle_read`].
-    pub fn handle_buffered(&mut self, added: usize, now: Instant) -> Result<(), Error> {
-        self.process(added, now)
-    }
-
-    fn process(&mut self, added: usize, now: Instant) -> Result<(), Error> {
-        self.recv_limit.consume(added, now);
-        self.recv_meter.record(added, now);
-        self.decode_buffered()
-    }
-
-    /// Decodes the packets already buffered, until [`MConnState::set_event_limit`] events
-    /// wait to be taken by [`MConnState::poll_event`] (by default: all of them). A driver that
-    /// limits events calls this after taking one, before reading more.
-    ///
-    /// # Errors
-    /// As [`MConnState::handle_read`].
-    pub fn decode_buffered(&mut self) -> Result<(), Error> {
-        while self.events.len() < self.event_limit {
-            let Some(packet) = self.decoder.decode(&mut self.read_buf)? else {
-                break;
-            };
-            self.handle_packet(packet)?;
+    pub fn handle_received(
+        &mut self,
+        buf: &mut BytesMut,
+        added: usize,
+        now: Instant,
+        out: &mut VecDeque<InboxItem>,
+    ) -> Result<(), Error> {
+        if added > 0 {
+            self.recv_limit.consume(added, now);
+            self.recv_meter.record(added, now);
         }
-        Ok(())
-    }
-
-    /// Decodes at most until `limit` events wait (so that a driver holding back a message
-    /// does not decode, and hold, everything else it has read). Default: unlimited.
-    pub fn set_event_limit(&mut self, limit: std::num::NonZeroUsize) {
-        self.event_limit = limit.get();
-    }
-
-    /// The driver stops (`true`) or resumes (`false`) reading on purpose, because its
-    /// consumer is behind. While reading is paused the pong deadline does not run (the pong
-    /// may be waiting, unread, in the stream); on resuming it is pushed back by the pause.
-    /// Bound the pause yourself (the tokio driver's `recv_stall_timeout`).
-    pub fn set_read_paused(&mut self, paused: bool, now: Instant) {
-        match (paused, self.read_paused_since) {
-            (true, None) => self.read_paused_since = Some(now),
-            (false, Some(since)) => {
-                if let Some(d) = &mut self.pong_deadline {
-                    *d += now.saturating_duration_since(since);
-                }
-                self.read_paused_since = None;
+        loop {
+            if self.held.is_some() && !self.deliver_held(now, out) {
+                return Ok(());
             }
-            _ => {}
+            let Some(packet) = self.decoder.decode(buf)? else {
+                return Ok(());
+            };
+            self.handle_packet(packet, now, out)?;
         }
     }
 
-    fn handle_packet(&mut self, packet: Packet) -> Result<(), Error> {
+    /// Delivers the held message if its budget has room now; whether nothing is held after.
+    fn deliver_held(&mut self, now: Instant, out: &mut VecDeque<InboxItem>) -> bool {
+        let Some((i, message)) = &self.held else {
+            return true;
+        };
+        let (Some(budget), Some(ch)) = (self.budgets.get(*i), self.channels.get(*i)) else {
+            return true;
+        };
+        let Some(lease) = budget.try_acquire(message.len()) else {
+            return false;
+        };
+        let channel = ch.desc.id;
+        if let Some((_, message)) = self.held.take() {
+            out.push_back(InboxItem::Received {
+                channel,
+                message,
+                lease,
+            });
+        }
+        self.resume_reading(now);
+        true
+    }
+
+    /// Reading resumes after a stall: the pong deadline is pushed back by the pause.
+    fn resume_reading(&mut self, now: Instant) {
+        if let Some(since) = self.stall_since.take() {
+            if let Some(d) = &mut self.pong_deadline {
+                *d += now.saturating_duration_since(since);
+            }
+        }
+    }
+
+    fn handle_packet(
+        &mut self,
+        packet: Packet,
+        now: Instant,
+        out: &mut VecDeque<InboxItem>,
+    ) -> Result<(), Error> {
         match packet {
             Packet::Ping => self.pong_due = true,
             // Unsolicited pongs are harmless.
             Packet::Pong => self.pong_deadline = None,
             Packet::Msg(msg) => {
                 let channel = msg.channel;
-                let Some(ch) = (self.channel_index(channel)).and_then(|i| self.channels.get_mut(i))
-                else {
+                let Some(i) = self.channel_index(channel) else {
                     return Err(Error::UnknownChannel(channel));
                 };
-                if let Some(message) = ch.recv_packet(msg)? {
-                    self.events.push_back(Event::Received { channel, message });
+                let Some(ch) = self.channels.get_mut(i) else {
+                    return Err(Error::UnknownChannel(channel));
+                };
+                let Some(message) = ch.recv_packet(msg)? else {
+                    return Ok(());
+                };
+                match self.budgets.get(i).map(|b| b.try_acquire(message.len())) {
+                    Some(Some(lease)) => out.push_back(InboxItem::Received {
+                        channel,
+                        message,
+                        lease,
+                    }),
+                    _ => {
+                        self.held = Some((i, message));
+                        self.stall_since = Some(now);
+                    }
                 }
             }
         }
         Ok(())
     }
 
+    /// The budget a held message waits on and the message's length, if one is held: the
+    /// driver wakes up when that budget has room (`RecvBudget::poll_room`) and calls
+    /// [`MConnState::handle_received`] again.
+    pub fn held(&self) -> Option<(&Arc<RecvBudget>, usize)> {
+        let (i, message) = self.held.as_ref()?;
+        Some((self.budgets.get(*i)?, message.len()))
+    }
+
+    /// Takes the held message back out, with a lease if its budget has room now: what a
+    /// driver delivers when the connection has ended (a message that finds no room then is
+    /// dropped: waiting could last forever).
+    pub fn take_held(&mut self) -> Option<InboxItem> {
+        let (i, message) = self.held.take()?;
+        let budget = self.budgets.get(i)?;
+        let lease = budget.try_acquire(message.len())?;
+        Some(InboxItem::Received {
+            channel: budget.channel(),
+            message,
+            lease,
+        })
+    }
+
     /// The stream ended.
     ///
-    /// Returns [`Error::UnexpectedEof`] if it ended inside a packet or a multi-packet
-    /// message (the partial message is discarded), else [`Error::ConnectionClosed`].
-    pub fn handle_eof(&mut self) -> Error {
-        if !self.read_buf.is_empty() || self.channels.iter().any(Channel::recv_in_progress) {
+    /// Returns [`Error::UnexpectedEof`] if it ended inside a packet (of `unread`, the bytes
+    /// left in the driver's buffer) or a multi-packet message (the partial message is
+    /// discarded), else [`Error::ConnectionClosed`].
+    pub fn handle_eof(&mut self, unread: usize) -> Error {
+        if unread > 0
+            || !self.read_buf.is_empty()
+            || self.channels.iter().any(Channel::recv_in_progress)
+        {
             Error::UnexpectedEof
         } else {
             Error::ConnectionClosed
         }
     }
 
-    /// The next event.
-    pub fn poll_event(&mut self) -> Option<Event> {
+    /// The next message decoded by [`MConnState::handle_read`]. A held message is retried by
+    /// the next `handle_read` (with no bytes, to retry only).
+    pub fn poll_event(&mut self) -> Option<InboxItem> {
         self.events.pop_front()
     }
 
-    /// Whether the receive rate limit allows reading now.
+    /// Whether the driver may read now: no message is held back and the receive rate limit
+    /// allows it.
     pub fn read_ready(&mut self, now: Instant) -> bool {
-        self.recv_limit.ready(now)
+        // Always refresh the limiter, so that its deadline is never stale.
+        let limit_ok = self.recv_limit.ready(now);
+        self.held.is_none() && limit_ok
     }
 
-    /// Advances timers to `now`: schedules pings, decays `recently_sent`.
+    /// Starts a graceful stop at `now`: what is queued is still sent, and it must be done
+    /// within `flush_timeout`.
+    pub fn close(&mut self, now: Instant) {
+        if self.close_deadline.is_none() {
+            self.close_deadline = Some(now + self.config.flush_timeout);
+        }
+    }
+
+    /// Whether [`MConnState::close`] was called.
+    pub fn is_closing(&self) -> bool {
+        self.close_deadline.is_some()
+    }
+
+    /// Advances timers to `now`: schedules pings, decays `recently_sent`, checks the
+    /// deadlines.
     ///
     /// A ping that falls due arms the pong deadline at once, whether or not it can be written
     /// yet: a peer that stops reading (so that our writes, and the ping, make no progress) is
     /// detected within `ping_interval + pong_timeout`.
     ///
     /// # Errors
-    /// [`Error::PongTimeout`] if a ping went unanswered for `pong_timeout`.
+    /// [`Error::PongTimeout`] if a ping went unanswered for `pong_timeout` (not counting time
+    /// spent with reading paused), [`Error::SlowReceiver`] if a message was held for
+    /// `recv_stall_timeout`, [`Error::FlushTimeout`] if a graceful stop took `flush_timeout`.
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), Error> {
-        if self.read_paused_since.is_none() && self.pong_deadline.is_some_and(|d| now >= d) {
+        if self.stall_since.is_none() && self.pong_deadline.is_some_and(|d| now >= d) {
             return Err(Error::PongTimeout);
+        }
+        if let Some(since) = self.stall_since {
+            if now >= since + self.config.recv_stall_timeout {
+                let channel = self
+                    .held
+                    .as_ref()
+                    .and_then(|(i, _)| self.budgets.get(*i))
+                    .map_or(ChannelId(0), |b| b.channel());
+                return Err(Error::SlowReceiver { channel });
+            }
+        }
+        if self.close_deadline.is_some_and(|d| now >= d) {
+            return Err(Error::FlushTimeout);
         }
         if now >= self.ping_at {
             self.ping_due = true;
@@ -342,17 +456,20 @@ impl MConnState {
 
     /// As [`MConnState::poll_timeout`], ignoring the deadlines that only matter to
     /// [`MConnState::poll_transmit`] (flush throttle, send rate limit): what a driver sleeps
-    /// until while a previous write is still in progress.
+    /// until while a previous flush is still in progress.
     pub fn poll_timeout_while_writing(&self) -> Option<Instant> {
         Some(self.timer_timeout())
     }
 
     fn timer_timeout(&self) -> Instant {
         let mut t = self.ping_at.min(self.stats_at);
-        if let Some(d) = self
-            .pong_deadline
-            .filter(|_| self.read_paused_since.is_none())
-        {
+        if let Some(d) = self.pong_deadline.filter(|_| self.stall_since.is_none()) {
+            t = t.min(d);
+        }
+        if let Some(since) = self.stall_since {
+            t = t.min(since + self.config.recv_stall_timeout);
+        }
+        if let Some(d) = self.close_deadline {
             t = t.min(d);
         }
         if let Some(r) = self.recv_limit.ready_at() {
@@ -361,36 +478,36 @@ impl MConnState {
         t
     }
 
-    /// Bytes to write now, from the state's own queues: appended to `out`, returns their
-    /// count. Write and flush them before calling again.
-    pub fn poll_transmit(&mut self, now: Instant, out: &mut BytesMut) -> Option<usize> {
+    /// Writes packets from the state's own queues into `out`; whether to flush now (write and
+    /// flush everything in `out` before calling again).
+    pub fn poll_transmit(&mut self, now: Instant, out: &mut (impl SendBuf + ?Sized)) -> bool {
         let mut local = std::mem::take(&mut self.local);
-        let r = self.poll_transmit_from(now, out, &mut local);
+        let flush = self.poll_transmit_from(now, out, &mut local);
         self.local = local;
-        r
+        flush
     }
 
     /// As [`MConnState::poll_transmit`], taking messages from `queues`.
     pub fn poll_transmit_from(
         &mut self,
         now: Instant,
-        out: &mut BytesMut,
+        out: &mut (impl SendBuf + ?Sized),
         queues: &mut dyn SendQueues,
-    ) -> Option<usize> {
+    ) -> bool {
         if self.pong_due {
             self.pong_due = false;
-            self.push_control(Packet::Pong, now);
+            self.push_control(Packet::Pong, now, out);
         }
         if self.ping_due {
             self.ping_due = false;
-            self.push_control(Packet::Ping, now);
+            self.push_control(Packet::Ping, now, out);
             // Armed when the ping fell due (`handle_timeout`); kept if already running.
             if self.pong_deadline.is_none() {
                 self.pong_deadline = Some(now + self.config.pong_timeout);
             }
         }
         let batch = self.config.write_batch_size.get();
-        while self.unflushed.len() < batch && self.send_limit.ready(now) {
+        while self.unflushed < batch && self.send_limit.ready(now) {
             let Some(i) = channel::select(&mut self.channels, queues) else {
                 break;
             };
@@ -400,55 +517,33 @@ impl MConnState {
             let Some(msg) = ch.next_packet(chunk_size(ch.desc.id, self.max_payload)) else {
                 break;
             };
-            if self.unflushed.is_empty() && self.unflushed.capacity() < batch {
-                // One allocation for the batch rather than a chain of doublings (the buffer
-                // is let go when the connection goes quiet, `shrink_idle`).
-                self.unflushed.reserve(batch + self.max_payload + 16);
-            }
-            let before = self.unflushed.len();
-            Packet::Msg(msg).encode(&mut self.unflushed);
-            let n = self.unflushed.len() - before;
+            let n = Packet::Msg(msg).encode_to(out);
             ch.recently_sent += n as u64;
+            self.unflushed += n;
             self.send_limit.consume(n, now);
             self.send_meter.record(n, now);
         }
-        if self.unflushed.is_empty() {
-            return None;
+        if self.unflushed == 0 {
+            return false;
         }
         let since = *self.unflushed_since.get_or_insert(now);
         let drained = !self.has_pending(queues);
         let flush = self.force_flush
             || drained
-            || self.unflushed.len() >= batch
+            || self.unflushed >= batch
             || now >= since + self.config.flush_throttle;
-        if !flush {
-            return None;
+        if flush {
+            self.force_flush = false;
+            self.unflushed_since = None;
+            self.unflushed = 0;
         }
-        self.force_flush = false;
-        self.unflushed_since = None;
-        let n = self.unflushed.len();
-        if out.is_empty() {
-            std::mem::swap(out, &mut self.unflushed);
-        } else {
-            out.extend_from_slice(&self.unflushed);
-            self.unflushed.clear();
-        }
-        Some(n)
+        flush
     }
 
-    /// Lets go of the packet buffer's spare capacity if nothing is in it and it holds more
-    /// than `keep` bytes: what a driver calls before going idle, so that a quiet connection
-    /// does not keep the buffer of its last burst.
-    pub fn shrink_idle(&mut self, keep: usize) {
-        if self.unflushed.is_empty() && self.unflushed.capacity() > keep {
-            self.unflushed = BytesMut::new();
-        }
-    }
-
-    fn push_control(&mut self, packet: Packet, now: Instant) {
-        let before = self.unflushed.len();
-        packet.encode(&mut self.unflushed);
-        self.send_meter.record(self.unflushed.len() - before, now);
+    fn push_control(&mut self, packet: Packet, now: Instant, out: &mut (impl SendBuf + ?Sized)) {
+        let n = packet.encode_to(out);
+        self.unflushed += n;
+        self.send_meter.record(n, now);
         self.force_flush = true;
     }
 
@@ -467,7 +562,7 @@ impl MConnState {
 
     /// As [`MConnState::is_send_idle`], with external queues.
     pub fn is_send_idle_from(&mut self, queues: &mut dyn SendQueues) -> bool {
-        !self.has_pending(queues) && self.unflushed.is_empty() && !self.pong_due && !self.ping_due
+        !self.has_pending(queues) && self.unflushed == 0 && !self.pong_due && !self.ping_due
     }
 
     /// A status snapshot; queue sizes count the state's own queues and the message in flight.
