@@ -567,10 +567,14 @@ fn mconn_transfer(nodes: &Nodes, l: Link, sizes: &[usize]) -> (f64, f64) {
 fn mconn_throughput(nodes: &Nodes, scale: Scale) {
     let listener = listen(nodes);
     let unlimited = MConfig::node_default().with_rates(None, None);
+    let only = std::env::var("MCONN_ONLY").unwrap_or_default();
     for (row, size) in [
         ("mconn_1k_mib_s", 1024usize),
         ("mconn_64k_mib_s", 64 * 1024),
     ] {
+        if !only.is_empty() && !row.contains(only.as_str()) {
+            continue;
+        }
         let l = link(nodes, &listener, &unlimited);
         let (rate, cpu) = mconn_transfer(nodes, l, &vec![size; scale.mconn_bytes / size]);
         emit(row, rate);
@@ -583,6 +587,9 @@ fn mconn_throughput(nodes: &Nodes, scale: Scale) {
         .take(scale.mixed_messages)
         .filter(|&s| s > 0)
         .collect();
+    if !only.is_empty() {
+        return;
+    }
     let l = link(nodes, &listener, &unlimited);
     let (rate, cpu) = mconn_transfer(nodes, l, &mixed);
     emit("mconn_mixed_mib_s", rate);

@@ -75,4 +75,4 @@ pub use error::{ConfigError, DecodeError, Error};
 pub use packet::{
     Packet, PacketDecoder, PacketMsg, SendBuf, chunk_size, max_packet_size, max_packet_size_on,
 };
-pub use state::MConnState;
+pub use state::{Deliver, MConnState};

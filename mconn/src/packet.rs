@@ -35,17 +35,31 @@ pub struct PacketMsg {
 pub trait SendBuf {
     /// Appends `data`.
     fn put_slice(&mut self, data: &[u8]);
+
+    /// Room for about `additional` more bytes is wanted (a batch is under way): a hint, so
+    /// that the buffer grows once rather than by doublings, each copying what it holds.
+    fn reserve(&mut self, additional: usize) {
+        let _ = additional;
+    }
 }
 
 impl SendBuf for BytesMut {
     fn put_slice(&mut self, data: &[u8]) {
         self.extend_from_slice(data);
     }
+
+    fn reserve(&mut self, additional: usize) {
+        Self::reserve(self, additional);
+    }
 }
 
 impl SendBuf for Vec<u8> {
     fn put_slice(&mut self, data: &[u8]) {
         self.extend_from_slice(data);
+    }
+
+    fn reserve(&mut self, additional: usize) {
+        Self::reserve(self, additional);
     }
 }
 

@@ -9,13 +9,56 @@ use mukan_reactor_api::{
     ChannelDescriptor, ChannelId, InboxItem, PeerStatus, RecvBudget, TrySendError,
 };
 
-use crate::channel::{self, Channel, LocalQueues, SendQueues};
+use crate::channel::{self, COPY_BELOW, Channel, LocalQueues, SendQueues};
 use crate::packet::{PacketDecoder, SendBuf, chunk_size, max_packet_size_on};
 use crate::rate::{FlowMeter, RateLimiter};
 use crate::{Config, ConfigError, Error, Packet};
 
 /// Go `updateStats`: how often `recently_sent` decays.
 const STATS_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Where [`MConnState::handle_received`] delivers messages.
+pub trait Deliver {
+    /// Whether one more message may be delivered now. A message that finds no room is held
+    /// as for a full receive budget (reading pauses, the stall deadline runs) and delivered
+    /// by a later call once there is room. The default: always.
+    fn has_room(&self) -> bool {
+        true
+    }
+
+    /// One item. `borrowed` says that the message's bytes are a slice of the receive buffer
+    /// (a message of one packet): keeping it keeps that whole buffer alive, so a consumer that
+    /// may keep it should copy a small one out first (the tokio `Inbox` does, as it hands it
+    /// over). A message of several packets has its own allocation.
+    fn deliver(&mut self, item: InboxItem, borrowed: bool);
+}
+
+impl Deliver for VecDeque<InboxItem> {
+    fn deliver(&mut self, item: InboxItem, _borrowed: bool) {
+        self.push_back(item);
+    }
+}
+
+/// Copies small borrowed messages out as they are delivered (for
+/// [`MConnState::handle_read`], whose buffer is the state's own).
+struct CopySmall<'a>(&'a mut VecDeque<InboxItem>);
+
+impl Deliver for CopySmall<'_> {
+    fn deliver(&mut self, item: InboxItem, borrowed: bool) {
+        self.0.push_back(match item {
+            InboxItem::Received {
+                channel,
+                message,
+                lease,
+            } if borrowed && message.len() < COPY_BELOW => InboxItem::Received {
+                channel,
+                message: Bytes::copy_from_slice(&message),
+                lease,
+            },
+            other => other,
+        });
+    }
+}
 
 /// The MConnection protocol as a state machine: no IO, no clock, no tasks.
 ///
@@ -41,7 +84,9 @@ const STATS_INTERVAL: Duration = Duration::from_secs(2);
 /// driver stops reading, so TCP pushes back on the peer), the pong deadline stops running
 /// (the peer's pong may be unread in the stream), and writing goes on. Once the budget has
 /// room ([`MConnState::held`] says which budget to wait on), the next
-/// [`MConnState::handle_received`] delivers it. If it is still held after
+/// [`MConnState::handle_received`] delivers it. A [`Deliver`] without room (the tokio inbox
+/// holding `event_capacity` messages its consumer has not taken) holds the message the same
+/// way. If it is still held after
 /// `recv_stall_timeout`, [`MConnState::handle_timeout`] fails with [`Error::SlowReceiver`].
 ///
 /// # Flush policy
@@ -71,8 +116,9 @@ pub struct MConnState {
     read_buf: BytesMut,
     /// Messages decoded by [`MConnState::handle_read`], for [`MConnState::poll_event`].
     events: VecDeque<InboxItem>,
-    /// A decoded message waiting for room in its channel's budget: channel index, message.
-    held: Option<(usize, Bytes)>,
+    /// A decoded message waiting for room in its channel's budget: channel index, message,
+    /// whether it is borrowed from the receive buffer.
+    held: Option<(usize, Bytes, bool)>,
     /// Since when `held` has waited (reading is paused meanwhile).
     stall_since: Option<Instant>,
     /// Bytes written into the send buffer since the last flush.
@@ -224,15 +270,16 @@ impl MConnState {
         self.read_buf.extend_from_slice(data);
         let mut buf = std::mem::take(&mut self.read_buf);
         let mut events = std::mem::take(&mut self.events);
-        let result = self.handle_received(&mut buf, data.len(), now, &mut events);
+        let result = self.handle_received(&mut buf, data.len(), now, &mut CopySmall(&mut events));
         self.read_buf = buf;
         self.events = events;
         result
     }
 
     /// Accounts for `added` bytes just appended to `buf` (rate limit, meter), then takes every
-    /// whole packet off the front of `buf` and delivers the complete messages into `out`, each
-    /// with a lease on its channel's budget. Stops at a message whose budget is full (it is
+    /// whole packet off the front of `buf` (no copy: a message of one packet is a slice of
+    /// it, see [`Deliver`]) and delivers the complete messages into `out`, each with a lease
+    /// on its channel's budget. Stops at a message whose budget is full (it is
     /// held, see the type's docs). Call it with `added = 0` to retry a held message once its
     /// budget has room.
     ///
@@ -245,7 +292,7 @@ impl MConnState {
         buf: &mut BytesMut,
         added: usize,
         now: Instant,
-        out: &mut VecDeque<InboxItem>,
+        out: &mut impl Deliver,
     ) -> Result<(), Error> {
         if added > 0 {
             self.recv_limit.consume(added, now);
@@ -263,23 +310,29 @@ impl MConnState {
     }
 
     /// Delivers the held message if its budget has room now; whether nothing is held after.
-    fn deliver_held(&mut self, now: Instant, out: &mut VecDeque<InboxItem>) -> bool {
-        let Some((i, message)) = &self.held else {
+    fn deliver_held(&mut self, now: Instant, out: &mut impl Deliver) -> bool {
+        let Some((i, message, _)) = &self.held else {
             return true;
         };
         let (Some(budget), Some(ch)) = (self.budgets.get(*i), self.channels.get(*i)) else {
             return true;
         };
+        if !out.has_room() {
+            return false;
+        }
         let Some(lease) = budget.try_acquire(message.len()) else {
             return false;
         };
         let channel = ch.desc.id;
-        if let Some((_, message)) = self.held.take() {
-            out.push_back(InboxItem::Received {
-                channel,
-                message,
-                lease,
-            });
+        if let Some((_, message, borrowed)) = self.held.take() {
+            out.deliver(
+                InboxItem::Received {
+                    channel,
+                    message,
+                    lease,
+                },
+                borrowed,
+            );
         }
         self.resume_reading(now);
         true
@@ -298,7 +351,7 @@ impl MConnState {
         &mut self,
         packet: Packet,
         now: Instant,
-        out: &mut VecDeque<InboxItem>,
+        out: &mut impl Deliver,
     ) -> Result<(), Error> {
         match packet {
             Packet::Ping => self.pong_due = true,
@@ -312,17 +365,27 @@ impl MConnState {
                 let Some(ch) = self.channels.get_mut(i) else {
                     return Err(Error::UnknownChannel(channel));
                 };
-                let Some(message) = ch.recv_packet(msg)? else {
+                let Some((message, borrowed)) = ch.recv_packet(msg)? else {
                     return Ok(());
                 };
-                match self.budgets.get(i).map(|b| b.try_acquire(message.len())) {
-                    Some(Some(lease)) => out.push_back(InboxItem::Received {
-                        channel,
-                        message,
-                        lease,
-                    }),
-                    _ => {
-                        self.held = Some((i, message));
+                let lease = if out.has_room() {
+                    self.budgets
+                        .get(i)
+                        .and_then(|b| b.try_acquire(message.len()))
+                } else {
+                    None
+                };
+                match lease {
+                    Some(lease) => out.deliver(
+                        InboxItem::Received {
+                            channel,
+                            message,
+                            lease,
+                        },
+                        borrowed,
+                    ),
+                    None => {
+                        self.held = Some((i, message, borrowed));
                         self.stall_since = Some(now);
                     }
                 }
@@ -332,10 +395,10 @@ impl MConnState {
     }
 
     /// The budget a held message waits on and the message's length, if one is held: the
-    /// driver wakes up when that budget has room (`RecvBudget::poll_room`) and calls
-    /// [`MConnState::handle_received`] again.
+    /// driver wakes up when that budget has room (`RecvBudget::poll_room`) and its
+    /// [`Deliver`] has room, and calls [`MConnState::handle_received`] again.
     pub fn held(&self) -> Option<(&Arc<RecvBudget>, usize)> {
-        let (i, message) = self.held.as_ref()?;
+        let (i, message, _) = self.held.as_ref()?;
         Some((self.budgets.get(*i)?, message.len()))
     }
 
@@ -343,9 +406,14 @@ impl MConnState {
     /// driver delivers when the connection has ended (a message that finds no room then is
     /// dropped: waiting could last forever).
     pub fn take_held(&mut self) -> Option<InboxItem> {
-        let (i, message) = self.held.take()?;
+        let (i, message, borrowed) = self.held.take()?;
         let budget = self.budgets.get(i)?;
         let lease = budget.try_acquire(message.len())?;
+        let message = if borrowed && message.len() < COPY_BELOW {
+            Bytes::copy_from_slice(&message)
+        } else {
+            message
+        };
         Some(InboxItem::Received {
             channel: budget.channel(),
             message,
@@ -416,7 +484,7 @@ impl MConnState {
                 let channel = self
                     .held
                     .as_ref()
-                    .and_then(|(i, _)| self.budgets.get(*i))
+                    .and_then(|(i, _, _)| self.budgets.get(*i))
                     .map_or(ChannelId(0), |b| b.channel());
                 return Err(Error::SlowReceiver { channel });
             }
@@ -517,9 +585,14 @@ impl MConnState {
             let Some(msg) = ch.next_packet(chunk_size(ch.desc.id, self.max_payload)) else {
                 break;
             };
+            let first = self.unflushed == 0;
             let n = Packet::Msg(msg).encode_to(out);
             ch.recently_sent += n as u64;
             self.unflushed += n;
+            if first && self.unflushed < batch && self.has_pending(queues) {
+                // More than one packet is coming: room for the whole batch at once.
+                out.reserve(batch + self.max_payload + 16 - self.unflushed);
+            }
             self.send_limit.consume(n, now);
             self.send_meter.record(n, now);
         }

@@ -1,18 +1,18 @@
 //! Where the payload is copied between the stream and the consumer, and between the sender
 //! and the stream (the hop-by-hop walk is in the repository's `ARCHITECTURE.md`): the core
-//! takes packets off the receive buffer in place and copies a small message out once; it
-//! hands a message's bytes to the send buffer as they are, in one piece, after the packet
-//! header. (That the secret connection opens frames where they were read and seals them where
-//! they were written is `mukan-secret-conn`'s `payload_is_opened_where_it_was_read`.)
+//! takes packets off the receive buffer in place and delivers a message of one packet as a
+//! slice of it, marked borrowed (the tokio `Inbox` copies a small one out as it hands it over:
+//! `inbox::tests`); it hands a message's bytes to the send buffer as they are, in one piece,
+//! after the packet header. (That the secret connection opens frames where they were read is
+//! `mukan-secret-conn`'s `payload_is_opened_where_it_was_read`.)
 #![allow(clippy::unwrap_used, reason = "test helpers may panic")]
 
-use std::collections::VecDeque;
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::ops::Range;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use mukan_mconn::{Config, MConnState, Packet, PacketMsg, SendBuf};
+use mukan_mconn::{Config, Deliver, MConnState, Packet, PacketMsg, SendBuf};
 use mukan_reactor_api::{ChannelDescriptor, ChannelId, InboxItem};
 
 const CH: ChannelId = ChannelId(0x30);
@@ -36,58 +36,97 @@ fn inside(inner: &[u8], outer: &Range<usize>) -> bool {
     outer.start <= r.start && r.end <= outer.end
 }
 
-/// Receives `messages` (each one packet) from one buffer; returns the buffer's address range
-/// and what was delivered.
-fn receive(s: &mut MConnState, messages: &[Bytes]) -> (Range<usize>, Vec<Bytes>) {
+/// What the core delivers, with the borrowed flag.
+#[derive(Default)]
+struct Delivered(Vec<(Bytes, bool)>);
+
+impl Deliver for Delivered {
+    fn deliver(&mut self, item: InboxItem, borrowed: bool) {
+        match item {
+            InboxItem::Received { message, .. } => self.0.push((message, borrowed)),
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+/// Receives `messages` (chunked into packets of `max_payload`) from one buffer; returns the
+/// buffer's address range and what was delivered.
+fn receive(
+    s: &mut MConnState,
+    messages: &[Bytes],
+    max_payload: usize,
+) -> (Range<usize>, Delivered) {
     let mut buf = BytesMut::new();
     for m in messages {
-        Packet::Msg(PacketMsg {
-            channel: CH,
-            eof: true,
-            data: m.clone(),
-        })
-        .encode(&mut buf);
+        let chunks: Vec<&[u8]> = m.chunks(max_payload).collect();
+        for (i, chunk) in chunks.iter().enumerate() {
+            Packet::Msg(PacketMsg {
+                channel: CH,
+                eof: i + 1 == chunks.len(),
+                data: Bytes::copy_from_slice(chunk),
+            })
+            .encode(&mut buf);
+        }
     }
     let whole = range(&buf);
-    let mut out = VecDeque::new();
+    let mut out = Delivered::default();
     let n = buf.len();
     s.handle_received(&mut buf, n, Instant::now(), &mut out)
         .unwrap();
     assert!(buf.is_empty());
-    let got = out
-        .into_iter()
-        .map(|item| match item {
-            InboxItem::Received { message, .. } => message,
-            other => panic!("{other:?}"),
-        })
-        .collect();
-    (whole, got)
+    (whole, out)
 }
 
 #[test]
-fn a_1_kib_message_is_copied_once_out_of_the_receive_buffer() {
+fn a_message_of_one_packet_is_delivered_in_place() {
     let mut s = state(1024);
     let sent: Vec<Bytes> = (0..4u8).map(|i| Bytes::from(vec![i; 1024])).collect();
-    let (buf, got) = receive(&mut s, &sent);
-    assert_eq!(got, sent);
-    for m in &got {
-        // Its own allocation: one copy, so that a kept message pins 1 KiB, not the buffer.
-        assert!(
-            !inside(m, &buf),
-            "a small message must not pin the receive buffer"
-        );
+    let (buf, got) = receive(&mut s, &sent, 1024);
+    assert_eq!(got.0.len(), 4);
+    for ((m, borrowed), want) in got.0.iter().zip(&sent) {
+        assert_eq!(m, want);
+        // No copy in the core: a slice of the receive buffer, marked so (the consumer's side
+        // copies it out once before anybody can keep it).
+        assert!(*borrowed && inside(m, &buf));
     }
 }
 
 #[test]
-fn a_large_single_packet_message_is_not_copied_at_all() {
-    // With 64 KiB packets (not CometBFT's default), a message of one packet is a slice of the
-    // receive buffer: no user-space copy between the stream and the consumer.
+fn a_message_of_several_packets_has_its_own_allocation() {
+    let mut s = state(1024);
+    let sent = vec![Bytes::from(vec![7u8; 3000])];
+    let (buf, got) = receive(&mut s, &sent, 1024);
+    let (m, borrowed) = &got.0[0];
+    assert_eq!(m, &sent[0]);
+    assert!(
+        !borrowed && !inside(m, &buf),
+        "reassembled: its own allocation"
+    );
+}
+
+#[test]
+fn the_simple_api_copies_a_small_message_out() {
+    // `handle_read` keeps its own buffer: a small message is copied out of it, a large one
+    // (64 KiB packets, not CometBFT's default) is handed over as a slice.
     let mut s = state(64 * 1024);
-    let sent = vec![Bytes::from(vec![7u8; 40_000])];
-    let (buf, got) = receive(&mut s, &sent);
-    assert_eq!(got, sent);
-    assert!(inside(&got[0], &buf));
+    let mut wire = BytesMut::new();
+    for len in [1024usize, 40_000] {
+        Packet::Msg(PacketMsg {
+            channel: CH,
+            eof: true,
+            data: Bytes::from(vec![1u8; len]),
+        })
+        .encode(&mut wire);
+    }
+    s.handle_read(&wire, Instant::now()).unwrap();
+    let mut got = Vec::new();
+    while let Some(InboxItem::Received { message, .. }) = s.poll_event() {
+        got.push(message);
+    }
+    assert_eq!(
+        got.iter().map(Bytes::len).collect::<Vec<_>>(),
+        [1024, 40_000]
+    );
 }
 
 /// Records the address ranges of the slices it is given.

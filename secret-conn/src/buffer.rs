@@ -6,6 +6,8 @@
 //! [`SecretStream`](crate::SecretStream) uses them, and so can a driver that parses the
 //! plaintext itself (MConnection does, to avoid copying payloads out of the frames).
 
+use std::collections::VecDeque;
+
 use bytes::{Buf, BytesMut};
 
 use crate::frame::{DATA_LEN_SIZE, TAG_LEN};
@@ -129,6 +131,21 @@ impl SealBuffer {
         }
     }
 
+    /// Makes room for `additional` more bytes of payload (and their frames), so that a batch
+    /// put piece by piece allocates once.
+    pub fn reserve(&mut self, additional: usize) {
+        let open = if self.has_open_frame() {
+            self.buf.len() - self.sealed - DATA_LEN_SIZE
+        } else {
+            DATA_MAX_SIZE
+        };
+        let frames = additional.saturating_sub(DATA_MAX_SIZE - open).div_ceil(DATA_MAX_SIZE);
+        let need = self.sealed + (frames + 1) * SEALED_FRAME_LEN;
+        if self.buf.capacity() < need {
+            self.buf.reserve(need - self.buf.len());
+        }
+    }
+
     /// Starts a frame, making room for the frames that `coming` more bytes will fill (the
     /// buffer grows geometrically, so a burst allocates a few times at most).
     fn open_frame(&mut self, coming: usize) {
@@ -173,6 +190,9 @@ impl std::fmt::Debug for SealBuffer {
     }
 }
 
+/// Previous read buffers kept for reuse while their payload is still held.
+const STANDBY: usize = 3;
+
 /// The smallest read an [`OpenBuffer`] asks for: two sealed frames.
 pub(crate) const READ_MIN: usize = 2 * SEALED_FRAME_LEN;
 /// The largest read: 64 sealed frames (66,816 bytes).
@@ -188,8 +208,9 @@ pub(crate) const READ_MAX: usize = 64 * SEALED_FRAME_LEN;
 ///
 /// The buffer follows the traffic: a read asks for room for 2 frames (see
 /// [`OpenBuffer::set_min_read`]), twice as much after a read that filled the room (up to 64
-/// frames), half after one that did not; a drained buffer much larger than the next read is
-/// let go, and [`OpenBuffer::release`] lets go of a drained one.
+/// frames), half after one that did not. It is kept while data flows (reallocating it for
+/// every burst costs page faults); [`OpenBuffer::release`] lets go of a drained one, what a
+/// driver does when the stream goes quiet.
 pub struct OpenBuffer {
     opener: FrameOpener,
     /// Opened payload not yet taken.
@@ -198,6 +219,9 @@ pub struct OpenBuffer {
     /// frames), `tail[gap..]` sealed bytes not opened yet (less than a frame after `open`).
     tail: BytesMut,
     gap: usize,
+    /// Previous buffers, while slices of them may still be held (see `read_with`), the most
+    /// recent last; at most `STANDBY` of them.
+    standby: VecDeque<BytesMut>,
     /// Room to ask for at the next read, between `min` and `READ_MAX`.
     want: usize,
     min: usize,
@@ -214,6 +238,7 @@ impl OpenBuffer {
             plain: BytesMut::new(),
             tail: BytesMut::new(),
             gap: 0,
+            standby: VecDeque::new(),
             want: READ_MIN,
             min: READ_MIN,
             broken: false,
@@ -246,12 +271,16 @@ impl OpenBuffer {
         self.plain.is_empty() && self.partial_frame() == 0
     }
 
-    /// The allocated capacity (payload, opened frames' remains and spare room).
+    /// The allocated capacity (payload, opened frames' remains and spare room, and the
+    /// standby buffer).
     pub fn capacity(&self) -> usize {
-        self.plain.capacity() + self.tail.capacity()
+        self.plain.capacity()
+            + self.tail.capacity()
+            + self.standby.iter().map(BytesMut::capacity).sum::<usize>()
     }
 
-    /// Lets go of the allocation if nothing is buffered (an idle stream holds no buffer).
+    /// Lets go of the allocation if nothing is buffered (an idle stream holds no buffer), and
+    /// starts the next reads at the smallest size again.
     pub fn release(&mut self) {
         if self.is_empty() {
             self.plain = BytesMut::new();
@@ -259,6 +288,7 @@ impl OpenBuffer {
             self.gap = 0;
             self.want = self.min;
         }
+        self.standby = VecDeque::new();
     }
 
     /// Calls `read` with the buffer to append sealed bytes to: it has room for at least the
@@ -267,18 +297,43 @@ impl OpenBuffer {
     pub fn read_with<R>(&mut self, read: impl FnOnce(&mut BytesMut) -> R) -> R {
         let plain_len = self.plain.len();
         let mut buf = self.join();
-        if plain_len == 0 {
-            // Nothing to keep in front: drop the opened frames' remains.
+        if self.gap > 0 {
+            // Drop the opened frames' remains, so that they do not pile up behind a payload
+            // that is never taken whole (a packet cut by the end of a read): the payload left
+            // (less than a packet, as a rule) moves up to the sealed bytes.
+            if plain_len > 0 {
+                buf.copy_within(..plain_len, self.gap);
+            }
             buf.advance(self.gap);
             self.gap = 0;
         }
-        if buf.is_empty() && buf.capacity() > 2 * self.want {
-            // Traffic slowed down: let the larger buffer go.
-            buf = BytesMut::new();
-        }
-        if buf.capacity() - buf.len() < self.want {
-            // Moves what is left to the front of the allocation when nobody else holds it.
-            buf.reserve(self.want);
+        if buf.capacity() - buf.len() < self.want && !buf.try_reclaim(self.want) {
+            // (`try_reclaim` moves what is left to the front of the allocation when nobody
+            // else holds a slice of it.) The buffer is too small, or slices of it are still
+            // held (payload handed out and not dropped yet): continue in the standby buffer
+            // if it is free by now, else in a new one (see `fresh_size`) with only what is
+            // left copied over (growing the old one would copy the consumed bytes in front of
+            // it too).
+            // The old buffer becomes a standby: once its slices are dropped it is reused, so
+            // that a reader whose payload is taken a little later (a few reads later, while a
+            // consumer works through what it took) does not allocate, and fault in, a new
+            // buffer for every read.
+            let need = buf.len() + self.want;
+            let free = self
+                .standby
+                .iter_mut()
+                .position(|standby| standby.try_reclaim(need));
+            let mut next = match free.and_then(|i| self.standby.remove(i)) {
+                Some(standby) => standby,
+                None => BytesMut::with_capacity(self.fresh_size(need)),
+            };
+            next.extend_from_slice(&buf);
+            buf.clear();
+            if self.standby.len() == STANDBY {
+                self.standby.pop_front();
+            }
+            self.standby.push_back(buf);
+            buf = next;
         }
         let before = buf.len();
         let room = buf.capacity() - before;
@@ -291,6 +346,20 @@ impl OpenBuffer {
         }
         self.split(buf, plain_len);
         result
+    }
+
+    /// The size of a new buffer that must hold `need` bytes: exactly that for the smallest
+    /// reads (an idle stream holds no more), the largest read's size with some slack once
+    /// reads are large (so that the buffer serves every later read, and a little more left
+    /// over then still lets it be reclaimed), half a read of slack in between.
+    fn fresh_size(&self, need: usize) -> usize {
+        if self.want <= self.min {
+            need
+        } else if self.want >= READ_MAX / 2 {
+            need.max(READ_MAX) + 4 * READ_MIN
+        } else {
+            need + self.want / 2
+        }
     }
 
     /// Opens every whole sealed frame received, appending its payload to
@@ -545,6 +614,7 @@ mod tests {
         seal.seal_partial().unwrap();
         let wire = seal.sealed().to_vec();
         let mut read_into = 0..0;
+        open.set_min_read(8);
         open.read_with(|buf| {
             let start = buf.as_ptr() as usize;
             read_into = start..start + buf.capacity();

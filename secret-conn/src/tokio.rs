@@ -208,8 +208,16 @@ impl<T: AsyncRead + AsyncWrite + Unpin> SecretStream<T> {
         &mut self.writer.seal
     }
 
+    /// Lets go of the receive and send buffers if nothing is in them: what a driver using
+    /// [`SecretStream::poll_receive`] and [`SecretStream::poll_send`] (which keep their
+    /// buffers while data flows) calls once the stream has gone quiet.
+    pub fn release_buffers(&mut self) {
+        self.reader.open.release();
+        self.writer.seal.shrink(0);
+    }
+
     /// Seals the frame being filled, writes every sealed frame and flushes the transport.
-    /// The buffer is kept (see [`SealBuffer::shrink`]).
+    /// The buffer is kept (see [`SecretStream::release_buffers`]).
     ///
     /// # Errors
     /// The transport's error, or [`Error::NonceExhausted`].

@@ -3,7 +3,6 @@
 //! Every decision (what to send, when to flush, which deadline fails the connection, which
 //! message may be delivered) is the core's.
 
-use std::collections::VecDeque;
 use std::future::{Future as _, poll_fn};
 use std::pin::{Pin, pin};
 use std::sync::Arc;
@@ -14,7 +13,7 @@ use ::tokio::sync::watch;
 use ::tokio::time::{Instant, Sleep, sleep_until};
 use mukan_reactor_api::InboxItem;
 
-use super::inbox::InboxShared;
+use super::inbox::{Batch, InboxShared};
 use super::queues::{Shared, SharedQueues, StopMode, lock};
 use super::wire::Wire;
 use crate::{Error, MConnState};
@@ -25,6 +24,8 @@ const STATUS_REFRESH: Duration = Duration::from_millis(100);
 const TURNS_PER_POLL: usize = 32;
 /// A deadline far enough away to mean "none".
 const NO_DEADLINE: Duration = Duration::from_secs(3600);
+/// After this long with nothing read or written, the buffers of the last burst are let go.
+pub(super) const QUIET: Duration = Duration::from_millis(250);
 
 pub(super) struct Driver<W> {
     pub(super) state: MConnState,
@@ -32,10 +33,17 @@ pub(super) struct Driver<W> {
     pub(super) shared: Arc<Shared>,
     pub(super) inbox: Arc<InboxShared>,
     /// The messages of one read, moved into the inbox at once (always empty between polls).
-    pub(super) batch: VecDeque<InboxItem>,
+    pub(super) batch: Batch,
     /// The core asked for a flush that is not done yet.
     pub(super) flushing: bool,
     pub(super) status_at: Instant,
+    /// When something was last read or written.
+    pub(super) active_at: Instant,
+    /// When to look next whether the connection has gone quiet (moved only once passed, so
+    /// that busy traffic does not move the timer at every wait).
+    pub(super) quiet_check: Instant,
+    /// The buffers were let go since the last activity.
+    pub(super) shrunk: bool,
 }
 
 impl<W: Wire> Driver<W> {
@@ -60,11 +68,15 @@ impl<W: Wire> Driver<W> {
         drop(wire);
         drop(on_close);
         let _ = done.send(true);
-        batch.extend(state.take_held());
+        batch
+            .items
+            .extend(state.take_held().map(|item| (item, false)));
         if let Err(e) = result {
-            batch.push_back(InboxItem::Stopped(e.into_stop_reason()));
+            batch
+                .items
+                .push_back((InboxItem::Stopped(e.into_stop_reason()), false));
         }
-        inbox.end(&mut batch);
+        inbox.end(&mut batch.items);
     }
 
     fn poll(
@@ -85,12 +97,14 @@ impl<W: Wire> Driver<W> {
             }
             self.state.handle_timeout(std_now)?;
             let mut progress = false;
+            let mut behind = false;
 
             // Receive (nothing is read during a graceful stop).
             if !self.state.is_closing() {
                 if let Some((budget, len)) = self.state.held() {
-                    // Registers for the release of a lease when there is no room yet.
-                    if budget.poll_room(cx, len).is_ready() {
+                    // Registers for the release of a lease, or for the consumer taking from
+                    // the inbox, when there is no room yet.
+                    if budget.poll_room(cx, len).is_ready() && self.inbox.poll_room(cx).is_ready() {
                         self.deliver(0, std_now)?;
                         progress = true;
                     }
@@ -98,8 +112,9 @@ impl<W: Wire> Driver<W> {
                 if self.state.read_ready(std_now) {
                     match self.wire.poll_receive(cx) {
                         Poll::Ready(Ok(Some(n))) => {
-                            self.deliver(n, std_now)?;
+                            behind = self.deliver(n, std_now)?;
                             progress = true;
+                            self.active(now);
                         }
                         Poll::Ready(Ok(None)) => {
                             let unread = self.wire.received().len();
@@ -123,6 +138,7 @@ impl<W: Wire> Driver<W> {
                     Poll::Ready(Ok(())) => {
                         self.flushing = false;
                         progress = true;
+                        self.active(now);
                     }
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
                     Poll::Pending => {}
@@ -142,14 +158,25 @@ impl<W: Wire> Driver<W> {
             if now >= self.status_at {
                 self.refresh_status(now);
             }
+            if behind {
+                // The consumer has not taken the previous messages yet: let it run before
+                // reading on (what it has not taken keeps the read buffers busy).
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
             if progress {
                 continue;
             }
 
             // Nothing more to do now: wait for a send or stop request, the stream (registered
             // by the polls above), a lease (registered above) or the next deadline.
-            if !self.flushing {
-                self.wire.shrink_idle();
+            if !self.shrunk && !self.flushing && now >= self.quiet_check {
+                if now >= self.active_at + QUIET {
+                    self.wire.shrink_idle();
+                    self.shrunk = true;
+                } else {
+                    self.quiet_check = self.active_at + QUIET;
+                }
             }
             if self.shared.poll_woken(cx).is_ready() {
                 continue;
@@ -159,9 +186,11 @@ impl<W: Wire> Driver<W> {
             } else {
                 self.state.poll_timeout()
             };
-            let deadline = deadline
-                .map_or(now + NO_DEADLINE, Instant::from_std)
-                .max(now);
+            let mut deadline = deadline.map_or(now + NO_DEADLINE, Instant::from_std);
+            if !self.shrunk && !self.flushing {
+                deadline = deadline.min(self.quiet_check);
+            }
+            let deadline = deadline.max(now);
             if sleep.deadline() != deadline {
                 sleep.as_mut().reset(deadline);
             }
@@ -176,16 +205,25 @@ impl<W: Wire> Driver<W> {
     }
 
     /// Lets the core take the packets of `added` new bytes (or retry a held message) and moves
-    /// the messages it delivers into the inbox at once.
-    fn deliver(&mut self, added: usize, now: std::time::Instant) -> Result<(), Error> {
+    /// the messages it delivers into the inbox at once. Returns whether the consumer is behind
+    /// (it had not taken the previous messages yet).
+    fn deliver(&mut self, added: usize, now: std::time::Instant) -> Result<bool, Error> {
+        self.batch.room = self.inbox.room();
         let result = self
             .state
             .handle_received(self.wire.received(), added, now, &mut self.batch);
         // Messages before a decoding error are still delivered, before the error.
-        if !self.batch.is_empty() {
-            self.inbox.push(&mut self.batch);
+        let behind = !self.batch.items.is_empty() && !self.inbox.push(&mut self.batch.items);
+        result.map(|()| behind)
+    }
+
+    /// Something was read or written at `now`.
+    fn active(&mut self, now: Instant) {
+        self.active_at = now;
+        if self.shrunk {
+            self.shrunk = false;
+            self.quiet_check = now + QUIET;
         }
-        result
     }
 
     fn refresh_status(&mut self, now: Instant) {

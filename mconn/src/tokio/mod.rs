@@ -12,7 +12,6 @@ mod inbox;
 mod queues;
 mod wire;
 
-use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
@@ -99,6 +98,7 @@ impl MConnection {
     ) -> Result<(Self, Inbox), Error> {
         let now = Instant::now();
         let send_timeout = config.send_timeout;
+        let event_capacity = config.event_capacity.get();
         let mut state = MConnState::new(channels, config, now.into_std())?;
         let budgets = state.recv_budgets().to_vec();
         let ids = channels.iter().map(|d| d.id.0).collect();
@@ -109,16 +109,19 @@ impl MConnection {
         let mut initial = state.status(now.into_std());
         initial.duration = Duration::ZERO;
         let shared = Arc::new(Shared::new(queues, initial, now));
-        let inbox = Arc::new(InboxShared::default());
+        let inbox = Arc::new(InboxShared::new(event_capacity));
         let (done_tx, done_rx) = watch::channel(false);
         let driver = Driver {
             state,
             wire,
             shared: shared.clone(),
             inbox: inbox.clone(),
-            batch: VecDeque::new(),
+            batch: inbox::Batch::default(),
             flushing: false,
             status_at: now,
+            active_at: now,
+            quiet_check: now + driver::QUIET,
+            shrunk: false,
         };
         ::tokio::spawn(driver.run(done_tx, on_close));
         let conn = Self {

@@ -8,13 +8,9 @@ use std::task::{Context, Poll};
 
 use ::tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite};
 use bytes::{Buf as _, BytesMut};
-use mukan_secret_conn::{SEALED_FRAME_LEN, SealBuffer, SecretStream};
+use mukan_secret_conn::{SealBuffer, SecretStream};
 
 use crate::SendBuf;
-
-/// Send buffers larger than this are let go when the connection has nothing to send (two
-/// sealed frames, a 1 KiB message with its headers, stay: no allocation per small message).
-const SEND_KEEP: usize = 4 * 1024;
 
 /// The stream an [`MConnection`](super::MConnection) runs over, as its task uses it: bytes
 /// arrive in a buffer the core parses in place, and the core writes packets into a buffer that
@@ -54,7 +50,10 @@ pub trait Wire: Send + 'static {
     /// The stream's.
     fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
 
-    /// Lets go of the buffers of the last burst: called when there is nothing to send.
+    /// Lets go of the buffers of the last burst: called when the connection has been quiet
+    /// for a while (nothing read or written), so that an idle connection holds little memory
+    /// while a busy one keeps its buffers (allocating them for every burst costs page
+    /// faults).
     fn shrink_idle(&mut self);
 }
 
@@ -63,6 +62,10 @@ impl SendBuf for SealBuffer {
         // Fails only after 2^64 frames; the buffer then stays broken, and the next
         // `poll_send` reports it.
         let _ = self.put(data);
+    }
+
+    fn reserve(&mut self, additional: usize) {
+        Self::reserve(self, additional);
     }
 }
 
@@ -94,8 +97,7 @@ where
     }
 
     fn shrink_idle(&mut self) {
-        self.send_buffer()
-            .shrink(SEND_KEEP.max(2 * SEALED_FRAME_LEN));
+        self.release_buffers();
     }
 }
 
@@ -108,7 +110,7 @@ const READ_MAX: usize = 32 * 1024;
 /// Any `AsyncRead + AsyncWrite` as a [`Wire`], unencrypted.
 ///
 /// Reads start at 2 KiB, double (up to 32 KiB) while they fill the room and halve while they
-/// do not; a drained buffer much larger than the next read is let go.
+/// do not; the buffers are let go when the connection goes quiet.
 #[derive(Debug)]
 pub struct PlainStream<T> {
     io: T,
@@ -142,11 +144,10 @@ where
 
     fn poll_receive(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Option<usize>>> {
         let buf = &mut self.received;
-        if buf.is_empty() && buf.capacity() > 2 * self.want {
-            *buf = BytesMut::new();
-        }
-        if buf.capacity() - buf.len() < self.want {
-            buf.reserve(self.want);
+        if buf.capacity() - buf.len() < self.want && !buf.try_reclaim(self.want) {
+            let mut fresh = BytesMut::with_capacity(buf.len() + self.want);
+            fresh.extend_from_slice(buf);
+            *buf = fresh;
         }
         let room = buf.capacity() - buf.len();
         let n = std::task::ready!(std::pin::pin!(self.io.read_buf(buf)).poll(cx))?;
@@ -186,8 +187,12 @@ where
     }
 
     fn shrink_idle(&mut self) {
-        if self.send.is_empty() && self.send.capacity() > SEND_KEEP {
+        if self.send.is_empty() {
             self.send = BytesMut::new();
+        }
+        if self.received.is_empty() {
+            self.received = BytesMut::new();
+            self.want = READ_MIN;
         }
     }
 }
