@@ -97,7 +97,6 @@ impl<W: Wire> Driver<W> {
             }
             self.state.handle_timeout(std_now)?;
             let mut progress = false;
-            let mut behind = false;
 
             // Receive (nothing is read during a graceful stop).
             if !self.state.is_closing() {
@@ -112,7 +111,7 @@ impl<W: Wire> Driver<W> {
                 if self.state.read_ready(std_now) {
                     match self.wire.poll_receive(cx) {
                         Poll::Ready(Ok(Some(n))) => {
-                            behind = self.deliver(n, std_now)?;
+                            self.deliver(n, std_now)?;
                             progress = true;
                             self.active(now);
                         }
@@ -158,12 +157,6 @@ impl<W: Wire> Driver<W> {
             if now >= self.status_at {
                 self.refresh_status(now);
             }
-            if behind {
-                // The consumer has not taken the previous messages yet: let it run before
-                // reading on (what it has not taken keeps the read buffers busy).
-                cx.waker().wake_by_ref();
-                return Poll::Pending;
-            }
             if progress {
                 continue;
             }
@@ -205,16 +198,17 @@ impl<W: Wire> Driver<W> {
     }
 
     /// Lets the core take the packets of `added` new bytes (or retry a held message) and moves
-    /// the messages it delivers into the inbox at once. Returns whether the consumer is behind
-    /// (it had not taken the previous messages yet).
-    fn deliver(&mut self, added: usize, now: std::time::Instant) -> Result<bool, Error> {
+    /// the messages it delivers into the inbox at once.
+    fn deliver(&mut self, added: usize, now: std::time::Instant) -> Result<(), Error> {
         self.batch.room = self.inbox.room();
         let result = self
             .state
             .handle_received(self.wire.received(), added, now, &mut self.batch);
         // Messages before a decoding error are still delivered, before the error.
-        let behind = !self.batch.items.is_empty() && !self.inbox.push(&mut self.batch.items);
-        result.map(|()| behind)
+        if !self.batch.items.is_empty() {
+            self.inbox.push(&mut self.batch.items);
+        }
+        result
     }
 
     /// Something was read or written at `now`.

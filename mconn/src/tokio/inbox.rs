@@ -95,27 +95,24 @@ impl InboxShared {
         Poll::Pending
     }
 
-    /// Moves `batch` into the inbox (leaving it empty) and wakes the consumer once. Returns
-    /// whether the consumer had taken everything before (it keeps up).
-    pub(super) fn push(&self, batch: &mut VecDeque<Entry>) -> bool {
-        let (waker, caught_up) = {
+    /// Moves `batch` into the inbox (leaving it empty) and wakes the consumer once.
+    pub(super) fn push(&self, batch: &mut VecDeque<Entry>) {
+        let waker = {
             let mut q = lock(&self.queue);
             if q.gone {
                 batch.clear();
-                return true;
+                return;
             }
-            let caught_up = q.items.is_empty();
-            if caught_up {
+            if q.items.is_empty() {
                 std::mem::swap(&mut q.items, batch);
             } else {
                 q.items.append(batch);
             }
-            (q.waker.take(), caught_up)
+            q.waker.take()
         };
         if let Some(w) = waker {
             w.wake();
         }
-        caught_up
     }
 
     /// Delivers the connection's last items and ends the inbox.
