@@ -304,11 +304,16 @@ pub(crate) async fn start(setup: &NodeSetup, tuning: &Tuning) -> Result<Running,
             info: node_info.clone(),
             p2p_addr,
         });
-        servers.spawn(http::serve(
-            listener,
-            crate::rpc::handler(view),
-            stop_rx.clone(),
+        // The map on `/`, the RPC behind it.
+        let map = Arc::new(crate::nodemap::NodeMap::new(
+            switch.clone(),
+            book.clone(),
+            node_info.clone(),
+            p2p_addr,
+            c.p2p.seed_mode,
         ));
+        let handler = crate::web::handler(map, Some(crate::rpc::handler(view)));
+        servers.spawn(http::serve(listener, handler, stop_rx.clone()));
     }
     let mut metrics_addr = None;
     if c.instrumentation.prometheus {
