@@ -305,10 +305,22 @@ pub(crate) async fn crawl(opts: Options) -> Result<Report, String> {
     report.network.clone_from(&network);
     let t = transport(&key, &network);
 
-    let mut tasks: JoinSet<(NetAddress, VisitResult)> = JoinSet::new();
+    // An address that failed is tried once more after the others (a busy node may miss a
+    // handshake deadline); its second answer is the one recorded.
+    let mut retry: VecDeque<(NetAddress, String)> = VecDeque::new();
+    let mut retrying = false;
+    let mut tasks: JoinSet<(NetAddress, bool, VisitResult)> = JoinSet::new();
     loop {
+        retrying |= queue.is_empty() && tasks.is_empty();
         while tasks.len() < CONCURRENCY && Instant::now() < deadline {
-            let Some(addr) = queue.pop_front() else { break };
+            let (addr, last_try) = match queue.pop_front() {
+                Some(a) => (a, false),
+                None if retrying => match retry.pop_front() {
+                    Some((a, _)) => (a, true),
+                    None => break,
+                },
+                None => break,
+            };
             let t = t.clone();
             let left = deadline.saturating_duration_since(Instant::now())
                 + PEX_WAIT
@@ -317,13 +329,15 @@ pub(crate) async fn crawl(opts: Options) -> Result<Report, String> {
                 let r = tokio::time::timeout(left, visit(t, addr))
                     .await
                     .unwrap_or_else(|_| Err("timed out".into()));
-                (addr, r)
+                (addr, last_try, r)
             });
         }
         let Some(joined) = tasks.join_next().await else {
             break;
         };
-        let Ok((addr, result)) = joined else { continue };
+        let Ok((addr, last_try, result)) = joined else {
+            continue;
+        };
         match result {
             Ok(reached) => {
                 for a in &reached.listed {
@@ -336,6 +350,7 @@ pub(crate) async fn crawl(opts: Options) -> Result<Report, String> {
                 }
                 found(&mut report, Found::Reached(Box::new(reached))).await;
             }
+            Err(error) if !last_try => retry.push_back((addr, error)),
             Err(error) => {
                 let u = Unreached {
                     address: addr.to_string(),
@@ -351,6 +366,14 @@ pub(crate) async fn crawl(opts: Options) -> Result<Report, String> {
             address: a.to_string(),
             id: a.id(),
             error: "not tried before the timeout".into(),
+        };
+        found(&mut report, Found::Unreached(u)).await;
+    }
+    for (a, error) in retry {
+        let u = Unreached {
+            address: a.to_string(),
+            id: a.id(),
+            error,
         };
         found(&mut report, Found::Unreached(u)).await;
     }

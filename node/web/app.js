@@ -9,6 +9,8 @@
   const PALETTE = ["#0969da", "#1a7f37", "#cf222e", "#8250df", "#bf8700", "#1b7c83",
     "#e16f24", "#6e7781", "#bf3989", "#4d2d00"];
   const SVG_NS = "http://www.w3.org/2000/svg";
+  // Reachable, but its version is not known (a book entry the node connected to once).
+  const UNKNOWN = "#8c959f";
 
   let chain = params.get("chain");
   const colours = new Map();
@@ -37,6 +39,7 @@
   }
 
   function colour(version) {
+    if (!version) return UNKNOWN;
     if (!colours.has(version)) colours.set(version, PALETTE[colours.size % PALETTE.length]);
     return colours.get(version);
   }
@@ -207,7 +210,7 @@
       sw.className = "swatch";
       sw.style.background = colour(v);
       li.appendChild(sw);
-      li.appendChild(document.createTextNode((v || "(none)") + " — " + k));
+      li.appendChild(document.createTextNode((v || "version unknown") + " — " + k));
       legend.appendChild(li);
     }
   }
@@ -219,7 +222,8 @@
   }
 
   function renderHistory(crawls) {
-    const shown = crawls.slice(0, HISTORY_COLUMNS).reverse();
+    // Newest first.
+    const shown = crawls.slice(0, HISTORY_COLUMNS);
     const table = document.getElementById("versions");
     const head = document.createElement("tr");
     head.appendChild(cell("th", shown.length ? "crawl" : "no crawl yet"));
@@ -231,7 +235,7 @@
     const versions = new Set();
     for (const c of shown) for (const v of Object.keys(c.versions)) versions.add(v);
     const rows = [["reachable", (c) => c.reachable], ["unreachable", (c) => c.unreachable]];
-    for (const v of [...versions].sort()) rows.push(["version " + (v || "(none)"), (c) => c.versions[v] || 0]);
+    for (const v of [...versions].sort()) rows.push(["version " + (v || "unknown"), (c) => c.versions[v] || 0]);
     const body = table.tBodies[0];
     body.replaceChildren();
     for (const [label, f] of rows) {
