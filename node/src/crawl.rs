@@ -24,6 +24,8 @@ use tokio::task::JoinSet;
 const CONCURRENCY: usize = 32;
 /// Time a node has to answer the PEX request.
 const PEX_WAIT: Duration = Duration::from_secs(5);
+/// Time a node has to answer the second PEX request.
+const SECOND_WAIT: Duration = Duration::from_secs(2);
 /// The most addresses crawled in one run.
 const MAX_NODES: usize = 10_000;
 
@@ -185,32 +187,49 @@ async fn visit(t: TcpTransport, addr: NetAddress) -> VisitResult {
     })
 }
 
+/// Waits for a `PexAddrs` on `inbox`.
+async fn answer(
+    inbox: &mut Box<dyn mukan_reactor_api::PeerInbox>,
+) -> Result<Vec<NetAddress>, String> {
+    while let Some(item) = inbox.recv().await {
+        match item {
+            InboxItem::Received {
+                channel: ChannelId(0x00),
+                message,
+                ..
+            } => match PexMessage::decode(&message) {
+                Ok(PexMessage::Addrs(list)) => return Ok(list),
+                Ok(PexMessage::Request) => {}
+                Err(e) => return Err(format!("bad PEX message: {e}")),
+            },
+            InboxItem::Received { .. } => {}
+            InboxItem::Stopped(reason) => return Err(format!("disconnected: {reason}")),
+            _ => {}
+        }
+    }
+    Err("disconnected".to_owned())
+}
+
+/// Asks for addresses twice: an answer is a random part of the node's book, and CometBFT
+/// (Go and ours) answers the first two requests of a peer whatever their timing. A seed
+/// disconnects after its first answer; the first answer is then all there is.
 async fn ask(peer: &dyn ManagedPeer) -> Result<Vec<NetAddress>, String> {
     let mut inbox = peer.start().map_err(|e| e.to_string())?;
-    peer.try_send(ChannelId(0x00), PexMessage::Request.encode().into())
-        .map_err(|e| e.to_string())?;
-    let wait = async {
-        while let Some(item) = inbox.recv().await {
-            match item {
-                InboxItem::Received {
-                    channel: ChannelId(0x00),
-                    message,
-                    ..
-                } => match PexMessage::decode(&message) {
-                    Ok(PexMessage::Addrs(list)) => return Ok(list),
-                    Ok(PexMessage::Request) => {}
-                    Err(e) => return Err(format!("bad PEX message: {e}")),
-                },
-                InboxItem::Received { .. } => {}
-                InboxItem::Stopped(reason) => return Err(format!("disconnected: {reason}")),
-                _ => {}
-            }
-        }
-        Err("disconnected".to_owned())
+    let request = || {
+        peer.try_send(ChannelId(0x00), PexMessage::Request.encode().into())
+            .map_err(|e| e.to_string())
     };
-    tokio::time::timeout(PEX_WAIT, wait)
+    request()?;
+    let mut list = tokio::time::timeout(PEX_WAIT, answer(&mut inbox))
         .await
-        .map_err(|_| "no answer".to_owned())?
+        .map_err(|_| "no answer".to_owned())??;
+    if request().is_ok() {
+        if let Ok(Ok(more)) = tokio::time::timeout(SECOND_WAIT, answer(&mut inbox)).await {
+            let known: HashSet<NodeId> = list.iter().map(NetAddress::id).collect();
+            list.extend(more.into_iter().filter(|a| !known.contains(&a.id())));
+        }
+    }
+    Ok(list)
 }
 
 /// Why a crawl without a chain ID could not start.

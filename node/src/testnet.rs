@@ -6,7 +6,8 @@
 //!
 //! Converged, up to [`SMALL`] nodes: every node knows every other node's address (its book
 //! holds all N - 1 of them) and has at least `min(N - 1, 3)` connections to other nodes.
-//! Above: every node has at least 3 connections and a crawl from the seed lists all N (a
+//! Above: every node has at least 3 connections and two crawls in a row from the seed list
+//! all N (a
 //! book of every address is not what a large network gives each node).
 //!
 //! With `keep`, the network stays up after converging (the seed serves the map on its RPC
@@ -281,13 +282,28 @@ pub(crate) async fn run(opts: Options, until: impl Future<Output = ()>) -> Resul
     let mut last_line = Instant::now();
     let mut crawled = None;
     let mut last_crawl: Option<Instant> = None;
+    // Crawls in a row that listed every node: a crawl samples each book (PEX answers are a
+    // random part of it), so one full crawl may be luck; two in a row say the addresses
+    // have spread.
+    let mut full_crawls = 0;
     let outcome = loop {
         let mut p = progress(&seed, &nodes);
         if large
             && p.nodes_connected == nodes.len()
             && last_crawl.is_none_or(|t| t.elapsed() >= Duration::from_secs(2))
         {
-            crawled = Some(crawl_from_seed(&seed_addr, &chain, &nodes).await);
+            let found = crawl_from_seed(&seed_addr, &chain, &nodes).await;
+            full_crawls = if found == nodes.len() {
+                full_crawls + 1
+            } else {
+                0
+            };
+            // Below the goal until two crawls in a row saw everyone.
+            crawled = Some(if full_crawls >= 2 {
+                found
+            } else {
+                found.min(nodes.len() - 1)
+            });
             last_crawl = Some(Instant::now());
         }
         p.crawled = crawled;

@@ -278,7 +278,8 @@ fn the_map_in_a_real_browser() {
             .unwrap();
 
         // The watcher's map: the latest crawl.
-        c.goto(&map).await.unwrap();
+        // No refresh while the test reads the page (the table would be rebuilt under it).
+        c.goto(&format!("{map}?refresh=3600")).await.unwrap();
         wait_ready(&c).await;
         assert_eq!(text_of(&c, "#node-count").await, all.to_string());
         assert_eq!(text_of(&c, "#reachable-count").await, all.to_string());
@@ -310,7 +311,7 @@ fn the_map_in_a_real_browser() {
         screenshot(&c, "crawl-map.png").await;
 
         // The seed's map: the seed, its book, its health.
-        c.goto(&net.map).await.unwrap();
+        c.goto(&format!("{}?refresh=3600", net.map)).await.unwrap();
         wait_ready(&c).await;
         assert_eq!(text_of(&c, "#kind").await, "seed map");
         let shown: usize = text_of(&c, "#node-count").await.parse().unwrap();
