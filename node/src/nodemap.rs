@@ -36,6 +36,8 @@ pub(crate) struct NodeMap {
     pub(crate) info: NodeInfo,
     pub(crate) p2p_addr: std::net::SocketAddr,
     pub(crate) seed_mode: bool,
+    /// Peers never shown (`private_peer_ids`, unless `[rpc] show_private_peers`).
+    hidden: HashSet<mukan_reactor_api::NodeId>,
     samples: Mutex<(Option<Instant>, VecDeque<CrawlSummary>, i64)>,
 }
 
@@ -46,6 +48,7 @@ impl NodeMap {
         info: NodeInfo,
         p2p_addr: std::net::SocketAddr,
         seed_mode: bool,
+        hidden: HashSet<mukan_reactor_api::NodeId>,
     ) -> Self {
         Self {
             switch,
@@ -53,6 +56,7 @@ impl NodeMap {
             info,
             p2p_addr,
             seed_mode,
+            hidden,
             samples: Mutex::new((None, VecDeque::new(), 0)),
         }
     }
@@ -72,6 +76,9 @@ impl NodeMap {
         let mut seen: HashSet<String> = HashSet::new();
         seen.insert(self.info.id.clone());
         for p in self.switch.peer_infos() {
+            if self.hidden.contains(&p.socket_addr.id()) {
+                continue;
+            }
             let id = p.node_info.id.clone();
             if !seen.insert(id.clone()) {
                 continue;
@@ -90,6 +97,7 @@ impl NodeMap {
         let book: Vec<(mukan_reactor_api::NetAddress, bool)> = {
             let b = self.book.lock();
             b.addresses()
+                .filter(|a| !self.hidden.contains(&a.id()))
                 .map(|a| {
                     let old = matches!(
                         b.buckets_of(&a.id()),

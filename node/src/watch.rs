@@ -232,9 +232,13 @@ pub(crate) async fn run(opts: Options, until: impl Future<Output = ()>) -> Resul
             .collect();
         let source = Arc::new(StoreSource::new(opts.db.clone(), ours));
         eprintln!("map on http://{local}/ (database {})", opts.db.display());
+        // Host headers answered: IP literals and `localhost` (see the node README, "HTTP
+        // servers").
         server = Some(tokio::spawn(crate::http::serve(
             listener,
             crate::web::handler(source, None),
+            crate::http::Limits::rpc(),
+            crate::http::HostAllow::new("", &[]),
             stop_rx,
         )));
     }

@@ -271,6 +271,7 @@ mod tests {
             path,
             query,
             body: bytes::Bytes::new(),
+            headers: hyper::HeaderMap::new(),
         }))
     }
 
