@@ -313,6 +313,79 @@ pub(crate) mod tests {
             .or_else(|| types.get(sample.strip_suffix("_total")?))
     }
 
+    /// The committed list of every family the node serves: name → (type, label names).
+    pub(crate) fn golden() -> std::collections::BTreeMap<String, (String, String)> {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/metrics.golden");
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .map(|l| {
+                let mut f = l.split_whitespace();
+                let (name, ty, labels) = (f.next().unwrap(), f.next().unwrap(), f.next().unwrap());
+                (name.to_owned(), (ty.to_owned(), labels.to_owned()))
+            })
+            .collect()
+    }
+
+    /// The families of the scrapes `texts` as the golden list spells them: name → (type,
+    /// label names of its series, sorted and comma-separated; several sets are joined by
+    /// `|`, a family without series has none).
+    pub(crate) fn served(texts: &[&str]) -> std::collections::BTreeMap<String, (String, String)> {
+        use std::collections::{BTreeMap, BTreeSet};
+        let mut types: BTreeMap<String, String> = BTreeMap::new();
+        let mut labels: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for text in texts {
+            let (t, samples) = parse(text);
+            types.extend(t);
+            for (name, l, _) in samples {
+                let family = if types.contains_key(&name) {
+                    name
+                } else {
+                    name.strip_suffix("_total").unwrap_or(&name).to_owned()
+                };
+                let mut keys: Vec<&str> = l.iter().map(|(k, _)| k.as_str()).collect();
+                keys.sort_unstable();
+                labels.entry(family).or_default().insert(keys.join(","));
+            }
+        }
+        let mut out: BTreeMap<String, (String, String)> = types
+            .into_iter()
+            .map(|(name, ty)| {
+                let sets = labels.remove(&name).unwrap_or_default();
+                let sets: Vec<String> = sets.into_iter().collect();
+                (name, (ty, sets.join("|")))
+            })
+            .collect();
+        // Samples of a family with no TYPE line would be a broken exposition: show them.
+        for (name, sets) in labels {
+            let sets: Vec<String> = sets.into_iter().collect();
+            out.insert(name, ("untyped".into(), sets.join("|")));
+        }
+        out
+    }
+
+    /// Every family served is in the golden list with its type and labels, and every family
+    /// of the golden list is served.
+    pub(crate) fn assert_golden(texts: &[&str]) {
+        let golden = golden();
+        let served = served(texts);
+        let extra: Vec<_> = served
+            .iter()
+            .filter(|(n, v)| golden.get(*n) != Some(v))
+            .collect();
+        let missing: Vec<_> = golden
+            .iter()
+            .filter(|(n, v)| served.get(*n) != Some(v))
+            .collect();
+        assert!(
+            extra.is_empty() && missing.is_empty(),
+            "served but not in metrics.golden (or different): {extra:?}\n\
+             in metrics.golden but not served (or different): {missing:?}"
+        );
+    }
+
     pub(crate) fn exercise(m: &Metrics) {
         m.set_peers(2, 3);
         let id = "ab".repeat(20);

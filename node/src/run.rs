@@ -689,6 +689,8 @@ pub(crate) mod tests {
                 assert_eq!(keys, want, "{full}");
             }
         }
+        // Exhaustive both ways against the committed list.
+        crate::metrics::tests::assert_golden(&[&a_text, &b_text]);
         assert!(
             b_text.contains("message_type=\"p2p_PexRequest\""),
             "{b_text}"
