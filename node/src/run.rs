@@ -21,8 +21,7 @@ use tokio::sync::watch;
 
 use crate::config::{Config, ConfigError, parse_host_port, rootify};
 use crate::http::{self, Handler, Req, Resp};
-use crate::meter::Metered;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, MetricsObserver};
 use crate::rpc::{NodeView, PeerView};
 use crate::{NodeSetup, VERSION};
 
@@ -161,7 +160,7 @@ impl Reactor for Passive {
     fn receive(
         &self,
         _: mukan_reactor_api::Envelope,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    ) -> Result<(), mukan_reactor_api::ReactorError> {
         Ok(())
     }
 }
@@ -253,11 +252,11 @@ pub(crate) async fn start(setup: &NodeSetup, tuning: &Tuning) -> Result<Running,
     for (name, reactor) in
         reactors(setup, &shared, &book, &book_path, tuning).map_err(|e| e.to_string())?
     {
-        let metered: Arc<dyn Reactor> = Arc::new(Metered::new(reactor, metrics.clone()));
         builder
-            .add_reactor(name, metered)
+            .add_reactor(name, reactor)
             .map_err(|e| format!("reactor {name}: {e}"))?;
     }
+    let observer = MetricsObserver::new(metrics.clone(), &builder.channel_ids());
     let info = node_info(setup, builder.channel_ids());
     info.validate()
         .map_err(|e| format!("our NodeInfo is invalid: {e}"))?;
@@ -277,6 +276,7 @@ pub(crate) async fn start(setup: &NodeSetup, tuning: &Tuning) -> Result<Running,
     let node_info = transport.node_info();
     let switch = builder
         .address_book(shared)
+        .observer(Arc::new(observer))
         .build(transport)
         .map_err(|e| e.to_string())?;
 
@@ -403,9 +403,6 @@ fn metrics_handler(
             }
             let stats = switch.stats();
             metrics.set_peers(stats.peers_inbound, stats.peers_outbound);
-            for (outcome, total) in &stats.dials {
-                metrics.dials_total(outcome, *total);
-            }
             for p in switch.peer_infos() {
                 let pending: usize = p.status.channels.iter().map(|c| c.send_queue_size).sum();
                 metrics.peer_pending(&p.node_info.id, pending as u64);

@@ -29,8 +29,8 @@
 //!   code runs.
 //!
 //! [`Transport`]: mukan_reactor_api::Transport
-//! [`stop_peer_for_error`]: mukan_reactor_api::Switch::stop_peer_for_error
-//! [`stop_peer_gracefully`]: mukan_reactor_api::Switch::stop_peer_gracefully
+//! [`stop_peer_for_error`]: mukan_reactor_api::Network::stop_peer_for_error
+//! [`stop_peer_gracefully`]: mukan_reactor_api::Network::stop_peer_gracefully
 //!
 //! # Deviations from Go
 //! See `README.md`: persistence by ID, the simultaneous-dial tie-break, the outbound limit on
@@ -49,6 +49,7 @@
 
 mod backoff;
 mod config;
+mod log;
 mod peer_set;
 mod resolver;
 mod routing;
@@ -60,7 +61,8 @@ pub use backoff::{
     RECONNECT_INTERVAL, RedialPolicy, STABLE_CONNECTION, jitter, redial_bounds, redial_delay,
 };
 pub use config::{Config, Error};
+pub use mukan_reactor_api::DialOutcome;
 pub use peer_set::PeerInfo;
 pub use resolver::{Resolver, TokioResolver};
-pub use stats::{ChannelStats, DialOutcome, Stats};
+pub use stats::{ChannelStats, Stats};
 pub use switch::{Builder, Switch};
