@@ -1,10 +1,11 @@
 //! `mukan-reactor-api`: the contract of the Mukan P2P stack.
 //!
 //! This crate owns the vocabulary every other crate speaks ([`ChannelId`],
-//! [`ChannelDescriptor`], [`Envelope`], [`NodeInfo`], [`NetAddress`], [`Direction`],
-//! [`PeerStatus`], [`StopReason`]) and the narrow, object-safe traits they implement or
-//! consume: [`Reactor`], [`Peer`], [`Network`] and [`Dialer`] (the switch as reactors see
-//! it), [`Observer`], [`Transport`] (+ [`ManagedPeer`], [`PeerInbox`]) and [`AddressBook`].
+//! [`ChannelDescriptor`], [`Envelope`], [`NodeInfo`], [`NetAddress`], [`NetGroup`],
+//! [`HostPrefix`], [`Direction`], [`PeerStatus`], [`StopReason`]) and the narrow, object-safe
+//! traits they implement or consume: [`Reactor`], [`Peer`], [`Network`] and [`Dialer`] (the
+//! switch as reactors see it), [`Observer`], [`Transport`] (+ [`ManagedPeer`],
+//! [`PeerInbox`]) and [`AddressBook`].
 //!
 //! Every seam is typed: a reactor refuses a message with a [`ReactorError`], a dial fails with
 //! a [`DialError`] (a transport's failure inside it is a [`TransportError`] whose rejections
@@ -99,6 +100,7 @@ mod deny;
 mod envelope;
 mod inbox;
 mod net_address;
+mod net_group;
 mod network;
 mod node_info;
 mod observer;
@@ -115,6 +117,7 @@ pub use deny::{DenyEntry, DenyEntryError, DenyList};
 pub use envelope::Envelope;
 pub use inbox::{InboxItem, PeerInbox, RecvBudget, RecvLease};
 pub use net_address::*;
+pub use net_group::{HostPrefix, NetGroup};
 pub use network::{
     BroadcastOutcome, BroadcastReport, DialError, DialOutcome, Dialer, Network, PeerCounts,
 };

@@ -49,6 +49,7 @@
 
 mod backoff;
 mod config;
+mod eviction;
 mod log;
 mod peer_set;
 mod resolver;
@@ -61,6 +62,7 @@ pub use backoff::{
     RECONNECT_INTERVAL, RedialPolicy, STABLE_CONNECTION, jitter, redial_bounds, redial_delay,
 };
 pub use config::{Config, Error};
+pub use eviction::{Candidate as EvictionCandidate, Protection, select_victim};
 pub use mukan_reactor_api::DialOutcome;
 pub use peer_set::PeerInfo;
 pub use resolver::{Resolver, TokioResolver};
