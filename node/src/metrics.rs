@@ -53,6 +53,11 @@ pub(crate) struct Metrics {
     dials: Family<S1, Counter>,
     peer_stops: Family<S1, Counter>,
     pex_messages: Family<S2, Counter>,
+    /// Connections announced per peer ID (`peer_started` minus `peer_stopped`). A per-peer
+    /// series is only created for an ID in here, and only while this lock is held, so that
+    /// once a peer's series are removed nothing racing its removal (a scrape) brings them
+    /// back; a connection's counters, made at its start, only ever add to its own series.
+    live: parking_lot::Mutex<std::collections::HashMap<String, usize>>,
 }
 
 /// The channel label as Go's `fmt "%#x"` prints it (`0x0`, `0x20`).
@@ -148,6 +153,7 @@ impl Metrics {
             dials,
             peer_stops,
             pex_messages,
+            live: parking_lot::Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -171,32 +177,60 @@ impl Metrics {
             .set(g(outbound));
     }
 
-    /// The send and receive byte counters of `peer_id` on `ch` (created at zero).
-    fn peer_counters(&self, peer_id: &str, ch: u8) -> (Counter, Counter) {
-        let labels = [("peer_id", peer_id.to_owned()), ("chID", channel_label(ch))];
-        (
-            self.peer_send_bytes.get_or_create(&labels).clone(),
-            self.peer_receive_bytes.get_or_create(&labels).clone(),
-        )
+    /// A connection of `peer_id` begins: its series exist from now on. Returns its send and
+    /// receive byte counters on each of `channels`, created (at zero) under the lock.
+    fn peer_started(&self, peer_id: &str, channels: &[u8]) -> Vec<(u8, Counter, Counter)> {
+        let mut live = self.live.lock();
+        *live.entry(peer_id.to_owned()).or_insert(0) += 1;
+        channels
+            .iter()
+            .map(|&ch| {
+                let labels = [("peer_id", peer_id.to_owned()), ("chID", channel_label(ch))];
+                (
+                    ch,
+                    self.peer_send_bytes.get_or_create(&labels).clone(),
+                    self.peer_receive_bytes.get_or_create(&labels).clone(),
+                )
+            })
+            .collect()
     }
 
-    /// Sets how many messages wait in a peer's send queues.
+    /// Sets how many messages wait in a peer's send queues (nothing for a peer that is not
+    /// connected).
     pub(crate) fn peer_pending(&self, peer_id: &str, messages: u64) {
-        self.peer_pending_send_bytes
-            .get_or_create(&[("peer_id", peer_id.to_owned())])
-            .set(i64::try_from(messages).unwrap_or(i64::MAX));
+        let live = self.live.lock();
+        if live.contains_key(peer_id) {
+            self.peer_pending_send_bytes
+                .get_or_create(&[("peer_id", peer_id.to_owned())])
+                .set(i64::try_from(messages).unwrap_or(i64::MAX));
+        }
     }
 
-    /// Forgets a disconnected peer's series (its channels `channels`) and counts why it
-    /// stopped.
+    /// A connection of `peer_id` ended: counts why, and forgets the peer's series (its
+    /// channels `channels`) once its last connection is gone.
     pub(crate) fn peer_stopped(&self, peer_id: &str, channels: &[u8], reason: &'static str) {
-        for &ch in channels {
-            let labels = [("peer_id", peer_id.to_owned()), ("chID", channel_label(ch))];
-            self.peer_send_bytes.remove(&labels);
-            self.peer_receive_bytes.remove(&labels);
+        {
+            let mut live = self.live.lock();
+            let last = match live.get_mut(peer_id) {
+                Some(n) if *n > 1 => {
+                    *n -= 1;
+                    false
+                }
+                _ => {
+                    live.remove(peer_id);
+                    true
+                }
+            };
+            if last {
+                for &ch in channels {
+                    let labels = [("peer_id", peer_id.to_owned()), ("chID", channel_label(ch))];
+                    self.peer_send_bytes.remove(&labels);
+                    self.peer_receive_bytes.remove(&labels);
+                }
+                self.peer_pending_send_bytes
+                    .remove(&[("peer_id", peer_id.to_owned())]);
+            }
         }
-        self.peer_pending_send_bytes
-            .remove(&[("peer_id", peer_id.to_owned())]);
         self.peer_stops.get_or_create(&[("reason", reason)]).inc();
     }
 
@@ -257,15 +291,9 @@ impl Observer for MetricsObserver {
     /// The peer's byte counters, made once for each of our channels, so that counting a
     /// message neither allocates nor formats.
     fn peer_connected(&self, peer: &dyn Peer) -> Box<dyn PeerObserver> {
-        let peer_id = peer.id().to_string();
         let channels = self
-            .channels
-            .iter()
-            .map(|&c| {
-                let (sent, received) = self.metrics.peer_counters(&peer_id, c);
-                (c, sent, received)
-            })
-            .collect();
+            .metrics
+            .peer_started(&peer.id().to_string(), &self.channels);
         Box::new(PeerMetrics {
             metrics: self.metrics.clone(),
             channels,
@@ -618,12 +646,31 @@ pub(crate) mod tests {
             )),
             "{text}"
         );
-        drop(t);
         o.peer_stopped(&p, &StopReason::ClosedByPeer);
         let text = m.encode();
         assert!(!text.contains(&id), "{text}");
         assert!(
             text.contains("ns_p2p_peer_stops_total{chain_id=\"c\",reason=\"closed_by_peer\"} 1")
         );
+        // What races a removal (a scrape's pending count, a late send) creates nothing.
+        m.peer_pending(&id, 3);
+        t.sent(ChannelId(0x30), None, 7);
+        assert!(!m.encode().contains(&id));
+        // Two connections of one ID (a replacement): the series live until the last ends,
+        // and both connections count into them.
+        let first = o.peer_connected(&p);
+        let second = o.peer_connected(&p);
+        first.sent(ChannelId(0x30), None, 1);
+        o.peer_stopped(&p, &StopReason::Graceful);
+        second.sent(ChannelId(0x30), None, 2);
+        let text = m.encode();
+        assert!(
+            text.contains(&format!(
+                "ns_p2p_peer_send_bytes_total{{chain_id=\"c\",peer_id=\"{id}\",chID=\"0x30\"}} 3"
+            )),
+            "{text}"
+        );
+        o.peer_stopped(&p, &StopReason::Graceful);
+        assert!(!m.encode().contains(&id));
     }
 }
