@@ -31,20 +31,24 @@ case_addrbook_artifact() {
     grep -q '"bucket_type": 2' "$book" || fail "no old-bucket entry (the hub, marked good) in the book"
     grep -q '"bucket_type": 1' "$book" || fail "no new-bucket entry in the book"
     [ "$CASE_OK" = 1 ] || return
-    mkdir -p "$CACHE/addrbook"
-    cp "$book" "$CACHE/addrbook/addrbook.json"
-    printf '%s\n' "${expected[@]}" >"$CACHE/addrbook/expected_addrs.txt"
-    printf '%s\n' "learner $idl@127.0.0.1:$pl" "hub $idh@127.0.0.1:$ph" >"$CACHE/addrbook/nodes.txt"
+    # For addrbook-go-to-rust (after this case, sequential): in this run's work
+    # dir, so it never reads another run's book or a stale one.
+    local art="$WORK/artifacts/addrbook"
+    mkdir -p "$art"
+    cp "$book" "$art/addrbook.json"
+    printf '%s\n' "${expected[@]}" >"$art/expected_addrs.txt"
+    printf '%s\n' "learner $idl@127.0.0.1:$pl" "hub $idh@127.0.0.1:$ph" >"$art/nodes.txt"
+    publish_artifact "$art" addrbook || fail "could not publish the addrbook artifact to $CACHE"
 }
 
 # The Go node's addrbook.json (artifact of addrbook-artifact) loads in our address book with
 # the same addresses and bucket types.
 case_addrbook_go_to_rust() {
-    local book="$CACHE/addrbook/addrbook.json" got want
+    local book="$WORK/artifacts/addrbook/addrbook.json" got want
     [ -f "$book" ] || { fail "no Go-written addrbook.json (addrbook-artifact failed?)"; return; }
     got=$("$RUST_PEER" addrbook-dump --file "$book" 2>"$CASE_DIR/dump.err") ||
         { fail "our loader refused the Go book: $(cat "$CASE_DIR/dump.err")"; return; }
-    want=$(sort "$CACHE/addrbook/expected_addrs.txt")
+    want=$(sort "$WORK/artifacts/addrbook/expected_addrs.txt")
     [ "$(printf '%s\n' "$got" | cut -d' ' -f2 | sort)" = "$want" ] ||
         fail "addresses differ: got [$got], want [$want]"
     [ "$(printf '%s\n' "$got" | grep -c '^old ')" = 1 ] || fail "expected one old entry (the hub): [$got]"

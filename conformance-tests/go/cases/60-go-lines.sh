@@ -93,19 +93,14 @@ case_line_reject() {
     expect a 15s event=rejected direction=inbound reason=incompatible "detail=$what"
     # b dials the node: b refuses it (outbound), the node refuses b (inbound).
     expect b 10s event=rejected direction=outbound reason=incompatible "detail=$what"
-    local i seen_in="" seen_out=""
-    for i in $(seq 1 50); do
-        grep -q "Inbound Peer rejected.*$text" "$CASE_DIR/node.log" && seen_in=1
-        grep -Eq "(Error dialing peer|Error reconnecting to peer).*$text" "$CASE_DIR/node.log" && seen_out=1
-        [ -n "$seen_in" ] && [ -n "$seen_out" ] && break
-        sleep 0.2
-    done
-    [ -n "$seen_in" ] || fail "the node log shows no inbound rejection \"$text\""
-    [ -n "$seen_out" ] || fail "the node log shows no outbound rejection \"$text\""
+    wait_until 10s grep -q "Inbound Peer rejected.*$text" "$CASE_DIR/node.log" ||
+        fail "the node log shows no inbound rejection \"$text\""
+    wait_until 10s grep -Eq "(Error dialing peer|Error reconnecting to peer).*$text" "$CASE_DIR/node.log" ||
+        fail "the node log shows no outbound rejection \"$text\""
     expect_none a 0.5s event=peer_added
     expect_none b 0.1s event=peer_added
-    node_lists "$ida" && fail "the node lists $ida in /net_info"
-    node_lists "$idb" && fail "the node lists $idb in /net_info"
+    WAIT_KIND=none node_lists "$ida" && fail "the node lists $ida in /net_info"
+    WAIT_KIND=none node_lists "$idb" && fail "the node lists $idb in /net_info"
     grep -h "$text" "$CASE_DIR/node.log" | head -n 2 | sed 's/^/    node: /'
 }
 

@@ -55,13 +55,9 @@ rpc_lists() {
 
 # ours_stop PID NAME: SIGTERM, then the exit code must be 0 within 15 s.
 ours_stop() {
-    local pid=$1 name=$2 i rc
+    local pid=$1 name=$2 rc
     kill -TERM "$pid" 2>/dev/null
-    for i in $(seq 1 150); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
+    if ! wait_until 15s pid_gone "$pid"; then
         fail "mukan-p2p ($name) did not stop within 15 s of SIGTERM"
         stop_pid "$pid"
         return 1
