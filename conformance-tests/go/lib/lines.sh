@@ -72,10 +72,17 @@ cache_unlock() {
     CACHE_LOCK_FD=
 }
 
-# cache_put TMP DIR: moves the fresh build TMP to DIR (under the entry's lock);
-# whatever was at DIR (a broken or stale entry) is moved aside, then removed.
+# cache_put TMP DIR CHECK...: moves the fresh build TMP to DIR (under the
+# entry's lock). If DIR is there and `CHECK... DIR` passes (a run without the
+# lock, e.g. an older checkout, installed it meanwhile), DIR stays and TMP goes;
+# otherwise what was at DIR (broken or stale) is moved aside, then removed.
 cache_put() {
     local tmp=$1 dir=$2 old
+    shift 2
+    if [ -e "$dir" ] && "$@" "$dir"; then
+        rm -rf "$tmp"
+        return 0
+    fi
     if [ -e "$dir" ]; then
         old=$(mktemp -u "$BIN_CACHE/.old.XXXXXX")
         mv -T "$dir" "$old" || return 1
@@ -93,6 +100,9 @@ line_binary_ok() {
         return 1
     [ "$("$bin" version 2>/dev/null)" = "$(line_reported_version "$line")" ]
 }
+
+# line_dir_ok LINE DIR: DIR holds a cometbft of exactly LINE.
+line_dir_ok() { line_binary_ok "$1" "$2/cometbft"; }
 
 # Lines that install_line could not install.
 declare -A LINE_BROKEN=()
@@ -147,7 +157,7 @@ install_line_locked() {
         return 1
     fi
     rm -f "$log"
-    cache_put "$tmp" "$dir" || { rm -rf "$tmp"; return 1; }
+    cache_put "$tmp" "$dir" line_dir_ok "$line" || { rm -rf "$tmp"; return 1; }
     line_binary_ok "$line" "$bin"
 }
 
@@ -160,6 +170,9 @@ ensure_line() {
     LINE_TRIED[$line]=1
     install_line "$line" || LINE_BROKEN[$line]=1
 }
+
+# gopeer_dir_ok HASH DIR: DIR holds a gopeer built from the sources of HASH.
+gopeer_dir_ok() { [ -x "$2/gopeer" ] && [ "$(cat "$2/hash" 2>/dev/null)" = "$1" ]; }
 
 # build_gopeer: builds gopeer into the cache unless a build of the same
 # sources (and Go version) is there; sets GOPEER.
@@ -191,7 +204,7 @@ build_gopeer() {
         return 1
     fi
     printf '%s\n' "$hash" >"$tmp/hash"
-    cache_put "$tmp" "$dir" || rm -rf "$tmp"
+    cache_put "$tmp" "$dir" gopeer_dir_ok "$hash" || rm -rf "$tmp"
     cache_unlock
     [ -x "$GOPEER" ] || return 1
     # Builds of other sources not used for 14 days go, and so do the temporary
