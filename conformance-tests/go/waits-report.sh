@@ -62,7 +62,7 @@ END {
         while (j >= 1 && marg[j] > v) { marg[j + 1] = marg[j]; keyof[j + 1] = keyof[j]; j-- }
         marg[j + 1] = v; keyof[j + 1] = kk
     }
-    printf "%8s  %8s  %10s  %5s  %-28s  %s\n", "margin", "timeout", "longest_ms", "runs", "site", "what (case of the longest)"
+    printf "%8s  %8s  %10s  %5s  %-28s  %s\n", "margin", "timeout", "longest_ms", "waits", "site", "what (case of the longest)"
     bad = 0
     for (i = 1; i <= m && (top == 0 || i <= top); i++) {
         k = keyof[i]; split(k, f, "\t")

@@ -99,8 +99,8 @@ case_line_reject() {
         fail "the node log shows no outbound rejection \"$text\""
     expect_none a 0.5s event=peer_added
     expect_none b 0.1s event=peer_added
-    WAIT_KIND=none node_lists "$ida" && fail "the node lists $ida in /net_info"
-    WAIT_KIND=none node_lists "$idb" && fail "the node lists $idb in /net_info"
+    WAIT_KIND=none node_lists "$ida" 1s && fail "the node lists $ida in /net_info"
+    WAIT_KIND=none node_lists "$idb" 1s && fail "the node lists $idb in /net_info"
     grep -h "$text" "$CASE_DIR/node.log" | head -n 2 | sed 's/^/    node: /'
 }
 

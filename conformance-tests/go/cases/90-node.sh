@@ -50,7 +50,7 @@ ours_start() {
 
 # rpc_lists RPC ID [TIMEOUT]: the node at RPC lists peer ID in /net_info.
 rpc_lists() {
-    bg_wait "$GOPEER" wait-rpc-peer --rpc "$1" --id "$2" --timeout "${3:-1s}" >/dev/null 2>&1
+    bg_wait "$GOPEER" wait-rpc-peer --rpc "$1" --id "$2" --timeout "${3:-5s}" >/dev/null 2>&1
 }
 
 # ours_stop PID NAME: SIGTERM, then the exit code must be 0 within 15 s.

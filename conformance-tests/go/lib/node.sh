@@ -53,9 +53,11 @@ node_wait_height() {
     bg_wait "$GOPEER" wait-height --rpc "$node_rpc" --height "$1" --timeout "${2:-40s}"
 }
 
-# node_lists ID [TIMEOUT]: the node lists peer ID in RPC /net_info.
+# node_lists ID [TIMEOUT]: the node lists peer ID in RPC /net_info (within
+# TIMEOUT, default 5 s). A check that it does not is `WAIT_KIND=none
+# node_lists ID 1s` (it lasts the whole TIMEOUT when it passes).
 node_lists() {
-    bg_wait "$GOPEER" wait-rpc-peer --rpc "$node_rpc" --id "$1" --timeout "${2:-1s}" >/dev/null 2>&1
+    bg_wait "$GOPEER" wait-rpc-peer --rpc "$node_rpc" --id "$1" --timeout "${2:-5s}" >/dev/null 2>&1
 }
 
 # start_real_node [BIN]: node_init + node_start of a node named `node` (BIN:
