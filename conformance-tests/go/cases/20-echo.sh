@@ -17,7 +17,7 @@ case_echo() {
     rc=$?
     log_wait "$t0" 45s wait "$rc" "echo client ($ECHO_COUNT messages, --echo-timeout)"
     [ "$rc" = 0 ] || fail "echo client exited with $rc"
-    expect c 1s event=echo_summary ok=true "sent=$ECHO_COUNT" "received=$ECHO_COUNT" mismatches=0
+    expect c 5s event=echo_summary ok=true "sent=$ECHO_COUNT" "received=$ECHO_COUNT" mismatches=0
     expect s 5s --count "$ECHO_COUNT" event=echo
     grep -h '"echo_summary"' "$CASE_DIR/c.out" | sed 's/^/    /'
 }

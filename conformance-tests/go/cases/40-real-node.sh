@@ -33,7 +33,7 @@ case_real_node() {
     if ! bg_wait "$GOPEER" wait-rpc-peer --rpc "$node_rpc" --id "$ida" --timeout 10s >"$CASE_DIR/net_info_peer.json" 2>&1; then
         fail "the node does not list $ida in /net_info"
     fi
-    h1=$(node_wait_height 0 5s)
+    h1=$(node_wait_height 0 15s)
     expect_none a "${stay}s" event=peer_removed
     h2=$(node_wait_height $((h1 + 1)) 10s) ||
         fail "the node stopped producing blocks while we were connected"

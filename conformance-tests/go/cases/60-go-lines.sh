@@ -49,7 +49,7 @@ case_line_dial() {
     say "    cometbft $line ($node_id) at 127.0.0.1:$node_p2p, chain $chain_id; $A outbound=$outbound"
     expect a 15s event=consensus "id=$node_id" type=new_round_step
     node_lists "$ida" 10s || fail "the node does not list $ida in /net_info"
-    h1=$(node_wait_height 0 5s)
+    h1=$(node_wait_height 0 15s)
     expect_none a "${stay}s" event=peer_removed
     h2=$(node_wait_height $((h1 + 1)) 10s) || fail "the node stopped producing blocks while we were connected"
     node_lists "$ida" || fail "after ${stay} s the node no longer lists $ida in /net_info"

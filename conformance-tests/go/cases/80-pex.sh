@@ -51,7 +51,7 @@ case_pex_star() {
     # The hub + 4 leaves, from one PEX answer.
     expect learner 15s event=addrbook size=5 || return
     stop_pid "$learner"
-    expect learner 2s event=addrbook_saved size=5 || return
+    expect learner 5s event=addrbook_saved size=5 || return
     book_has "$CASE_DIR/learner/config/addrbook.json" "$idh" "${ids[@]}" || fail "the learner's book is incomplete"
 }
 
@@ -83,7 +83,7 @@ case_pex_rust_learns() {
     expect_none r 1s event=peer_removed "id=$node_id"
     grep -Eq "Stopping peer for error.*$idr" "$CASE_DIR/node.log" && fail "the node stopped our peer for an error"
     stop_pid "$r"
-    expect r 2s event=addrbook_saved || return
+    expect r 5s event=addrbook_saved || return
     book_has "$CASE_DIR/r/config/addrbook.json" "$node_id" "$idx" || fail "our book lacks what the node sent"
     say "    cometbft $line told us about $idx"
 }
@@ -106,7 +106,7 @@ case_pex_node_learns() {
     expect r 30s event=peer_added "id=$node_id" outbound=false || return
     # The node's next ensure-peers (at most 30 s on) dials what it learned: y,
     # which only we could have told it about. (The wait is that period: 30 s.)
-    expect y 100s event=peer_added "id=$node_id" outbound=false || fail "the node never dialed y"
+    expect y 120s event=peer_added "id=$node_id" outbound=false || fail "the node never dialed y"
     node_lists "$idr" 5s || fail "the node does not list $idr in /net_info"
     grep -Eq "Stopping peer for error.*$idr" "$CASE_DIR/node.log" && fail "the node stopped our peer for an error"
     # (Its addrbook.json is not checked: a node writes it on stop from a goroutine
@@ -159,7 +159,7 @@ case_pex_seed_crawls() {
     WAIT_KIND=none node_lists "$ids_seed" 1s && fail "the node still lists our seed"
     # Second crawl (30 s after the first): the learned g3 and r3. (The wait is
     # the rest of that period, ≈ 27 s.)
-    expect s 100s event=peer_added "id=${ids[1]}" outbound=true
+    expect s 120s event=peer_added "id=${ids[1]}" outbound=true
     expect s 15s event=peer_added "id=${ids[3]}" outbound=true
     say "    node connected to all four crawled peers; seed crawled g3 and r3 next"
 }

@@ -7,6 +7,7 @@ package tools
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -301,11 +302,11 @@ func waitHeight(args []string) error {
 	if !strings.HasPrefix(*rpc, "http://127.0.0.1:") {
 		return errors.New("--rpc must be http://127.0.0.1:PORT")
 	}
-	client := &http.Client{Timeout: 2 * time.Second}
+	client := &http.Client{}
 	deadline := time.Now().Add(*timeout)
 	var last int64 = -1
 	for {
-		if h, err := statusHeight(client, *rpc); err == nil {
+		if h, err := statusHeight(client, *rpc, requestTimeout(deadline)); err == nil {
 			last = h
 			if h >= *height {
 				fmt.Println(h)
@@ -319,8 +320,47 @@ func waitHeight(args []string) error {
 	}
 }
 
-func statusHeight(client *http.Client, base string) (int64, error) {
-	resp, err := client.Get(strings.TrimRight(base, "/") + "/status")
+// requestTimeout bounds one RPC request of a wait ending at deadline: the time
+// left, but at least 2 s, so that a node slow to answer on a loaded machine
+// (seen: 1.7 s) is still heard when the wait is short.
+func requestTimeout(deadline time.Time) time.Duration {
+	if left := time.Until(deadline); left > 2*time.Second {
+		return left
+	}
+	return 2 * time.Second
+}
+
+// get fetches url within timeout.
+func get(client *http.Client, url string, timeout time.Duration) (*http.Response, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	resp.Body = cancelOnClose{resp.Body, cancel}
+	return resp, nil
+}
+
+// cancelOnClose releases a request's context when its body is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
+}
+
+func statusHeight(client *http.Client, base string, timeout time.Duration) (int64, error) {
+	resp, err := get(client, strings.TrimRight(base, "/")+"/status", timeout)
 	if err != nil {
 		return 0, err
 	}
@@ -356,10 +396,10 @@ func waitRPCPeer(args []string) error {
 	if !strings.HasPrefix(*rpc, "http://127.0.0.1:") || *id == "" {
 		return errors.New("usage: wait-rpc-peer --rpc http://127.0.0.1:PORT --id ID")
 	}
-	client := &http.Client{Timeout: 2 * time.Second}
+	client := &http.Client{}
 	deadline := time.Now().Add(*timeout)
 	for {
-		if ni, err := rpcPeer(client, *rpc, *id); err == nil && ni != nil {
+		if ni, err := rpcPeer(client, *rpc, *id, requestTimeout(deadline)); err == nil && ni != nil {
 			fmt.Println(string(ni))
 			return nil
 		}
@@ -370,8 +410,8 @@ func waitRPCPeer(args []string) error {
 	}
 }
 
-func rpcPeer(client *http.Client, base, id string) (json.RawMessage, error) {
-	resp, err := client.Get(strings.TrimRight(base, "/") + "/net_info")
+func rpcPeer(client *http.Client, base, id string, timeout time.Duration) (json.RawMessage, error) {
+	resp, err := get(client, strings.TrimRight(base, "/")+"/net_info", timeout)
 	if err != nil {
 		return nil, err
 	}

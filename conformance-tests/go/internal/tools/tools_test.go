@@ -1,6 +1,8 @@
 package tools
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -111,5 +113,18 @@ func TestMatchers(t *testing.T) {
 	}
 	if _, err := parseMatchers([]string{"novalue"}); err == nil {
 		t.Fatal("a matcher without = or ~ must be refused")
+	}
+}
+
+// A node that takes longer than 2 s to answer (a loaded machine) is still
+// heard: one request may last until the wait's deadline.
+func TestWaitHeightHearsASlowNode(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(2500 * time.Millisecond)
+		_, _ = w.Write([]byte(`{"result":{"sync_info":{"latest_block_height":"5"}}}`))
+	}))
+	defer srv.Close()
+	if err := waitHeight([]string{"--rpc", srv.URL, "--height", "3", "--timeout", "8s"}); err != nil {
+		t.Fatal(err)
 	}
 }
