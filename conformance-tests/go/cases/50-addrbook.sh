@@ -9,7 +9,7 @@ case_addrbook_artifact() {
     pl=${pts[1]}
     idh=$(new_key hub) && idl=$(new_key learner) || { fail "key generation failed"; return; }
     start_peer go hub "${COMMON[@]}" --home "$CASE_DIR/hub" --listen "tcp://127.0.0.1:$ph" --moniker hub --pex
-    expect hub 10s event=listening || return
+    expect hub 30s event=listening || return
     expected+=("$idh@127.0.0.1:$ph")
     for i in $(seq 1 $n); do
         local id p=${pts[$((i + 1))]}
@@ -18,12 +18,12 @@ case_addrbook_artifact() {
             --moniker "leaf$i" --pex --persistent-peers "$idh@127.0.0.1:$ph"
         expected+=("$id@127.0.0.1:$p")
     done
-    expect hub 15s event=addrbook "size=$n" || return
+    expect hub 30s event=addrbook "size=$n" || return
     start_peer go learner "${COMMON[@]}" --home "$CASE_DIR/learner" --listen "tcp://127.0.0.1:$pl" \
         --moniker learner --pex --mark-good --dial "$idh@127.0.0.1:$ph"
-    expect learner 15s event=addrbook "size=$((n + 1))" || return
+    expect learner 30s event=addrbook "size=$((n + 1))" || return
     stop_pid "$LAST_PID"
-    expect learner 1s event=addrbook_saved "size=$((n + 1))" || return
+    expect learner 5s event=addrbook_saved "size=$((n + 1))" || return
     local book="$CASE_DIR/learner/config/addrbook.json" a
     for a in "${expected[@]}"; do
         grep -q "\"${a%@*}\"" "$book" || fail "address $a missing from the saved book"
@@ -70,9 +70,9 @@ case_addrbook_rust_to_go() {
         { fail "addrbook-write failed: $(cat "$CASE_DIR/write.out")"; return; }
     p=$(ports 1)
     start_peer go g "${COMMON[@]}" --home "$CASE_DIR/g" --listen "tcp://127.0.0.1:$p" --moniker g --pex
-    expect g 10s event=addrbook size=5 || return
+    expect g 30s event=addrbook size=5 || return
     stop_pid "$LAST_PID"
-    expect g 2s event=addrbook_saved size=5 || return
+    expect g 5s event=addrbook_saved size=5 || return
     got=$("$RUST_PEER" addrbook-dump --file "$book" 2>"$CASE_DIR/dump.err") ||
         { fail "our loader refused the book Go saved: $(cat "$CASE_DIR/dump.err")"; return; }
     want=$(printf '%s\n' "${addrs[@]}" | sort)
