@@ -30,7 +30,7 @@ use crate::{Config, Error};
 /// The switch (Go `p2p.Switch`): keeps the peers the configuration asks for, routes every
 /// received message to its reactor and redials persistent peers.
 ///
-/// Build it with [`Builder`], then [`Switch::start`]; [`Switch::stop`] before dropping it
+/// Build it with [`Builder`](crate::Builder), then [`Switch::start`]; [`Switch::stop`] before dropping it
 /// (its tasks hold it alive until then). Reactors reach it as `Weak<dyn Network>` and, when
 /// they dial, `Weak<dyn Dialer>`.
 pub struct Switch<T: Transport> {
