@@ -20,7 +20,6 @@ mod graph;
 mod home;
 mod http;
 mod logging;
-mod meter;
 mod metrics;
 mod nodemap;
 mod rpc;
