@@ -139,7 +139,9 @@ impl SealBuffer {
         } else {
             DATA_MAX_SIZE
         };
-        let frames = additional.saturating_sub(DATA_MAX_SIZE - open).div_ceil(DATA_MAX_SIZE);
+        let frames = additional
+            .saturating_sub(DATA_MAX_SIZE - open)
+            .div_ceil(DATA_MAX_SIZE);
         let need = self.sealed + (frames + 1) * SEALED_FRAME_LEN;
         if self.buf.capacity() < need {
             self.buf.reserve(need - self.buf.len());
