@@ -288,8 +288,10 @@ mod tests {
         let own = Bytes::from(vec![6u8; 1024]);
         let shared = Arc::new(InboxShared::new(64));
         let mut inbox = Inbox::new(shared.clone());
-        let mut batch = Batch::default();
-        batch.room = shared.room();
+        let mut batch = Batch {
+            room: shared.room(),
+            ..Default::default()
+        };
         batch.deliver(item(small.clone()), true);
         batch.deliver(item(large.clone()), true);
         batch.deliver(item(own.clone()), false);
