@@ -143,15 +143,16 @@ case_watch_slow() {
     reactor_home watch || return
     local pa
     pa=$(ports 1)
-    timeout -k 5 $((stay + 30)) "$CONSENSUS_WATCH" --home "$reactor_home" --peers "$node_id@127.0.0.1:$node_p2p" \
-        --p2p.laddr "tcp://127.0.0.1:$pa" --json --exit-after "${stay}s" --slow-printer 5s \
+    # It runs past the checks below (which must see it connected), then gets SIGTERM.
+    timeout -k 5 $((stay + 60)) "$CONSENSUS_WATCH" --home "$reactor_home" --peers "$node_id@127.0.0.1:$node_p2p" \
+        --p2p.laddr "tcp://127.0.0.1:$pa" --json --slow-printer 5s \
         >"$CASE_DIR/watch.out" 2>"$CASE_DIR/watch.err" &
     pid=$!
     CASE_PIDS+=("$pid")
     t0=$SECONDS
     # Every 10 s: the round state the node holds for the watch (what the watch last
     # announced) is at most 2 heights behind the node's own.
-    while [ $((SECONDS - t0)) -lt $((stay - 10)) ]; do
+    while [ $((SECONDS - t0)) -lt "$stay" ]; do
         sleep 10
         h=$(node_wait_height 0 5s) || continue
         ours=$(bg_wait "$GOPEER" peer-height --rpc "$node_rpc" --id "$reactor_id" 2>&1) ||
@@ -159,15 +160,15 @@ case_watch_slow() {
         samples=$((samples + 1))
         [ "${ours%% *}" -ge $((h - 2)) ] || { behind=$((behind + 1)); say "    at $((SECONDS - t0)) s: node at $h, watch announced $ours"; }
     done
-    wait "$pid" || fail "consensus-watch exited with an error: $(tail -n 3 "$CASE_DIR/watch.err")"
     [ "$behind" = 0 ] || fail "$behind of $samples samples: the watch's round state fell behind the chain"
     node_lists "$reactor_id" || fail "after $stay s the node no longer lists the watch in /net_info"
-    grep -q "Stopping peer for error.*$reactor_id\|$reactor_id.*Stopping peer for error" "$CASE_DIR/node.log" &&
-        fail "the node stopped the watch for an error: $(grep -m1 "$reactor_id" "$CASE_DIR/node.log")"
+    grep -E "Stopping peer for error.*$reactor_id|$reactor_id.*Stopping peer for error" "$CASE_DIR/node.log" >"$CASE_DIR/stops" &&
+        fail "the node stopped the watch for an error: $(head -n 1 "$CASE_DIR/stops")"
+    stop_pid "$pid"
     local printed
     printed=$(grep -c '"event":"height"' "$CASE_DIR/watch.out")
     say "    $stay s with a printer taking 5 s a line: $printed heights printed, node at $(node_wait_height 0 5s); $samples samples of the node's view of the watch, all within 2 heights of the chain; never dropped"
-    [ "$printed" -le $((stay / 5 + 1)) ] || fail "$printed lines printed: the printer was not slow"
+    [ "$printed" -le $((stay / 5 + 3)) ] || fail "$printed lines printed: the printer was not slow"
 }
 
 if [ -x "$TX_RELAY" ] && [ -x "$CONSENSUS_WATCH" ] || [ "$RUST_PEER_BUILD" = 1 ]; then

@@ -4,15 +4,15 @@
 //! quint-oracle --spec reactor.qnt --quint node_modules/.bin/quint --traces DIR [--work DIR]
 //! ```
 //!
-//! Reads every `*.trace` in `--traces` (written by `mukan_reactor_api::testing::CallTrace`),
-//! writes beside a copy of `--spec` (CometBFT's `spec/p2p/reactor-api/reactor.qnt`, taken from
-//! the Go module at test time) two modules of ours that import it: `traces.qnt`, one run per
-//! trace plus the accepted prefix of each negative control, and `controls.qnt`, the negative
-//! controls (`mukan_conformance_tests::quint::controls`, cut from the longest trace that has
-//! every pattern). Runs `quint test` once on each. Exits 0 when every trace and prefix is
-//! accepted and every control is refused by the model exactly at its wrong call (the replay
-//! stops there: that action is not enabled);
-//! otherwise prints what went wrong and exits 1. `conformance-tests/quint/run-oracle.sh`
+//! Reads every `*.trace` in `--traces` (written by `mukan_reactor_api::testing::CallTrace`)
+//! and writes, beside a copy of `--spec` (CometBFT's `spec/p2p/reactor-api/reactor.qnt`, taken
+//! from the Go module at test time), modules of ours that import it: `traces0.qnt` and
+//! `traces1.qnt`, one run per trace and per accepted prefix of a negative control, and
+//! `controls.qnt`, the negative controls (`mukan_conformance_tests::quint::controls`, cut
+//! from the longest trace that has every pattern). Runs `quint test` on the three at once.
+//! Exits 0 when every trace and prefix is accepted and every control is refused by the model
+//! exactly at its wrong call (the replay stops there: that action is not enabled); otherwise
+//! prints what went wrong and exits 1. `conformance-tests/quint/run-oracle.sh`
 //! records the traces and calls this.
 
 use std::path::{Path, PathBuf};
@@ -21,6 +21,9 @@ use std::time::Instant;
 
 use mukan_conformance_tests::quint::{self, Control, Verdicts};
 use mukan_reactor_api::testing::{CallTrace, TraceEvent};
+
+/// Quint processes checking the accepted runs at once (plus one for the controls).
+const JOBS: usize = 2;
 
 struct Args {
     spec: PathBuf,
@@ -128,43 +131,82 @@ fn run(args: &Args) -> Result<bool, String> {
         .iter()
         .map(|c| (format!("control {} (from {base_label})", c.name), c.trace()))
         .collect();
-    let good_file = args.work.join("traces.qnt");
+    // The accepted runs are split into `JOBS` modules of about equal size, checked by as many
+    // quint processes at once (one core each), beside the controls'.
+    let mut shares: Vec<Vec<usize>> = vec![Vec::new(); JOBS];
+    let mut sizes = [0usize; JOBS];
+    let mut order: Vec<usize> = (0..good.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(good[i].1.len()));
+    for i in order {
+        let k = (0..JOBS).min_by_key(|&k| sizes[k]).unwrap_or(0);
+        sizes[k] += good[i].1.len();
+        shares[k].push(i);
+    }
+    let mut files = Vec::new();
+    for (k, share) in shares.iter().enumerate() {
+        let traces_k: Vec<(String, Vec<TraceEvent>)> =
+            share.iter().map(|&i| good[i].clone()).collect();
+        let file = args.work.join(format!("traces{k}.qnt"));
+        std::fs::write(&file, quint::module(&format!("traces{k}"), &traces_k))
+            .map_err(|e| e.to_string())?;
+        files.push(file);
+    }
     let bad_file = args.work.join("controls.qnt");
-    std::fs::write(&good_file, quint::module("traces", &good)).map_err(|e| e.to_string())?;
     std::fs::write(&bad_file, quint::module("controls", &bad)).map_err(|e| e.to_string())?;
     let events: usize = traces.iter().map(|(_, t)| t.len()).sum();
 
     let t0 = Instant::now();
-    let (v, ok, out) = quint_test(&args.quint, &good_file)?;
-    let good_secs = t0.elapsed().as_secs_f64();
+    let (results, bad_result) = std::thread::scope(|scope| {
+        let runs: Vec<_> = files
+            .iter()
+            .map(|f| scope.spawn(|| quint_test(&args.quint, f)))
+            .collect();
+        let bad = scope.spawn(|| quint_test(&args.quint, &bad_file));
+        let results: Vec<_> = runs
+            .into_iter()
+            .map(|r| {
+                r.join()
+                    .unwrap_or_else(|_| Err("quint thread panicked".into()))
+            })
+            .collect();
+        (
+            results,
+            bad.join()
+                .unwrap_or_else(|_| Err("quint thread panicked".into())),
+        )
+    });
+    let secs = t0.elapsed().as_secs_f64();
     let mut pass = true;
     let mut accepted = 0;
-    for (i, (label, _)) in good.iter().enumerate() {
-        if v.passed.contains(&quint::test_name("trace", i)) {
-            accepted += 1;
-        } else {
+    for ((share, file), result) in shares.iter().zip(&files).zip(results) {
+        let (v, ok, out) = result?;
+        let mut all = ok;
+        for (j, &i) in share.iter().enumerate() {
+            if v.passed.contains(&quint::test_name("trace", j)) {
+                accepted += 1;
+            } else {
+                all = false;
+                println!(
+                    "NOT ACCEPTED: {} ({} in {})",
+                    good[i].0,
+                    quint::test_name("trace", j),
+                    file.display()
+                );
+            }
+        }
+        if !all {
             pass = false;
-            println!("NOT ACCEPTED: {label} ({})", quint::test_name("trace", i));
+            println!("quint test {} said:\n{}", file.display(), tail(&out, 40));
         }
     }
-    if !ok || !pass {
-        pass = false;
-        println!(
-            "quint test {} said:\n{}",
-            good_file.display(),
-            tail(&out, 40)
-        );
-    }
     println!(
-        "quint-oracle: {accepted}/{} runs accepted ({} recorded traces, {events} calls, and {} control prefixes) in {good_secs:.1} s",
+        "quint-oracle: {accepted}/{} runs accepted ({} recorded traces, {events} calls, and {} control prefixes; {JOBS} quint processes, {secs:.1} s)",
         good.len(),
         traces.len(),
         controls.len()
     );
 
-    let t0 = Instant::now();
-    let (v, _, out) = quint_test(&args.quint, &bad_file)?;
-    let bad_secs = t0.elapsed().as_secs_f64();
+    let (v, _, out) = bad_result?;
     let mut refused = 0;
     for (i, c) in controls.iter().enumerate() {
         let name = quint::test_name("trace", i);
@@ -201,7 +243,7 @@ fn run(args: &Args) -> Result<bool, String> {
         );
     }
     println!(
-        "quint-oracle: {refused}/{} negative controls refused (cut from {base_label}) in {bad_secs:.1} s",
+        "quint-oracle: {refused}/{} negative controls refused (cut from {base_label})",
         controls.len()
     );
     Ok(pass)
