@@ -440,6 +440,10 @@ mod tests {
                 "stop rec".to_owned(),
             ]
         );
-        assert_eq!(inner.calls().len(), 7, "every call reached the inner reactor");
+        assert_eq!(
+            inner.calls().len(),
+            7,
+            "every call reached the inner reactor"
+        );
     }
 }
