@@ -1,5 +1,5 @@
-//! A node for the two programs: a CometBFT home's key and chain, the programs' reactors, and
-//! a switch over TCP dialing the given peers.
+//! A node for the two programs: a CometBFT home's key, chain and `[p2p]` settings, the
+//! programs' reactors, and a switch over TCP dialing the persistent peers.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -14,8 +14,9 @@ use mukan_transport::TcpTransport;
 /// The running switch.
 pub type Node = Arc<Switch<TcpTransport>>;
 
-/// Starts a node on `home` (`config/node_key.json`, `config/genesis.json`'s chain ID) with
-/// `reactors`, listening on `listen`, and dials `peers` (`id@host:port`) as persistent peers.
+/// Starts a node on `home` (`config/node_key.json`, `config/genesis.json`'s chain ID,
+/// `config/config.toml`'s `[p2p] laddr` and `persistent_peers`) with `reactors`. `laddr` and
+/// `peers` (`id@host:port`), when given, replace the file's.
 ///
 /// # Errors
 /// The home cannot be read, or the node cannot start.
@@ -24,8 +25,31 @@ pub async fn start(
     moniker: &str,
     reactors: Vec<(&str, Arc<dyn Reactor>)>,
     peers: &[String],
-    listen: SocketAddr,
+    laddr: Option<&str>,
 ) -> Result<Node, String> {
+    let text =
+        std::fs::read_to_string(home.join("config/config.toml")).map_err(|e| e.to_string())?;
+    let config: toml::Table = text.parse().map_err(|e| format!("config.toml: {e}"))?;
+    let p2p = |key: &str| {
+        config
+            .get("p2p")
+            .and_then(|p| p.get(key))
+            .and_then(|v| v.as_str())
+    };
+    let laddr = laddr.or(p2p("laddr")).unwrap_or("tcp://0.0.0.0:26656");
+    let listen: SocketAddr = laddr
+        .trim_start_matches("tcp://")
+        .parse()
+        .map_err(|e| format!("laddr {laddr}: {e}"))?;
+    let peers: Vec<String> = if peers.is_empty() {
+        let list = p2p("persistent_peers").unwrap_or_default().split(',');
+        list.map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+            .collect()
+    } else {
+        peers.to_vec()
+    };
     let key = NodeKey::load(home.join("config/node_key.json")).map_err(|e| e.to_string())?;
     let genesis = std::fs::read(home.join("config/genesis.json")).map_err(|e| e.to_string())?;
     let genesis: serde_json::Value = serde_json::from_slice(&genesis).map_err(|e| e.to_string())?;
@@ -34,11 +58,11 @@ pub async fn start(
         .and_then(|c| c.as_str())
         .ok_or("genesis.json has no chain_id")?
         .to_owned();
-    let mut config = mukan_switch::Config::default();
-    config.persistent_peers = peers.to_vec();
-    config.allow_duplicate_ip = true;
-    config.dial_randomizer = Duration::ZERO;
-    let mut builder = Builder::new(config);
+    let mut sconfig = mukan_switch::Config::default();
+    sconfig.persistent_peers = peers;
+    sconfig.allow_duplicate_ip = true;
+    sconfig.dial_randomizer = Duration::ZERO;
+    let mut builder = Builder::new(sconfig);
     for (name, r) in reactors {
         builder.add_reactor(name, r).map_err(|e| e.to_string())?;
     }

@@ -40,8 +40,11 @@ case_tx_relay() {
     key="mukan-$line"
     value="relayed-$RANDOM$RANDOM"
     say "    cometbft $line ($node_id) at 127.0.0.1:$node_p2p; relay $reactor_id sends $key=$value"
-    if ! bg_wait timeout 60 "$TX_RELAY" --home "$reactor_home" --peers "$node_id@127.0.0.1:$node_p2p" \
-        --p2p.laddr "tcp://127.0.0.1:$pa" --tx "$key=$value" >"$CASE_DIR/relay.out" 2>"$CASE_DIR/relay.err"; then
+    # As an operator would: the node and our address in the home's config.toml.
+    sed -i -e "s/^persistent_peers = .*/persistent_peers = \"$node_id@127.0.0.1:$node_p2p\"/" \
+        -e "s|^laddr = \"tcp://0.0.0.0:26656\"|laddr = \"tcp://127.0.0.1:$pa\"|" "$reactor_home/config/config.toml"
+    if ! bg_wait timeout 60 "$TX_RELAY" --home "$reactor_home" --tx "$key=$value" \
+        >"$CASE_DIR/relay.out" 2>"$CASE_DIR/relay.err"; then
         fail "tx-relay failed: $(tail -n 3 "$CASE_DIR/relay.err")"
         return
     fi

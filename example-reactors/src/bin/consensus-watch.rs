@@ -2,19 +2,19 @@
 //! height its round, block hash, proposer and which validators prevoted and precommitted.
 //!
 //! ```text
-//! consensus-watch --home DIR --peers ID@HOST:PORT[,…] [--p2p.laddr tcp://IP:PORT] [--json]
+//! consensus-watch --home DIR [--json] [--peers ID@HOST:PORT,…] [--p2p.laddr tcp://IP:PORT]
 //!                 [--stats D] [--exit-after D] [--slow-printer D]
 //! ```
 //!
-//! `DIR` is a CometBFT home (`config/node_key.json`, and `config/genesis.json` for the chain
-//! ID). Heights go to stdout, one a line (`--json`: one JSON object a line, `"event":
+//! `DIR` is a CometBFT home: `config/node_key.json`, `config/genesis.json` (the chain ID),
+//! `config/config.toml` (`[p2p] persistent_peers`, the peers to follow, and `laddr`, unless
+//! the flags say otherwise). Heights go to stdout, one a line (`--json`: one JSON object a line, `"event":
 //! "height"`); every `--stats` (default 10 s) and at exit a `stats` line gives the messages
 //! decoded per kind, reports dropped, announcements not sent and messages not understood.
 //! `--slow-printer D` makes the printer wait `D` before each line (a slow consumer, for
 //! tests): the watcher keeps following the chain, its reports queue up (and are dropped,
 //! counted, once 1,024 wait).
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -34,12 +34,13 @@ struct Args {
     /// CometBFT home: config/node_key.json and config/genesis.json.
     #[arg(long)]
     home: PathBuf,
-    /// Peers to follow, `id@host:port`, comma-separated (dialed and redialed).
+    /// Peers to follow, `id@host:port`, comma-separated, dialed and redialed (default: the
+    /// home's `[p2p] persistent_peers`).
     #[arg(long, value_delimiter = ',')]
     peers: Vec<String>,
-    /// Listen address.
-    #[arg(long = "p2p.laddr", default_value = "tcp://127.0.0.1:26656")]
-    laddr: String,
+    /// Listen address (default: the home's `[p2p] laddr`).
+    #[arg(long = "p2p.laddr")]
+    laddr: Option<String>,
     /// One JSON object a line.
     #[arg(long)]
     json: bool,
@@ -116,11 +117,6 @@ async fn print(mut reports: mpsc::Receiver<HeightReport>, json: bool, slow: Dura
 }
 
 async fn run(args: Args) -> Result<(), String> {
-    let listen: SocketAddr = args
-        .laddr
-        .trim_start_matches("tcp://")
-        .parse()
-        .map_err(|e| format!("--p2p.laddr: {e}"))?;
     let (tx, rx) = mpsc::channel(1024);
     let watch = Arc::new(ConsensusWatch::new(32 << 20, tx));
     let printer = tokio::spawn(print(rx, args.json, args.slow_printer));
@@ -129,7 +125,7 @@ async fn run(args: Args) -> Result<(), String> {
         "consensus-watch",
         vec![("consensus", watch.clone())],
         &args.peers,
-        listen,
+        args.laddr.as_deref(),
     )
     .await?;
     let mut stats = tokio::time::interval(args.stats);

@@ -2,18 +2,18 @@
 //! relays the ones its peers gossip.
 //!
 //! ```text
-//! tx-relay --home DIR --peers ID@HOST:PORT[,…] [--p2p.laddr tcp://IP:PORT]
-//!          [--tx KEY=VALUE]… [--stay] [--connect-timeout D]
+//! tx-relay --home DIR [--tx KEY=VALUE]… [--stay] [--peers ID@HOST:PORT,…]
+//!          [--p2p.laddr tcp://IP:PORT] [--connect-timeout SECONDS]
 //! ```
 //!
-//! `DIR` is a CometBFT home (`config/node_key.json`, `config/genesis.json` for the chain ID).
-//! The relay dials its peers; once one is connected it sends every `--tx` to all connected
+//! `DIR` is a CometBFT home: `config/node_key.json`, `config/genesis.json` (the chain ID),
+//! `config/config.toml` (`[p2p] persistent_peers` and `laddr`, unless the flags say
+//! otherwise). The relay dials its persistent peers; once one is connected it sends every `--tx` to all connected
 //! peers and, without `--stay`, stops gracefully (what is queued is flushed) and exits 0.
 //! With `--stay` (or no `--tx`) it keeps running until SIGINT / SIGTERM, relaying and
 //! printing the transactions it receives. Events on stdout, one JSON object a line:
 //! `tx_sent` (`tx`, `peers`), `tx_received` (`tx`, `from`).
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -33,12 +33,13 @@ struct Args {
     /// CometBFT home: config/node_key.json and config/genesis.json.
     #[arg(long)]
     home: PathBuf,
-    /// Peers, `id@host:port`, comma-separated (dialed and redialed).
+    /// Peers, `id@host:port`, comma-separated, dialed and redialed (default: the home's
+    /// `[p2p] persistent_peers`).
     #[arg(long, value_delimiter = ',')]
     peers: Vec<String>,
-    /// Listen address.
-    #[arg(long = "p2p.laddr", default_value = "tcp://127.0.0.1:26656")]
-    laddr: String,
+    /// Listen address (default: the home's `[p2p] laddr`).
+    #[arg(long = "p2p.laddr")]
+    laddr: Option<String>,
     /// A transaction to send (kvstore: `key=value`); repeatable.
     #[arg(long)]
     tx: Vec<String>,
@@ -63,11 +64,6 @@ fn print_received(mut rx: mpsc::Receiver<ReceivedTx>) -> tokio::task::JoinHandle
 }
 
 async fn run(args: Args) -> Result<(), String> {
-    let listen: SocketAddr = args
-        .laddr
-        .trim_start_matches("tcp://")
-        .parse()
-        .map_err(|e| format!("--p2p.laddr: {e}"))?;
     let (tx, rx) = mpsc::channel(1024);
     let relay = Arc::new(TxRelay::new(tx));
     let printer = print_received(rx);
@@ -76,7 +72,7 @@ async fn run(args: Args) -> Result<(), String> {
         "tx-relay",
         vec![("mempool", relay.clone())],
         &args.peers,
-        listen,
+        args.laddr.as_deref(),
     )
     .await?;
     let connected = async {
