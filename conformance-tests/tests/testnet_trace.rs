@@ -19,7 +19,7 @@ use mukan_example_reactors::tx_relay::{ReceivedTx, TxRelay};
 use mukan_node_key::NodeKey;
 use mukan_pex::{PexConfig, PexReactor};
 use mukan_reactor_api::testing::{CallTrace, Traced};
-use mukan_reactor_api::{NodeInfo, Other, ProtocolVersion, SharedAddressBook, Switch as _};
+use mukan_reactor_api::{Network as _, NodeInfo, Other, ProtocolVersion, SharedAddressBook};
 use mukan_switch::{Builder, Switch};
 use mukan_transport::TcpTransport;
 use parking_lot::Mutex;

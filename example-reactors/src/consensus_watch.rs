@@ -26,7 +26,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
-use mukan_reactor_api::{ChannelDescriptor, ChannelId, Envelope, Peer, Reactor, StopReason};
+use mukan_reactor_api::{
+    ChannelDescriptor, ChannelId, Envelope, Peer, Reactor, ReactorError, StopReason,
+};
 use prost::Message as _;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
@@ -80,7 +82,7 @@ pub enum Action {
 pub enum WatchError {
     /// Not a valid encoding.
     #[error("undecodable consensus message: {0}")]
-    Malformed(String),
+    Malformed(prost::DecodeError),
     /// No bytes, or a kind no Go line sends.
     #[error("consensus message of no known kind ({0} bytes)")]
     UnknownKind(usize),
@@ -150,8 +152,7 @@ impl Watch {
         peer: &mut PeerView,
         msg: &[u8],
     ) -> Result<Vec<Action>, WatchError> {
-        let decoded =
-            ConsensusMessage::decode(msg).map_err(|e| WatchError::Malformed(e.to_string()))?;
+        let decoded = ConsensusMessage::decode(msg).map_err(WatchError::Malformed)?;
         let sum = decoded.sum.ok_or(WatchError::UnknownKind(msg.len()))?;
         *self.kinds.entry(sum.name()).or_default() += 1;
         let mut actions = Vec::new();
@@ -417,7 +418,7 @@ impl Reactor for ConsensusWatch {
         peer.data().insert(Mutex::new(PeerView::default()));
     }
 
-    fn receive(&self, envelope: Envelope) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    fn receive(&self, envelope: Envelope) -> Result<(), ReactorError> {
         let view = envelope
             .src
             .data()
@@ -429,12 +430,20 @@ impl Reactor for ConsensusWatch {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .on_message(&mut view, &envelope.message);
-        let actions = result.inspect_err(|e| {
+        let channel = envelope.channel;
+        let actions = result.map_err(|e| {
             self.undecodable.fetch_add(1, Ordering::Relaxed);
             *self
                 .last_error
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner) = Some(e.to_string());
+            match e {
+                WatchError::Malformed(source) => ReactorError::Decode { channel, source },
+                WatchError::UnknownKind(_) => {
+                    let rule = "consensus message of no known kind";
+                    ReactorError::Violation { channel, rule }
+                }
+            }
         })?;
         for action in actions {
             match action {

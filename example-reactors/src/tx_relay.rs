@@ -13,7 +13,7 @@ use std::sync::{Mutex, OnceLock, PoisonError, Weak};
 
 use bytes::Bytes;
 use mukan_reactor_api::{
-    BroadcastReport, ChannelDescriptor, ChannelId, Envelope, NodeId, Reactor, Switch,
+    BroadcastReport, ChannelDescriptor, ChannelId, Envelope, Network, NodeId, Reactor, ReactorError,
 };
 use prost::Message as _;
 use sha2::{Digest, Sha256};
@@ -36,17 +36,12 @@ pub struct ReceivedTx {
     pub tx: Bytes,
 }
 
-/// A message on the mempool channel that is not a `Txs` message.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("not a mempool Txs message: {0}")]
-pub struct NotTxs(String);
-
 /// Hashes seen, and the order to forget them in.
 type Seen = (HashSet<[u8; 32]>, VecDeque<[u8; 32]>);
 
 /// The relay reactor.
 pub struct TxRelay {
-    switch: OnceLock<Weak<dyn Switch>>,
+    switch: OnceLock<Weak<dyn Network>>,
     seen: Mutex<Seen>,
     received: mpsc::Sender<ReceivedTx>,
     /// Received transactions not reported because the queue was full.
@@ -74,7 +69,7 @@ impl TxRelay {
     }
 
     /// Queues `tx` to every connected peer, without waiting (see
-    /// [`Switch::broadcast`]); an empty report when the relay is not registered.
+    /// [`Network::broadcast`]); an empty report when the relay is not registered.
     pub fn broadcast_tx(&self, tx: Bytes) -> BroadcastReport {
         self.first_sight(&tx);
         match self.switch.get().and_then(Weak::upgrade) {
@@ -106,15 +101,17 @@ impl Reactor for TxRelay {
         vec![ChannelDescriptor::new(ChannelId::MEMPOOL, priority).with_recv_message_capacity(cap)]
     }
 
-    fn set_switch(&self, switch: Weak<dyn Switch>) {
+    fn set_switch(&self, switch: Weak<dyn Network>) {
         let _ = self.switch.set(switch);
     }
 
-    fn receive(&self, envelope: Envelope) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        let msg =
-            MempoolMessage::decode(envelope.message.as_ref()).map_err(|e| NotTxs(e.to_string()))?;
+    fn receive(&self, envelope: Envelope) -> Result<(), ReactorError> {
+        let channel = envelope.channel;
+        let msg = MempoolMessage::decode(envelope.message.as_ref())
+            .map_err(|source| ReactorError::Decode { channel, source })?;
         let Some(MempoolSum::Txs(Txs { txs })) = msg.sum else {
-            return Err(NotTxs("no Txs in the message".into()).into());
+            let rule = "mempool message without Txs";
+            return Err(ReactorError::Violation { channel, rule });
         };
         let from = envelope.src.id();
         // Drop the envelope (and its share of the channel's budget) before relaying.

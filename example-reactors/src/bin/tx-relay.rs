@@ -23,7 +23,7 @@ use bytes::Bytes;
 use clap::Parser;
 use mukan_example_reactors::node;
 use mukan_example_reactors::tx_relay::{ReceivedTx, TxRelay};
-use mukan_reactor_api::Switch as _;
+use mukan_reactor_api::Network as _;
 use serde_json::json;
 use tokio::sync::mpsc;
 

@@ -28,7 +28,10 @@ use std::sync::{Arc, Mutex, Weak};
 use mukan_node_key::NodeId;
 
 use super::lock;
-use crate::{ChannelDescriptor, ChannelId, Envelope, Peer, Reactor, StopReason, Switch};
+use crate::{
+    ChannelDescriptor, ChannelId, Dialer, Envelope, Network, Peer, Reactor, ReactorError,
+    StopReason,
+};
 
 /// The first line of a trace file.
 pub const TRACE_HEADER: &str = "mukan-reactor-trace 1";
@@ -290,8 +293,12 @@ impl<R: Reactor + ?Sized> Reactor for Traced<R> {
         channels
     }
 
-    fn set_switch(&self, switch: Weak<dyn Switch>) {
+    fn set_switch(&self, switch: Weak<dyn Network>) {
         self.inner.set_switch(switch);
+    }
+
+    fn set_dialer(&self, dialer: Weak<dyn Dialer>) {
+        self.inner.set_dialer(dialer);
     }
 
     fn on_start(&self) {
@@ -322,7 +329,7 @@ impl<R: Reactor + ?Sized> Reactor for Traced<R> {
         self.inner.remove_peer(peer, reason);
     }
 
-    fn receive(&self, envelope: Envelope) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    fn receive(&self, envelope: Envelope) -> Result<(), ReactorError> {
         let (peer, channel) = (envelope.src.id(), envelope.channel);
         self.record(|reactor| TraceEvent::Receive {
             reactor,
@@ -332,12 +339,12 @@ impl<R: Reactor + ?Sized> Reactor for Traced<R> {
         self.inner.receive(envelope)
     }
 
-    fn filter(
-        &self,
-        channel: ChannelId,
-        message: &[u8],
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    fn filter(&self, channel: ChannelId, message: &[u8]) -> Result<(), ReactorError> {
         self.inner.filter(channel, message)
+    }
+
+    fn message_type(&self, channel: ChannelId, message: &[u8]) -> Option<&'static str> {
+        self.inner.message_type(channel, message)
     }
 }
 
