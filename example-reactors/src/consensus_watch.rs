@@ -35,13 +35,6 @@ use tokio::sync::mpsc;
 
 use crate::proto::{BlockHeaderOnly, Consensus, ConsensusMessage, NewRoundStep, Part};
 
-/// The consensus channels: state, data, vote, vote-set bits.
-pub const CHANNELS: [ChannelId; 4] = [
-    ChannelId::CONSENSUS_STATE,
-    ChannelId::CONSENSUS_DATA,
-    ChannelId::CONSENSUS_VOTE,
-    ChannelId::CONSENSUS_VOTE_SET_BITS,
-];
 /// Go's `RoundStepPropose`: the latest step the watcher announces.
 const STEP_PROPOSE: u32 = 3;
 /// Go's `RoundStepPrevote`.
