@@ -404,3 +404,42 @@ async fn the_on_close_value_is_dropped_when_the_connection_ends() {
     a.closed().await;
     assert!(freed.load(std::sync::atomic::Ordering::SeqCst));
 }
+
+/// Bytes the stream received before the connection started (read together with the NodeInfo
+/// exchange, say, and left in the secret stream's buffer) are delivered at once, not when
+/// the next bytes arrive.
+#[tokio::test]
+async fn bytes_buffered_before_the_start_are_delivered() {
+    use mukan_node_key::NodeKey;
+    use mukan_secret_conn::SecretStream;
+
+    let (a, b) = tokio::io::duplex(1 << 16);
+    let sc = mukan_secret_conn::Config::default();
+    let (ka, kb) = (NodeKey::from_seed([1; 32]), NodeKey::from_seed([2; 32]));
+    let (sa, sb) = tokio::join!(
+        SecretStream::handshake(a, &ka, &sc),
+        SecretStream::handshake(b, &kb, &sc)
+    );
+    let (mut sa, mut sb) = (sa.unwrap(), sb.unwrap());
+    // One write: a 5-byte preamble, then a packet on channel 0x20.
+    let mut wire = bytes::BytesMut::from(&b"hello"[..]);
+    mukan_mconn::Packet::Msg(mukan_mconn::PacketMsg {
+        channel: ChannelId(0x20),
+        eof: true,
+        data: Bytes::from_static(b"hi"),
+    })
+    .encode(&mut wire);
+    sa.write_all(&wire).await.unwrap();
+    sa.flush().await.unwrap();
+    let mut preamble = [0u8; 5];
+    sb.read_exact(&mut preamble).await.unwrap();
+    assert_eq!(&preamble, b"hello");
+    // The packet is in `sb`'s buffer now, and nothing more is coming.
+    let (_conn, mut rx) = MConnection::spawn(sb, &channels(), Config::default()).unwrap();
+    let (channel, message) = tokio::time::timeout(Duration::from_secs(10), next_message(&mut rx))
+        .await
+        .expect("the buffered packet is delivered without more bytes arriving");
+    assert_eq!(channel, ChannelId(0x20));
+    assert_eq!(message, Bytes::from_static(b"hi"));
+    drop(sa);
+}

@@ -54,7 +54,19 @@ impl<W: Wire> Driver<W> {
     /// locally) and ends the inbox.
     pub(super) async fn run<G>(mut self, done: watch::Sender<bool>, on_close: G) {
         let mut sleep = pin!(sleep_until(Instant::now() + NO_DEADLINE));
-        let result = poll_fn(|cx| self.poll(cx, sleep.as_mut())).await;
+        // What the stream received before the connection started (bytes read with the
+        // handshake or the NodeInfo exchange, left in the stream's buffer) is taken first:
+        // nothing else would wake the task for it.
+        let leftover = self.wire.received().len();
+        let first = if leftover > 0 {
+            self.deliver(leftover, Instant::now().into_std())
+        } else {
+            Ok(())
+        };
+        let result = match first {
+            Ok(()) => poll_fn(|cx| self.poll(cx, sleep.as_mut())).await,
+            Err(e) => Err(e),
+        };
         self.refresh_status(Instant::now());
         let Self {
             mut state,
