@@ -47,6 +47,7 @@
     )
 )]
 
+mod bans;
 mod book;
 mod error;
 mod file;
@@ -55,7 +56,10 @@ mod known_address;
 mod selection;
 mod time;
 
-pub use book::{AddrBook, BUCKET_SIZE, BucketKind, Config, NEW_BUCKET_COUNT, OLD_BUCKET_COUNT};
+pub use book::{
+    AddrBook, BUCKET_SIZE, BucketKind, Config, DEFAULT_MAX_BANS, MAX_TRIED_COLLISIONS,
+    NEW_BUCKET_COUNT, OLD_BUCKET_COUNT, REPLACEMENT_WINDOW, TEST_WINDOW,
+};
 pub use error::{EntryError, PersistError};
 pub use file::{LoadReport, Snapshot};
 pub use group::group_key;

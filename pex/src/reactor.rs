@@ -294,6 +294,11 @@ impl Inner {
                         self.execute(acts);
                     }
                 }
+                Action::Probe { addr } => {
+                    // Feelers need a probe on the dialing side; until the switch offers one,
+                    // the probe is cancelled (nothing marked).
+                    self.core.lock().probe_cancelled(addr);
+                }
                 Action::SaveBook => {
                     if let Some(save) = self.save.clone() {
                         if let Ok(h) = tokio::runtime::Handle::try_current() {
