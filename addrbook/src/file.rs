@@ -339,7 +339,7 @@ impl Snapshot {
 /// syncs it, renames it over `path` and syncs the directory. The temporary name is unique
 /// per call ([`tempfile`]), so two saves in one process cannot interleave; on error it is
 /// removed.
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = (path.parent())
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));

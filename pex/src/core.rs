@@ -1131,7 +1131,7 @@ impl PexCore {
             // search for addresses in other groups.
             let base = to_dial * 3;
             let mut found_late = false;
-            for i in 0..base + to_dial * 10 {
+            for i in 0..base + to_dial * 30 {
                 if chosen.len() >= to_dial || (i >= base && deferred.is_empty()) {
                     break;
                 }
