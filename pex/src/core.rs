@@ -8,10 +8,10 @@
 //! to execute. [`PexCore::next_deadline`] says when `tick` is due next.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
-use mukan_reactor_api::{AddressBook, Direction, NetAddress, NodeId};
+use mukan_reactor_api::{AddressBook, Direction, NetAddress, NetGroup, NodeId};
 use rand::seq::SliceRandom;
 use rand::{Rng, RngCore};
 
@@ -332,20 +332,12 @@ impl std::fmt::Debug for PexCore {
     }
 }
 
-/// The diversity group of an address: its IPv4 /16 or IPv6 /32. Non-routable addresses are
-/// grouped the same way (so that a testnet on `127.x` or `10.x` exercises the rule; a
-/// network all in one group falls back to "nothing else on offer").
-fn group_of(addr: &NetAddress) -> Option<[u8; 5]> {
-    Some(match addr.ip() {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            [4, o[0], o[1], 0, 0]
-        }
-        IpAddr::V6(v6) => {
-            let o = v6.octets();
-            [6, o[0], o[1], o[2], o[3]]
-        }
-    })
+/// The diversity group of an address ([`NetGroup`] without strict mode: its IPv4 /16 or
+/// IPv6 /32, tunnels by their embedded IPv4). Non-routable addresses are grouped the same way
+/// (so that a testnet on `127.x` or `10.x` exercises the rule; a network all in one group
+/// falls back to "nothing else on offer").
+fn group_of(addr: &NetAddress) -> Option<NetGroup> {
+    Some(NetGroup::of(addr.ip(), false))
 }
 
 fn backoff(count: u32, jitter: Duration) -> Duration {
@@ -1112,7 +1104,7 @@ impl PexCore {
         let mut chosen: Vec<NetAddress> = Vec::new();
         if to_dial > 0 {
             let bias = u8::try_from(outbound.min(8) * 10 + 10).unwrap_or(90);
-            let mut groups: HashMap<[u8; 5], usize> = HashMap::new();
+            let mut groups: HashMap<NetGroup, usize> = HashMap::new();
             let current = self
                 .peers
                 .values()

@@ -1,6 +1,7 @@
 //! The eclipse defences of the policy core, on virtual time with a real address book: the
 //! tried table without consensus (outbound handshakes, feelers, test-before-evict), groups
 //! from the socket, address limits, anchors, bans that never enter the table.
+#![allow(clippy::unwrap_used, reason = "test helpers may panic")]
 
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr};

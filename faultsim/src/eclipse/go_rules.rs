@@ -524,7 +524,7 @@ impl Victim for GoVictim {
         for a in addrs {
             self.book.add(a, src, at);
         }
-        if self.seeds.iter().any(|s| *s == src) {
+        if self.seeds.contains(&src) {
             self.ensure_peers(false, at, &mut out); // R:378-386
         }
         out

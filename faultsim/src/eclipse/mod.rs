@@ -277,7 +277,6 @@ struct Conn {
 /// The network, the attacker and the victim.
 pub(crate) struct World {
     scenario: Scenario,
-    policy: Policy,
     rng: ChaCha8Rng,
     victim: Box<dyn Victim>,
     generation: u64,
@@ -315,7 +314,6 @@ impl World {
         };
         Self {
             scenario,
-            policy,
             rng,
             victim,
             generation: 1,
@@ -398,10 +396,6 @@ impl World {
         }
     }
 
-    fn self_addr_of(&self, addr: &NetAddress) -> NetAddress {
-        *addr
-    }
-
     /// The switch's inbound admission: a free inbound slot, not already connected (by ID,
     /// or by IP: `allow_duplicate_ip = false`).
     fn admit_inbound(&self, id: &NodeId, ip: IpAddr) -> bool {
@@ -473,7 +467,7 @@ impl World {
                         );
                     }
                 }
-                Cmd::Disconnect(id) => self.drop_conn(id, true),
+                Cmd::Disconnect(id) => self.drop_conn(id),
             }
         }
         self.schedule_tick();
@@ -497,12 +491,12 @@ impl World {
             .push(Reverse((at, self.seq, Ev::Tick { generation })));
     }
 
-    /// Removes a connection; `by_victim` when the victim asked (no callback to it then,
-    /// except through `disconnected`, which the switch calls in both cases).
-    fn drop_conn(&mut self, id: NodeId, by_victim: bool) {
-        let Some(c) = self.conns.remove(&id) else {
+    /// Removes a connection and tells the victim (the switch calls `remove_peer` whoever
+    /// closed it); a sybil comes back with a fresh key.
+    fn drop_conn(&mut self, id: NodeId) {
+        if self.conns.remove(&id).is_none() {
             return;
-        };
+        }
         self.requested.remove(&id);
         let at = self.now;
         self.victim.disconnected(id, at);
@@ -511,7 +505,6 @@ impl World {
             // Back at once with a fresh key.
             self.push(Duration::from_secs(1), Ev::Sybil { slot });
         }
-        let _ = (c, by_victim);
     }
 
     fn connect(&mut self, meta: PeerMeta) {
@@ -578,7 +571,8 @@ impl World {
                         id: addr.id(),
                         direction: Direction::Outbound,
                         socket: addr,
-                        self_addr: self.self_addr_of(&addr),
+                        // A node we dialed reports the address we dialed.
+                        self_addr: addr,
                     };
                     self.connect(meta);
                 } else {
@@ -610,7 +604,7 @@ impl World {
                 self.apply(cmds);
                 if c.owner == Owner::Seed {
                     // A seed answers once, then hangs up.
-                    self.drop_conn(from, false);
+                    self.drop_conn(from);
                     self.schedule_tick();
                 }
             }
@@ -623,7 +617,7 @@ impl World {
                     let id = honest_addr(i).id();
                     if self.conns.contains_key(&id) {
                         self.note(3);
-                        self.drop_conn(id, false);
+                        self.drop_conn(id);
                         self.schedule_tick();
                     }
                 }
@@ -665,7 +659,7 @@ impl World {
             }
             Ev::SybilCycle { slot, id } => {
                 if self.sybil_slots[slot] == Some(id) {
-                    self.drop_conn(id, false);
+                    self.drop_conn(id);
                     self.schedule_tick();
                 }
             }
@@ -693,7 +687,7 @@ impl World {
                     .get(&id)
                     .is_some_and(|c| c.meta.direction == Direction::Inbound)
                 {
-                    self.drop_conn(id, false);
+                    self.drop_conn(id);
                     self.schedule_tick();
                 }
             }
