@@ -57,10 +57,7 @@ pub fn save_anchors(path: &Path, anchors: &[NetAddress]) -> Result<(), AnchorsEr
         source,
     };
     if anchors.is_empty() {
-        return match fs::remove_file(path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(e)),
-            _ => Ok(()),
-        };
+        return remove_anchors(path);
     }
     let list: Vec<String> = anchors
         .iter()
@@ -79,6 +76,33 @@ pub fn save_anchors(path: &Path, anchors: &[NetAddress]) -> Result<(), AnchorsEr
 /// [`AnchorsError`] when the file cannot be read or deleted, is too large or is not a list
 /// of addresses; the file is deleted in every case it could be.
 pub fn take_anchors(path: &Path) -> Result<Vec<NetAddress>, AnchorsError> {
+    let read = read_anchors(path);
+    remove_anchors(path)?;
+    read
+}
+
+/// Deletes `anchors.json` (nothing to do when it is absent). A program that reads the
+/// anchors with [`read_anchors`] before it is sure to start calls this once it started.
+///
+/// # Errors
+/// [`AnchorsError::Io`].
+pub fn remove_anchors(path: &Path) -> Result<(), AnchorsError> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(AnchorsError::Io {
+            path: path.to_owned(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Reads the anchors saved at `path` without deleting the file (see [`take_anchors`]). A
+/// missing file gives no anchors.
+///
+/// # Errors
+/// [`AnchorsError`] when the file cannot be read, is too large or is not a list of
+/// addresses.
+pub fn read_anchors(path: &Path) -> Result<Vec<NetAddress>, AnchorsError> {
     let io = |source| AnchorsError::Io {
         path: path.to_owned(),
         source,
@@ -89,11 +113,9 @@ pub fn take_anchors(path: &Path) -> Result<Vec<NetAddress>, AnchorsError> {
         Err(e) => return Err(io(e)),
     };
     let mut bytes = Vec::new();
-    let read = file.take(MAX_ANCHOR_FILE + 1).read_to_end(&mut bytes);
-    // Deleted once read (or found unreadable): a crash must not replay it.
-    let removed = fs::remove_file(path);
-    read.map_err(io)?;
-    removed.map_err(io)?;
+    file.take(MAX_ANCHOR_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
     if bytes.len() as u64 > MAX_ANCHOR_FILE {
         return Err(AnchorsError::TooLarge {
             path: path.to_owned(),

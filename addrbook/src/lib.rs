@@ -61,7 +61,7 @@ mod known_address;
 mod selection;
 mod time;
 
-pub use anchors::{AnchorsError, save_anchors, take_anchors};
+pub use anchors::{AnchorsError, read_anchors, remove_anchors, save_anchors, take_anchors};
 pub use book::{
     AddrBook, BUCKET_SIZE, BucketKind, Config, DEFAULT_MAX_BANS, MAX_TRIED_COLLISIONS,
     NEW_BUCKET_COUNT, OLD_BUCKET_COUNT, REPLACEMENT_WINDOW, TEST_WINDOW,

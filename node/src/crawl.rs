@@ -36,6 +36,9 @@ pub(crate) struct Options {
     pub(crate) chain_id: Option<String>,
     /// Stop starting new dials after this long.
     pub(crate) timeout: Duration,
+    /// Also follow non-routable addresses (loopback, private, link-local…) learned from PEX
+    /// (`--allow-private`); the seeds given are always dialed.
+    pub(crate) allow_private: bool,
 }
 
 /// A node that completed the handshake.
@@ -262,6 +265,7 @@ pub(crate) async fn crawl(opts: Options) -> Result<Report, String> {
                 for a in addrs {
                     if seen_ids.len() < MAX_NODES
                         && a.id() != key.node_id()
+                        && (opts.allow_private || a.routable())
                         && seen_ids.insert(a.id())
                     {
                         queue.push_back(a);
@@ -417,6 +421,7 @@ mod tests {
             seeds: vec![first_addr.parse().unwrap(), dead.parse().unwrap()],
             chain_id: None,
             timeout: Duration::from_secs(20),
+            allow_private: true,
         })
         .await
         .unwrap();

@@ -88,6 +88,10 @@ enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Also follow loopback, private and other non-routable addresses learned from PEX
+        /// (by default only the seeds given may be such addresses).
+        #[arg(long = "allow-private")]
+        allow_private: bool,
     },
     /// Run a local network on loopback (temporary homes), show it converge, then exit.
     Testnet {
@@ -174,11 +178,13 @@ fn main() -> ExitCode {
             chain_id,
             timeout,
             json,
+            allow_private,
         }) => crawl(
             &seeds,
             chain_id,
             &timeout,
             json,
+            allow_private,
             &cli.log_level,
             &cli.log_format,
         ),
@@ -334,6 +340,7 @@ fn crawl(
     chain_id: Option<String>,
     timeout: &str,
     json: bool,
+    allow_private: bool,
     level: &Option<String>,
     format: &Option<String>,
 ) -> Result<(), String> {
@@ -356,6 +363,7 @@ fn crawl(
                 seeds,
                 chain_id,
                 timeout,
+                allow_private,
             }),
         )
         .await

@@ -53,12 +53,11 @@ pub const ADDR_TOKEN_BURST: f64 = 1_000.0;
 /// …and refills at this many tokens per second (Bitcoin Core: one address every 10 s).
 /// Each address of an answer takes one token; addresses beyond the tokens are dropped.
 pub const ADDR_TOKENS_PER_SECOND: f64 = 0.1;
-/// Self-adverts of inbound peers enter the book through one bucket shared by all inbound
-/// peers: it holds this many tokens…
-pub const INBOUND_ADVERT_BURST: f64 = 4.0;
-/// …and refills at this rate (one every 10 minutes). Inbound connections are what an
-/// attacker makes at will, with fresh keys; past the bucket their self-adverts are dropped.
-pub const INBOUND_ADVERTS_PER_SECOND: f64 = 1.0 / 600.0;
+/// At most this many addresses that inbound peers reported for themselves are in the book
+/// at once (outside seed mode): inbound connections are what an attacker makes at will,
+/// with fresh keys; past the cap, self-adverts are dropped until one of those addresses
+/// leaves the book.
+pub const MAX_INBOUND_ADVERTS: usize = 64;
 /// Go-free feeler period (Bitcoin Core `FEELER_INTERVAL`): one short probe of a new-table
 /// address (or of an old entry a promotion would evict) every 2 minutes.
 pub const DEFAULT_FEELER_INTERVAL: Duration = Duration::from_secs(120);
@@ -307,10 +306,9 @@ pub struct PexCore {
     probing: Option<NetAddress>,
     crawled: HashMap<NodeId, Instant>,
     verified: HashMap<NodeId, (NetAddress, SystemTime)>,
-    /// Tokens for self-adverts of inbound peers, shared by all of them
-    /// ([`INBOUND_ADVERT_BURST`], [`INBOUND_ADVERTS_PER_SECOND`]), as of `inbound_tokens_at`.
-    inbound_tokens: f64,
-    inbound_tokens_at: Option<Instant>,
+    /// IDs added to the book from inbound peers' self-adverts, oldest first (at most
+    /// [`MAX_INBOUND_ADVERTS`] still in the book).
+    inbound_adverts: VecDeque<NetAddress>,
     seed_queue: Vec<NetAddress>,
     seed_ids: HashSet<NodeId>,
     next_run: Option<Instant>,
@@ -360,8 +358,7 @@ impl PexCore {
             probing: None,
             crawled: HashMap::new(),
             verified: HashMap::new(),
-            inbound_tokens: INBOUND_ADVERT_BURST,
-            inbound_tokens_at: None,
+            inbound_adverts: VecDeque::new(),
             seed_queue: Vec::new(),
             seed_ids,
             next_run: None,
@@ -442,10 +439,13 @@ impl PexCore {
             .min()
     }
 
-    /// The anchors to save on a clean stop: the outbound peers (not persistent, not seeds)
-    /// that have been connected longest, at most [`CoreConfig::max_anchors`], by the address
+    /// The anchors to save on a clean stop (none in seed mode): the outbound peers (not
+    /// persistent, not seeds) that have been connected longest, at most [`CoreConfig::max_anchors`], by the address
     /// we dialed. Ask before the switch removes its peers.
     pub fn anchors(&self) -> Vec<NetAddress> {
+        if self.cfg.seed_mode {
+            return Vec::new(); // a seed's outbound peers are crawled, not kept
+        }
         let mut out: Vec<(Instant, NetAddress)> = self
             .peers
             .values()
@@ -709,36 +709,37 @@ impl PexCore {
             Direction::Inbound => {
                 // Bucketed by the group of the connection's IP, never by what the peer
                 // claims; a claimed IP other than the connection's is only unverified.
-                // Outside seed mode, self-adverts of inbound peers share one token bucket (a
-                // seed learns from the nodes that dial it, and verifies before it vouches).
-                let admitted = self.cfg.seed_mode || self.take_inbound_token(now);
-                if let Some(addr) = info.self_addr.filter(|_| admitted) {
-                    let src = info.socket_addr;
-                    let _ = if addr.ip() == src.ip() {
-                        book.add_address(addr, src, wall)
-                    } else {
-                        book.add_unverified_address(addr, src, wall)
-                    };
+                // Outside seed mode, at most MAX_INBOUND_ADVERTS such addresses are in the
+                // book at once (a seed learns from the nodes that dial it, and verifies
+                // before it vouches).
+                if let Some(addr) = info.self_addr {
+                    let known = book.has_address(&addr);
+                    if known || self.cfg.seed_mode || self.inbound_advert_room(book) {
+                        let src = info.socket_addr;
+                        let added = if addr.ip() == src.ip() {
+                            book.add_address(addr, src, wall)
+                        } else {
+                            book.add_unverified_address(addr, src, wall)
+                        };
+                        if added.is_ok() && !known && !self.cfg.seed_mode && book.has_address(&addr)
+                        {
+                            self.inbound_adverts.push_back(addr);
+                        }
+                    }
                 }
             }
         }
         out
     }
 
-    /// One token of the shared bucket of inbound self-adverts, if any is left.
-    fn take_inbound_token(&mut self, now: Instant) -> bool {
-        let elapsed = self
-            .inbound_tokens_at
-            .map_or(0.0, |t| now.saturating_duration_since(t).as_secs_f64());
-        self.inbound_tokens_at = Some(now);
-        self.inbound_tokens =
-            (self.inbound_tokens + elapsed * INBOUND_ADVERTS_PER_SECOND).min(INBOUND_ADVERT_BURST);
-        if self.inbound_tokens >= 1.0 {
-            self.inbound_tokens -= 1.0;
-            true
-        } else {
-            false
+    /// Whether one more inbound self-advert may enter the book: fewer than
+    /// [`MAX_INBOUND_ADVERTS`] of those added before are still there.
+    fn inbound_advert_room(&mut self, book: &dyn AddressBook) -> bool {
+        if self.inbound_adverts.len() >= MAX_INBOUND_ADVERTS {
+            // Forget those that left the book (evicted, banned, removed).
+            self.inbound_adverts.retain(|a| book.has_address(a));
         }
+        self.inbound_adverts.len() < MAX_INBOUND_ADVERTS
     }
 
     /// A peer left: all its PEX state goes (tendermint #3338).

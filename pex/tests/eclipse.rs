@@ -1,6 +1,7 @@
 //! The eclipse defences of the policy core, on virtual time with a real address book: the
 //! tried table without consensus (outbound handshakes, feelers, test-before-evict), groups
-//! from the socket, address limits, anchors, bans that never enter the table.
+//! from the socket, address limits (250 per message, a token bucket per peer, at most 64
+//! inbound self-adverts in the book), outbound-only requests, anchors.
 #![allow(clippy::unwrap_used, reason = "test helpers may panic")]
 
 use std::collections::HashSet;
@@ -9,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use mukan_addrbook::{AddrBook, BucketKind, Config};
 use mukan_pex::core::{
-    ADDR_TOKEN_BURST, DEFAULT_FEELER_INTERVAL, INBOUND_ADVERT_BURST, MAX_ADDRS_PER_MESSAGE,
+    ADDR_TOKEN_BURST, DEFAULT_FEELER_INTERVAL, MAX_ADDRS_PER_MESSAGE, MAX_INBOUND_ADVERTS,
 };
 use mukan_pex::{Action, CoreConfig, PeerInfo, PexCore, PexMessage};
 use mukan_reactor_api::{AddressBook, Direction, NetAddress, NodeId};
@@ -338,21 +339,31 @@ fn a_self_advert_from_another_ip_is_unverified_and_one_from_the_socket_ip_is_not
 }
 
 #[test]
-fn self_adverts_of_inbound_peers_share_one_token_bucket() {
+fn at_most_64_self_adverts_of_inbound_peers_are_in_the_book_at_once() {
     let mut n = Node::new(CoreConfig::default());
     for k in 0..200 {
         let a = spread(k + 1);
         n.add(inbound(a, a));
     }
-    assert_eq!(n.book.size(), INBOUND_ADVERT_BURST as usize);
-    // Ten minutes later, one more.
-    n.now += Duration::from_secs(600);
+    assert_eq!(n.book.size(), MAX_INBOUND_ADVERTS);
+    // Once one of them leaves the book, the next one gets in.
+    let gone = spread(1);
+    n.book.remove_address(&gone);
     let a = spread(5000);
     n.add(inbound(a, a));
     assert!(n.book.has_address(&a));
     let b = spread(5001);
     n.add(inbound(b, b));
     assert!(!n.book.has_address(&b));
+    // A seed learns from everyone who dials it.
+    let mut cfg = CoreConfig::default();
+    cfg.seed_mode = true;
+    let mut s = Node::new(cfg);
+    for k in 0..200 {
+        let a = spread(k + 1);
+        s.add(inbound(a, a));
+    }
+    assert_eq!(s.book.size(), 200);
 }
 
 #[test]
