@@ -629,8 +629,8 @@ fn outbound_ids(rpc: &str) -> Vec<String> {
 
 #[test]
 fn outbound_peers_fill_the_old_buckets_and_a_clean_stop_leaves_anchors() {
-    // A local network on loopback: hub A, two nodes C and D that keep A as a persistent
-    // peer, and B, whose only seed is A. B learns C and D from A and dials them; an outbound
+    // A local network on loopback: hub A, two nodes C and D (no PEX of their own) that keep
+    // A as a persistent peer, and B, whose only seed is A. B learns C and D from A and dials them; an outbound
     // handshake marks an address good, so B's saved book has old-bucket entries (Go and
     // the code before only did that on consensus: none). The shipped configuration, except
     // what loopback needs: every node on 127.0.0.1 (duplicate IPs allowed) and the book not
@@ -638,6 +638,10 @@ fn outbound_peers_fill_the_old_buckets_and_a_clean_stop_leaves_anchors() {
     let dir = tempfile::tempdir().unwrap();
     let home = |name: &str| {
         let h = cometbft_home(&dir.path().join(name), "v0.38.25");
+        // A key of its own (the copied homes share one).
+        std::fs::remove_file(h.join("config/node_key.json")).unwrap();
+        let init = bin().arg("init").arg("--home").arg(&h).output().unwrap();
+        assert!(init.status.success(), "{init:?}");
         replace(&h, "addr_book_strict = true", "addr_book_strict = false");
         replace(
             &h,
@@ -646,11 +650,29 @@ fn outbound_peers_fill_the_old_buckets_and_a_clean_stop_leaves_anchors() {
         );
         h
     };
-    let laddr = ["--p2p.laddr", "tcp://127.0.0.1:0"];
-    let (mut a, _, _, a_addr, _) = start_node(&home("a"), &laddr);
+    // A listen address is sent as it is written (as Go does): each node gets a real port.
+    let laddr = || {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        ["--p2p.laddr".to_owned(), format!("tcp://127.0.0.1:{port}")]
+    };
+    let a_laddr = laddr();
+    let a_flags: Vec<&str> = a_laddr.iter().map(String::as_str).collect();
+    let (mut a, _, _, a_addr, _) = start_node(&home("a"), &a_flags);
     let mut others = Vec::new();
     for name in ["c", "d"] {
-        let flags = [&laddr[..], &["--p2p.persistent_peers", &a_addr]].concat();
+        let l = laddr();
+        // Without PEX of their own, so that they do not dial B first.
+        let flags = [
+            l[0].as_str(),
+            &l[1],
+            "--p2p.persistent_peers",
+            &a_addr,
+            "--p2p.pex=false",
+        ];
         let (child, _, _, addr, _) = start_node(&home(name), &flags);
         others.push((child, addr));
     }
@@ -659,7 +681,8 @@ fn outbound_peers_fill_the_old_buckets_and_a_clean_stop_leaves_anchors() {
         .map(|(_, addr)| addr.split('@').next().unwrap().to_owned())
         .collect();
     let b_home = home("b");
-    let b_flags = [&laddr[..], &["--p2p.seeds", &a_addr]].concat();
+    let b_laddr = laddr();
+    let b_flags = [b_laddr[0].as_str(), &b_laddr[1], "--p2p.seeds", &a_addr];
     let (mut b, b_log, _, _, b_rpc) = start_node(&b_home, &b_flags);
     // Bounded wait (the seed answer, then one ensure-peers run of 30 s at most).
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -713,7 +736,7 @@ fn outbound_peers_fill_the_old_buckets_and_a_clean_stop_leaves_anchors() {
             .all(|a| want.iter().any(|id| a.starts_with(id.as_str()))),
         "{anchors:?}"
     );
-    let (mut again, _, log, _, _) = start_node(&b_home, &laddr);
+    let (mut again, _, log, _, _) = start_node(&b_home, &[b_laddr[0].as_str(), &b_laddr[1]]);
     assert!(!anchors_path.exists(), "anchors.json is deleted once read");
     sigterm(&again);
     wait_with_timeout(&mut again, Duration::from_secs(30));
