@@ -508,16 +508,15 @@ fn crawl(
                                 .await
                                 .ok_or(crawl::NO_NETWORK)?,
                         };
-                        let (id, report) =
-                            watch::crawl_into(
-                                &store,
-                                &chain,
-                                &seeds,
-                                timeout,
-                                retention,
-                                flags.allow_private,
-                            )
-                            .await?;
+                        let (id, report) = watch::crawl_into(
+                            &store,
+                            &chain,
+                            &seeds,
+                            timeout,
+                            retention,
+                            flags.allow_private,
+                        )
+                        .await?;
                         Ok::<_, String>((report, Some(id)))
                     }
                     None => {

@@ -261,16 +261,15 @@ pub(crate) async fn run(opts: Options, until: impl Future<Output = ()>) -> Resul
                     continue;
                 };
                 let t = Instant::now();
-                let (crawl_id, report) =
-                    crawl_into(
-                        &store,
-                        &id,
-                        &chain.seeds,
-                        opts.timeout,
-                        opts.retention,
-                        opts.allow_private,
-                    )
-                    .await?;
+                let (crawl_id, report) = crawl_into(
+                    &store,
+                    &id,
+                    &chain.seeds,
+                    opts.timeout,
+                    opts.retention,
+                    opts.allow_private,
+                )
+                .await?;
                 if opts.json {
                     let mut j = report.to_json();
                     if let Some(o) = j.as_object_mut() {
