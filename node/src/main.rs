@@ -525,6 +525,7 @@ fn crawl(
                             chain_id: flags.chain_id.clone(),
                             timeout,
                             allow_private: flags.allow_private,
+                            known: Vec::new(),
                             sink: None,
                         })
                         .await?;
