@@ -66,7 +66,8 @@ mod tokio;
 #[cfg(feature = "tokio")]
 pub use self::tokio::MConnection;
 pub use budget::{
-    Budget, BudgetHandle, BudgetStats, MAX_QUANTUM, MIN_QUANTUM, MemberId, ROUND, SharedBucket,
+    Budget, BudgetHandle, BudgetStats, HELD_QUANTA, MAX_QUANTUM, MIN_QUANTUM, MemberId, ROUND,
+    SharedBucket,
 };
 pub use channel::SendQueues;
 pub use config::Config;

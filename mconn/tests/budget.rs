@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Wake, Waker};
 use std::time::{Duration, Instant};
 
-use mukan_mconn::{Budget, MIN_QUANTUM, MemberId, SharedBucket};
+use mukan_mconn::{Budget, HELD_QUANTA, MAX_QUANTUM, MIN_QUANTUM, MemberId, SharedBucket};
 
 fn rate(r: u64) -> NonZeroU64 {
     NonZeroU64::new(r).unwrap()
@@ -24,6 +24,8 @@ struct Habit {
     own_rate: Option<u64>,
     /// Wants to transfer at all.
     active: bool,
+    /// Its task runs only every `lag`-th step (a task scheduled late).
+    lag: u32,
 }
 
 const PACKET: usize = 1036;
@@ -33,6 +35,7 @@ fn greedy(chunk: usize) -> Habit {
         chunk,
         own_rate: None,
         active: true,
+        lag: 1,
     }
 }
 
@@ -48,6 +51,7 @@ struct Sim {
     /// For each member: when it last started waiting, and the longest wait seen.
     waiting_since: Vec<Option<Instant>>,
     longest_wait: Vec<Duration>,
+    steps: u32,
 }
 
 impl Sim {
@@ -65,6 +69,7 @@ impl Sim {
             tick,
             waiting_since: vec![None; habits.len()],
             longest_wait: vec![Duration::ZERO; habits.len()],
+            steps: 0,
         }
     }
 
@@ -81,8 +86,9 @@ impl Sim {
 
     /// Every member transfers while it may; then time moves to the next wake-up.
     fn step(&mut self) {
+        self.steps += 1;
         for i in 0..self.ids.len() {
-            if !self.habits[i].active {
+            if !self.habits[i].active || self.steps % self.habits[i].lag != 0 {
                 continue;
             }
             let mut n = 0;
@@ -193,6 +199,30 @@ fn shares_are_equal_in_bytes_whatever_the_transfer_sizes() {
 }
 
 #[test]
+fn a_member_whose_task_runs_late_keeps_its_share() {
+    // 20 members through 4 MB/s: a round is 20 packets, 5.4 ms. Member 0's task runs only
+    // every 12 ms, more than two rounds (it is woken, but scheduled late), so its turn comes
+    // before it has spent its last grant; it keeps its place, is topped up, and gets its
+    // share all the same.
+    let mut habits = vec![greedy(PACKET); 20];
+    habits[0].lag = 12;
+    let r = 4_000_000;
+    let mut sim = Sim::new(r, &habits, Duration::from_millis(1));
+    sim.run_for(Duration::from_secs(1));
+    let before = sim.bytes.clone();
+    sim.run_for(Duration::from_secs(10));
+    let got: Vec<u64> = sim.bytes.iter().zip(&before).map(|(b, a)| b - a).collect();
+    let total: u64 = got.iter().sum();
+    assert!(off(total, r, 10.0).abs() < 0.01, "{got:?}");
+    let fair = total as f64 / 20.0;
+    let share = got[0] as f64 / fair;
+    assert!(
+        share >= 0.97,
+        "the late member got {share:.3} of its share ({got:?})"
+    );
+}
+
+#[test]
 fn what_a_member_does_not_use_goes_to_the_others() {
     // Member 0 is held to 100 kB/s by its own limit, member 1 is idle, members 2..=4 take the
     // rest of 1 MB/s in equal parts.
@@ -212,6 +242,32 @@ fn what_a_member_does_not_use_goes_to_the_others() {
     for g in &got[2..] {
         assert!(off(*g, 300_000, 20.0).abs() < 0.02, "{got:?}");
     }
+}
+
+#[test]
+fn an_idle_member_holds_a_bounded_credit_and_the_rest_goes_to_the_busy_one() {
+    // Member 1 asks once, spends one packet, and never again; member 0 is greedy. Member 1
+    // is topped up while member 0 waits, up to HELD_QUANTA quanta, then leaves the rotation:
+    // from then on member 0 gets everything.
+    let r = 1_000_000;
+    let mut sim = Sim::new(
+        r,
+        &[greedy(PACKET), greedy(PACKET)],
+        Duration::from_millis(1),
+    );
+    sim.habits[1].own_rate = Some(1);
+    sim.run_for(Duration::from_secs(1));
+    let held = sim.bucket.credit(sim.ids[1]).unwrap_or(0);
+    assert!(held <= HELD_QUANTA * MAX_QUANTUM, "{held}");
+    let before = sim.bytes.clone();
+    sim.run_for(Duration::from_secs(5));
+    assert_eq!(sim.bucket.credit(sim.ids[1]).unwrap_or(0), held);
+    assert_eq!(sim.bytes[1], before[1]);
+    assert!(
+        off(sim.bytes[0] - before[0], r, 5.0).abs() < 0.01,
+        "{:?}",
+        sim.bytes
+    );
 }
 
 #[test]
@@ -313,15 +369,14 @@ fn leaving_gives_back_unused_credit_and_pays_debt() {
     assert!(!b.ready(d, t0 + wait - Duration::from_millis(1)));
     assert!(b.ready(d, t0 + wait));
 
-    // A member that leaves with an unused grant gives it back: the next member goes at once.
-    // (10 kB/s: the burst is one quantum.)
+    // A member that leaves with unused credit gives it back: a waiting member goes at once.
+    // (10,880 B/s: the burst is one quantum.)
     let mut b = SharedBucket::new(rate(10_880), t0);
-    let (a, c, d) = (b.join(), b.join(), b.join());
+    let (a, c) = (b.join(), b.join());
     assert!(b.ready(a, t0));
-    assert!(b.ready(c, t0));
-    assert!(!b.ready(d, t0));
-    b.leave(c, t0);
-    assert!(b.ready(d, t0), "c's unused grant went back to the bucket");
+    assert!(!b.ready(c, t0), "the burst went to a");
+    b.leave(a, t0);
+    assert!(b.ready(c, t0), "a's unused grant went back to the bucket");
 }
 
 #[derive(Default)]

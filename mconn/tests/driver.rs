@@ -427,8 +427,9 @@ async fn connections_draw_fairly_from_shared_totals() {
             *last >= Duration::from_millis(2_850) && *last <= Duration::from_millis(3_250),
             "sending {sending}: {done:?}"
         );
-        // The one that asked first may have had the initial burst (30 kB, 100 ms) to itself.
-        assert!(*last - *first <= Duration::from_millis(250), "{done:?}");
+        // The one that asked first may have had the initial burst (30 kB, 100 ms) and the
+        // credit a member may hold (16 quanta of 1.5 kB, 80 ms) to itself.
+        assert!(*last - *first <= Duration::from_millis(350), "{done:?}");
         let stats = budget.stats(Instant::now().into_std());
         assert!(stats.used >= 900_000, "{stats:?}");
         assert!(stats.throttled >= Duration::from_millis(2_500), "{stats:?}");
