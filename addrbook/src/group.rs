@@ -1,17 +1,17 @@
 //! Network groups and keyed bucket placement (Go `groupKey`, `calcNewBucket`, `calcOldBucket`).
 //!
-//! The group of an address is what an attacker must vary to reach more buckets: the IPv4
-//! /16, the IPv6 /32 (/36 inside Hurricane Electric's `2001:470::/32`), the embedded IPv4 /16
-//! of tunnelled forms, 16 Tor groups, and in strict mode `"local"` / `"unroutable"`.
+//! The group of an address is what an attacker must vary to reach more buckets
+//! ([`NetGroup`], defined in `mukan-reactor-api` because the switch caps inbound peers by the
+//! same groups): the IPv4 /16, the IPv6 /32 (/36 inside Hurricane Electric's
+//! `2001:470::/32`), the embedded IPv4 /16 of tunnelled forms, 16 Tor groups, and in strict
+//! mode `"local"` / `"unroutable"`.
 //!
 //! Placement hashes `SHA-256("mukan-addrbook/v1" || book key || data)`, read as a big-endian
 //! u64 from the first 8 bytes. Go uses HighwayHash-64 under a random per-process key; no
 //! peer can observe either, and a Go node loads the bucket indexes stored in the file without
 //! recomputing them, so the choice of keyed hash does not affect interoperability.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-
-use mukan_reactor_api::NetAddress;
+use mukan_reactor_api::{NetAddress, NetGroup};
 use sha2::{Digest, Sha256};
 
 /// Go `newBucketsPerGroup`: new buckets a source group can reach.
@@ -19,39 +19,10 @@ pub(crate) const NEW_BUCKETS_PER_GROUP: u64 = 32;
 /// Go `oldBucketsPerGroup`: old buckets an address group can reach.
 pub(crate) const OLD_BUCKETS_PER_GROUP: u64 = 4;
 
-/// The network group of `addr` (Go `groupKeyFor`), as Go spells it.
+/// The network group of `addr` (Go `groupKeyFor`), as Go spells it: the text of
+/// [`NetGroup::of`], which defines the groups.
 pub fn group_key(addr: &NetAddress, strict: bool) -> String {
-    if strict && addr.local() {
-        return "local".to_owned();
-    }
-    if strict && !addr.routable() {
-        return "unroutable".to_owned();
-    }
-    let v6 = match addr.ip() {
-        IpAddr::V4(v4) => return v4_slash16(v4.octets()),
-        IpAddr::V6(v6) => v6,
-    };
-    let o = v6.octets();
-    if addr.rfc6145() || addr.rfc6052() {
-        return v4_slash16([o[12], o[13], o[14], o[15]]);
-    }
-    if addr.rfc3964() {
-        return v4_slash16([o[2], o[3], o[4], o[5]]);
-    }
-    if addr.rfc4380() {
-        return v4_slash16([o[12] ^ 0xff, o[13] ^ 0xff, o[14] ^ 0xff, o[15] ^ 0xff]);
-    }
-    if addr.onion_cat_tor() {
-        return format!("tor:{}", o[6] & 0x0f);
-    }
-    let he_net = u128::from(v6) >> 96 == 0x2001_0470;
-    let bits = if he_net { 36 } else { 32 };
-    let masked = u128::from(v6) & (u128::MAX << (128 - bits));
-    Ipv6Addr::from(masked).to_string()
-}
-
-fn v4_slash16(o: [u8; 4]) -> String {
-    Ipv4Addr::new(o[0], o[1], 0, 0).to_string()
+    NetGroup::of(addr.ip(), strict).to_string()
 }
 
 /// The keyed hash of the book.

@@ -14,6 +14,9 @@ ROOT=${ROOT:-$(cd "$NETNS_DIR/../.." && pwd)}
 BIN=${NETNS_BIN:-$ROOT/target/debug}
 RUSTPEER=${RUSTPEER:-$BIN/rustpeer}
 CHAOSPROXY=${CHAOSPROXY:-$BIN/chaosproxy}
+# The attack scenarios (A*) run the real program and the attacker tool.
+MUKAN_P2P=${MUKAN_P2P:-$BIN/mukan-p2p}
+ATTACKER=${ATTACKER:-$BIN/attacker}
 # Unique per run: namespace names carry it, so parallel runs never collide.
 RUN_ID=${RUN_ID:-$(printf '%x%04x' "$$" "$RANDOM")}
 
@@ -236,3 +239,72 @@ nft_in() {
 # Common rustpeer flags: the chain, quiet echo, several peers per IP allowed.
 # shellcheck disable=SC2034 # used by the scenario scripts
 PEER_FLAGS=(--chain-id mukan-netns --quiet-echo --allow-duplicate-ip)
+
+# ---- attack scenarios (A*) ------------------------------------------------------------
+# attack_topology: three namespaces, NN (the node, 45.33.10.1 and 2a01:4f8:1:1::1), NX (the
+# attacker) and NH (honest hosts), each of NX and NH linked to NN by a veth pair (link nets
+# 172.31.1.0/30 and 172.31.2.0/30, fd00:31:1::/64 and fd00:31:2::/64). Source addresses are
+# added to the loopback interface of NX or NH with `attack_src NS ADDR...` (this kernel has no
+# dummy interfaces; the effect is the same: addresses that exist only in that namespace); NN
+# routes 45.34.0.0/16, 2a01:4f8:10::/48 to NX and 81.0.0.0/8, 2a01:4f8:20::/48 to NH.
+NODE_IP=45.33.10.1
+NODE_IP6=2a01:4f8:1:1::1
+attack_topology() {
+    ns_add NN node
+    ns_add NX attacker
+    ns_add NH honest
+    link_add "$NN" ex 172.31.1.1/30 "$NX" eth0 172.31.1.2/30
+    link_add "$NN" eh 172.31.2.1/30 "$NH" eth0 172.31.2.2/30
+    ip -n "$NN" addr add "$NODE_IP/32" dev lo
+    ip -n "$NN" -6 addr add "$NODE_IP6/128" dev lo nodad
+    ip -n "$NN" -6 addr add fd00:31:1::1/64 dev ex nodad
+    ip -n "$NN" -6 addr add fd00:31:2::1/64 dev eh nodad
+    ip -n "$NX" -6 addr add fd00:31:1::2/64 dev eth0 nodad
+    ip -n "$NH" -6 addr add fd00:31:2::2/64 dev eth0 nodad
+    ip -n "$NN" route add 45.34.0.0/16 via 172.31.1.2
+    ip -n "$NN" route add 81.0.0.0/8 via 172.31.2.2
+    ip -n "$NN" -6 route add 2a01:4f8:10::/48 via fd00:31:1::2
+    ip -n "$NN" -6 route add 2a01:4f8:20::/48 via fd00:31:2::2
+    ip -n "$NX" route add default via 172.31.1.1
+    ip -n "$NH" route add default via 172.31.2.1
+    ip -n "$NX" -6 route add default via fd00:31:1::1
+    ip -n "$NH" -6 route add default via fd00:31:2::1
+}
+
+# attack_src NS ADDR...: adds source addresses to NS's loopback interface.
+attack_src() {
+    local ns=$1 a
+    shift
+    for a in "$@"; do
+        case $a in
+            *:*) ip -n "$ns" -6 addr add "$a/128" dev lo nodad ;;
+            *) ip -n "$ns" addr add "$a/32" dev lo ;;
+        esac
+    done
+}
+
+# start_node VAR HOME CHAIN [sed expressions...]: `mukan-p2p init` + `start` in NN, the p2p
+# listener on [::]:26656 (both families), the RPC on 127.0.0.1:26657 inside NN (the shipped
+# default); waits until /health answers. Extra sed expressions edit config.toml.
+start_node() {
+    local var=$1 home=$2 chain=$3 i
+    shift 3
+    "$MUKAN_P2P" init --home "$home" --chain-id "$chain" >/dev/null
+    sed -i -e 's|^laddr = "tcp://0.0.0.0:26656"|laddr = "tcp://[::]:26656"|' "$@" \
+        "$home/config/config.toml"
+    start_proc "$var" "$NN" "$WORK/node.log" "$MUKAN_P2P" start --home "$home"
+    for ((i = 0; i < 100; i++)); do
+        ip netns exec "$NN" "$ATTACKER" http-probe --target 127.0.0.1:26657 --source 127.0.0.1 \
+            --count 1 --timeout-ms 500 2>/dev/null | grep -q '"ok":1' && return 0
+        sleep 0.1
+    done
+    fail "the node did not start"
+}
+
+# node_json PATH: GET PATH of the node's RPC from inside NN.
+node_json() {
+    ip netns exec "$NN" "$ATTACKER" http-get --target 127.0.0.1:26657 --path "$1"
+}
+
+# jfield FILE KEY: the first integer value of "KEY": in FILE.
+jfield() { sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p" "$1" | head -n 1; }

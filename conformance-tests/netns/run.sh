@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Network-namespace fault tests F4, F5, F6, F7, F9 (see README.md, "Network-namespace faults").
+# Network-namespace fault tests F4, F5, F6, F7, F9 (see README.md, "Network-namespace faults")
+# and attack tests A3 (see README.md, "Attack tests").
 #
 # Runs as root. Each scenario builds its own namespaces (unique names per run), veth links,
 # nftables rules and processes, and removes them on exit. Scenarios run in parallel.
@@ -15,8 +16,8 @@
 # suite's build_gopeer when `go` is present; NETNS_GO=0 leaves them out.
 #   NETNS_FULL=1 conformance-tests/netns/run.sh # campaign: F5 10 min, F9 5 min
 #
-# Binaries: target/debug/{rustpeer,chaosproxy} (cargo build -p mukan-conformance-tests
-# --bins), or NETNS_BIN=<dir>. Logs: kept in NETNS_WORK (a temporary directory) on failure
+# Binaries: target/debug/{rustpeer,chaosproxy,attacker} (cargo build -p mukan-conformance-tests
+# --bins) and target/debug/mukan-p2p (cargo build -p mukan-node), or NETNS_BIN=<dir>. Logs: kept in NETNS_WORK (a temporary directory) on failure
 # or with NETNS_KEEP=1.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -54,11 +55,16 @@ declare -A SCRIPTS=(
     [F9]=f9-flaps.sh
     [F6-go]=f6-kill-restart.sh
     [F7-go]=f7-stop-cont.sh
+    [A1]=a1-sybil.sh
+    [A2]=a2-slowloris.sh
+    [A3]=a3-slow-http.sh
+    [A4]=a4-idle.sh
+    [A5]=a5-reconnect.sh
 )
 if [ $# -gt 0 ]; then
     WANT=("$@")
 else
-    WANT=(F4 F5 F6 F7 F9)
+    WANT=(F4 F5 F6 F7 F9 A3)
     [ "${NETNS_GO:-1}" != 0 ] && WANT+=(F6-go F7-go)
 fi
 # The Go peer, when a Go scenario is wanted.

@@ -156,17 +156,25 @@ impl Default for P2pConfig {
     }
 }
 
-/// `[rpc]`: only the listen address.
+/// `[rpc]`: the listen address and what the HTTP servers answer.
 #[derive(Clone, Debug)]
 pub(crate) struct RpcConfig {
     /// `laddr`, verbatim; empty: no HTTP server.
     pub(crate) laddr: String,
+    /// `allowed_hosts` (ours, not CometBFT's): host names the RPC and metrics servers answer
+    /// besides IP literals, `localhost` and the listen address's name; `"*"`: any.
+    pub(crate) allowed_hosts: Vec<String>,
+    /// `show_private_peers` (ours): list the peers of `[p2p] private_peer_ids` in
+    /// `/net_info` and `/peers` too (CometBFT lists them).
+    pub(crate) show_private_peers: bool,
 }
 
 impl Default for RpcConfig {
     fn default() -> Self {
         Self {
             laddr: "tcp://127.0.0.1:26657".into(),
+            allowed_hosts: Vec::new(),
+            show_private_peers: false,
         }
     }
 }
@@ -176,7 +184,8 @@ impl Default for RpcConfig {
 pub(crate) struct InstrumentationConfig {
     /// `prometheus`: serve metrics.
     pub(crate) prometheus: bool,
-    /// `prometheus_listen_addr` (`:26660` means every interface).
+    /// `prometheus_listen_addr` (`:26660`, what `cometbft init` writes, means every
+    /// interface; ours defaults to `127.0.0.1:26660`).
     pub(crate) prometheus_listen_addr: String,
     /// `namespace`: the metric name prefix.
     pub(crate) namespace: String,
@@ -186,7 +195,7 @@ impl Default for InstrumentationConfig {
     fn default() -> Self {
         Self {
             prometheus: false,
-            prometheus_listen_addr: ":26660".into(),
+            prometheus_listen_addr: "127.0.0.1:26660".into(),
             namespace: "cometbft".into(),
         }
     }
@@ -503,7 +512,7 @@ const P2P_IGNORED: &[&str] = &[
     "test_fuzz",
     "test_fuzz_config",
 ];
-const RPC_USED: &[&str] = &["laddr"];
+const RPC_USED: &[&str] = &["laddr", "allowed_hosts", "show_private_peers"];
 const RPC_IGNORED: &[&str] = &[
     "cors_allowed_origins",
     "cors_allowed_methods",
@@ -565,6 +574,31 @@ impl Reader<'_> {
                 Ok(())
             }
             Some(v) => Err(self.err(section, key, wrong_type("a string", v))),
+        }
+    }
+
+    /// A list of strings (a TOML array).
+    fn strings(
+        &self,
+        t: &Table,
+        section: &str,
+        key: &str,
+        out: &mut Vec<String>,
+    ) -> Result<(), ConfigError> {
+        match t.get(key) {
+            None => Ok(()),
+            Some(Value::Array(items)) => {
+                let mut list = Vec::with_capacity(items.len());
+                for item in items {
+                    match item {
+                        Value::String(s) => list.push(s.clone()),
+                        v => return Err(self.err(section, key, wrong_type("a string", v))),
+                    }
+                }
+                *out = list;
+                Ok(())
+            }
+            Some(v) => Err(self.err(section, key, wrong_type("a list of strings", v))),
         }
     }
 
@@ -918,6 +952,13 @@ pub(crate) fn parse(text: &str, file: &str, overrides: &Overrides) -> Result<Loa
     if !c.rpc.laddr.is_empty() {
         parse_host_port(&c.rpc.laddr, false).map_err(|e| r.err("rpc", "laddr", e))?;
     }
+    r.strings(rpc, "rpc", "allowed_hosts", &mut c.rpc.allowed_hosts)?;
+    r.boolean(
+        rpc,
+        "rpc",
+        "show_private_peers",
+        &mut c.rpc.show_private_peers,
+    )?;
 
     let i = &mut c.instrumentation;
     r.boolean(instr, "instrumentation", "prometheus", &mut i.prometheus)?;

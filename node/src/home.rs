@@ -192,6 +192,11 @@ fn toml_str(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
 }
 
+fn toml_list(items: &[String]) -> String {
+    let items: Vec<String> = items.iter().map(|s| toml_str(s)).collect();
+    format!("[{}]", items.join(", "))
+}
+
 /// The `config.toml` that `init` writes: the keys this program reads, with CometBFT's
 /// defaults, explained. CometBFT reads the same file (missing keys take its defaults).
 pub(crate) fn config_template(c: &Config) -> String {
@@ -222,6 +227,15 @@ node_key_file = "config/node_key.json"
 
 # Where /health, /status, /net_info and /peers are served over HTTP ("" turns it off).
 laddr = {rpc_laddr}
+
+# Host names the RPC and metrics servers answer to, besides IP addresses, "localhost" and the
+# name in laddr (a request naming any other host is refused, so that a web page cannot read
+# this node through DNS rebinding). ["*"] answers every name.
+allowed_hosts = {allowed_hosts}
+
+# List the peers of [p2p] private_peer_ids in /net_info and /peers (CometBFT does; we
+# leave them out unless this is true).
+show_private_peers = {show_private}
 
 [p2p]
 
@@ -290,7 +304,8 @@ dial_timeout = {dial}
 # Serve Prometheus metrics on prometheus_listen_addr under /metrics.
 prometheus = {prometheus}
 
-# Where metrics are served (":26660" listens on every interface).
+# Where metrics are served. "127.0.0.1:26660" serves this machine only; ":26660" (what
+# `cometbft init` writes) listens on every interface.
 prometheus_listen_addr = {prom_addr}
 
 # The prefix of every metric name.
@@ -299,6 +314,8 @@ namespace = {namespace}
         moniker = toml_str(&c.moniker),
         log_level = toml_str(&c.log_level),
         rpc_laddr = toml_str(&c.rpc.laddr),
+        allowed_hosts = toml_list(&c.rpc.allowed_hosts),
+        show_private = c.rpc.show_private_peers,
         laddr = toml_str(&p.laddr),
         addr_book_file = toml_str(&p.addr_book_file),
         strict = p.addr_book_strict,
@@ -377,9 +394,18 @@ mod tests {
         .unwrap();
         assert_eq!(&go["p2p"], &table["p2p"]);
         assert_eq!(go["rpc"]["laddr"], table["rpc"]["laddr"]);
-        for k in ["prometheus", "prometheus_listen_addr", "namespace"] {
+        for k in ["prometheus", "namespace"] {
             assert_eq!(go["instrumentation"][k], table["instrumentation"][k], "{k}");
         }
+        // On purpose: metrics on this machine only (Go writes ":26660", every interface).
+        assert_eq!(
+            go["instrumentation"]["prometheus_listen_addr"].as_str(),
+            Some(":26660")
+        );
+        assert_eq!(
+            table["instrumentation"]["prometheus_listen_addr"].as_str(),
+            Some("127.0.0.1:26660")
+        );
     }
 
     #[test]

@@ -96,6 +96,7 @@ impl Reactor for Metered {
     }
 
     fn init_peer(&self, peer: &Arc<dyn Peer>) {
+        self.metrics.peer_started(&peer.id().to_string());
         self.inner.init_peer(&self.wrap(peer));
     }
 

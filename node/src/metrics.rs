@@ -41,6 +41,11 @@ pub(crate) struct Metrics {
     dials: Family<L1, Counter>,
     peer_stops: Family<L1, Counter>,
     pex_messages: Family<L2, Counter>,
+    /// Connections announced per peer ID (`peer_started` minus `peer_stopped`). A per-peer
+    /// series is only created for an ID in here, and only while this lock is held, so that
+    /// once a peer's series are removed nothing racing its removal (a scrape, a late send)
+    /// brings them back.
+    live: parking_lot::Mutex<std::collections::HashMap<String, usize>>,
 }
 
 /// The channel label as Go's `fmt "%#x"` prints it (`0x0`, `0x20`).
@@ -140,6 +145,7 @@ impl Metrics {
             dials,
             peer_stops,
             pex_messages,
+            live: parking_lot::Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -163,34 +169,63 @@ impl Metrics {
             .set(g(outbound));
     }
 
-    /// Counts `bytes` of one message sent to or received from `peer_id` on `ch`.
+    /// A connection of `peer_id` begins: its series may be created from now on.
+    pub(crate) fn peer_started(&self, peer_id: &str) {
+        *self.live.lock().entry(peer_id.to_owned()).or_insert(0) += 1;
+    }
+
+    /// Counts `bytes` of one message sent to or received from `peer_id` on `ch` (nothing
+    /// for a peer that is not connected).
     pub(crate) fn peer_bytes(&self, peer_id: &str, ch: u8, sent: bool, bytes: u64) {
         let family = if sent {
             &self.peer_send_bytes
         } else {
             &self.peer_receive_bytes
         };
-        family
-            .get_or_create(&[("peer_id", peer_id.to_owned()), ("chID", channel_label(ch))])
-            .inc_by(bytes);
-    }
-
-    /// Sets how many messages wait in a peer's send queues.
-    pub(crate) fn peer_pending(&self, peer_id: &str, messages: u64) {
-        self.peer_pending_send_bytes
-            .get_or_create(&[("peer_id", peer_id.to_owned())])
-            .set(i64::try_from(messages).unwrap_or(i64::MAX));
-    }
-
-    /// Forgets a disconnected peer's series and counts why it stopped.
-    pub(crate) fn peer_stopped(&self, peer_id: &str, channels: &[u8], reason: &'static str) {
-        for &ch in channels {
-            let labels = [("peer_id", peer_id.to_owned()), ("chID", channel_label(ch))];
-            self.peer_send_bytes.remove(&labels);
-            self.peer_receive_bytes.remove(&labels);
+        let live = self.live.lock();
+        if live.contains_key(peer_id) {
+            family
+                .get_or_create(&[("peer_id", peer_id.to_owned()), ("chID", channel_label(ch))])
+                .inc_by(bytes);
         }
-        self.peer_pending_send_bytes
-            .remove(&[("peer_id", peer_id.to_owned())]);
+    }
+
+    /// Sets how many messages wait in a peer's send queues (nothing for a peer that is not
+    /// connected).
+    pub(crate) fn peer_pending(&self, peer_id: &str, messages: u64) {
+        let live = self.live.lock();
+        if live.contains_key(peer_id) {
+            self.peer_pending_send_bytes
+                .get_or_create(&[("peer_id", peer_id.to_owned())])
+                .set(i64::try_from(messages).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// A connection of `peer_id` ended: counts why, and forgets the peer's series once its
+    /// last connection is gone.
+    pub(crate) fn peer_stopped(&self, peer_id: &str, channels: &[u8], reason: &'static str) {
+        {
+            let mut live = self.live.lock();
+            let last = match live.get_mut(peer_id) {
+                Some(n) if *n > 1 => {
+                    *n -= 1;
+                    false
+                }
+                _ => {
+                    live.remove(peer_id);
+                    true
+                }
+            };
+            if last {
+                for &ch in channels {
+                    let labels = [("peer_id", peer_id.to_owned()), ("chID", channel_label(ch))];
+                    self.peer_send_bytes.remove(&labels);
+                    self.peer_receive_bytes.remove(&labels);
+                }
+                self.peer_pending_send_bytes
+                    .remove(&[("peer_id", peer_id.to_owned())]);
+            }
+        }
         self.peer_stops
             .get_or_create(&[("reason", reason.into())])
             .inc();
@@ -316,6 +351,7 @@ pub(crate) mod tests {
     pub(crate) fn exercise(m: &Metrics) {
         m.set_peers(2, 3);
         let id = "ab".repeat(20);
+        m.peer_started(&id);
         m.peer_bytes(&id, 0x00, true, 10);
         m.peer_bytes(&id, 0x00, false, 20);
         m.peer_bytes(&id, 0x20, true, 5);
@@ -422,6 +458,7 @@ pub(crate) mod tests {
     fn counters_add_up_and_stopped_peers_are_forgotten() {
         let m = Metrics::new("ns", "c");
         let id = "ef".repeat(20);
+        m.peer_started(&id);
         for bytes in [100, 150] {
             m.peer_bytes(&id, 0x30, true, bytes);
         }
@@ -439,5 +476,17 @@ pub(crate) mod tests {
         assert!(
             text.contains("ns_p2p_peer_stops_total{chain_id=\"c\",reason=\"closed_by_peer\"} 1")
         );
+        // What races a removal (a scrape's pending count, a late send) creates nothing.
+        m.peer_pending(&id, 3);
+        m.peer_bytes(&id, 0x30, true, 7);
+        assert!(!m.encode().contains(&id));
+        // Two connections of one ID (a replacement): the series live until the last ends.
+        m.peer_started(&id);
+        m.peer_started(&id);
+        m.peer_bytes(&id, 0x30, true, 1);
+        m.peer_stopped(&id, &[0x30], "graceful");
+        assert!(m.encode().contains(&id));
+        m.peer_stopped(&id, &[0x30], "graceful");
+        assert!(!m.encode().contains(&id));
     }
 }

@@ -394,6 +394,7 @@ pub(crate) mod tests {
                 method: Method::GET,
                 path: p.into(),
                 query: q,
+                headers: Default::default(),
                 body: Default::default(),
             },
         );
@@ -484,6 +485,7 @@ pub(crate) mod tests {
                 method: Method::POST,
                 path: "/".into(),
                 query: None,
+                headers: Default::default(),
                 body: br#"{"jsonrpc":"2.0","id":7,"method":"status","params":{}}"#[..].into(),
             },
         );
@@ -496,6 +498,7 @@ pub(crate) mod tests {
                 method: Method::POST,
                 path: "/".into(),
                 query: None,
+                headers: Default::default(),
                 body: br#"{"id":1,"method":"block"}"#[..].into(),
             },
         );
@@ -514,6 +517,7 @@ pub(crate) mod tests {
                 method: Method::GET,
                 path: "/peers".into(),
                 query: Some("format=persistent_peers".into()),
+                headers: Default::default(),
                 body: Default::default(),
             },
         );
@@ -530,6 +534,8 @@ pub(crate) mod tests {
         let server = tokio::spawn(crate::http::serve(
             listener,
             handler(Arc::new(one_peer())),
+            crate::http::Limits::rpc(),
+            crate::http::HostAllow::new("127.0.0.1", &[]),
             stop_rx,
         ));
         let (code, body) = crate::http::client::get(addr, "/status").await;

@@ -4,6 +4,7 @@
 //! Shutdown order: stop the HTTP servers, stop the switch (stop accepting, flush and close
 //! every peer, stop the reactors), save the address book.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::num::{NonZeroU64, NonZeroUsize};
@@ -299,14 +300,22 @@ pub(crate) async fn start(setup: &NodeSetup, tuning: &Tuning) -> Result<Running,
             .to_string()
         })?;
         rpc_addr = listener.local_addr().ok();
+        let hidden = if c.rpc.show_private_peers {
+            HashSet::new()
+        } else {
+            c.p2p.private_peer_ids.iter().copied().collect()
+        };
         let view: Arc<dyn NodeView> = Arc::new(SwitchView {
             switch: switch.clone(),
             info: node_info.clone(),
             p2p_addr,
+            hidden,
         });
         servers.spawn(http::serve(
             listener,
             crate::rpc::handler(view),
+            http::Limits::rpc(),
+            http::HostAllow::new(&hp.host, &c.rpc.allowed_hosts),
             stop_rx.clone(),
         ));
     }
@@ -332,7 +341,13 @@ pub(crate) async fn start(setup: &NodeSetup, tuning: &Tuning) -> Result<Running,
         })?;
         metrics_addr = listener.local_addr().ok();
         let handler = metrics_handler(switch.clone(), book.clone(), metrics.clone());
-        servers.spawn(http::serve(listener, handler, stop_rx.clone()));
+        servers.spawn(http::serve(
+            listener,
+            handler,
+            http::Limits::metrics(),
+            http::HostAllow::new(&hp.host, &c.rpc.allowed_hosts),
+            stop_rx.clone(),
+        ));
     }
 
     switch.start().map_err(|e| e.to_string())?;
@@ -429,6 +444,9 @@ struct SwitchView {
     switch: Arc<Switch<TcpTransport>>,
     info: NodeInfo,
     p2p_addr: SocketAddr,
+    /// Peers left out of `/net_info` and `/peers` (`private_peer_ids`, unless
+    /// `show_private_peers`).
+    hidden: HashSet<mukan_reactor_api::NodeId>,
 }
 
 impl NodeView for SwitchView {
@@ -448,6 +466,7 @@ impl NodeView for SwitchView {
         self.switch
             .peer_infos()
             .into_iter()
+            .filter(|p| !self.hidden.contains(&p.socket_addr.id()))
             .map(|p| PeerView {
                 is_outbound: p.direction.is_outbound(),
                 remote_ip: p.socket_addr.ip(),
@@ -536,7 +555,7 @@ pub(crate) mod tests {
             .replace("addr_book_strict = true", "addr_book_strict = false")
             .replace("allow_duplicate_ip = false", "allow_duplicate_ip = true")
             .replace("prometheus = false", "prometheus = true")
-            .replace("\":26660\"", "\"127.0.0.1:0\"")
+            .replace("\"127.0.0.1:26660\"", "\"127.0.0.1:0\"")
             .replace("tcp://127.0.0.1:26657", "tcp://127.0.0.1:0")
             .replace("tcp://0.0.0.0:26656", "tcp://127.0.0.1:0");
         std::fs::write(&path, text).unwrap();
@@ -593,6 +612,161 @@ pub(crate) mod tests {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("{what} did not happen within 10 s");
+    }
+
+    /// A peer of chain `chain` with a fresh key dials `target` and starts MConnection.
+    async fn dial_fresh(
+        target: mukan_reactor_api::NetAddress,
+        chain: &str,
+    ) -> Option<Arc<dyn mukan_reactor_api::ManagedPeer>> {
+        dial_with(dial_key(), target, chain).await
+    }
+
+    /// 1,000 peers (each with a new ID) connect and disconnect while `/metrics` is scraped
+    /// without pause: once they are all gone, no `peer_id` series is left. A scrape that read
+    /// the peer list just before a peer left used to recreate that peer's series for good.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn removed_peers_series_never_come_back_under_racing_scrapes() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let home = loopback_home(dir.path(), "racy", "chain-r");
+        let node = start(&setup(&home, &Overrides::default()), &Tuning::default())
+            .await
+            .unwrap();
+        let metrics = node.metrics_addr.unwrap();
+        let target = mukan_reactor_api::NetAddress::new(
+            node.node_info.id.parse().unwrap(),
+            node.p2p_addr.ip(),
+            node.p2p_addr.port(),
+        );
+        let done = Arc::new(AtomicBool::new(false));
+        let mut scrapers = Vec::new();
+        for _ in 0..2 {
+            let done = done.clone();
+            scrapers.push(tokio::spawn(async move {
+                let mut n = 0u32;
+                while !done.load(Ordering::Relaxed) {
+                    let _ = get(metrics, "/metrics").await;
+                    n += 1;
+                }
+                n
+            }));
+        }
+        let mut connected = 0;
+        for i in 0..1000u32 {
+            let Some(peer) = dial_fresh(target, "chain-r").await else {
+                continue;
+            };
+            connected += 1;
+            let inbox = peer.start().unwrap();
+            // Vary how long each lives, so removals land at every point of a scrape.
+            if i % 3 == 0 {
+                tokio::time::sleep(Duration::from_millis(u64::from(i % 7))).await;
+            } else {
+                tokio::task::yield_now().await;
+            }
+            peer.stop();
+            drop(inbox);
+        }
+        assert!(connected > 900, "only {connected} of 1,000 dials connected");
+        wait_for("every peer gone", async || {
+            node.switch.peer_infos().is_empty() && node.switch.stats().peers_inbound == 0
+        })
+        .await;
+        // Scrapes go on a little after the last removal, then one more look.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        done.store(true, Ordering::Relaxed);
+        let mut scrapes = 0;
+        for s in scrapers {
+            scrapes += s.await.unwrap();
+        }
+        let (_, text) = get(metrics, "/metrics").await;
+        let leaked: Vec<&str> = text.lines().filter(|l| l.contains("peer_id=")).collect();
+        assert!(
+            leaked.is_empty(),
+            "{} series of removed peers after {scrapes} scrapes:\n{}",
+            leaked.len(),
+            leaked.join("\n")
+        );
+        assert!(scrapes > 50, "only {scrapes} scrapes raced the cycles");
+        node.stop().await.unwrap();
+    }
+
+    /// `/net_info` and `/peers` leave out a private peer unless `show_private_peers`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn private_peers_are_left_out_of_net_info_and_peers() {
+        let dir = tempfile::tempdir().unwrap();
+        for show in [false, true] {
+            let home = loopback_home(dir.path(), &format!("priv-{show}"), "chain-p");
+            let public = dial_key();
+            let private = dial_key();
+            let o = Overrides {
+                p2p_private_peer_ids: Some(private.node_id().to_string()),
+                ..Overrides::default()
+            };
+            if show {
+                let path = crate::home::config_path(&home);
+                let text = std::fs::read_to_string(&path)
+                    .unwrap()
+                    .replace("show_private_peers = false", "show_private_peers = true");
+                std::fs::write(&path, text).unwrap();
+            }
+            let node = start(&setup(&home, &o), &Tuning::default()).await.unwrap();
+            let target = mukan_reactor_api::NetAddress::new(
+                node.node_info.id.parse().unwrap(),
+                node.p2p_addr.ip(),
+                node.p2p_addr.port(),
+            );
+            let mut held = Vec::new();
+            for key in [&public, &private] {
+                let peer = dial_with(key.clone(), target, "chain-p").await.unwrap();
+                held.push((peer.start().unwrap(), peer));
+            }
+            wait_for("two peers", async || node.switch.peer_infos().len() == 2).await;
+            let rpc = node.rpc_addr.unwrap();
+            let (_, net_info) = get(rpc, "/net_info").await;
+            let (_, peers) = get(rpc, "/peers").await;
+            let private_id = private.node_id().to_string();
+            let public_id = public.node_id().to_string();
+            for text in [&net_info, &peers] {
+                assert!(text.contains(&public_id), "{text}");
+                assert_eq!(text.contains(&private_id), show, "show={show}: {text}");
+            }
+            let want = if show {
+                "\"n_peers\":\"2\""
+            } else {
+                "\"n_peers\":\"1\""
+            };
+            assert!(net_info.contains(want), "{net_info}");
+            for (_, peer) in &held {
+                peer.stop();
+            }
+            node.stop().await.unwrap();
+        }
+    }
+
+    fn dial_key() -> Arc<mukan_node_key::NodeKey> {
+        Arc::new(mukan_node_key::NodeKey::generate(&mut rand::rngs::OsRng))
+    }
+
+    async fn dial_with(
+        key: Arc<mukan_node_key::NodeKey>,
+        target: mukan_reactor_api::NetAddress,
+        chain: &str,
+    ) -> Option<Arc<dyn mukan_reactor_api::ManagedPeer>> {
+        use mukan_reactor_api::{ChannelDescriptor, ChannelId, Transport};
+        let mut info = crate::rpc::tests::sample_info("dialer", "tcp://127.0.0.1:1");
+        info.id = key.node_id().to_string();
+        info.network = chain.into();
+        let transport = TcpTransport::new(key, info, mukan_transport::Config::default());
+        let config = mukan_reactor_api::PeerConfig {
+            channels: vec![ChannelDescriptor::new(
+                ChannelId(0x00),
+                std::num::NonZeroU32::MIN,
+            )],
+            is_persistent: Arc::new(|_| false),
+        };
+        transport.dial(target, config).await.ok()
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,10 +1,10 @@
 //! `mukan-reactor-api`: the contract of the Mukan P2P stack.
 //!
 //! This crate owns the vocabulary every other crate speaks ([`ChannelId`],
-//! [`ChannelDescriptor`], [`Envelope`], [`NodeInfo`], [`NetAddress`], [`Direction`],
-//! [`PeerStatus`]) and the narrow, object-safe traits they implement or consume: [`Reactor`],
-//! [`Peer`], [`Switch`], [`Transport`] (+ [`ManagedPeer`], [`PeerInbox`]) and
-//! [`AddressBook`].
+//! [`ChannelDescriptor`], [`Envelope`], [`NodeInfo`], [`NetAddress`], [`NetGroup`],
+//! [`HostPrefix`], [`Direction`], [`PeerStatus`]) and the narrow, object-safe traits they
+//! implement or consume: [`Reactor`], [`Peer`], [`Switch`], [`Transport`] (+ [`ManagedPeer`],
+//! [`PeerInbox`]) and [`AddressBook`].
 //!
 //! What it does not do: no sockets, no tasks, no clock, no tokio, no policy. Methods that
 //! wait return boxed `std` futures so that any runtime can drive them. [`NodeInfo`] encodes
@@ -69,6 +69,7 @@ mod deny;
 mod envelope;
 mod inbox;
 mod net_address;
+mod net_group;
 mod node_info;
 mod peer;
 mod reactor;
@@ -83,6 +84,7 @@ pub use deny::{DenyEntry, DenyEntryError, DenyList};
 pub use envelope::Envelope;
 pub use inbox::{InboxItem, PeerInbox, RecvBudget, RecvLease};
 pub use net_address::*;
+pub use net_group::{HostPrefix, NetGroup};
 pub use node_info::{
     IncompatibleError, NodeInfo, NodeInfoDecodeError, NodeInfoError, Other, ProtocolVersion,
 };

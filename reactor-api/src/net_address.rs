@@ -10,7 +10,7 @@
 //! and the range predicates agree with Go, whose `net.IP` treats the two forms as one.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
 
 use mukan_node_key::{NodeId, ParseError};
@@ -76,93 +76,73 @@ impl NetAddress {
     /// # Errors
     /// The [`InvalidAddress`] reason.
     pub fn valid(&self) -> Result<(), InvalidAddress> {
-        if self.ip.is_unspecified() {
-            return Err(InvalidAddress::Unspecified);
-        }
-        if self.rfc3849() {
-            return Err(InvalidAddress::Documentation);
-        }
-        if self.ip == IpAddr::V4(Ipv4Addr::BROADCAST) {
-            return Err(InvalidAddress::Broadcast);
-        }
-        Ok(())
+        ip_range::valid(self.ip)
     }
 
     /// Go `Routable`: valid and in none of RFC 1918, 3927, 4862, 4193, 4843, nor local.
     pub fn routable(&self) -> bool {
-        self.valid().is_ok()
-            && !self.rfc1918()
-            && !self.rfc3927()
-            && !self.rfc4862()
-            && !self.rfc4193()
-            && !self.rfc4843()
-            && !self.local()
+        ip_range::routable(self.ip)
     }
 
     /// Go `Local`: loopback (`127.0.0.0/8`, `::1`) or `0.0.0.0/8`.
     pub fn local(&self) -> bool {
-        match self.ip {
-            IpAddr::V4(v4) => v4.octets()[0] == 127 || v4.octets()[0] == 0,
-            IpAddr::V6(v6) => v6 == Ipv6Addr::LOCALHOST,
-        }
+        ip_range::local(self.ip)
     }
 
     /// RFC 1918 private IPv4: `10.0.0.0/8`, `172.16.0.0/12`, `192.168.0.0/16`.
     pub fn rfc1918(&self) -> bool {
-        in_v4(self.ip, [10, 0, 0, 0], 8)
-            || in_v4(self.ip, [172, 16, 0, 0], 12)
-            || in_v4(self.ip, [192, 168, 0, 0], 16)
+        ip_range::rfc1918(self.ip)
     }
 
     /// RFC 3849 IPv6 documentation: `2001:db8::/32`.
     pub fn rfc3849(&self) -> bool {
-        in_v6(self.ip, [0x2001, 0x0db8, 0, 0, 0, 0, 0, 0], 32)
+        ip_range::rfc3849(self.ip)
     }
 
     /// RFC 3927 IPv4 link-local autoconfiguration: `169.254.0.0/16`.
     pub fn rfc3927(&self) -> bool {
-        in_v4(self.ip, [169, 254, 0, 0], 16)
+        ip_range::rfc3927(self.ip)
     }
 
     /// RFC 3964 6to4: `2002::/16`.
     pub fn rfc3964(&self) -> bool {
-        in_v6(self.ip, [0x2002, 0, 0, 0, 0, 0, 0, 0], 16)
+        ip_range::rfc3964(self.ip)
     }
 
     /// RFC 4193 unique local IPv6: `fc00::/7`.
     pub fn rfc4193(&self) -> bool {
-        in_v6(self.ip, [0xfc00, 0, 0, 0, 0, 0, 0, 0], 7)
+        ip_range::rfc4193(self.ip)
     }
 
     /// RFC 4380 Teredo: `2001::/32`.
     pub fn rfc4380(&self) -> bool {
-        in_v6(self.ip, [0x2001, 0, 0, 0, 0, 0, 0, 0], 32)
+        ip_range::rfc4380(self.ip)
     }
 
     /// RFC 4843 ORCHID: `2001:10::/28`.
     pub fn rfc4843(&self) -> bool {
-        in_v6(self.ip, [0x2001, 0x0010, 0, 0, 0, 0, 0, 0], 28)
+        ip_range::rfc4843(self.ip)
     }
 
     /// RFC 4862 IPv6 link-local autoconfiguration: `fe80::/64`.
     pub fn rfc4862(&self) -> bool {
-        in_v6(self.ip, [0xfe80, 0, 0, 0, 0, 0, 0, 0], 64)
+        ip_range::rfc4862(self.ip)
     }
 
     /// RFC 6052 well-known NAT64 prefix: `64:ff9b::/96`.
     pub fn rfc6052(&self) -> bool {
-        in_v6(self.ip, [0x0064, 0xff9b, 0, 0, 0, 0, 0, 0], 96)
+        ip_range::rfc6052(self.ip)
     }
 
     /// RFC 6145 IPv4-translated IPv6: `::ffff:0:0:0/96` (that is `0:0:0:0:ffff:0::/96`, not the
     /// IPv4-mapped range).
     pub fn rfc6145(&self) -> bool {
-        in_v6(self.ip, [0, 0, 0, 0, 0xffff, 0, 0, 0], 96)
+        ip_range::rfc6145(self.ip)
     }
 
     /// OnionCat Tor range: `fd87:d87e:eb43::/48`.
     pub fn onion_cat_tor(&self) -> bool {
-        in_v6(self.ip, [0xfd87, 0xd87e, 0xeb43, 0, 0, 0, 0, 0], 48)
+        ip_range::onion_cat_tor(self.ip)
     }
 
     /// The protobuf form (Go `ToProto`).
@@ -466,6 +446,109 @@ pub enum NetAddressError {
         /// The DNS name.
         host: String,
     },
+}
+
+/// The range predicates on a bare IP, shared by [`NetAddress`]'s methods and
+/// [`NetGroup`](crate::NetGroup).
+pub(crate) mod ip_range {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+    use super::{InvalidAddress, in_v4, in_v6};
+
+    /// Go `Valid`: the IP is not unspecified (`0.0.0.0`, `::`), not the IPv6 documentation
+    /// range (RFC 3849, `2001:db8::/32`) and not the IPv4 broadcast address.
+    ///
+    /// # Errors
+    /// The [`InvalidAddress`] reason.
+    pub(crate) fn valid(ip: IpAddr) -> Result<(), InvalidAddress> {
+        if ip.is_unspecified() {
+            return Err(InvalidAddress::Unspecified);
+        }
+        if rfc3849(ip) {
+            return Err(InvalidAddress::Documentation);
+        }
+        if ip == IpAddr::V4(Ipv4Addr::BROADCAST) {
+            return Err(InvalidAddress::Broadcast);
+        }
+        Ok(())
+    }
+
+    /// Go `Routable`: valid and in none of RFC 1918, 3927, 4862, 4193, 4843, nor local.
+    pub(crate) fn routable(ip: IpAddr) -> bool {
+        valid(ip).is_ok()
+            && !rfc1918(ip)
+            && !rfc3927(ip)
+            && !rfc4862(ip)
+            && !rfc4193(ip)
+            && !rfc4843(ip)
+            && !local(ip)
+    }
+
+    /// Go `Local`: loopback (`127.0.0.0/8`, `::1`) or `0.0.0.0/8`.
+    pub(crate) fn local(ip: IpAddr) -> bool {
+        match ip {
+            IpAddr::V4(v4) => v4.octets()[0] == 127 || v4.octets()[0] == 0,
+            IpAddr::V6(v6) => v6 == Ipv6Addr::LOCALHOST,
+        }
+    }
+
+    /// RFC 1918 private IPv4: `10.0.0.0/8`, `172.16.0.0/12`, `192.168.0.0/16`.
+    pub(crate) fn rfc1918(ip: IpAddr) -> bool {
+        in_v4(ip, [10, 0, 0, 0], 8)
+            || in_v4(ip, [172, 16, 0, 0], 12)
+            || in_v4(ip, [192, 168, 0, 0], 16)
+    }
+
+    /// RFC 3849 IPv6 documentation: `2001:db8::/32`.
+    pub(crate) fn rfc3849(ip: IpAddr) -> bool {
+        in_v6(ip, [0x2001, 0x0db8, 0, 0, 0, 0, 0, 0], 32)
+    }
+
+    /// RFC 3927 IPv4 link-local autoconfiguration: `169.254.0.0/16`.
+    pub(crate) fn rfc3927(ip: IpAddr) -> bool {
+        in_v4(ip, [169, 254, 0, 0], 16)
+    }
+
+    /// RFC 3964 6to4: `2002::/16`.
+    pub(crate) fn rfc3964(ip: IpAddr) -> bool {
+        in_v6(ip, [0x2002, 0, 0, 0, 0, 0, 0, 0], 16)
+    }
+
+    /// RFC 4193 unique local IPv6: `fc00::/7`.
+    pub(crate) fn rfc4193(ip: IpAddr) -> bool {
+        in_v6(ip, [0xfc00, 0, 0, 0, 0, 0, 0, 0], 7)
+    }
+
+    /// RFC 4380 Teredo: `2001::/32`.
+    pub(crate) fn rfc4380(ip: IpAddr) -> bool {
+        in_v6(ip, [0x2001, 0, 0, 0, 0, 0, 0, 0], 32)
+    }
+
+    /// RFC 4843 ORCHID: `2001:10::/28`.
+    pub(crate) fn rfc4843(ip: IpAddr) -> bool {
+        in_v6(ip, [0x2001, 0x0010, 0, 0, 0, 0, 0, 0], 28)
+    }
+
+    /// RFC 4862 IPv6 link-local autoconfiguration: `fe80::/64`.
+    pub(crate) fn rfc4862(ip: IpAddr) -> bool {
+        in_v6(ip, [0xfe80, 0, 0, 0, 0, 0, 0, 0], 64)
+    }
+
+    /// RFC 6052 well-known NAT64 prefix: `64:ff9b::/96`.
+    pub(crate) fn rfc6052(ip: IpAddr) -> bool {
+        in_v6(ip, [0x0064, 0xff9b, 0, 0, 0, 0, 0, 0], 96)
+    }
+
+    /// RFC 6145 IPv4-translated IPv6: `::ffff:0:0:0/96` (that is `0:0:0:0:ffff:0::/96`, not the
+    /// IPv4-mapped range).
+    pub(crate) fn rfc6145(ip: IpAddr) -> bool {
+        in_v6(ip, [0, 0, 0, 0, 0xffff, 0, 0, 0], 96)
+    }
+
+    /// OnionCat Tor range: `fd87:d87e:eb43::/48`.
+    pub(crate) fn onion_cat_tor(ip: IpAddr) -> bool {
+        in_v6(ip, [0xfd87, 0xd87e, 0xeb43, 0, 0, 0, 0, 0], 48)
+    }
 }
 
 /// The form in which IPs are stored and compared: an IPv4-mapped IPv6 address
@@ -1108,7 +1191,7 @@ mod tests {
         prop_oneof![
             any::<[u8; 4]>().prop_map(IpAddr::from),
             any::<[u8; 16]>().prop_map(IpAddr::from),
-            any::<[u8; 4]>().prop_map(|o| IpAddr::V6(Ipv4Addr::from(o).to_ipv6_mapped())),
+            any::<[u8; 4]>().prop_map(|o| IpAddr::V6(std::net::Ipv4Addr::from(o).to_ipv6_mapped())),
         ]
     }
 

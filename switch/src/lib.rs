@@ -49,6 +49,7 @@
 
 mod backoff;
 mod config;
+mod eviction;
 mod peer_set;
 mod resolver;
 mod routing;
@@ -60,6 +61,7 @@ pub use backoff::{
     RECONNECT_INTERVAL, RedialPolicy, STABLE_CONNECTION, jitter, redial_bounds, redial_delay,
 };
 pub use config::{Config, Error};
+pub use eviction::{Candidate as EvictionCandidate, Protection, select_victim};
 pub use peer_set::PeerInfo;
 pub use resolver::{Resolver, TokioResolver};
 pub use stats::{ChannelStats, DialOutcome, Stats};
