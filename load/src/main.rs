@@ -1,4 +1,4 @@
-//! `mukan-load`: the load figures L1–L8 of the reliability plan (RELIABILITY.md), run on loopback against the
+//! `mukan-load`: the load figures L1–L10 of the reliability plan (RELIABILITY.md), run on loopback against the
 //! real crates (a `mukan-switch` over `TcpTransport` as the node under load; peers built
 //! from `mukan-secret-conn` and `mukan-mconn`, each bound to its own 127.x source address).
 //!
