@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mukan_mconn::{Budget, BudgetStats, Config as MConfig, Event, MConnection};
-use mukan_reactor_api::{NodeId, SendError, Switch as _};
+use mukan_reactor_api::{Network as _, NodeId, SendError};
 
 use crate::net::{
     BCAST, FLOW, Hub, LoadReactor, URGENT, connect_peer, key, quantile, runtime, sort, src_ip,

@@ -366,7 +366,12 @@ pub(crate) async fn start(setup: &NodeSetup, tuning: &Tuning) -> Result<Running,
             .to_string()
         })?;
         metrics_addr = listener.local_addr().ok();
-        let handler = metrics_handler(switch.clone(), book.clone(), metrics.clone());
+        let handler = metrics_handler(
+            switch.clone(),
+            book.clone(),
+            metrics.clone(),
+            totals.clone(),
+        );
         servers.spawn(http::serve(
             listener,
             handler,
@@ -429,11 +434,13 @@ fn metrics_handler(
     switch: Arc<Switch<TcpTransport>>,
     book: Arc<Mutex<mukan_addrbook::AddrBook>>,
     metrics: Arc<Metrics>,
+    totals: Totals,
 ) -> Handler {
     Arc::new(move |req: Req| {
         let switch = switch.clone();
         let book = book.clone();
         let metrics = metrics.clone();
+        let totals = totals.clone();
         Box::pin(async move {
             if req.path != "/metrics" {
                 return Resp::new(
@@ -453,6 +460,10 @@ fn metrics_handler(
                 (b.new_count(), b.old_count())
             };
             metrics.set_addr_book(new, old);
+            let now = std::time::Instant::now();
+            for (direction, budget) in [("send", &totals.send), ("recv", &totals.recv)] {
+                metrics.set_bandwidth(direction, budget.as_ref().map(|b| b.stats(now)));
+            }
             Resp::new(
                 StatusCode::OK,
                 "application/openmetrics-text; version=1.0.0; charset=utf-8",
