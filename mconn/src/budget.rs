@@ -86,8 +86,19 @@ pub struct BudgetStats {
     pub waiting: usize,
 }
 
-/// The sans-IO shared token bucket: a [`RateLimiter`] handed out in deficit round robin
-/// (see the module documentation). No clock, no lock, no task: every call takes `now`.
+/// The sans-IO shared token bucket: the token bucket of the per-connection limits, handed out
+/// in deficit round robin. No clock, no lock, no task: every call takes `now`.
+///
+/// A member with no credit asks ([`SharedBucket::ready`]) and joins the rotation. While some
+/// member waits, the bucket pays the member at the front a quantum and puts it at the back.
+/// Grants go in rounds, one quantum per member in the round, sized so that a round takes
+/// about [`ROUND`] (never below [`MIN_QUANTUM`] or above [`MAX_QUANTUM`]). A member spends its
+/// credit transfer by transfer ([`SharedBucket::consume`]), may overdraw it by one transfer
+/// and repays the debt from its next quanta; it keeps its place while it holds less than
+/// [`HELD_QUANTA`] − 1 quanta (a task scheduled late keeps its share), and leaves the
+/// rotation with what it holds otherwise. Tokens earned while members wait are not capped at
+/// the burst. So the members that keep transferring get equal bytes, together exactly the
+/// rate.
 #[derive(Debug)]
 pub struct SharedBucket {
     bucket: RateLimiter,
