@@ -278,17 +278,53 @@ impl SharedBucket {
         (per_round / members).clamp(MIN_QUANTUM, MAX_QUANTUM)
     }
 
-    /// Hands out what the bucket allows, one quantum per turn, and puts the member at the
-    /// back; a member that holds [`HELD_QUANTA`] − 1 quanta or more when its turn comes leaves
-    /// the rotation instead.
     /// Brings the bucket up to `now`. While members wait, everything it earned is theirs:
     /// not capped at the burst, however long nobody looked.
     fn catch_up(&mut self, now: Instant) {
         self.bucket.refill_owed(now, self.waiting > 0);
     }
 
+    /// What the bucket earned beyond a burst while members waited and nobody looked (a
+    /// process whose tasks all ran late) is owed to the members in the rotation: it goes to
+    /// them in rounds of one quantum each, each up to what it may hold, and only the rest is
+    /// capped. Their turns in the rotation do not move.
+    fn top_up(&mut self) {
+        let q = self.quantum(self.queue.len());
+        let keep = i64::try_from(q.saturating_mul(HELD_QUANTA - 1)).unwrap_or(i64::MAX);
+        let step = i64::try_from(q).unwrap_or(i64::MAX);
+        let mut progress = true;
+        while progress && self.bucket.over_burst() {
+            progress = false;
+            for &i in &self.queue {
+                if !self.bucket.over_burst() {
+                    break;
+                }
+                let Some(m) = self.members.get_mut(i as usize) else {
+                    continue;
+                };
+                if m.credit >= keep {
+                    continue;
+                }
+                self.bucket.charge(q);
+                m.credit = m.credit.saturating_add(step);
+                progress = true;
+                if m.credit > 0 && m.waiting {
+                    m.waiting = false;
+                    self.waiting -= 1;
+                    if !self.granted.contains(&i) {
+                        self.granted.push(i);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Hands out what the bucket allows, one quantum per turn, and puts the member at the
+    /// back; a member that holds [`HELD_QUANTA`] − 1 quanta or more when its turn comes leaves
+    /// the rotation instead.
     fn distribute(&mut self, now: Instant) {
         self.catch_up(now);
+        self.top_up();
         // Grants go only while someone waits: without contention nobody needs more credit
         // than it has.
         while let Some(&front) = self.queue.front() {

@@ -83,6 +83,11 @@ impl RateLimiter {
         }
     }
 
+    /// Whether the balance is above the burst (tokens owed, see [`Self::refill_owed`]).
+    pub(crate) fn over_burst(&self) -> bool {
+        self.rate.is_some() && self.balance > self.burst
+    }
+
     /// Caps the balance at the burst.
     pub(crate) fn cap(&mut self) {
         self.balance = self.balance.min(self.burst);

@@ -442,3 +442,26 @@ fn a_debt_is_repaid_at_the_rate_however_rarely_the_member_looks() {
     assert!(b.ready(a, due));
     assert_eq!(b.stats(due).throttled, due - t0);
 }
+
+#[test]
+fn members_whose_tasks_all_run_late_still_get_the_rate() {
+    // A starved process: every member's task runs only every 150 ms (1 ms steps), all at
+    // once, so nobody looks at the bucket in between. What it earned meanwhile (more than its
+    // burst of 100 ms) is owed to the members waiting in the rotation; capping it at the
+    // burst once the waiting ones had one grant each lost 29% of the rate. (Shares are not
+    // checked here: when every task runs in the same instant, one after the other, the
+    // first to ask again finds the burst to itself; with tasks that run at different times,
+    // as in the other tests and in `mukan-load l9` / `l10`, they are equal.)
+    let mut habits = vec![greedy(PACKET); 50];
+    for h in &mut habits {
+        h.lag = 150;
+    }
+    let r = 10_000_000;
+    let mut sim = Sim::new(r, &habits, Duration::from_millis(1));
+    sim.run_for(Duration::from_secs(1));
+    let total0 = sim.total();
+    sim.run_for(Duration::from_secs(15));
+    let total = sim.total() - total0;
+    let e = off(total, r, 15.0);
+    assert!(e.abs() < 0.02, "total {total} is {e:+.4} off");
+}
