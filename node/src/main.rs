@@ -140,6 +140,10 @@ struct CrawlFlags {
     /// Stop --watch after this many rounds (default: until SIGINT or SIGTERM).
     #[arg(long, value_name = "N", hide = true)]
     rounds: Option<usize>,
+    /// Also follow loopback, private and other non-routable addresses learned from PEX
+    /// (followed anyway when a seed given is itself such an address).
+    #[arg(long = "allow-private")]
+    allow_private: bool,
 }
 
 /// CometBFT's flags for `start` and `seed`; each overrides the file.
@@ -172,6 +176,14 @@ struct NodeFlags {
     /// Run as a seed.
     #[arg(long = "p2p.seed_mode", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     p2p_seed_mode: Option<bool>,
+    /// Bytes per second the node may send over all its connections together, shared fairly
+    /// between peers (on top of send_rate); 0: no total.
+    #[arg(long = "p2p.max_send_rate_total", value_name = "BYTES")]
+    p2p_max_send_rate_total: Option<u64>,
+    /// Bytes per second the node may receive over all its connections together (on top of
+    /// recv_rate); 0: no total.
+    #[arg(long = "p2p.max_recv_rate_total", value_name = "BYTES")]
+    p2p_max_recv_rate_total: Option<u64>,
     /// Where the RPC (/status, /net_info, /peers) listens.
     #[arg(long = "rpc.laddr", value_name = "ADDR")]
     rpc_laddr: Option<String>,
@@ -189,6 +201,8 @@ impl NodeFlags {
             p2p_private_peer_ids: self.p2p_private_peer_ids.clone(),
             p2p_pex: self.p2p_pex,
             p2p_seed_mode: self.p2p_seed_mode,
+            p2p_max_send_rate_total: self.p2p_max_send_rate_total,
+            p2p_max_recv_rate_total: self.p2p_max_recv_rate_total,
             rpc_laddr: self.rpc_laddr.clone(),
             log_level,
             log_format,
@@ -484,6 +498,7 @@ fn crawl(
             json: flags.json,
             map_addr,
             rounds: flags.rounds,
+            allow_private: flags.allow_private,
         };
         let signals = {
             let _guard = runtime.enter();
@@ -503,8 +518,15 @@ fn crawl(
                                 .await
                                 .ok_or(crawl::NO_NETWORK)?,
                         };
-                        let (id, report) =
-                            watch::crawl_into(&store, &chain, &seeds, timeout, retention).await?;
+                        let (id, report) = watch::crawl_into(
+                            &store,
+                            &chain,
+                            &seeds,
+                            timeout,
+                            retention,
+                            flags.allow_private,
+                        )
+                        .await?;
                         Ok::<_, String>((report, Some(id)))
                     }
                     None => {
@@ -512,6 +534,7 @@ fn crawl(
                             seeds: seeds.clone(),
                             chain_id: flags.chain_id.clone(),
                             timeout,
+                            allow_private: flags.allow_private,
                             known: Vec::new(),
                             sink: None,
                         })

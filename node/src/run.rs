@@ -1,8 +1,10 @@
 //! `start` and `seed`: a node made of a TCP transport, the switch, PEX and the address book of
 //! a home directory, with the RPC and metrics servers, until SIGINT or SIGTERM.
 //!
-//! Shutdown order: stop the HTTP servers, stop the switch (stop accepting, flush and close
-//! every peer, stop the reactors), save the address book.
+//! Shutdown order: stop the HTTP servers, note the anchors (the outbound peers connected
+//! longest), stop the switch (stop accepting, flush and close every peer, stop the reactors),
+//! save the address book and the anchors (`anchors.json` beside the book, read and deleted at
+//! the next start, whose PEX dials them first).
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -37,6 +39,10 @@ pub(crate) struct Running {
     pub(crate) book: Arc<Mutex<mukan_addrbook::AddrBook>>,
     /// Where the book is saved.
     pub(crate) book_path: PathBuf,
+    /// PEX, when it runs (for the anchors).
+    pex: Option<mukan_pex::PexReactor>,
+    /// Where the anchors are saved on a clean stop.
+    anchors_path: PathBuf,
     /// The p2p listen address.
     pub(crate) p2p_addr: SocketAddr,
     /// The RPC address, if serving.
@@ -96,7 +102,31 @@ pub(crate) fn node_info(
     }
 }
 
-fn transport_config(c: &Config, s: &mukan_switch::Config) -> mukan_transport::Config {
+/// The node-wide bandwidth budgets (`[p2p] max_send_rate_total` / `max_recv_rate_total`; 0 =
+/// none), shared by every connection of the node.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Totals {
+    pub(crate) send: Option<mukan_mconn::Budget>,
+    pub(crate) recv: Option<mukan_mconn::Budget>,
+}
+
+impl Totals {
+    fn of(c: &Config) -> Self {
+        let budget = |rate: u64| {
+            NonZeroU64::new(rate).map(|r| mukan_mconn::Budget::new(r, std::time::Instant::now()))
+        };
+        Self {
+            send: budget(c.p2p.max_send_rate_total),
+            recv: budget(c.p2p.max_recv_rate_total),
+        }
+    }
+}
+
+fn transport_config(
+    c: &Config,
+    s: &mukan_switch::Config,
+    totals: &Totals,
+) -> mukan_transport::Config {
     let p = &c.p2p;
     let mut t = mukan_transport::Config::default();
     t.allow_duplicate_ip = p.allow_duplicate_ip;
@@ -104,7 +134,8 @@ fn transport_config(c: &Config, s: &mukan_switch::Config) -> mukan_transport::Co
     t.max_inbound = NonZeroUsize::new(p.max_num_inbound_peers + p.unconditional_peer_ids.len());
     let mut m = mukan_mconn::Config::node_default()
         .with_rates(NonZeroU64::new(p.send_rate), NonZeroU64::new(p.recv_rate))
-        .with_flush_throttle(p.flush_throttle_timeout);
+        .with_flush_throttle(p.flush_throttle_timeout)
+        .with_totals(totals.send.clone(), totals.recv.clone());
     // The switch's stall and flush bounds are enforced by each connection.
     m.recv_stall_timeout = s.recv_stall_timeout;
     m.flush_timeout = s.flush_timeout;
@@ -167,7 +198,15 @@ impl Reactor for Passive {
 }
 
 /// Reactors with the names they are registered under.
-type NamedReactors = Vec<(&'static str, Arc<dyn Reactor>)>;
+type NamedReactors = (
+    Vec<(&'static str, Arc<dyn Reactor>)>,
+    Option<mukan_pex::PexReactor>,
+);
+
+/// `anchors.json`: beside the address book (the config directory of a CometBFT home).
+pub(crate) fn anchors_path(book_path: &Path) -> PathBuf {
+    book_path.with_file_name("anchors.json")
+}
 
 /// The reactors of the node: PEX when `pex` is on (else a passive one on its channel).
 fn reactors(
@@ -176,6 +215,7 @@ fn reactors(
     concrete: &Arc<Mutex<mukan_addrbook::AddrBook>>,
     book_path: &Path,
     tuning: &Tuning,
+    anchors: Vec<mukan_reactor_api::NetAddress>,
 ) -> Result<NamedReactors, ConfigError> {
     let p = &setup.config.p2p;
     if !p.pex {
@@ -183,7 +223,7 @@ fn reactors(
             target: "mukan_p2p::run",
             "pex = false: this node only keeps its connections (it runs no other reactor)"
         );
-        return Ok(vec![("PASSIVE", Arc::new(Passive))]);
+        return Ok((vec![("PASSIVE", Arc::new(Passive))], None));
     }
     let mut config = mukan_pex::PexConfig::default();
     config.seeds = p.seeds.iter().map(ToString::to_string).collect();
@@ -200,6 +240,7 @@ fn reactors(
     if let Some(period) = tuning.ensure_peers_period {
         config.ensure_peers_period = period;
     }
+    config.anchors = anchors;
     let save: mukan_pex::SaveCallback = {
         let concrete = concrete.clone();
         let path = book_path.to_owned();
@@ -211,7 +252,7 @@ fn reactors(
     };
     let reactor = mukan_pex::PexReactor::new(config, book.clone(), Some(save))
         .map_err(|e| err(setup, "[p2p] seeds", e.to_string()))?;
-    Ok(vec![("PEX", Arc::new(reactor))])
+    Ok((vec![("PEX", Arc::new(reactor.clone()))], Some(reactor)))
 }
 
 /// Starts the node. Nothing is written before every check passed.
@@ -246,13 +287,26 @@ pub(crate) async fn start(setup: &NodeSetup, tuning: &Tuning) -> Result<Running,
     }
     let book = Arc::new(Mutex::new(concrete));
     let shared: SharedAddressBook = book.clone();
+    // Read now, deleted once the node has started (a crash must not replay them).
+    let anchors_path = anchors_path(&book_path);
+    let anchors = match mukan_addrbook::read_anchors(&anchors_path) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!(target: "mukan_p2p::run", "{e}; starting without anchors");
+            Vec::new()
+        }
+    };
+    if !anchors.is_empty() {
+        tracing::info!(target: "mukan_p2p::run", "dialing {} anchors first", anchors.len());
+    }
 
     let sw_config = switch_config(c);
-    let t_config = transport_config(c, &sw_config);
+    let totals = Totals::of(c);
+    let t_config = transport_config(c, &sw_config, &totals);
     let mut builder = Builder::new(sw_config);
-    for (name, reactor) in
-        reactors(setup, &shared, &book, &book_path, tuning).map_err(|e| e.to_string())?
-    {
+    let (named, pex) =
+        reactors(setup, &shared, &book, &book_path, tuning, anchors).map_err(|e| e.to_string())?;
+    for (name, reactor) in named {
         builder
             .add_reactor(name, reactor)
             .map_err(|e| format!("reactor {name}: {e}"))?;
@@ -350,7 +404,12 @@ pub(crate) async fn start(setup: &NodeSetup, tuning: &Tuning) -> Result<Running,
             .to_string()
         })?;
         metrics_addr = listener.local_addr().ok();
-        let handler = metrics_handler(switch.clone(), book.clone(), metrics.clone());
+        let handler = metrics_handler(
+            switch.clone(),
+            book.clone(),
+            metrics.clone(),
+            totals.clone(),
+        );
         servers.spawn(http::serve(
             listener,
             handler,
@@ -369,10 +428,15 @@ pub(crate) async fn start(setup: &NodeSetup, tuning: &Tuning) -> Result<Running,
         c.moniker,
         setup.chain_id
     );
+    if let Err(e) = mukan_addrbook::remove_anchors(&anchors_path) {
+        tracing::warn!(target: "mukan_p2p::run", "{e}");
+    }
     Ok(Running {
         switch,
         book,
         book_path,
+        pex,
+        anchors_path,
         p2p_addr,
         rpc_addr,
         metrics_addr,
@@ -383,9 +447,11 @@ pub(crate) async fn start(setup: &NodeSetup, tuning: &Tuning) -> Result<Running,
 }
 
 impl Running {
-    /// Stops everything in order and saves the address book.
+    /// Stops everything in order and saves the address book and the anchors.
     pub(crate) async fn stop(mut self) -> Result<(), String> {
         self.stop_servers.send_replace(true);
+        // Before the switch closes the peers.
+        let anchors = self.pex.as_ref().map(mukan_pex::PexReactor::anchors);
         if tokio::time::timeout(STOP_TIMEOUT, self.switch.stop())
             .await
             .is_err()
@@ -399,6 +465,21 @@ impl Running {
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("cannot save the address book: {e}"))?;
+        if let Some(anchors) = anchors {
+            let path = self.anchors_path.clone();
+            let n = anchors.len();
+            match tokio::task::spawn_blocking(move || mukan_addrbook::save_anchors(&path, &anchors))
+                .await
+            {
+                Ok(Ok(())) => tracing::info!(
+                    target: "mukan_p2p::run",
+                    "{n} anchors saved to {}",
+                    self.anchors_path.display()
+                ),
+                Ok(Err(e)) => tracing::warn!(target: "mukan_p2p::run", "{e}"),
+                Err(e) => tracing::warn!(target: "mukan_p2p::run", "cannot save the anchors: {e}"),
+            }
+        }
         tracing::info!(
             target: "mukan_p2p::run",
             "stopped; address book saved to {}",
@@ -413,11 +494,13 @@ fn metrics_handler(
     switch: Arc<Switch<TcpTransport>>,
     book: Arc<Mutex<mukan_addrbook::AddrBook>>,
     metrics: Arc<Metrics>,
+    totals: Totals,
 ) -> Handler {
     Arc::new(move |req: Req| {
         let switch = switch.clone();
         let book = book.clone();
         let metrics = metrics.clone();
+        let totals = totals.clone();
         Box::pin(async move {
             if req.path != "/metrics" {
                 return Resp::new(
@@ -437,6 +520,10 @@ fn metrics_handler(
                 (b.new_count(), b.old_count())
             };
             metrics.set_addr_book(new, old);
+            let now = std::time::Instant::now();
+            for (direction, budget) in [("send", &totals.send), ("recv", &totals.recv)] {
+                metrics.set_bandwidth(direction, budget.as_ref().map(|b| b.stats(now)));
+            }
             Resp::new(
                 StatusCode::OK,
                 "application/openmetrics-text; version=1.0.0; charset=utf-8",
@@ -547,6 +634,27 @@ pub(crate) async fn run_until(
 
 #[cfg(test)]
 pub(crate) mod tests {
+
+    #[test]
+    fn bandwidth_totals_are_one_budget_per_direction_shared_by_every_connection() {
+        let mut c = Config::default();
+        let s = mukan_switch::Config::default();
+        let off = transport_config(&c, &s, &Totals::of(&c));
+        assert_eq!((off.mconn.send_total, off.mconn.recv_total), (None, None));
+        c.p2p.max_send_rate_total = 1_000_000;
+        let totals = Totals::of(&c);
+        let t = transport_config(&c, &s, &totals);
+        // Each connection gets a clone of this config: the same budget.
+        assert_eq!(t.mconn.send_total, totals.send);
+        assert_eq!(
+            t.mconn.send_total.as_ref().map(|b| b.rate().get()),
+            Some(1_000_000)
+        );
+        assert_eq!(t.mconn.recv_total, None);
+        // Each connection's own rates still apply.
+        assert_eq!(t.mconn.send_rate.map(|r| r.get()), Some(5_120_000));
+    }
+
     use super::*;
     use crate::config::Overrides;
     use crate::http::client::get;

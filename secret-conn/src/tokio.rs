@@ -188,11 +188,24 @@ impl<T: AsyncRead + AsyncWrite + Unpin> SecretStream<T> {
     /// The transport's error, or one of the protocol's (see [`Error::from_io`]); the stream
     /// is then broken.
     pub fn poll_receive(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Option<usize>>> {
+        self.poll_receive_capped(cx, None)
+    }
+
+    /// As [`SecretStream::poll_receive`], reading at most `cap` bytes from the transport if
+    /// given (a receive budget's credit; frames already read are opened whatever the cap).
+    ///
+    /// # Errors
+    /// As [`SecretStream::poll_receive`].
+    pub fn poll_receive_capped(
+        &mut self,
+        cx: &mut Context<'_>,
+        cap: Option<usize>,
+    ) -> Poll<io::Result<Option<usize>>> {
         if !self.reader.adaptive {
             self.reader.adaptive = true;
             self.reader.open.set_min_read(2);
         }
-        self.reader.poll_fill(&mut self.io, cx)
+        self.reader.poll_fill(&mut self.io, cx, cap)
     }
 
     /// The received payload not yet consumed, contiguous across frames. Take bytes off its
@@ -586,6 +599,7 @@ impl Reader {
         &mut self,
         io: &mut R,
         cx: &mut Context<'_>,
+        cap: Option<usize>,
     ) -> Poll<io::Result<Option<usize>>> {
         if self.broken {
             return Poll::Ready(Err(broken()));
@@ -599,7 +613,10 @@ impl Reader {
                 return Poll::Ready(Err(err.into_io()));
             }
         }
-        let read = self.open.read_with(|buf| poll_read_buf(io, cx, buf));
+        let read = self.open.read_with(|buf| match cap {
+            None => poll_read_buf(io, cx, buf),
+            Some(cap) => poll_read_buf(io, cx, &mut bytes::BufMut::limit(buf, cap)),
+        });
         match read {
             Poll::Pending => {
                 if !self.adaptive {
@@ -650,7 +667,7 @@ impl Reader {
                 return Poll::Ready(Ok(()));
             }
             // 2. Read and open more; frames with no payload are skipped, never reported as EOF.
-            if ready!(self.poll_fill(io, cx))?.is_none() {
+            if ready!(self.poll_fill(io, cx, None))?.is_none() {
                 return Poll::Ready(Ok(()));
             }
         }
@@ -658,10 +675,10 @@ impl Reader {
 }
 
 /// Reads into the spare capacity of `buf`: the bytes read.
-fn poll_read_buf<R: AsyncRead + Unpin>(
+fn poll_read_buf<R: AsyncRead + Unpin, B: bytes::BufMut + Send>(
     io: &mut R,
     cx: &mut Context<'_>,
-    buf: &mut BytesMut,
+    buf: &mut B,
 ) -> Poll<io::Result<usize>> {
     // A fresh `read_buf` future per attempt: it holds no state between polls.
     std::pin::pin!(io.read_buf(buf)).poll(cx)

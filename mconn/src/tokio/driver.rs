@@ -120,8 +120,12 @@ impl<W: Wire> Driver<W> {
                         progress = true;
                     }
                 }
-                if self.state.read_ready(std_now) {
-                    match self.wire.poll_receive(cx) {
+                // Asks the rate limits first (a node-wide budget may grant credit then), then
+                // reads no more than this connection's credit.
+                let ready = self.state.read_ready(std_now);
+                let cap = self.state.read_allowance();
+                if ready && cap != Some(0) {
+                    match self.wire.poll_receive(cx, cap) {
                         Poll::Ready(Ok(Some(n))) => {
                             self.deliver(n, std_now)?;
                             progress = true;

@@ -109,6 +109,10 @@ impl MConnection {
         let mut initial = state.status(now.into_std());
         initial.duration = Duration::ZERO;
         let shared = Arc::new(Shared::new(queues, initial, now));
+        // A node-wide budget wakes the task through the same flag as a send.
+        state.set_budget_waker(&std::task::Waker::from(Arc::new(BudgetWake(
+            shared.clone(),
+        ))));
         let inbox = Arc::new(InboxShared::new(event_capacity));
         let (done_tx, done_rx) = watch::channel(false);
         let driver = Driver {
@@ -248,5 +252,18 @@ impl MConnection {
 impl Drop for MConnection {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Wakes the connection's task (as a send does) when a node-wide budget grants it credit.
+struct BudgetWake(Arc<Shared>);
+
+impl std::task::Wake for BudgetWake {
+    fn wake(self: Arc<Self>) {
+        self.0.wake();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.wake();
     }
 }

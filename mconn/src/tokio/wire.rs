@@ -24,12 +24,17 @@ pub trait Wire: Send + 'static {
     /// Where the core writes outgoing packets.
     type SendBuf: SendBuf;
 
-    /// Reads what the stream has into [`Wire::received`]: the bytes added (`Some(0)` is
-    /// possible: a frame with no payload), `None` at the end of the stream.
+    /// Reads what the stream has into [`Wire::received`], at most `cap` bytes from the
+    /// transport if given (a node-wide receive budget's credit): the bytes added (`Some(0)`
+    /// is possible: a frame with no payload), `None` at the end of the stream.
     ///
     /// # Errors
     /// The stream's.
-    fn poll_receive(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Option<usize>>>;
+    fn poll_receive(
+        &mut self,
+        cx: &mut Context<'_>,
+        cap: Option<usize>,
+    ) -> Poll<io::Result<Option<usize>>>;
 
     /// Bytes received and not consumed; the core takes whole packets off its front and never
     /// grows it.
@@ -75,8 +80,12 @@ where
 {
     type SendBuf = SealBuffer;
 
-    fn poll_receive(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Option<usize>>> {
-        Self::poll_receive(self, cx)
+    fn poll_receive(
+        &mut self,
+        cx: &mut Context<'_>,
+        cap: Option<usize>,
+    ) -> Poll<io::Result<Option<usize>>> {
+        Self::poll_receive_capped(self, cx, cap)
     }
 
     fn received(&mut self) -> &mut BytesMut {
@@ -142,7 +151,11 @@ where
 {
     type SendBuf = BytesMut;
 
-    fn poll_receive(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Option<usize>>> {
+    fn poll_receive(
+        &mut self,
+        cx: &mut Context<'_>,
+        cap: Option<usize>,
+    ) -> Poll<io::Result<Option<usize>>> {
         let buf = &mut self.received;
         if buf.capacity() - buf.len() < self.want && !buf.try_reclaim(self.want) {
             let mut fresh = BytesMut::with_capacity(buf.len() + self.want);
@@ -150,7 +163,13 @@ where
             *buf = fresh;
         }
         let room = buf.capacity() - buf.len();
-        let n = std::task::ready!(std::pin::pin!(self.io.read_buf(buf)).poll(cx))?;
+        let n = match cap {
+            None => std::task::ready!(std::pin::pin!(self.io.read_buf(buf)).poll(cx))?,
+            Some(cap) => {
+                let mut limited = bytes::BufMut::limit(buf, cap);
+                std::task::ready!(std::pin::pin!(self.io.read_buf(&mut limited)).poll(cx))?
+            }
+        };
         if n == 0 {
             return Poll::Ready(Ok(None));
         }
