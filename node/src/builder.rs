@@ -74,12 +74,18 @@ pub struct NodeBuilder {
     transport_inbound_set: bool,
     book: Option<SharedAddressBook>,
     saver: Option<SaveCallback>,
-    pex: Option<PexConfig>,
-    reactors: Vec<(String, Arc<dyn Reactor>)>,
+    /// The reactors in registration order; PEX where [`NodeBuilder::pex`] put it.
+    reactors: Vec<(String, Slot)>,
     observers: Vec<Arc<dyn Observer>>,
     observer_makers: Vec<ObserverMaker>,
     resolver: Option<Arc<dyn Resolver>>,
     dial_persistent: bool,
+}
+
+/// A reactor to register, or PEX (made at start, over the address book).
+enum Slot {
+    Reactor(Arc<dyn Reactor>),
+    Pex(Box<PexConfig>),
 }
 
 /// Makes an observer once our channels are known.
@@ -200,7 +206,6 @@ impl NodeBuilder {
             transport_inbound_set: false,
             book: None,
             saver: None,
-            pex: None,
             reactors: Vec::new(),
             observers: Vec::new(),
             observer_makers: Vec::new(),
@@ -341,27 +346,33 @@ impl NodeBuilder {
         self
     }
 
-    /// Runs PEX with `config` (registered first, as `"PEX"`, over the address book).
+    /// Runs PEX with `config`, registered as `"PEX"` at this point of the reactor order, over
+    /// the address book (required). The switch's persistent peers are added to the IDs PEX
+    /// leaves to the switch.
     #[must_use]
     pub fn pex(mut self, config: PexConfig) -> Self {
-        self.pex = Some(config);
+        self.reactors
+            .push(("PEX".to_owned(), Slot::Pex(Box::new(config))));
         self
     }
 
     /// Changes the PEX settings in place (no effect without [`NodeBuilder::pex`]).
     #[must_use]
     pub fn map_pex(mut self, f: impl FnOnce(&mut PexConfig)) -> Self {
-        if let Some(p) = &mut self.pex {
-            f(p);
+        for (_, slot) in &mut self.reactors {
+            if let Slot::Pex(p) = slot {
+                f(p);
+                break;
+            }
         }
         self
     }
 
-    /// Registers `reactor` under `name` (after PEX, in the order given). Its channels join our
-    /// `NodeInfo`.
+    /// Registers `reactor` under `name`, after the reactors (and PEX) registered before. Its
+    /// channels join our `NodeInfo`, in registration order.
     #[must_use]
     pub fn reactor(mut self, name: impl Into<String>, reactor: Arc<dyn Reactor>) -> Self {
-        self.reactors.push((name.into(), reactor));
+        self.reactors.push((name.into(), Slot::Reactor(reactor)));
         self
     }
 
@@ -475,7 +486,6 @@ impl NodeBuilder {
     }
 
     /// Registers the reactors and checks our `NodeInfo`; what remains is binding and starting.
-    #[expect(clippy::type_complexity, reason = "a private step of start_with")]
     fn prepare(
         self,
     ) -> Result<(mukan_switch::Builder, TransportParts, Option<PexReactor>), BuildError> {
@@ -491,26 +501,25 @@ impl NodeBuilder {
             .collect();
         let mut builder = mukan_switch::Builder::new(self.switch);
         let mut pex_reactor = None;
-        if let Some(mut pex) = self.pex {
-            let Some(book) = self.book.clone() else {
-                return Err(BuildError::PexWithoutBook);
-            };
-            // PEX never dials the persistent peers: the switch does.
-            for id in persistent_ids {
-                if !pex.persistent_peer_ids.contains(&id) {
-                    pex.persistent_peer_ids.push(id);
+        for (name, slot) in self.reactors {
+            let reactor: Arc<dyn Reactor> = match slot {
+                Slot::Reactor(r) => r,
+                Slot::Pex(mut pex) => {
+                    let Some(book) = self.book.clone() else {
+                        return Err(BuildError::PexWithoutBook);
+                    };
+                    // PEX never dials the persistent peers: the switch does.
+                    for id in &persistent_ids {
+                        if !pex.persistent_peer_ids.contains(id) {
+                            pex.persistent_peer_ids.push(*id);
+                        }
+                    }
+                    let r =
+                        PexReactor::new(*pex, book, self.saver.clone()).map_err(BuildError::Pex)?;
+                    pex_reactor = Some(r.clone());
+                    Arc::new(r)
                 }
-            }
-            let r = PexReactor::new(pex, book, self.saver.clone()).map_err(BuildError::Pex)?;
-            builder
-                .add_reactor("PEX", Arc::new(r.clone()))
-                .map_err(|source| BuildError::Reactor {
-                    name: "PEX".into(),
-                    source,
-                })?;
-            pex_reactor = Some(r);
-        }
-        for (name, reactor) in self.reactors {
+            };
             builder
                 .add_reactor(&name, reactor)
                 .map_err(|source| BuildError::Reactor { name, source })?;

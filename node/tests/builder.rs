@@ -18,8 +18,9 @@ use mukan_reactor_api::{
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
-/// The one-line node of the crate docs, with a reactor and a book of our own: 23 lines from
-/// the keys to the echo coming back.
+/// Two nodes, each with a reactor and an address book of its own, wired by the builder: 28
+/// lines from the first key to the echo coming back and the ordered stop (the reactor and
+/// the book are defined below, as a user's crate would define them).
 #[tokio::test]
 async fn a_node_with_its_own_reactor_and_address_book() {
     let (tx, mut echoed) = mpsc::channel(8);
@@ -28,7 +29,6 @@ async fn a_node_with_its_own_reactor_and_address_book() {
         Arc::new(Mutex::new(Book::default())),
     );
     let a = NodeBuilder::new(Arc::new(NodeKey::generate_os()), "chain")
-        .moniker("a")
         .listen("127.0.0.1:0".parse().unwrap())
         .reactor("ECHO", Arc::new(Echo(None)))
         .address_book(book_a.clone())
@@ -36,7 +36,6 @@ async fn a_node_with_its_own_reactor_and_address_book() {
         .await
         .unwrap();
     let b = NodeBuilder::new(Arc::new(NodeKey::generate_os()), "chain")
-        .moniker("b")
         .listen("127.0.0.1:0".parse().unwrap())
         .reactor("ECHO", Arc::new(Echo(Some(tx))))
         .address_book(book_b.clone())
