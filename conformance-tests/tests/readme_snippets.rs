@@ -3,6 +3,8 @@
 //! (`#[doc = include_str!("../README.md")]` under `#[cfg(doctest)]`), and no snippet may be
 //! `ignore`d. Output and shell sessions say so (`text`, `sh`, `toml`, …).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+
 use std::path::{Path, PathBuf};
 
 /// A README's Rust fences: (line, info string) of each opening fence that rustdoc would compile.
