@@ -87,6 +87,14 @@ async fn bind_http(
     Ok((hp, listener))
 }
 
+/// The node-wide bandwidth budgets (`[p2p] max_send_rate_total` / `max_recv_rate_total`;
+/// `None`: no total), shared by every connection of the node; the metrics read them.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Totals {
+    pub(crate) send: Option<mukan_mconn::Budget>,
+    pub(crate) recv: Option<mukan_mconn::Budget>,
+}
+
 /// Starts the node: the HTTP listeners are bound first, then the node the home describes
 /// ([`NodeBuilder::from_home`]) with the metrics observer; nothing is written before every
 /// check passed.
@@ -107,6 +115,12 @@ pub(crate) async fn start(setup: &NodeSetup, tuning: &Tuning) -> Result<Running,
     let (builder, home_book) = NodeBuilder::from_home(setup)
         .await
         .map_err(|e| err(setup, "[p2p] laddr", format!("{:?}: {e}", c.p2p.laddr)).to_string())?;
+    // The budgets `from_home` gave the transport (one per direction, shared by every
+    // connection), read by the metrics at each scrape.
+    let totals = Totals {
+        send: builder.transport_settings().mconn.send_total.clone(),
+        recv: builder.transport_settings().mconn.recv_total.clone(),
+    };
     let observed = metrics.clone();
     let builder = builder
         .map_pex(|p| {
@@ -168,7 +182,12 @@ pub(crate) async fn start(setup: &NodeSetup, tuning: &Tuning) -> Result<Running,
     let mut metrics_addr = None;
     if let Some((hp, listener)) = prometheus {
         metrics_addr = listener.local_addr().ok();
-        let handler = metrics_handler(switch.clone(), home_book.book.clone(), metrics.clone());
+        let handler = metrics_handler(
+            switch.clone(),
+            home_book.book.clone(),
+            metrics.clone(),
+            totals.clone(),
+        );
         servers.spawn(http::serve(
             listener,
             handler,
@@ -229,11 +248,13 @@ fn metrics_handler(
     switch: Arc<Switch<TcpTransport>>,
     book: Arc<Mutex<mukan_addrbook::AddrBook>>,
     metrics: Arc<Metrics>,
+    totals: Totals,
 ) -> Handler {
     Arc::new(move |req: Req| {
         let switch = switch.clone();
         let book = book.clone();
         let metrics = metrics.clone();
+        let totals = totals.clone();
         Box::pin(async move {
             if req.path != "/metrics" {
                 return Resp::new(
@@ -253,6 +274,10 @@ fn metrics_handler(
                 (b.new_count(), b.old_count())
             };
             metrics.set_addr_book(new, old);
+            let now = std::time::Instant::now();
+            for (direction, budget) in [("send", &totals.send), ("recv", &totals.recv)] {
+                metrics.set_bandwidth(direction, budget.as_ref().map(|b| b.stats(now)));
+            }
             Resp::new(
                 StatusCode::OK,
                 "application/openmetrics-text; version=1.0.0; charset=utf-8",
