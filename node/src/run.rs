@@ -2,8 +2,10 @@
 //! [`NodeBuilder::from_home`] (a TCP transport, the switch, PEX and the address book), with
 //! the RPC and metrics servers, until SIGINT or SIGTERM.
 //!
-//! Shutdown order: stop the HTTP servers, stop the switch (stop accepting, flush and close
-//! every peer, stop the reactors), save the address book.
+//! Shutdown order: stop the HTTP servers, note the anchors (the outbound peers connected
+//! longest), stop the switch (stop accepting, flush and close every peer, stop the reactors),
+//! save the address book and the anchors (`anchors.json` beside the book, read and deleted at
+//! the next start, whose PEX dials them first).
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -203,6 +205,11 @@ pub(crate) async fn start(setup: &NodeSetup, tuning: &Tuning) -> Result<Running,
         c.moniker,
         setup.chain_id
     );
+    // The anchors were read by `from_home`; deleted once the node has started (a crash must
+    // not replay them).
+    if let Err(e) = mukan_addrbook::remove_anchors(&home_book.anchors) {
+        tracing::warn!(target: "mukan_p2p::run", "{e}");
+    }
     Ok(Running {
         switch,
         book: home_book.book.clone(),
@@ -219,9 +226,11 @@ pub(crate) async fn start(setup: &NodeSetup, tuning: &Tuning) -> Result<Running,
 }
 
 impl Running {
-    /// Stops everything in order and saves the address book.
+    /// Stops everything in order and saves the address book and the anchors.
     pub(crate) async fn stop(mut self) -> Result<(), String> {
         self.stop_servers.send_replace(true);
+        // Before the switch closes the peers.
+        let anchors = self.node.pex().map(mukan_pex::PexReactor::anchors);
         if tokio::time::timeout(STOP_TIMEOUT, self.node.stop())
             .await
             .is_err()
@@ -234,6 +243,21 @@ impl Running {
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("cannot save the address book: {e}"))?;
+        if let Some(anchors) = anchors {
+            let path = self.home_book.anchors.clone();
+            let n = anchors.len();
+            match tokio::task::spawn_blocking(move || mukan_addrbook::save_anchors(&path, &anchors))
+                .await
+            {
+                Ok(Ok(())) => tracing::info!(
+                    target: "mukan_p2p::run",
+                    "{n} anchors saved to {}",
+                    self.home_book.anchors.display()
+                ),
+                Ok(Err(e)) => tracing::warn!(target: "mukan_p2p::run", "{e}"),
+                Err(e) => tracing::warn!(target: "mukan_p2p::run", "cannot save the anchors: {e}"),
+            }
+        }
         tracing::info!(
             target: "mukan_p2p::run",
             "stopped; address book saved to {}",
