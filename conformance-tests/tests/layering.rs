@@ -34,6 +34,7 @@ const NORMAL: &[(&str, &[&str])] = &[
             "mukan-node-key",
             "mukan-switch",
             "mukan-transport",
+            "mukan-node",
         ],
     ),
 ];
