@@ -1,5 +1,6 @@
-//! `start` and `seed`: a node made of a TCP transport, the switch, PEX and the address book of
-//! a home directory, with the RPC and metrics servers, until SIGINT or SIGTERM.
+//! `start` and `seed`: the node a home directory describes, assembled by
+//! [`NodeBuilder::from_home`] (a TCP transport, the switch, PEX and the address book), with
+//! the RPC and metrics servers, until SIGINT or SIGTERM.
 //!
 //! Shutdown order: stop the HTTP servers, stop the switch (stop accepting, flush and close
 //! every peer, stop the reactors), save the address book.
@@ -7,24 +8,23 @@
 use std::collections::HashSet;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::num::{NonZeroU64, NonZeroUsize};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use hyper::StatusCode;
-use mukan_reactor_api::{NodeInfo, Other, ProtocolVersion, Reactor, SharedAddressBook};
-use mukan_switch::{Builder, Switch};
+use mukan_node::{BuildError, HomeBook, Node, NodeBuilder};
+use mukan_reactor_api::{HostPort, NodeInfo};
+use mukan_switch::Switch;
 use mukan_transport::TcpTransport;
 use parking_lot::Mutex;
-use rand::SeedableRng;
 use tokio::sync::watch;
 
-use crate::config::{Config, ConfigError, parse_host_port, rootify};
+use crate::NodeSetup;
+use crate::config::{ConfigError, parse_host_port};
 use crate::http::{self, Handler, Req, Resp};
 use crate::metrics::{Metrics, MetricsObserver};
 use crate::rpc::{NodeView, PeerView};
-use crate::{NodeSetup, VERSION};
 
 /// How long the switch may take to stop before we save and exit anyway.
 const STOP_TIMEOUT: Duration = Duration::from_secs(20);
@@ -47,6 +47,8 @@ pub(crate) struct Running {
     pub(crate) node_info: NodeInfo,
     stop_servers: watch::Sender<bool>,
     servers: tokio::task::JoinSet<()>,
+    node: Node<TcpTransport>,
+    home_book: HomeBook,
 }
 
 /// What to start besides the config (the testnet sets these).
@@ -66,239 +68,73 @@ fn err(setup: &NodeSetup, key: &str, problem: impl Into<String>) -> ConfigError 
     )
 }
 
-/// Our `NodeInfo` (Go `makeNodeInfo`): `listen_addr` is `external_address`, else `laddr`.
-pub(crate) fn node_info(
+/// Binds an HTTP listener for the setting `key` (`[rpc] laddr`, …): every check before the
+/// node starts.
+async fn bind_http(
     setup: &NodeSetup,
-    channels: Vec<mukan_reactor_api::ChannelId>,
-) -> NodeInfo {
-    let c = &setup.config;
-    let listen = if c.p2p.external_address.is_empty() {
-        c.p2p.laddr.clone()
-    } else {
-        c.p2p.external_address.clone()
-    };
-    NodeInfo {
-        protocol_version: ProtocolVersion {
-            p2p: 8,
-            block: 11,
-            app: 0,
-        },
-        id: setup.key.node_id().to_string(),
-        listen_addr: listen,
-        network: setup.chain_id.clone(),
-        version: VERSION.into(),
-        channels,
-        moniker: c.moniker.clone(),
-        other: Other {
-            tx_index: "off".into(),
-            rpc_address: c.rpc.laddr.clone(),
-        },
-    }
+    key: &str,
+    value: &str,
+    allow_empty_host: bool,
+) -> Result<(HostPort, tokio::net::TcpListener), String> {
+    let hp =
+        parse_host_port(value, allow_empty_host).map_err(|e| err(setup, key, e).to_string())?;
+    let addr = crate::config::resolve(&hp)
+        .await
+        .map_err(|e| err(setup, key, e.to_string()).to_string())?;
+    let listener = http::bind(addr)
+        .await
+        .map_err(|e| err(setup, key, format!("cannot listen on {addr}: {e}")).to_string())?;
+    Ok((hp, listener))
 }
 
-fn transport_config(c: &Config, s: &mukan_switch::Config) -> mukan_transport::Config {
-    let p = &c.p2p;
-    let mut t = mukan_transport::Config::default();
-    t.allow_duplicate_ip = p.allow_duplicate_ip;
-    t.dial_timeout = p.dial_timeout;
-    t.max_inbound = NonZeroUsize::new(p.max_num_inbound_peers + p.unconditional_peer_ids.len());
-    let mut m = mukan_mconn::Config::node_default()
-        .with_rates(NonZeroU64::new(p.send_rate), NonZeroU64::new(p.recv_rate))
-        .with_flush_throttle(p.flush_throttle_timeout);
-    // The switch's stall and flush bounds are enforced by each connection.
-    m.recv_stall_timeout = s.recv_stall_timeout;
-    m.flush_timeout = s.flush_timeout;
-    if let Some(size) = NonZeroUsize::new(p.max_packet_msg_payload_size) {
-        m = m.with_max_packet_msg_payload_size(size);
-    }
-    t.mconn = m;
-    // One deny list, checked by the transport at accept and by the switch before dials.
-    t.deny = s.deny_list.clone();
-    t
-}
-
-fn switch_config(c: &Config) -> mukan_switch::Config {
-    let p = &c.p2p;
-    let mut s = mukan_switch::Config::default();
-    s.max_num_inbound_peers = p.max_num_inbound_peers;
-    s.max_num_outbound_peers = p.max_num_outbound_peers;
-    s.persistent_peers = p.persistent_peers.iter().map(ToString::to_string).collect();
-    s.unconditional_peer_ids = p.unconditional_peer_ids.clone();
-    s.private_peer_ids = p.private_peer_ids.clone();
-    s.persistent_peers_max_dial_period = p.persistent_peers_max_dial_period;
-    s.allow_duplicate_ip = p.allow_duplicate_ip;
-    s
-}
-
-/// Writes the book atomically through [`mukan_addrbook::AddrBook::save_snapshot`]: the
-/// book's lock is held only to serialize it, saves are serialized (PEX saves on its own
-/// schedule and on stop; the node saves last), so the newest snapshot is the one left on disk.
-pub(crate) fn save_book(
-    book: &Mutex<mukan_addrbook::AddrBook>,
-    path: &Path,
-) -> Result<(), mukan_addrbook::PersistError> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| mukan_addrbook::PersistError::Io {
-            path: dir.to_owned(),
-            source,
-        })?;
-    }
-    mukan_addrbook::AddrBook::save_snapshot(path, || book.lock().snapshot())
-}
-
-/// Holds channel 0x00 open and drops what arrives: what runs when `pex = false` (a connection
-/// needs at least one channel; Go always has its other reactors).
-struct Passive;
-
-impl Reactor for Passive {
-    fn channels(&self) -> Vec<mukan_reactor_api::ChannelDescriptor> {
-        vec![mukan_reactor_api::ChannelDescriptor::new(
-            mukan_reactor_api::ChannelId(0x00),
-            std::num::NonZeroU32::MIN,
-        )]
-    }
-
-    fn receive(
-        &self,
-        _: mukan_reactor_api::Envelope,
-    ) -> Result<(), mukan_reactor_api::ReactorError> {
-        Ok(())
-    }
-}
-
-/// Reactors with the names they are registered under.
-type NamedReactors = Vec<(&'static str, Arc<dyn Reactor>)>;
-
-/// The reactors of the node: PEX when `pex` is on (else a passive one on its channel).
-fn reactors(
-    setup: &NodeSetup,
-    book: &SharedAddressBook,
-    concrete: &Arc<Mutex<mukan_addrbook::AddrBook>>,
-    book_path: &Path,
-    tuning: &Tuning,
-) -> Result<NamedReactors, ConfigError> {
-    let p = &setup.config.p2p;
-    if !p.pex {
-        tracing::warn!(
-            target: "mukan_p2p::run",
-            "pex = false: this node only keeps its connections (it runs no other reactor)"
-        );
-        return Ok(vec![("PASSIVE", Arc::new(Passive))]);
-    }
-    let mut config = mukan_pex::PexConfig::default();
-    config.seeds = p.seeds.iter().map(ToString::to_string).collect();
-    config.seed_mode = p.seed_mode;
-    config.strict_addr_book = p.addr_book_strict;
-    config.persistent_peer_ids = p
-        .persistent_peers
-        .iter()
-        .map(|a| match a {
-            mukan_reactor_api::ParsedAddress::Resolved(a) => a.id(),
-            mukan_reactor_api::ParsedAddress::Unresolved(u) => u.id,
-        })
-        .collect();
-    if let Some(period) = tuning.ensure_peers_period {
-        config.ensure_peers_period = period;
-    }
-    let save: mukan_pex::SaveCallback = {
-        let concrete = concrete.clone();
-        let path = book_path.to_owned();
-        Arc::new(move || {
-            if let Err(e) = save_book(&concrete, &path) {
-                tracing::warn!(target: "mukan_p2p::run", "cannot save the address book: {e}");
-            }
-        })
-    };
-    let reactor = mukan_pex::PexReactor::new(config, book.clone(), Some(save))
-        .map_err(|e| err(setup, "[p2p] seeds", e.to_string()))?;
-    Ok(vec![("PEX", Arc::new(reactor))])
-}
-
-/// Starts the node. Nothing is written before every check passed.
+/// Starts the node: the HTTP listeners are bound first, then the node the home describes
+/// ([`NodeBuilder::from_home`]) with the metrics observer; nothing is written before every
+/// check passed.
 pub(crate) async fn start(setup: &NodeSetup, tuning: &Tuning) -> Result<Running, String> {
     let c = &setup.config;
-    let p2p_bind = parse_host_port(&c.p2p.laddr, false)
-        .map_err(|e| err(setup, "[p2p] laddr", e).to_string())?;
     let metrics = Arc::new(Metrics::new(&c.instrumentation.namespace, &setup.chain_id));
-
-    let book_path = rootify(&setup.home, &c.p2p.addr_book_file);
-    let mut concrete = mukan_addrbook::AddrBook::new(
-        mukan_addrbook::Config::with_strict(c.p2p.addr_book_strict),
-        rand::rngs::StdRng::from_entropy(),
-    );
-    match concrete.load(&book_path, SystemTime::now()) {
-        Ok(report) => tracing::info!(
-            target: "mukan_p2p::run",
-            "address book {}: {report:?}",
-            book_path.display()
-        ),
-        Err(e) => match e.moved_aside() {
-            Some(to) => tracing::warn!(
-                target: "mukan_p2p::run",
-                "address book: {e}; starting with an empty book, the unusable file is kept as {}",
-                to.display()
-            ),
-            None => tracing::warn!(
-                target: "mukan_p2p::run",
-                "address book: {e}; starting with an empty book"
-            ),
-        },
-    }
-    let book = Arc::new(Mutex::new(concrete));
-    let shared: SharedAddressBook = book.clone();
-
-    let sw_config = switch_config(c);
-    let t_config = transport_config(c, &sw_config);
-    let mut builder = Builder::new(sw_config);
-    for (name, reactor) in
-        reactors(setup, &shared, &book, &book_path, tuning).map_err(|e| e.to_string())?
-    {
-        builder
-            .add_reactor(name, reactor)
-            .map_err(|e| format!("reactor {name}: {e}"))?;
-    }
-    let observer = MetricsObserver::new(metrics.clone(), &builder.channel_ids());
-    let info = node_info(setup, builder.channel_ids());
-    info.validate()
-        .map_err(|e| format!("our NodeInfo is invalid: {e}"))?;
-    let transport = TcpTransport::new(setup.key.clone(), info, t_config);
-    let bind = p2p_bind
-        .resolve()
+    let rpc = if c.rpc.laddr.is_empty() {
+        None
+    } else {
+        Some(bind_http(setup, "[rpc] laddr", &c.rpc.laddr, false).await?)
+    };
+    let prometheus = if c.instrumentation.prometheus {
+        let key = "[instrumentation] prometheus_listen_addr";
+        Some(bind_http(setup, key, &c.instrumentation.prometheus_listen_addr, true).await?)
+    } else {
+        None
+    };
+    let (builder, home_book) = NodeBuilder::from_home(setup)
         .await
         .map_err(|e| err(setup, "[p2p] laddr", format!("{:?}: {e}", c.p2p.laddr)).to_string())?;
-    let p2p_addr = transport.listen(bind).await.map_err(|e| {
-        err(
+    let observed = metrics.clone();
+    let builder = builder
+        .map_pex(|p| {
+            if let Some(period) = tuning.ensure_peers_period {
+                p.ensure_peers_period = period;
+            }
+        })
+        .observer_with(move |channels| Arc::new(MetricsObserver::new(observed, channels)));
+    let node = builder.start().await.map_err(|e| match e {
+        BuildError::Listen { addr, source } => err(
             setup,
             "[p2p] laddr",
-            format!("cannot listen on {bind}: {e}"),
+            format!("cannot listen on {addr}: {source}"),
         )
-        .to_string()
+        .to_string(),
+        BuildError::Pex(e) => err(setup, "[p2p] seeds", e.to_string()).to_string(),
+        other => other.to_string(),
     })?;
-    let node_info = transport.node_info();
-    let switch = builder
-        .address_book(shared)
-        .observer(Arc::new(observer))
-        .build(transport)
-        .map_err(|e| e.to_string())?;
+    let switch = node.switch().clone();
+    let node_info = node.node_info().clone();
+    let p2p_addr = node
+        .local_addr()
+        .ok_or_else(|| "the node does not listen".to_owned())?;
 
     let (stop_servers, stop_rx) = watch::channel(false);
     let mut servers = tokio::task::JoinSet::new();
     let mut rpc_addr = None;
-    if !c.rpc.laddr.is_empty() {
-        let hp = parse_host_port(&c.rpc.laddr, false)
-            .map_err(|e| err(setup, "[rpc] laddr", e).to_string())?;
-        let addr = hp
-            .resolve()
-            .await
-            .map_err(|e| err(setup, "[rpc] laddr", e.to_string()).to_string())?;
-        let listener = http::bind(addr).await.map_err(|e| {
-            err(
-                setup,
-                "[rpc] laddr",
-                format!("cannot listen on {addr}: {e}"),
-            )
-            .to_string()
-        })?;
+    if let Some((hp, listener)) = rpc {
         rpc_addr = listener.local_addr().ok();
         let hidden = if c.rpc.show_private_peers {
             HashSet::new()
@@ -314,7 +150,7 @@ pub(crate) async fn start(setup: &NodeSetup, tuning: &Tuning) -> Result<Running,
         // The map on `/` (private peers hidden as in the RPC), the RPC behind it.
         let map = Arc::new(crate::nodemap::NodeMap::new(
             switch.clone(),
-            book.clone(),
+            home_book.book.clone(),
             node_info.clone(),
             p2p_addr,
             c.p2p.seed_mode,
@@ -330,27 +166,9 @@ pub(crate) async fn start(setup: &NodeSetup, tuning: &Tuning) -> Result<Running,
         ));
     }
     let mut metrics_addr = None;
-    if c.instrumentation.prometheus {
-        let hp = parse_host_port(&c.instrumentation.prometheus_listen_addr, true)
-            .map_err(|e| err(setup, "[instrumentation] prometheus_listen_addr", e).to_string())?;
-        let addr = hp.resolve().await.map_err(|e| {
-            err(
-                setup,
-                "[instrumentation] prometheus_listen_addr",
-                e.to_string(),
-            )
-            .to_string()
-        })?;
-        let listener = http::bind(addr).await.map_err(|e| {
-            err(
-                setup,
-                "[instrumentation] prometheus_listen_addr",
-                format!("cannot listen on {addr}: {e}"),
-            )
-            .to_string()
-        })?;
+    if let Some((hp, listener)) = prometheus {
         metrics_addr = listener.local_addr().ok();
-        let handler = metrics_handler(switch.clone(), book.clone(), metrics.clone());
+        let handler = metrics_handler(switch.clone(), home_book.book.clone(), metrics.clone());
         servers.spawn(http::serve(
             listener,
             handler,
@@ -359,9 +177,6 @@ pub(crate) async fn start(setup: &NodeSetup, tuning: &Tuning) -> Result<Running,
             stop_rx.clone(),
         ));
     }
-
-    switch.start().map_err(|e| e.to_string())?;
-    switch.dial_persistent_peers();
     tracing::info!(
         target: "mukan_p2p::run",
         "node {} ({}) on chain {} listening on {p2p_addr}",
@@ -371,14 +186,16 @@ pub(crate) async fn start(setup: &NodeSetup, tuning: &Tuning) -> Result<Running,
     );
     Ok(Running {
         switch,
-        book,
-        book_path,
+        book: home_book.book.clone(),
+        book_path: home_book.path.clone(),
         p2p_addr,
         rpc_addr,
         metrics_addr,
         node_info,
         stop_servers,
         servers,
+        node,
+        home_book,
     })
 }
 
@@ -386,16 +203,15 @@ impl Running {
     /// Stops everything in order and saves the address book.
     pub(crate) async fn stop(mut self) -> Result<(), String> {
         self.stop_servers.send_replace(true);
-        if tokio::time::timeout(STOP_TIMEOUT, self.switch.stop())
+        if tokio::time::timeout(STOP_TIMEOUT, self.node.stop())
             .await
             .is_err()
         {
             tracing::warn!(target: "mukan_p2p::run", "the switch did not stop within {STOP_TIMEOUT:?}");
         }
         while self.servers.join_next().await.is_some() {}
-        let book = self.book.clone();
-        let path = self.book_path.clone();
-        tokio::task::spawn_blocking(move || save_book(&book, &path))
+        let book = self.home_book.clone();
+        tokio::task::spawn_blocking(move || book.save())
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("cannot save the address book: {e}"))?;
@@ -547,6 +363,11 @@ pub(crate) async fn run_until(
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use std::path::Path;
+    use std::time::SystemTime;
+
+    use mukan_node::save_book;
+
     use super::*;
     use crate::config::Overrides;
     use crate::http::client::get;
