@@ -858,6 +858,25 @@ pub(crate) mod tests {
         );
     }
 
+    /// Every family of the scrape `text` is in the golden list with its type and labels (a
+    /// scrape of one process, which need not serve every family).
+    pub(crate) fn assert_golden_subset(text: &str) {
+        let golden = golden();
+        let extra: Vec<_> = served(&[text])
+            .into_iter()
+            .filter(|(n, v)| {
+                // A family without series yet shows no labels: only its type is compared.
+                golden
+                    .get(n)
+                    .is_none_or(|g| g.0 != v.0 || (!v.1.is_empty() && g.1 != v.1))
+            })
+            .collect();
+        assert!(
+            extra.is_empty(),
+            "served but not in metrics.golden: {extra:?}"
+        );
+    }
+
     /// A peer announcing channels 0x00 and 0x20, as the observer sees it.
     pub(crate) fn peer(id: u8) -> mukan_reactor_api::testing::FakePeer {
         mukan_reactor_api::testing::FakePeer::new(

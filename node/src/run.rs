@@ -587,6 +587,7 @@ pub(crate) async fn run_until(
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use std::collections::HashMap;
     use std::path::Path;
     use std::time::SystemTime;
 
@@ -971,5 +972,192 @@ pub(crate) mod tests {
         // beta learned alpha's address from its persistent peers.
         let book = std::fs::read_to_string(b_home.join("config/addrbook.json")).unwrap();
         assert!(book.contains(&a_id), "{book}");
+    }
+
+    /// Three chains in one seed process: a node of each chain registers with the seed, a
+    /// second node of chains a and b bootstraps from it (the seed's answer holds the first
+    /// node); the RPC, the metrics and the map tell the chains apart; nothing of one chain
+    /// reaches another's book; stopping saves every book.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn three_chains_in_one_seed_process_bootstrap_their_own_nodes_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let tuning = Tuning {
+            ensure_peers_period: Some(Duration::from_secs(1)),
+        };
+        let chains = ["chain-a", "chain-b", "chain-c"];
+        let seed_mode = Overrides {
+            p2p_seed_mode: Some(true),
+            ..Overrides::default()
+        };
+        let seed_homes: Vec<PathBuf> = chains
+            .iter()
+            .map(|c| loopback_home(dir.path(), &format!("seed-{c}"), c))
+            .collect();
+        let setups: Vec<NodeSetup> = seed_homes.iter().map(|h| setup(h, &seed_mode)).collect();
+        let seed = start(&setups, &tuning).await.unwrap();
+        let seed_addr: HashMap<String, String> = seed
+            .chains()
+            .map(|c| {
+                (
+                    c.chain_id.clone(),
+                    format!("{}@{}", c.node_info.id, c.p2p_addr),
+                )
+            })
+            .collect();
+        assert_eq!(seed.chains().count(), 3);
+        let node = async |name: &str, chain: &str| {
+            let o = Overrides {
+                p2p_seeds: Some(seed_addr[chain].clone()),
+                ..Overrides::default()
+            };
+            let home = loopback_home(dir.path(), name, chain);
+            start(&[setup(&home, &o)], &tuning).await.unwrap()
+        };
+        let seed_chain = |chain: &str| seed.chains().find(|c| c.chain_id == chain).unwrap();
+        // The first node of each chain: the seed learns its address.
+        let mut firsts = Vec::new();
+        for c in chains {
+            let n = node(&format!("{c}-1"), c).await;
+            let id = n.main.node_info.node_id().unwrap();
+            let book = seed_chain(c).book.clone();
+            wait_for("the seed's book to hold the first node", async || {
+                book.lock().addresses().any(|a| a.id() == id)
+            })
+            .await;
+            firsts.push(n);
+        }
+        // The second node of chains a and b learns the first from the seed and dials it.
+        let mut seconds = Vec::new();
+        for (i, c) in chains.iter().take(2).enumerate() {
+            let n = node(&format!("{c}-2"), c).await;
+            let first = firsts[i].main.node_info.node_id().unwrap();
+            let sw = n.main.switch.clone();
+            wait_for("the second node to connect to the first", async || {
+                sw.peer_infos().iter().any(|p| p.socket_addr.id() == first)
+            })
+            .await;
+            seconds.push(n);
+        }
+        // The RPC: one server, a chain per query.
+        let rpc = seed.rpc_addr.unwrap();
+        for c in seed.chains() {
+            let (code, status) = get(rpc, &format!("/status?chain={}", c.chain_id)).await;
+            assert_eq!(code, 200);
+            assert!(
+                status.contains(&format!("\"network\":\"{}\"", c.chain_id)),
+                "{status}"
+            );
+            assert!(status.contains(&c.node_info.id), "{status}");
+            let (code, _) = get(rpc, &format!("/peers?chain={}", c.chain_id)).await;
+            assert_eq!(code, 200);
+        }
+        let (_, status) = get(rpc, "/status").await;
+        assert!(status.contains("\"network\":\"chain-a\""), "{status}");
+        assert_eq!(get(rpc, "/peers?chain=chain-x").await.0, 404);
+        let (_, map) = get(rpc, "/map/api/chains").await;
+        assert!(
+            map.contains("\"chains\":[\"chain-a\",\"chain-b\",\"chain-c\"]")
+                && map.contains("\"kind\":\"seed\""),
+            "{map}"
+        );
+        let (_, graph) = get(rpc, "/map/api/graph?chain=chain-b").await;
+        assert!(graph.contains(&firsts[1].main.node_info.id), "{graph}");
+        assert!(!graph.contains(&firsts[0].main.node_info.id), "{graph}");
+        // The metrics: every chain's series, and the answers that held addresses.
+        let (_, text) = get(seed.metrics_addr.unwrap(), "/metrics").await;
+        for c in chains {
+            assert!(
+                text.contains(&format!("cometbft_p2p_peers{{chain_id=\"{c}\"}}")),
+                "{text}"
+            );
+        }
+        let (_, samples) = crate::metrics::tests::parse(&text);
+        let served = |chain: &str| {
+            samples
+                .iter()
+                .find(|s| {
+                    s.0 == "cometbft_p2p_seed_addrs_served_sum"
+                        && s.1.contains(&("chain_id".into(), chain.into()))
+                })
+                .map(|s| s.2)
+        };
+        assert!(served("chain-a").unwrap() >= 1.0, "{text}");
+        assert!(served("chain-b").unwrap() >= 1.0, "{text}");
+        crate::metrics::tests::assert_golden_subset(&text);
+        // Each second node knows nodes of its own chain only.
+        let id_chain: HashMap<String, String> = firsts
+            .iter()
+            .chain(&seconds)
+            .map(|n| {
+                (
+                    n.main.node_info.id.clone(),
+                    n.main.node_info.network.clone(),
+                )
+            })
+            .chain(
+                seed.chains()
+                    .map(|c| (c.node_info.id.clone(), c.chain_id.clone())),
+            )
+            .collect();
+        for n in &seconds {
+            let own = n.main.node_info.network.as_str();
+            for a in n.main.book.lock().addresses() {
+                let chain = id_chain.get(&a.id().to_string()).map(String::as_str);
+                assert_eq!(chain, Some(own), "{own} node knows {a}");
+            }
+        }
+        let seed_books: Vec<PathBuf> = seed.chains().map(|c| c.book_path.clone()).collect();
+        seed.stop().await.unwrap();
+        for (path, chain) in seed_books.iter().zip(chains) {
+            let book = std::fs::read_to_string(path).unwrap();
+            let v: serde_json::Value = serde_json::from_str(&book).unwrap();
+            let addrs = v["addrs"].as_array().unwrap();
+            assert!(!addrs.is_empty(), "{chain}: {book}");
+            for a in addrs {
+                let id = a["addr"]["id"].as_str().unwrap();
+                assert_eq!(
+                    id_chain.get(id).map(String::as_str),
+                    Some(chain),
+                    "{chain}: {book}"
+                );
+            }
+        }
+        for n in firsts.into_iter().chain(seconds) {
+            n.stop().await.unwrap();
+        }
+    }
+
+    /// Two homes of one chain, or on one listen address, are refused before anything starts.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_homes_of_one_chain_or_one_address_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = loopback_home(dir.path(), "a", "chain-a");
+        let a2 = loopback_home(dir.path(), "a2", "chain-a");
+        let Err(e) = start(
+            &[
+                setup(&a, &Overrides::default()),
+                setup(&a2, &Overrides::default()),
+            ],
+            &Tuning::default(),
+        )
+        .await
+        else {
+            panic!("two homes of one chain started");
+        };
+        assert!(e.contains("already served by the home"), "{e}");
+        assert!(e.contains(&a2.display().to_string()), "{e}");
+        let b = loopback_home(dir.path(), "b", "chain-b");
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let laddr = format!("tcp://{}", free.local_addr().unwrap());
+        drop(free);
+        let o = Overrides {
+            p2p_laddr: Some(laddr),
+            ..Overrides::default()
+        };
+        let Err(e) = start(&[setup(&a, &o), setup(&b, &o)], &Tuning::default()).await else {
+            panic!("two homes on one address started");
+        };
+        assert!(e.contains("is the listen address of the home"), "{e}");
+        assert!(!a.join("config/addrbook.json").exists());
     }
 }

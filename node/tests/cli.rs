@@ -550,3 +550,161 @@ fn start_loads_a_go_address_book_and_survives_an_unusable_one() {
         }
     }
 }
+
+/// A cometbft-init home (v0.38.25) of chain `chain` in `dir/name`, listening on loopback
+/// port 0 (set in its config.toml: with several homes the listen flags are refused).
+fn chain_home(dir: &Path, name: &str, chain: &str) -> PathBuf {
+    let home = cometbft_home(&dir.join(name), "v0.38.25");
+    replace(&home, "tcp://0.0.0.0:26656", "tcp://127.0.0.1:0");
+    let genesis = home.join("config/genesis.json");
+    let text = std::fs::read_to_string(&genesis).unwrap();
+    std::fs::write(&genesis, text.replace("test-chain-eTE4V4", chain)).unwrap();
+    home
+}
+
+/// `mukan-p2p seed` (or `start`) on several homes, stderr piped.
+fn spawn_homes(command: &str, homes: &[&Path], extra: &[&str]) -> Child {
+    let mut c = bin();
+    c.arg(command);
+    for h in homes {
+        c.arg("--home").arg(h);
+    }
+    c.args(["--rpc.laddr", "tcp://127.0.0.1:0"])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits for the exit of a start that must fail; returns its stderr.
+fn failed_start(mut child: Child) -> String {
+    let status = wait_with_timeout(&mut child, Duration::from_secs(30));
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    err
+}
+
+#[test]
+fn a_seed_of_three_homes_serves_three_chains_and_sigterm_saves_every_book() {
+    let dir = tempfile::tempdir().unwrap();
+    let homes: Vec<PathBuf> = ["a", "b", "c"]
+        .iter()
+        .map(|c| chain_home(dir.path(), c, &format!("chain-{c}")))
+        .collect();
+    let refs: Vec<&Path> = homes.iter().map(PathBuf::as_path).collect();
+    let mut child = spawn_homes("seed", &refs, &[]);
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines().map_while(Result::ok);
+    let mut chains = Vec::new();
+    for line in lines.by_ref() {
+        if let Some(rest) = line.split("serving chain ").nth(1) {
+            chains.push(rest.split(':').next().unwrap().to_owned());
+        }
+        if line.contains("serving: rpc") {
+            break;
+        }
+    }
+    assert_eq!(chains, ["chain-a", "chain-b", "chain-c"]);
+    sigterm(&child);
+    let rest: Vec<String> = lines.collect();
+    let status = wait_with_timeout(&mut child, Duration::from_secs(30));
+    assert_eq!(status.code(), Some(0), "{rest:?}");
+    for h in &homes {
+        let book = std::fs::read_to_string(h.join("config/addrbook.json"))
+            .unwrap_or_else(|e| panic!("{}: no book: {e}; {rest:?}", h.display()));
+        assert!(book.contains("\"addrs\""), "{book}");
+    }
+}
+
+#[test]
+fn a_bad_home_among_several_is_one_line_naming_it_and_nothing_starts_or_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    type Mutate = fn(&Path);
+    let cases: Vec<(&str, Mutate, &str)> = vec![
+        (
+            "unknown key",
+            |h| append_to_section(h, "[p2p]", "max_num_inbund_peers = 3"),
+            "[p2p] max_num_inbund_peers",
+        ),
+        (
+            "no genesis",
+            |h| std::fs::remove_file(h.join("config/genesis.json")).unwrap(),
+            "genesis.json",
+        ),
+        (
+            "the chain of another home",
+            |h| {
+                let g = h.join("config/genesis.json");
+                let text = std::fs::read_to_string(&g).unwrap();
+                std::fs::write(&g, text.replace("chain-bad", "chain-good")).unwrap();
+            },
+            "already served by the home",
+        ),
+    ];
+    for (i, (name, mutate, want)) in cases.into_iter().enumerate() {
+        let good = chain_home(&dir.path().join(i.to_string()), "good", "chain-good");
+        let other = chain_home(&dir.path().join(i.to_string()), "other", "chain-other");
+        let bad = chain_home(&dir.path().join(i.to_string()), "bad", "chain-bad");
+        mutate(&bad);
+        let before: Vec<_> = [&good, &other, &bad].map(|h| snapshot(h)).into();
+        let err = failed_start(spawn_homes("seed", &[&good, &other, &bad], &[]));
+        // The error is the last line, one line (logs may come before it).
+        let line = err.trim_end().lines().last().unwrap();
+        assert!(line.starts_with("mukan-p2p: "), "{name}: {err}");
+        assert!(line.contains(&bad.display().to_string()), "{name}: {err}");
+        assert!(line.contains(want), "{name}: {err}");
+        let after: Vec<_> = [&good, &other, &bad].map(|h| snapshot(h)).into();
+        assert_eq!(after, before, "{name}: a file changed");
+    }
+}
+
+#[test]
+fn a_port_in_use_in_the_last_home_starts_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = chain_home(dir.path(), "a", "chain-a");
+    let b = chain_home(dir.path(), "b", "chain-b");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let laddr = format!("tcp://{}", taken.local_addr().unwrap());
+    replace(&b, "tcp://127.0.0.1:0", &laddr);
+    let before = [&a, &b].map(|h| snapshot(h));
+    let err = failed_start(spawn_homes("start", &[&a, &b], &[]));
+    let last = err.trim_end().lines().last().unwrap();
+    assert!(
+        last.contains(&format!(
+            "{}: [p2p] laddr: cannot listen on",
+            b.join("config/config.toml").display()
+        )) && last.starts_with("mukan-p2p: "),
+        "{err}"
+    );
+    // Nothing ran: no book was written (a node that ran saves its book when it stops).
+    assert_eq!([&a, &b].map(|h| snapshot(h)), before);
+}
+
+#[test]
+fn per_chain_flags_are_refused_with_several_homes() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = chain_home(dir.path(), "a", "chain-a");
+    let b = chain_home(dir.path(), "b", "chain-b");
+    let err = failed_start(spawn_homes(
+        "start",
+        &[&a, &b],
+        &["--p2p.seeds", "x", "--p2p.laddr", "tcp://127.0.0.1:0"],
+    ));
+    assert!(
+        err.contains("--p2p.laddr, --p2p.seeds: with several --home"),
+        "{err}"
+    );
+    // init and show-node-id take one home.
+    let out = bin()
+        .arg("show-node-id")
+        .arg("--home")
+        .arg(&a)
+        .arg("--home")
+        .arg(&b)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("takes one home"));
+}
