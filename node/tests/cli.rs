@@ -708,3 +708,52 @@ fn per_chain_flags_are_refused_with_several_homes() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("takes one home"));
 }
+
+/// The resident set (KiB) of process `pid`.
+#[cfg(target_os = "linux")]
+fn vm_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Issue 23's bound: each extra chain of a seed costs at most 5 MiB resident, idle. A seed
+/// on one home and a seed on three, side by side, once serving and settled (the figure for
+/// a release build is in node/README.md: node/scripts/rss-per-chain.sh).
+#[cfg(target_os = "linux")]
+#[test]
+fn an_extra_chain_costs_at_most_5_mib_resident_idle() {
+    let dir = tempfile::tempdir().unwrap();
+    let single = chain_home(dir.path(), "single", "chain-a");
+    let homes: Vec<PathBuf> = ["a", "b", "c"]
+        .iter()
+        .map(|c| chain_home(dir.path(), c, &format!("chain-{c}")))
+        .collect();
+    let refs: Vec<&Path> = homes.iter().map(PathBuf::as_path).collect();
+    let mut seeds = [
+        spawn_homes("seed", &[&single], &[]),
+        spawn_homes("seed", &refs, &[]),
+    ];
+    for child in &mut seeds {
+        let stderr = child.stderr.take().unwrap();
+        let mut lines = BufReader::new(stderr).lines().map_while(Result::ok);
+        assert!(lines.any(|l| l.contains("serving: rpc")));
+        // Keep reading so the child never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let [one, three] = [&seeds[0], &seeds[1]].map(|c| vm_rss_kib(c.id()));
+    for child in &mut seeds {
+        sigterm(child);
+        assert_eq!(
+            wait_with_timeout(child, Duration::from_secs(30)).code(),
+            Some(0)
+        );
+    }
+    let per_chain = three.saturating_sub(one) / 2;
+    eprintln!("VmRSS: 1 home {one} KiB, 3 homes {three} KiB: {per_chain} KiB per extra chain");
+    assert!(
+        per_chain <= 5 * 1024,
+        "an extra chain costs {per_chain} KiB (1 home {one} KiB, 3 homes {three} KiB)"
+    );
+}
