@@ -412,6 +412,12 @@ impl NodeBuilder {
         self
     }
 
+    /// The transport settings so far (as given; at start, the deny list, duplicate-IP rule,
+    /// flush timeout and inbound limit are taken from the switch's settings).
+    pub fn transport_settings(&self) -> &mukan_transport::Config {
+        &self.transport
+    }
+
     /// Builds the node over TCP, listens, starts it and dials the persistent peers.
     ///
     /// # Errors

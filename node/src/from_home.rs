@@ -134,13 +134,20 @@ fn load_book(setup: &NodeSetup) -> HomeBook {
     }
 }
 
+/// The transport settings of `[p2p]`; the node-wide bandwidth budgets
+/// (`max_send_rate_total` / `max_recv_rate_total`, 0 = none) are made here, once: every
+/// connection gets a clone of this config, so all of them share one budget per direction.
 fn transport_config(c: &Config) -> mukan_transport::Config {
     let p = &c.p2p;
     let mut t = mukan_transport::Config::default();
     t.dial_timeout = p.dial_timeout;
+    let budget = |rate: u64| {
+        NonZeroU64::new(rate).map(|r| mukan_mconn::Budget::new(r, std::time::Instant::now()))
+    };
     let mut m = mukan_mconn::Config::node_default()
         .with_rates(NonZeroU64::new(p.send_rate), NonZeroU64::new(p.recv_rate))
-        .with_flush_throttle(p.flush_throttle_timeout);
+        .with_flush_throttle(p.flush_throttle_timeout)
+        .with_totals(budget(p.max_send_rate_total), budget(p.max_recv_rate_total));
     if let Some(size) = NonZeroUsize::new(p.max_packet_msg_payload_size) {
         m = m.with_max_packet_msg_payload_size(size);
     }
@@ -195,5 +202,29 @@ impl Reactor for Passive {
 
     fn receive(&self, _: Envelope) -> Result<(), ReactorError> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bandwidth_totals_are_one_budget_per_direction_shared_by_every_connection() {
+        let mut c = Config::default();
+        let off = transport_config(&c);
+        assert_eq!((off.mconn.send_total, off.mconn.recv_total), (None, None));
+        c.p2p.max_send_rate_total = 1_000_000;
+        let t = transport_config(&c);
+        // Each connection gets a clone of this config: the same budget.
+        let cloned = t.clone();
+        assert_eq!(cloned.mconn.send_total, t.mconn.send_total);
+        assert_eq!(
+            t.mconn.send_total.as_ref().map(|b| b.rate().get()),
+            Some(1_000_000)
+        );
+        assert_eq!(t.mconn.recv_total, None);
+        // Each connection's own rates still apply.
+        assert_eq!(t.mconn.send_rate.map(|r| r.get()), Some(5_120_000));
     }
 }

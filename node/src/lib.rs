@@ -23,6 +23,11 @@
     )
 )]
 
+/// The code in `README.md`, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 mod builder;
 pub mod config;
 mod from_home;

@@ -16,6 +16,9 @@
 //! | `p2p_dials_total` (ours) | counter | `outcome` |
 //! | `p2p_peer_stops_total` (ours) | counter | `reason` |
 //! | `p2p_pex_messages_total` (ours) | counter | `direction`, `message_type` |
+//! | `p2p_bandwidth_budget_bytes_per_second` (ours) | gauge | `direction` (`send`, `recv`) |
+//! | `p2p_bandwidth_used_bytes_total` (ours) | counter | `direction` |
+//! | `p2p_bandwidth_throttled_seconds_total` (ours) | counter | `direction` |
 //! | `p2p_seed_verify_dials_total` (ours, seeds) | counter | `outcome`, `stage` |
 //! | `p2p_seed_addrs_served` (ours, seeds) | histogram | — |
 //! | `p2p_seed_served_reached_ratio` (ours, seeds) | gauge | — |
@@ -24,7 +27,10 @@
 //!
 //! The counters are fed by the switch, through [`MetricsObserver`] (one of the switch's
 //! observers): the traffic of each peer, each dial, each stop. The gauges (peers, pending
-//! messages, address book) are read from the switch and the book at scrape time.
+//! messages, address book) are read from the switch and the book at scrape time, and so are
+//! the node-wide bandwidth budgets' figures (`[p2p] max_send_rate_total` /
+//! `max_recv_rate_total` of each home: the budget, 0 when there is none; the packet bytes the
+//! connections spent from it; the time during which it held at least one connection back).
 //!
 //! Seed quality (families served when a chain of the process runs in seed mode): a seed's
 //! dials are its verify dials (PEX dials the addresses it learned, to serve those it
@@ -122,6 +128,11 @@ pub(crate) struct Metrics {
     dials: Family<L<2>, Counter>,
     peer_stops: Family<L<2>, Counter>,
     pex_messages: Family<L<3>, Counter>,
+    bandwidth_budget: Family<L<2>, Gauge>,
+    bandwidth_used: Family<L<2>, Counter>,
+    bandwidth_throttled: Family<L<2>, Counter<f64, AtomicU64>>,
+    /// Two scrapes at once must not both bring a counter up to the same total.
+    bandwidth_scrape: parking_lot::Mutex<()>,
     seed: Option<SeedFamilies>,
     /// Connections announced per (chain, peer ID) (`peer_started` minus `peer_stopped`). A
     /// per-peer series is only created for a peer in here, and only while this lock is held,
@@ -203,6 +214,24 @@ impl Metrics {
             "PEX messages sent and received, by type.",
             pex_messages.clone(),
         );
+        let bandwidth_budget = Family::<L<2>, Gauge>::default();
+        r.register(
+            "bandwidth_budget_bytes_per_second",
+            "The node-wide bandwidth budget of each direction, bytes per second (0: none).",
+            bandwidth_budget.clone(),
+        );
+        let bandwidth_used = Family::<L<2>, Counter>::default();
+        r.register(
+            "bandwidth_used_bytes",
+            "Packet bytes the connections spent from the node-wide budget of each direction.",
+            bandwidth_used.clone(),
+        );
+        let bandwidth_throttled = Family::<L<2>, Counter<f64, AtomicU64>>::default();
+        r.register(
+            "bandwidth_throttled_seconds",
+            "Time during which the node-wide budget of each direction held a connection back.",
+            bandwidth_throttled.clone(),
+        );
         let seed = seeds.then(|| {
             let verify_dials = Family::<L<3>, Counter>::default();
             r.register(
@@ -245,6 +274,10 @@ impl Metrics {
             dials,
             peer_stops,
             pex_messages,
+            bandwidth_budget,
+            bandwidth_used,
+            bandwidth_throttled,
+            bandwidth_scrape: parking_lot::Mutex::new(()),
             seed,
             live: parking_lot::Mutex::new(HashMap::new()),
         }
@@ -266,6 +299,12 @@ impl Metrics {
             self.addr_book_size
                 .get_or_create(&[c(), ("bucket_type", V::Word(b))])
                 .set(0);
+        }
+        for d in ["send", "recv"] {
+            let labels = [c(), ("direction", V::Word(d))];
+            self.bandwidth_budget.get_or_create(&labels).set(0);
+            let _ = self.bandwidth_used.get_or_create(&labels);
+            let _ = self.bandwidth_throttled.get_or_create(&labels);
         }
         let seed = match (seed, &self.seed) {
             (Some(setup), Some(f)) => {
@@ -588,6 +627,32 @@ impl ChainMetrics {
             .inc();
     }
 
+    /// Sets the figures of the chain's node-wide budget of `direction` (`send`, `recv`) from
+    /// its running totals; `None`: there is none.
+    pub(crate) fn set_bandwidth(
+        &self,
+        direction: &'static str,
+        stats: Option<mukan_mconn::BudgetStats>,
+    ) {
+        let m = &self.metrics;
+        let labels = [self.c(), ("direction", V::Word(direction))];
+        let _one_at_a_time = m.bandwidth_scrape.lock();
+        let Some(stats) = stats else {
+            m.bandwidth_budget.get_or_create(&labels).set(0);
+            return;
+        };
+        m.bandwidth_budget
+            .get_or_create(&labels)
+            .set(i64::try_from(stats.rate).unwrap_or(i64::MAX));
+        let used = m.bandwidth_used.get_or_create(&labels);
+        used.inc_by(stats.used.saturating_sub(used.get()));
+        let throttled = m.bandwidth_throttled.get_or_create(&labels);
+        let secs = stats.throttled.as_secs_f64();
+        if secs > throttled.get() {
+            throttled.inc_by(secs - throttled.get());
+        }
+    }
+
     /// Sets the address book's sizes and, on a seed, the reached share at `now` (scrape time).
     pub(crate) fn set_addr_book(&self, new: usize, old: usize, now: Instant) {
         for (b, n) in [("new", new), ("old", old)] {
@@ -726,6 +791,17 @@ pub(crate) mod tests {
             "p2p_seed_verify_dials_total",
             "counter",
             &["outcome", "stage"],
+        ),
+        (
+            "p2p_bandwidth_budget_bytes_per_second",
+            "gauge",
+            &["direction"],
+        ),
+        ("p2p_bandwidth_used_bytes_total", "counter", &["direction"]),
+        (
+            "p2p_bandwidth_throttled_seconds_total",
+            "counter",
+            &["direction"],
         ),
         ("p2p_seed_addrs_served_count", "histogram", &[]),
         ("p2p_seed_addrs_served_bucket", "histogram", &["le"]),
@@ -912,6 +988,12 @@ pub(crate) mod tests {
         let a = NetAddress::new(p.id(), std::net::Ipv4Addr::new(1, 2, 3, 4).into(), 5);
         mukan_pex::PexObserver::addrs_served(&served, &p.id(), &[a]);
         m.set_addr_book(7, 1, Instant::now());
+        let budget = mukan_mconn::Budget::new(
+            std::num::NonZeroU64::MIN.saturating_add(999),
+            Instant::now(),
+        );
+        m.set_bandwidth("send", Some(budget.stats(Instant::now())));
+        m.set_bandwidth("recv", None);
         let gone = peer(0xcd);
         let _ = o.peer_connected(&gone);
         o.peer_stopped(&gone, &StopReason::Timeout(TimeoutKind::Pong));
@@ -1085,6 +1167,38 @@ pub(crate) mod tests {
         );
         o.peer_stopped(&p, &StopReason::Graceful);
         assert!(!root.encode().contains(&id));
+    }
+
+    #[test]
+    fn bandwidth_figures_follow_the_budgets_totals() {
+        let root = Arc::new(Metrics::new("cometbft", false));
+        let m = root.chain("c", None);
+        let mut stats = mukan_mconn::BudgetStats::default();
+        stats.rate = 10_000_000;
+        stats.used = 1_000;
+        stats.throttled = Duration::from_millis(1_500);
+        m.set_bandwidth("recv", Some(stats));
+        stats.used = 5_000;
+        stats.throttled = Duration::from_millis(2_500);
+        m.set_bandwidth("recv", Some(stats));
+        m.set_bandwidth("recv", Some(stats));
+        m.set_bandwidth("send", None);
+        let (_, samples) = parse(&root.encode());
+        let value = |name: &str, dir: &str| {
+            samples
+                .iter()
+                .find(|s| s.0 == name && s.1.iter().any(|(k, v)| k == "direction" && v == dir))
+                .map(|s| s.2)
+        };
+        let budget = "cometbft_p2p_bandwidth_budget_bytes_per_second";
+        let used = "cometbft_p2p_bandwidth_used_bytes_total";
+        let throttled = "cometbft_p2p_bandwidth_throttled_seconds_total";
+        assert_eq!(value(budget, "recv"), Some(10_000_000.0));
+        assert_eq!(value(used, "recv"), Some(5_000.0));
+        assert_eq!(value(throttled, "recv"), Some(2.5));
+        assert_eq!(value(budget, "send"), Some(0.0));
+        assert_eq!(value(used, "send"), Some(0.0));
+        assert_eq!(value(throttled, "send"), Some(0.0));
     }
 
     /// Two chains in one process: one family each, told apart by `chain_id`; a peer ID on

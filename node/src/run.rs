@@ -55,8 +55,18 @@ pub(crate) struct ChainNode {
     /// Our node info.
     pub(crate) node_info: NodeInfo,
     metrics: Arc<ChainMetrics>,
+    totals: Totals,
     node: Node<TcpTransport>,
     home_book: HomeBook,
+}
+
+/// A chain's node-wide bandwidth budgets (`[p2p] max_send_rate_total` /
+/// `max_recv_rate_total`; `None`: no total), shared by every connection of its node; the
+/// metrics read them.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Totals {
+    pub(crate) send: Option<mukan_mconn::Budget>,
+    pub(crate) recv: Option<mukan_mconn::Budget>,
 }
 
 /// The running process: its chains and its HTTP servers.
@@ -165,6 +175,12 @@ async fn start_chain(
     tuning: &Tuning,
 ) -> Result<ChainNode, String> {
     let c = &setup.config;
+    // The budgets `from_home` gave the transport (one per direction, shared by every
+    // connection), read by the metrics at each scrape.
+    let totals = Totals {
+        send: builder.transport_settings().mconn.send_total.clone(),
+        recv: builder.transport_settings().mconn.recv_total.clone(),
+    };
     let observed = metrics.clone();
     let builder = builder
         .map_pex(|p| {
@@ -209,6 +225,7 @@ async fn start_chain(
         p2p_addr,
         node_info,
         metrics,
+        totals,
         node,
         home_book,
     })
@@ -353,6 +370,7 @@ pub(crate) async fn start(setups: &[NodeSetup], tuning: &Tuning) -> Result<Runni
                 switch: n.switch.clone(),
                 book: n.book.clone(),
                 metrics: n.metrics.clone(),
+                totals: n.totals.clone(),
             })
             .collect();
         let handler = metrics_handler(Arc::new(scraped), metrics.clone());
@@ -439,6 +457,7 @@ struct Scraped {
     switch: Arc<Switch<TcpTransport>>,
     book: Arc<Mutex<mukan_addrbook::AddrBook>>,
     metrics: Arc<ChainMetrics>,
+    totals: Totals,
 }
 
 /// Updates the scrape-time metrics of every chain and encodes them.
@@ -468,6 +487,10 @@ fn metrics_handler(chains: Arc<Vec<Scraped>>, metrics: Arc<Metrics>) -> Handler 
                     (b.new_count(), b.old_count())
                 };
                 c.metrics.set_addr_book(new, old, now);
+                for (direction, budget) in [("send", &c.totals.send), ("recv", &c.totals.recv)] {
+                    c.metrics
+                        .set_bandwidth(direction, budget.as_ref().map(|b| b.stats(now)));
+                }
             }
             Resp::new(
                 StatusCode::OK,
@@ -574,9 +597,12 @@ pub(crate) async fn run_until(
             c.home.display()
         );
     }
+    // The first home's address, then the servers: the line scripts wait for.
     tracing::info!(
         target: "mukan_p2p::run",
-        "serving: rpc {}, metrics {}",
+        "serving: p2p {}@{}, rpc {}, metrics {}",
+        running.main.node_info.id,
+        running.main.p2p_addr,
         show(running.rpc_addr),
         show(running.metrics_addr)
     );

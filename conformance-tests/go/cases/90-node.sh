@@ -234,7 +234,7 @@ case_node_multichain_seed() {
         --home "$CASE_DIR/seed-2" --rpc.laddr "tcp://127.0.0.1:$rpc_port" >"$CASE_DIR/seed.log" 2>&1 &
     local seed_pid=$!
     CASE_PIDS+=("$seed_pid")
-    wait_until 30s grep -q "serving: rpc" "$CASE_DIR/seed.log" || { fail "the seed did not start: $(tail -n 3 "$CASE_DIR/seed.log")"; return; }
+    wait_until 30s grep -q "serving: p2p" "$CASE_DIR/seed.log" || { fail "the seed did not start: $(tail -n 3 "$CASE_DIR/seed.log")"; return; }
     # A Go peer of each chain registers with the seed (its book keeps the peer):
     # it dials the seed once (--dial, not --seeds: it never asks the seed
     # again, so it cannot learn a node's address and dial it first).

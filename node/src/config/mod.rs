@@ -126,6 +126,11 @@ pub struct P2pConfig {
     pub send_rate: u64,
     /// `recv_rate`, bytes per second.
     pub recv_rate: u64,
+    /// `max_send_rate_total` (ours): bytes per second over all connections, shared fairly
+    /// between peers; 0 = no total.
+    pub max_send_rate_total: u64,
+    /// `max_recv_rate_total` (ours): as `max_send_rate_total`, received.
+    pub max_recv_rate_total: u64,
     /// `pex`.
     pub pex: bool,
     /// `seed_mode`.
@@ -157,6 +162,8 @@ impl Default for P2pConfig {
             max_packet_msg_payload_size: 1024,
             send_rate: 5_120_000,
             recv_rate: 5_120_000,
+            max_send_rate_total: 0,
+            max_recv_rate_total: 0,
             pex: true,
             seed_mode: false,
             private_peer_ids: Vec::new(),

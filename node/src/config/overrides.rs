@@ -23,6 +23,10 @@ pub struct Overrides {
     pub p2p_pex: Option<bool>,
     /// `--p2p.seed_mode`.
     pub p2p_seed_mode: Option<bool>,
+    /// `--p2p.max_send_rate_total` (ours).
+    pub p2p_max_send_rate_total: Option<u64>,
+    /// `--p2p.max_recv_rate_total` (ours).
+    pub p2p_max_recv_rate_total: Option<u64>,
     /// `--rpc.laddr`.
     pub rpc_laddr: Option<String>,
     /// `--log_level`.
@@ -75,6 +79,23 @@ impl Overrides {
         }
         if let Some(b) = self.p2p_seed_mode {
             out.push(("p2p", "seed_mode", "--p2p.seed_mode", Value::Boolean(b)));
+        }
+        for (key, flag, v) in [
+            (
+                "max_send_rate_total",
+                "--p2p.max_send_rate_total",
+                self.p2p_max_send_rate_total,
+            ),
+            (
+                "max_recv_rate_total",
+                "--p2p.max_recv_rate_total",
+                self.p2p_max_recv_rate_total,
+            ),
+        ] {
+            if let Some(v) = v {
+                let v = i64::try_from(v).unwrap_or(i64::MAX);
+                out.push(("p2p", key, flag, Value::Integer(v)));
+            }
         }
         out
     }

@@ -64,6 +64,8 @@ const P2P_USED: &[&str] = &[
     "max_packet_msg_payload_size",
     "send_rate",
     "recv_rate",
+    "max_send_rate_total",
+    "max_recv_rate_total",
     "pex",
     "seed_mode",
     "private_peer_ids",
@@ -500,6 +502,18 @@ pub fn parse(text: &str, file: &str, overrides: &Overrides) -> Result<Loaded, Co
     }
     r.u64(p2p, "p2p", "send_rate", &mut p.send_rate)?;
     r.u64(p2p, "p2p", "recv_rate", &mut p.recv_rate)?;
+    r.u64(
+        p2p,
+        "p2p",
+        "max_send_rate_total",
+        &mut p.max_send_rate_total,
+    )?;
+    r.u64(
+        p2p,
+        "p2p",
+        "max_recv_rate_total",
+        &mut p.max_recv_rate_total,
+    )?;
     r.boolean(p2p, "p2p", "pex", &mut p.pex)?;
     r.boolean(p2p, "p2p", "seed_mode", &mut p.seed_mode)?;
     if p.seed_mode && !p.pex {
@@ -662,6 +676,42 @@ mod tests {
         let e = parse(&data("v0.38.25", "config.toml"), "f", &bad).unwrap_err();
         assert_eq!(e.source, "command line");
         assert_eq!(e.key, "--p2p.laddr");
+    }
+
+    #[test]
+    fn bandwidth_totals_are_off_by_default_and_set_by_the_file_or_a_flag() {
+        let none = Overrides::default();
+        let c = parse(&data("v0.38.25", "config.toml"), "f", &none)
+            .unwrap()
+            .config;
+        assert_eq!(
+            (c.p2p.max_send_rate_total, c.p2p.max_recv_rate_total),
+            (0, 0)
+        );
+        let file = "[p2p]\nmax_send_rate_total = 10000000\nmax_recv_rate_total = 20000000\n";
+        let c = parse(file, "f", &none).unwrap().config;
+        assert_eq!(
+            (c.p2p.max_send_rate_total, c.p2p.max_recv_rate_total),
+            (10_000_000, 20_000_000)
+        );
+        let flags = Overrides {
+            p2p_max_send_rate_total: Some(0),
+            p2p_max_recv_rate_total: Some(5_000_000),
+            ..Overrides::default()
+        };
+        let c = parse(file, "f", &flags).unwrap().config;
+        assert_eq!(
+            (c.p2p.max_send_rate_total, c.p2p.max_recv_rate_total),
+            (0, 5_000_000)
+        );
+        let e = parse("[p2p]\nmax_recv_rate_total = -1\n", "f", &none).unwrap_err();
+        assert_eq!(e.key, "[p2p] max_recv_rate_total");
+        let huge = Overrides {
+            p2p_max_send_rate_total: Some(u64::MAX),
+            ..Overrides::default()
+        };
+        let c = parse("", "f", &huge).unwrap().config;
+        assert_eq!(c.p2p.max_send_rate_total, i64::MAX as u64);
     }
 
     #[test]
