@@ -23,6 +23,11 @@ pub struct HomeBook {
     pub book: Arc<Mutex<mukan_addrbook::AddrBook>>,
     /// Where it is saved (`[p2p] addr_book_file` under the home).
     pub path: PathBuf,
+    /// `anchors.json` beside it: the outbound peers a clean stop was connected to longest,
+    /// which PEX dials first at the next start. [`NodeBuilder::from_home`] reads it; the
+    /// program deletes it once the node has started and writes it at stop
+    /// (`mukan_addrbook::remove_anchors` / `save_anchors` with `PexReactor::anchors`).
+    pub anchors: PathBuf,
 }
 
 impl HomeBook {
@@ -90,6 +95,7 @@ impl NodeBuilder {
             config.seeds = p.seeds.iter().map(ToString::to_string).collect();
             config.seed_mode = p.seed_mode;
             config.strict_addr_book = p.addr_book_strict;
+            config.anchors = read_anchors(&book.anchors);
             builder = builder.pex(config);
         } else {
             tracing::warn!(
@@ -130,7 +136,28 @@ fn load_book(setup: &NodeSetup) -> HomeBook {
     }
     HomeBook {
         book: Arc::new(Mutex::new(book)),
+        anchors: path.with_file_name("anchors.json"),
         path,
+    }
+}
+
+/// The anchors saved by the last clean stop (none, with a warning, if the file is unusable).
+fn read_anchors(path: &Path) -> Vec<mukan_reactor_api::NetAddress> {
+    match mukan_addrbook::read_anchors(path) {
+        Ok(anchors) => {
+            if !anchors.is_empty() {
+                tracing::info!(
+                    target: "mukan_p2p::run",
+                    "dialing {} anchors first",
+                    anchors.len()
+                );
+            }
+            anchors
+        }
+        Err(e) => {
+            tracing::warn!(target: "mukan_p2p::run", "{e}; starting without anchors");
+            Vec::new()
+        }
     }
 }
 

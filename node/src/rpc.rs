@@ -1,7 +1,8 @@
 //! The RPC endpoints crawlers and dashboards read, in CometBFT's JSON-RPC response format:
 //! `/health`, `/status`, `/net_info`, plus `/peers` (JSON, or `?format=persistent_peers` for a
 //! ready-to-paste line). `GET /status` and a JSON-RPC `POST /` with `"method":"status"` both
-//! work, as on a CometBFT node.
+//! work, as on a CometBFT node. A process of several homes (chains) answers each of them:
+//! `?chain=ID` picks the chain ([`chains_handler`]).
 
 use std::future::Future;
 use std::pin::Pin;

@@ -11,8 +11,10 @@
 //! listen address probed, before any node starts; a node that still fails to start stops
 //! the ones started before it.
 //!
-//! Shutdown order: stop the HTTP servers, stop every switch (stop accepting, flush and close
-//! every peer, stop the reactors), save every address book.
+//! Shutdown order: stop the HTTP servers; then each chain at once: note the anchors (the
+//! outbound peers connected longest), stop the switch (stop accepting, flush and close every
+//! peer, stop the reactors), save the address book and the anchors (`anchors.json` beside
+//! the book, read and deleted at the next start, whose PEX dials them first).
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -318,6 +320,13 @@ pub(crate) async fn start(setups: &[NodeSetup], tuning: &Tuning) -> Result<Runni
     };
     let others: Vec<ChainNode> = chains.collect();
     let all: Vec<&ChainNode> = std::iter::once(&main).chain(&others).collect();
+    // The anchors were read by `from_home`; deleted once every node has started (a crash
+    // must not replay them; a start that fails writes nothing).
+    for chain in &all {
+        if let Err(e) = mukan_addrbook::remove_anchors(&chain.home_book.anchors) {
+            tracing::warn!(target: "mukan_p2p::run", "{e}");
+        }
+    }
 
     let (stop_servers, stop_rx) = watch::channel(false);
     let mut servers = tokio::task::JoinSet::new();
@@ -393,8 +402,10 @@ pub(crate) async fn start(setups: &[NodeSetup], tuning: &Tuning) -> Result<Runni
 }
 
 impl ChainNode {
-    /// Stops the node and saves its address book.
+    /// Stops the node and saves its address book and its anchors.
     async fn stop(self) -> Result<(), String> {
+        // Before the switch closes the peers.
+        let anchors = self.node.pex().map(mukan_pex::PexReactor::anchors);
         if tokio::time::timeout(STOP_TIMEOUT, self.node.stop())
             .await
             .is_err()
@@ -415,6 +426,21 @@ impl ChainNode {
                     self.book_path.display()
                 )
             })?;
+        if let Some(anchors) = anchors {
+            let path = self.home_book.anchors.clone();
+            let n = anchors.len();
+            match tokio::task::spawn_blocking(move || mukan_addrbook::save_anchors(&path, &anchors))
+                .await
+            {
+                Ok(Ok(())) => tracing::info!(
+                    target: "mukan_p2p::run",
+                    "{n} anchors saved to {}",
+                    self.home_book.anchors.display()
+                ),
+                Ok(Err(e)) => tracing::warn!(target: "mukan_p2p::run", "{e}"),
+                Err(e) => tracing::warn!(target: "mukan_p2p::run", "cannot save the anchors: {e}"),
+            }
+        }
         tracing::info!(
             target: "mukan_p2p::run",
             "chain {} stopped; address book saved to {}",
