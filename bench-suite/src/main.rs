@@ -365,10 +365,7 @@ fn node_info(key: &NodeKey) -> NodeInfo {
 }
 
 fn peer_config() -> PeerConfig {
-    PeerConfig {
-        channels: vec![ChannelDescriptor::new(HS_CHANNEL, NonZeroU32::MIN)],
-        is_persistent: Arc::new(|_: &NetAddress| false),
-    }
+    PeerConfig::new(vec![ChannelDescriptor::new(HS_CHANNEL, NonZeroU32::MIN)])
 }
 
 /// Full upgrades (TCP connect + secret connection + `NodeInfo` exchange and checks) with
@@ -761,7 +758,7 @@ impl mukan_reactor_api::Reactor for Quiet {
     fn receive(
         &self,
         _: mukan_reactor_api::Envelope,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    ) -> Result<(), mukan_reactor_api::ReactorError> {
         Ok(())
     }
 }
@@ -790,7 +787,7 @@ fn mempool_txs(tx: &[u8]) -> Bytes {
 /// the Go rows face. One broadcast at a time; the sink prints `D <seq>` when all peers have
 /// it.
 fn broadcast(nodes: &Nodes, scale: Scale) {
-    use mukan_reactor_api::Switch as _;
+    use mukan_reactor_api::Network as _;
     use std::io::BufRead;
     let Ok(sink) = std::env::var("MUKAN_BENCH_SINK") else {
         eprintln!("broadcast: MUKAN_BENCH_SINK (the Go sink binary) is not set; row skipped");

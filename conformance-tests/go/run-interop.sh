@@ -28,6 +28,9 @@
 #                    (default $HOME/.cache/mukan-p2p/interop)
 #   INTEROP_JOBS     parallel cases running at once (default 24)
 #   INTEROP_KEEP=1   keep the per-run work dir (logs of every process)
+#   INTEROP_WAITS_OUT
+#                    file to which this run's timed waits are appended (one line per
+#                    wait: case, site, timeout, observed ms; waits-report.sh reads it)
 #   ECHO_COUNT       messages per echo case (default 1000)
 #   STAY_SECONDS_GO, STAY_SECONDS_RUST
 #                    how long that peer must stay connected to the real node (defaults 3
@@ -99,6 +102,9 @@ COMETBFT=$(line_bin "$COMETBFT_VERSION")
 say "interop: tools ready in $((SECONDS - t0)) s"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/mukan-interop.XXXXXX")
+# Every timed wait of a case is logged here (lib/common.sh, "timed waits").
+WAITS_LOG="$WORK/waits.tsv"
+: >"$WAITS_LOG"
 
 cleanup() {
     local pid
@@ -129,6 +135,11 @@ run_parallel_cases
 
 say ""
 say "interop: finished in $((SECONDS - SUITE_START)) s"
+if [ -s "$WAITS_LOG" ]; then
+    say "interop: the tightest timed waits of this run (timeout / observed; see waits-report.sh):"
+    "$HERE/waits-report.sh" --top 5 "$WAITS_LOG" | sed 's/^/    /'
+    [ -n "${INTEROP_WAITS_OUT:-}" ] && cat "$WAITS_LOG" >>"$INTEROP_WAITS_OUT"
+fi
 if [ "${#FAILED_NAMES[@]}" -gt 0 ]; then
     say "interop: failed cases: ${FAILED_NAMES[*]}"
 fi

@@ -15,7 +15,9 @@ use mukan_addrbook::AddrBook;
 use mukan_node_key::{NodeId, NodeKey};
 use mukan_pex::msg::MAX_MSG_SIZE;
 use mukan_pex::{PexConfig, PexMessage, PexReactor};
-use mukan_reactor_api::{AddressBook as _, NetAddress, SharedAddressBook, Switch as _};
+use mukan_reactor_api::{
+    AddressBook as _, Dialer as _, NetAddress, Network as _, SharedAddressBook,
+};
 use parking_lot::Mutex;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;

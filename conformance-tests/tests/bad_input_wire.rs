@@ -18,7 +18,7 @@ use tokio::io::AsyncWriteExt;
 
 fn rejected(err: &TransportError) -> RejectReason {
     match err {
-        TransportError::Rejected { reason, .. } => *reason,
+        TransportError::Rejected { detail, .. } => detail.reason(),
         other => panic!("not a rejection: {other:?}"),
     }
 }
@@ -282,8 +282,9 @@ impl mukan_transport::ConnFilter for Refuse {
     fn check(
         &self,
         _remote: std::net::SocketAddr,
-    ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), mukan_transport::Denied>> + Send>> {
-        Box::pin(async { Err(mukan_transport::Denied::new("refused")) })
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), mukan_reactor_api::FilterRefusal>> + Send>>
+    {
+        Box::pin(async { Err(mukan_reactor_api::FilterRefusal::Refused("refused")) })
     }
 }
 

@@ -28,8 +28,8 @@ use mukan_addrbook::AddrBook;
 use mukan_node_key::NodeKey;
 use mukan_pex::{PexConfig, PexReactor};
 use mukan_reactor_api::{
-    ChannelDescriptor, ChannelId, Envelope, NetAddress, NodeId, NodeInfo, Other, Peer,
-    ProtocolVersion, Reactor, SharedAddressBook, StopReason, Switch as _,
+    ChannelDescriptor, ChannelId, Envelope, NetAddress, Network as _, NodeId, NodeInfo, Other,
+    Peer, ProtocolVersion, Reactor, SharedAddressBook, StopReason,
 };
 use mukan_switch::{Builder, Switch};
 use mukan_transport::{MemoryNetwork, MemoryTransport, NetEvent};
@@ -550,7 +550,7 @@ impl Reactor for AppReactor {
             .push((peer.id(), format!("{reason:?}"), Instant::now()));
     }
 
-    fn receive(&self, envelope: Envelope) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    fn receive(&self, envelope: Envelope) -> Result<(), mukan_reactor_api::ReactorError> {
         let mut seq = [0u8; 8];
         if let Some(b) = envelope.message.get(..8) {
             seq.copy_from_slice(b);

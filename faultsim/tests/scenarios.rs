@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use mukan_faultsim::*;
 #[allow(unused_imports, reason = "used by some scenarios")]
-use mukan_reactor_api::{AddressBook as _, Switch as _};
+use mukan_reactor_api::{AddressBook as _, Dialer as _, Network as _};
 
 const S: Duration = Duration::from_secs(1);
 const MS: Duration = Duration::from_millis(1);

@@ -13,8 +13,8 @@ use bytes::Bytes;
 use mukan_mconn::{Config as MConfig, Event, MConnection};
 use mukan_node_key::NodeKey;
 use mukan_reactor_api::{
-    ChannelDescriptor, ChannelId, Envelope, NodeId, NodeInfo, Other, Peer, ProtocolVersion,
-    Reactor, StopReason, Switch as _,
+    ChannelDescriptor, ChannelId, Envelope, Network as _, NodeId, NodeInfo, Other, Peer,
+    ProtocolVersion, Reactor, StopReason,
 };
 use mukan_secret_conn::SecretStream;
 use mukan_switch::Switch;
@@ -439,7 +439,7 @@ impl Reactor for LoadReactor {
             .or_default() += 1;
     }
 
-    fn receive(&self, env: Envelope) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    fn receive(&self, env: Envelope) -> Result<(), mukan_reactor_api::ReactorError> {
         match env.channel {
             ECHO => self.echo(env),
             RATE => {

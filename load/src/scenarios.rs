@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use mukan_addrbook::AddrBook;
 use mukan_mconn::{Config as MConfig, Event};
-use mukan_reactor_api::{AddressBook, ChannelId, NetAddress, NodeId, Switch as _};
+use mukan_reactor_api::{AddressBook, ChannelId, NetAddress, Network as _, NodeId};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

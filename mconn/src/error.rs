@@ -1,6 +1,6 @@
 //! [`Error`]: why a connection ended, classified by fault.
 
-use mukan_reactor_api::{ChannelId, StopReason, TimeoutKind};
+use mukan_reactor_api::{ChannelId, ProtocolError, StopReason, TimeoutKind};
 
 /// Why an MConnection failed. Every variant is fatal: the connection is closed.
 #[derive(Debug, thiserror::Error)]
@@ -77,20 +77,11 @@ pub enum DecodeError {
     ChannelOutOfRange(i32),
 }
 
-/// Why a [`Config`](crate::Config) or a channel list was refused.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// `pong_timeout` must be shorter than `ping_interval` (Go panics otherwise).
-    #[error("pong timeout must be shorter than the ping interval")]
-    PongTimeoutNotBelowPingInterval,
-    /// The same channel id appears twice.
-    #[error("duplicate channel {0}")]
-    DuplicateChannel(ChannelId),
-    /// No channels were given.
-    #[error("no channels")]
-    NoChannels,
-}
+/// Why a [`Config`](crate::Config) or a channel list was refused: the contract's
+/// [`ConnConfigError`](mukan_reactor_api::ConnConfigError), under this crate's name, so that a
+/// refused start reaches the switch as
+/// [`StopReason::Misconfigured`](mukan_reactor_api::StopReason::Misconfigured) unchanged.
+pub use mukan_reactor_api::ConnConfigError as ConfigError;
 
 impl Error {
     /// Why the peer stopped, in the switch's terms: EOF between messages is
@@ -105,7 +96,27 @@ impl Error {
             Self::PongTimeout => StopReason::Timeout(TimeoutKind::Pong),
             Self::FlushTimeout => StopReason::Timeout(TimeoutKind::Flush),
             Self::SlowReceiver { channel } => StopReason::SlowReceiver { channel },
-            other => StopReason::Protocol(std::sync::Arc::new(other)),
+            Self::Config(e) => StopReason::Misconfigured(e),
+            Self::Decode(DecodeError::Varint) => StopReason::Protocol(ProtocolError::Varint),
+            Self::Decode(DecodeError::Protobuf(e)) => {
+                StopReason::Protocol(ProtocolError::Packet(e))
+            }
+            Self::Decode(DecodeError::EmptyPacket) => {
+                StopReason::Protocol(ProtocolError::EmptyPacket)
+            }
+            Self::Decode(DecodeError::ChannelOutOfRange(id)) => {
+                StopReason::Protocol(ProtocolError::ChannelOutOfRange(id))
+            }
+            Self::PacketTooLarge { len, max } => {
+                StopReason::Protocol(ProtocolError::PacketTooLarge { len, max })
+            }
+            Self::UnknownChannel(channel) => {
+                StopReason::Protocol(ProtocolError::UnknownChannel(channel))
+            }
+            Self::MessageTooLarge { channel, len, max } => {
+                StopReason::Protocol(ProtocolError::MessageTooLarge { channel, len, max })
+            }
+            Self::UnexpectedEof => StopReason::Protocol(ProtocolError::UnexpectedEof),
         }
     }
 }

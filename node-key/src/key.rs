@@ -26,7 +26,18 @@ pub struct NodeKey {
 }
 
 impl NodeKey {
-    /// Generates a fresh key from `rng`.
+    /// Generates a fresh key from the operating system's random source (what a node does
+    /// for a new `node_key.json`), without the caller naming an RNG crate.
+    ///
+    /// # Panics
+    /// If the operating system has no random source (`getrandom` fails), as `rand_core`'s
+    /// `OsRng` does.
+    pub fn generate_os() -> Self {
+        Self::generate(&mut rand_core::OsRng)
+    }
+
+    /// Generates a fresh key from `rng` (a seeded RNG for reproducible keys in tests; see
+    /// [`NodeKey::generate_os`] for a real key).
     pub fn generate(rng: &mut impl CryptoRngCore) -> Self {
         let mut seed = [0u8; 32];
         rng.fill_bytes(&mut seed);
@@ -175,6 +186,14 @@ mod tests {
 
     const SEED1_PUB: &str = "8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c";
     const SEED1_ID: &str = "34750f98bd59fcfc946da45aaabe933be154a4b5";
+
+    #[test]
+    fn os_keys_differ() {
+        assert_ne!(
+            NodeKey::generate_os().node_id(),
+            NodeKey::generate_os().node_id()
+        );
+    }
 
     #[test]
     fn seed_one_vector() {

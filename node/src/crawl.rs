@@ -90,22 +90,19 @@ fn transport(key: &Arc<mukan_node_key::NodeKey>, network: &str) -> TcpTransport 
 }
 
 fn peer_config() -> PeerConfig {
-    PeerConfig {
-        channels: vec![channel_descriptor()],
-        is_persistent: Arc::new(|_: &NetAddress| false),
-    }
+    PeerConfig::new(vec![channel_descriptor()])
 }
 
 /// The network a node is on, learned from the refusal of a handshake on another network.
 fn network_of(e: &TransportError) -> Option<String> {
-    let TransportError::Rejected { source, .. } = e else {
-        return None;
-    };
-    let up = source.downcast_ref::<mukan_transport::UpgradeError>()?;
-    match up {
-        mukan_transport::UpgradeError::Incompatible(
-            mukan_reactor_api::IncompatibleError::Network { got, .. },
-        ) => Some(got.clone()),
+    match e {
+        TransportError::Rejected {
+            detail:
+                mukan_reactor_api::RejectDetail::Incompatible(
+                    mukan_reactor_api::IncompatibleError::Network { got, .. },
+                ),
+            ..
+        } => Some(got.clone()),
         _ => None,
     }
 }
@@ -149,7 +146,6 @@ async fn visit(t: TcpTransport, addr: NetAddress) -> VisitResult {
         }
     };
     peer.stop();
-    t.cleanup(peer.as_ref());
     Ok((
         Reached {
             address: addr,

@@ -19,7 +19,6 @@ mod crawl;
 mod home;
 mod http;
 mod logging;
-mod meter;
 mod metrics;
 mod rpc;
 mod run;

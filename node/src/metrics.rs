@@ -16,16 +16,28 @@
 //! | `p2p_pex_messages_total` (ours) | counter | `direction`, `message_type` |
 //!
 //! Per-peer series are removed when the peer goes, so churn does not grow memory.
+//!
+//! The counters are fed by the switch, through [`MetricsObserver`] (one of the switch's
+//! observers): the traffic of each peer, each dial, each stop. The gauges (peers, pending
+//! messages, address book) are read from the switch and the book at scrape time.
 
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use mukan_reactor_api::{
+    ChannelId, DialError, DialOutcome, Observer, ParsedAddress, Peer, PeerObserver, StopReason,
+};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use std::borrow::Cow;
 
 type L1 = [(&'static str, String); 1];
 type L2 = [(&'static str, String); 2];
+/// Labels whose values are fixed words: no allocation to find their series.
+type S1 = [(&'static str, &'static str); 1];
+type S2 = [(&'static str, &'static str); 2];
 
 /// Every metric of the node.
 pub(crate) struct Metrics {
@@ -34,17 +46,17 @@ pub(crate) struct Metrics {
     peer_receive_bytes: Family<L2, Counter>,
     peer_send_bytes: Family<L2, Counter>,
     peer_pending_send_bytes: Family<L1, Gauge>,
-    message_receive_bytes: Family<L1, Counter>,
-    message_send_bytes: Family<L1, Counter>,
-    peers_by_direction: Family<L1, Gauge>,
-    addr_book_size: Family<L1, Gauge>,
-    dials: Family<L1, Counter>,
-    peer_stops: Family<L1, Counter>,
-    pex_messages: Family<L2, Counter>,
+    message_receive_bytes: Family<S1, Counter>,
+    message_send_bytes: Family<S1, Counter>,
+    peers_by_direction: Family<S1, Gauge>,
+    addr_book_size: Family<S1, Gauge>,
+    dials: Family<S1, Counter>,
+    peer_stops: Family<S1, Counter>,
+    pex_messages: Family<S2, Counter>,
     /// Connections announced per peer ID (`peer_started` minus `peer_stopped`). A per-peer
     /// series is only created for an ID in here, and only while this lock is held, so that
-    /// once a peer's series are removed nothing racing its removal (a scrape, a late send)
-    /// brings them back.
+    /// once a peer's series are removed nothing racing its removal (a scrape) brings them
+    /// back; a connection's counters, made at its start, only ever add to its own series.
     live: parking_lot::Mutex<std::collections::HashMap<String, usize>>,
 }
 
@@ -83,39 +95,39 @@ impl Metrics {
             "Messages waiting in a peer's send queues.",
             peer_pending_send_bytes.clone(),
         );
-        let message_receive_bytes = Family::<L1, Counter>::default();
+        let message_receive_bytes = Family::<S1, Counter>::default();
         r.register(
             "message_receive_bytes",
             "Number of bytes of each message type received.",
             message_receive_bytes.clone(),
         );
-        let message_send_bytes = Family::<L1, Counter>::default();
+        let message_send_bytes = Family::<S1, Counter>::default();
         r.register(
             "message_send_bytes",
             "Number of bytes of each message type sent.",
             message_send_bytes.clone(),
         );
-        let peers_by_direction = Family::<L1, Gauge>::default();
+        let peers_by_direction = Family::<S1, Gauge>::default();
         r.register(
             "peers_by_direction",
             "Number of peers that dialed us (inbound) and that we dialed (outbound).",
             peers_by_direction.clone(),
         );
-        let addr_book_size = Family::<L1, Gauge>::default();
+        let addr_book_size = Family::<S1, Gauge>::default();
         r.register(
             "addr_book_size",
             "Addresses in the address book, by bucket type (new, old).",
             addr_book_size.clone(),
         );
-        let dials = Family::<L1, Counter>::default();
+        let dials = Family::<S1, Counter>::default();
         r.register("dials", "Outbound dials, by outcome.", dials.clone());
-        let peer_stops = Family::<L1, Counter>::default();
+        let peer_stops = Family::<S1, Counter>::default();
         r.register(
             "peer_stops",
             "Peers disconnected, by reason.",
             peer_stops.clone(),
         );
-        let pex_messages = Family::<L2, Counter>::default();
+        let pex_messages = Family::<S2, Counter>::default();
         r.register(
             "pex_messages",
             "PEX messages sent and received, by type.",
@@ -123,14 +135,10 @@ impl Metrics {
         );
         // Series that exist from the start, so that dashboards see zeros, not gaps.
         for d in ["inbound", "outbound"] {
-            peers_by_direction
-                .get_or_create(&[("direction", d.into())])
-                .set(0);
+            peers_by_direction.get_or_create(&[("direction", d)]).set(0);
         }
         for b in ["new", "old"] {
-            addr_book_size
-                .get_or_create(&[("bucket_type", b.into())])
-                .set(0);
+            addr_book_size.get_or_create(&[("bucket_type", b)]).set(0);
         }
         Self {
             registry: root,
@@ -162,32 +170,29 @@ impl Metrics {
         let g = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
         self.peers.set(g(inbound + outbound));
         self.peers_by_direction
-            .get_or_create(&[("direction", "inbound".into())])
+            .get_or_create(&[("direction", "inbound")])
             .set(g(inbound));
         self.peers_by_direction
-            .get_or_create(&[("direction", "outbound".into())])
+            .get_or_create(&[("direction", "outbound")])
             .set(g(outbound));
     }
 
-    /// A connection of `peer_id` begins: its series may be created from now on.
-    pub(crate) fn peer_started(&self, peer_id: &str) {
-        *self.live.lock().entry(peer_id.to_owned()).or_insert(0) += 1;
-    }
-
-    /// Counts `bytes` of one message sent to or received from `peer_id` on `ch` (nothing
-    /// for a peer that is not connected).
-    pub(crate) fn peer_bytes(&self, peer_id: &str, ch: u8, sent: bool, bytes: u64) {
-        let family = if sent {
-            &self.peer_send_bytes
-        } else {
-            &self.peer_receive_bytes
-        };
-        let live = self.live.lock();
-        if live.contains_key(peer_id) {
-            family
-                .get_or_create(&[("peer_id", peer_id.to_owned()), ("chID", channel_label(ch))])
-                .inc_by(bytes);
-        }
+    /// A connection of `peer_id` begins: its series exist from now on. Returns its send and
+    /// receive byte counters on each of `channels`, created (at zero) under the lock.
+    fn peer_started(&self, peer_id: &str, channels: &[u8]) -> Vec<(u8, Counter, Counter)> {
+        let mut live = self.live.lock();
+        *live.entry(peer_id.to_owned()).or_insert(0) += 1;
+        channels
+            .iter()
+            .map(|&ch| {
+                let labels = [("peer_id", peer_id.to_owned()), ("chID", channel_label(ch))];
+                (
+                    ch,
+                    self.peer_send_bytes.get_or_create(&labels).clone(),
+                    self.peer_receive_bytes.get_or_create(&labels).clone(),
+                )
+            })
+            .collect()
     }
 
     /// Sets how many messages wait in a peer's send queues (nothing for a peer that is not
@@ -201,8 +206,8 @@ impl Metrics {
         }
     }
 
-    /// A connection of `peer_id` ended: counts why, and forgets the peer's series once its
-    /// last connection is gone.
+    /// A connection of `peer_id` ended: counts why, and forgets the peer's series (its
+    /// channels `channels`) once its last connection is gone.
     pub(crate) fn peer_stopped(&self, peer_id: &str, channels: &[u8], reason: &'static str) {
         {
             let mut live = self.live.lock();
@@ -226,18 +231,14 @@ impl Metrics {
                     .remove(&[("peer_id", peer_id.to_owned())]);
             }
         }
-        self.peer_stops
-            .get_or_create(&[("reason", reason.into())])
-            .inc();
+        self.peer_stops.get_or_create(&[("reason", reason)]).inc();
     }
 
-    /// Brings the dial counter of `outcome` up to `total` (the switch keeps running totals).
-    pub(crate) fn dials_total(&self, outcome: &'static str, total: u64) {
-        let c = self.dials.get_or_create(&[("outcome", outcome.into())]);
-        let now = c.get();
-        if total > now {
-            c.inc_by(total - now);
-        }
+    /// Counts one dial that ended with `outcome`.
+    pub(crate) fn dial(&self, outcome: DialOutcome) {
+        self.dials
+            .get_or_create(&[("outcome", outcome.label())])
+            .inc();
     }
 
     /// Adds `bytes` of a message of `message_type` (Go's `pkg_Type`, e.g. `p2p_PexRequest`).
@@ -247,18 +248,15 @@ impl Metrics {
         } else {
             &self.message_receive_bytes
         };
-        f.get_or_create(&[("message_type", message_type.into())])
+        f.get_or_create(&[("message_type", message_type)])
             .inc_by(bytes);
     }
 
-    /// Counts one PEX message (`request` or `addrs`).
+    /// Counts one PEX message (`PexRequest` or `PexAddrs`).
     pub(crate) fn pex_message(&self, sent: bool, message_type: &'static str) {
         let direction = if sent { "sent" } else { "received" };
         self.pex_messages
-            .get_or_create(&[
-                ("direction", direction.into()),
-                ("message_type", message_type.into()),
-            ])
+            .get_or_create(&[("direction", direction), ("message_type", message_type)])
             .inc();
     }
 
@@ -266,9 +264,87 @@ impl Metrics {
     pub(crate) fn set_addr_book(&self, new: usize, old: usize) {
         for (b, n) in [("new", new), ("old", old)] {
             self.addr_book_size
-                .get_or_create(&[("bucket_type", b.into())])
+                .get_or_create(&[("bucket_type", b)])
                 .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
+    }
+}
+
+/// Feeds the node's counters from the switch: one of its observers.
+pub(crate) struct MetricsObserver {
+    metrics: Arc<Metrics>,
+    /// The channels of our reactors: the only ones a peer's messages travel on.
+    channels: Vec<u8>,
+}
+
+impl MetricsObserver {
+    /// Counts into `metrics` the traffic on `channels` (those of the registered reactors).
+    pub(crate) fn new(metrics: Arc<Metrics>, channels: &[ChannelId]) -> Self {
+        Self {
+            metrics,
+            channels: channels.iter().map(|c| c.0).collect(),
+        }
+    }
+}
+
+impl Observer for MetricsObserver {
+    /// The peer's byte counters, made once for each of our channels, so that counting a
+    /// message neither allocates nor formats.
+    fn peer_connected(&self, peer: &dyn Peer) -> Box<dyn PeerObserver> {
+        let channels = self
+            .metrics
+            .peer_started(&peer.id().to_string(), &self.channels);
+        Box::new(PeerMetrics {
+            metrics: self.metrics.clone(),
+            channels,
+        })
+    }
+
+    fn peer_stopped(&self, peer: &dyn Peer, reason: &StopReason) {
+        self.metrics
+            .peer_stopped(&peer.id().to_string(), &self.channels, reason.label());
+    }
+
+    fn dial_finished(&self, _: &ParsedAddress, result: &Result<(), DialError>) {
+        self.metrics.dial(DialOutcome::of(result));
+    }
+}
+
+/// One peer's counters. Byte counts are message sizes, as in Go (not wire bytes).
+struct PeerMetrics {
+    metrics: Arc<Metrics>,
+    /// (channel, sent bytes, received bytes) for each of our channels.
+    channels: Vec<(u8, Counter, Counter)>,
+}
+
+impl PeerMetrics {
+    fn count(&self, sent: bool, channel: ChannelId, message_type: Option<&'static str>, n: usize) {
+        let bytes = n as u64;
+        // Every message travels on one of our channels (the connection has no other).
+        if let Some((_, s, r)) = self.channels.iter().find(|(c, _, _)| *c == channel.0) {
+            let _ = if sent {
+                s.inc_by(bytes)
+            } else {
+                r.inc_by(bytes)
+            };
+        }
+        if let Some(t) = message_type {
+            self.metrics.message(sent, t, bytes);
+            if channel == ChannelId::PEX {
+                self.metrics
+                    .pex_message(sent, t.strip_prefix("p2p_").unwrap_or(t));
+            }
+        }
+    }
+}
+
+impl PeerObserver for PeerMetrics {
+    fn received(&self, channel: ChannelId, message_type: Option<&'static str>, bytes: usize) {
+        self.count(false, channel, message_type, bytes);
+    }
+
+    fn sent(&self, channel: ChannelId, message_type: Option<&'static str>, bytes: usize) {
+        self.count(true, channel, message_type, bytes);
     }
 }
 
@@ -348,27 +424,114 @@ pub(crate) mod tests {
             .or_else(|| types.get(sample.strip_suffix("_total")?))
     }
 
-    pub(crate) fn exercise(m: &Metrics) {
+    /// The committed list of every family the node serves: name → (type, label names).
+    pub(crate) fn golden() -> std::collections::BTreeMap<String, (String, String)> {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/metrics.golden");
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .map(|l| {
+                let mut f = l.split_whitespace();
+                let (name, ty, labels) = (f.next().unwrap(), f.next().unwrap(), f.next().unwrap());
+                (name.to_owned(), (ty.to_owned(), labels.to_owned()))
+            })
+            .collect()
+    }
+
+    /// The families of the scrapes `texts` as the golden list spells them: name → (type,
+    /// label names of its series, sorted and comma-separated; several sets are joined by
+    /// `|`, a family without series has none).
+    pub(crate) fn served(texts: &[&str]) -> std::collections::BTreeMap<String, (String, String)> {
+        use std::collections::{BTreeMap, BTreeSet};
+        let mut types: BTreeMap<String, String> = BTreeMap::new();
+        let mut labels: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for text in texts {
+            let (t, samples) = parse(text);
+            types.extend(t);
+            for (name, l, _) in samples {
+                let family = if types.contains_key(&name) {
+                    name
+                } else {
+                    name.strip_suffix("_total").unwrap_or(&name).to_owned()
+                };
+                let mut keys: Vec<&str> = l.iter().map(|(k, _)| k.as_str()).collect();
+                keys.sort_unstable();
+                labels.entry(family).or_default().insert(keys.join(","));
+            }
+        }
+        let mut out: BTreeMap<String, (String, String)> = types
+            .into_iter()
+            .map(|(name, ty)| {
+                let sets = labels.remove(&name).unwrap_or_default();
+                let sets: Vec<String> = sets.into_iter().collect();
+                (name, (ty, sets.join("|")))
+            })
+            .collect();
+        // Samples of a family with no TYPE line would be a broken exposition: show them.
+        for (name, sets) in labels {
+            let sets: Vec<String> = sets.into_iter().collect();
+            out.insert(name, ("untyped".into(), sets.join("|")));
+        }
+        out
+    }
+
+    /// Every family served is in the golden list with its type and labels, and every family
+    /// of the golden list is served.
+    pub(crate) fn assert_golden(texts: &[&str]) {
+        let golden = golden();
+        let served = served(texts);
+        let extra: Vec<_> = served
+            .iter()
+            .filter(|(n, v)| golden.get(*n) != Some(v))
+            .collect();
+        let missing: Vec<_> = golden
+            .iter()
+            .filter(|(n, v)| served.get(*n) != Some(v))
+            .collect();
+        assert!(
+            extra.is_empty() && missing.is_empty(),
+            "served but not in metrics.golden (or different): {extra:?}\n\
+             in metrics.golden but not served (or different): {missing:?}"
+        );
+    }
+
+    /// A peer announcing channels 0x00 and 0x20, as the observer sees it.
+    pub(crate) fn peer(id: u8) -> mukan_reactor_api::testing::FakePeer {
+        mukan_reactor_api::testing::FakePeer::new(
+            mukan_reactor_api::NodeId([id; 20]),
+            vec![ChannelId(0x00), ChannelId(0x20)],
+        )
+    }
+
+    /// Feeds every metric through the observer (and the scrape-time setters).
+    pub(crate) fn exercise(m: &Arc<Metrics>) {
+        let o = MetricsObserver::new(m.clone(), &[ChannelId(0x00), ChannelId(0x20)]);
         m.set_peers(2, 3);
-        let id = "ab".repeat(20);
-        m.peer_started(&id);
-        m.peer_bytes(&id, 0x00, true, 10);
-        m.peer_bytes(&id, 0x00, false, 20);
-        m.peer_bytes(&id, 0x20, true, 5);
-        m.peer_bytes(&id, 0x20, false, 0);
+        let p = peer(0xab);
+        let id = p.id().to_string();
+        let t = o.peer_connected(&p);
+        t.sent(ChannelId(0x00), Some("p2p_PexRequest"), 10);
+        t.received(ChannelId(0x00), Some("p2p_PexAddrs"), 20);
+        t.sent(ChannelId(0x20), None, 5);
         m.peer_pending(&id, 4);
-        m.message(true, "p2p_PexRequest", 2);
-        m.message(false, "p2p_PexAddrs", 61);
         m.set_addr_book(7, 1);
-        m.dials_total("connected", 3);
-        m.dials_total("connected", 2);
-        m.peer_stopped(&"cd".repeat(20), &[0], "timeout");
-        m.pex_message(true, "request");
+        let target: ParsedAddress = format!("{id}@1.2.3.4:5").parse().unwrap();
+        for _ in 0..3 {
+            o.dial_finished(&target, &Ok(()));
+        }
+        let gone = peer(0xcd);
+        let _ = o.peer_connected(&gone);
+        o.peer_stopped(
+            &gone,
+            &StopReason::Timeout(mukan_reactor_api::TimeoutKind::Pong),
+        );
     }
 
     #[test]
     fn every_documented_metric_is_scraped_with_its_type_and_labels() {
-        let m = Metrics::new("cometbft", "test-chain-x");
+        let m = Arc::new(Metrics::new("cometbft", "test-chain-x"));
         exercise(&m);
         let (types, samples) = parse(&m.encode());
         for (name, ty, labels) in DOCUMENTED {
@@ -428,7 +591,7 @@ pub(crate) mod tests {
                 .join("tests/data/rpc/v0.38.25-p2p-metrics.txt"),
         )
         .unwrap();
-        let m = Metrics::new("cometbft", "c");
+        let m = Arc::new(Metrics::new("cometbft", "c"));
         exercise(&m);
         let (types, samples) = parse(&m.encode());
         let mut checked = 0;
@@ -456,12 +619,19 @@ pub(crate) mod tests {
 
     #[test]
     fn counters_add_up_and_stopped_peers_are_forgotten() {
-        let m = Metrics::new("ns", "c");
-        let id = "ef".repeat(20);
-        m.peer_started(&id);
+        let m = Arc::new(Metrics::new("ns", "c"));
+        let o = MetricsObserver::new(m.clone(), &[ChannelId(0x30), ChannelId(0x31)]);
+        let p = mukan_reactor_api::testing::FakePeer::new(
+            mukan_reactor_api::NodeId([0xef; 20]),
+            vec![ChannelId(0x30)],
+        );
+        let id = p.id().to_string();
+        let t = o.peer_connected(&p);
         for bytes in [100, 150] {
-            m.peer_bytes(&id, 0x30, true, bytes);
+            t.sent(ChannelId(0x30), None, bytes);
         }
+        // A channel of ours the peer did not announce is counted too.
+        t.received(ChannelId(0x31), None, 7);
         m.peer_pending(&id, 1);
         let text = m.encode();
         assert!(
@@ -470,7 +640,13 @@ pub(crate) mod tests {
             )),
             "{text}"
         );
-        m.peer_stopped(&id, &[0x30], "closed_by_peer");
+        assert!(
+            text.contains(&format!(
+                "ns_p2p_peer_receive_bytes_total{{chain_id=\"c\",peer_id=\"{id}\",chID=\"0x31\"}} 7"
+            )),
+            "{text}"
+        );
+        o.peer_stopped(&p, &StopReason::ClosedByPeer);
         let text = m.encode();
         assert!(!text.contains(&id), "{text}");
         assert!(
@@ -478,15 +654,23 @@ pub(crate) mod tests {
         );
         // What races a removal (a scrape's pending count, a late send) creates nothing.
         m.peer_pending(&id, 3);
-        m.peer_bytes(&id, 0x30, true, 7);
+        t.sent(ChannelId(0x30), None, 7);
         assert!(!m.encode().contains(&id));
-        // Two connections of one ID (a replacement): the series live until the last ends.
-        m.peer_started(&id);
-        m.peer_started(&id);
-        m.peer_bytes(&id, 0x30, true, 1);
-        m.peer_stopped(&id, &[0x30], "graceful");
-        assert!(m.encode().contains(&id));
-        m.peer_stopped(&id, &[0x30], "graceful");
+        // Two connections of one ID (a replacement): the series live until the last ends,
+        // and both connections count into them.
+        let first = o.peer_connected(&p);
+        let second = o.peer_connected(&p);
+        first.sent(ChannelId(0x30), None, 1);
+        o.peer_stopped(&p, &StopReason::Graceful);
+        second.sent(ChannelId(0x30), None, 2);
+        let text = m.encode();
+        assert!(
+            text.contains(&format!(
+                "ns_p2p_peer_send_bytes_total{{chain_id=\"c\",peer_id=\"{id}\",chID=\"0x30\"}} 3"
+            )),
+            "{text}"
+        );
+        o.peer_stopped(&p, &StopReason::Graceful);
         assert!(!m.encode().contains(&id));
     }
 }

@@ -22,8 +22,7 @@ use tokio::sync::watch;
 
 use crate::config::{Config, ConfigError, parse_host_port, rootify};
 use crate::http::{self, Handler, Req, Resp};
-use crate::meter::Metered;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, MetricsObserver};
 use crate::rpc::{NodeView, PeerView};
 use crate::{NodeSetup, VERSION};
 
@@ -162,7 +161,7 @@ impl Reactor for Passive {
     fn receive(
         &self,
         _: mukan_reactor_api::Envelope,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    ) -> Result<(), mukan_reactor_api::ReactorError> {
         Ok(())
     }
 }
@@ -254,11 +253,11 @@ pub(crate) async fn start(setup: &NodeSetup, tuning: &Tuning) -> Result<Running,
     for (name, reactor) in
         reactors(setup, &shared, &book, &book_path, tuning).map_err(|e| e.to_string())?
     {
-        let metered: Arc<dyn Reactor> = Arc::new(Metered::new(reactor, metrics.clone()));
         builder
-            .add_reactor(name, metered)
+            .add_reactor(name, reactor)
             .map_err(|e| format!("reactor {name}: {e}"))?;
     }
+    let observer = MetricsObserver::new(metrics.clone(), &builder.channel_ids());
     let info = node_info(setup, builder.channel_ids());
     info.validate()
         .map_err(|e| format!("our NodeInfo is invalid: {e}"))?;
@@ -278,6 +277,7 @@ pub(crate) async fn start(setup: &NodeSetup, tuning: &Tuning) -> Result<Running,
     let node_info = transport.node_info();
     let switch = builder
         .address_book(shared)
+        .observer(Arc::new(observer))
         .build(transport)
         .map_err(|e| e.to_string())?;
 
@@ -418,9 +418,6 @@ fn metrics_handler(
             }
             let stats = switch.stats();
             metrics.set_peers(stats.peers_inbound, stats.peers_outbound);
-            for (outcome, total) in &stats.dials {
-                metrics.dials_total(outcome, *total);
-            }
             for p in switch.peer_infos() {
                 let pending: usize = p.status.channels.iter().map(|c| c.send_queue_size).sum();
                 metrics.peer_pending(&p.node_info.id, pending as u64);
@@ -759,13 +756,10 @@ pub(crate) mod tests {
         info.id = key.node_id().to_string();
         info.network = chain.into();
         let transport = TcpTransport::new(key, info, mukan_transport::Config::default());
-        let config = mukan_reactor_api::PeerConfig {
-            channels: vec![ChannelDescriptor::new(
-                ChannelId(0x00),
-                std::num::NonZeroU32::MIN,
-            )],
-            is_persistent: Arc::new(|_| false),
-        };
+        let config = mukan_reactor_api::PeerConfig::new(vec![ChannelDescriptor::new(
+            ChannelId(0x00),
+            std::num::NonZeroU32::MIN,
+        )]);
         transport.dial(target, config).await.ok()
     }
 
@@ -863,6 +857,8 @@ pub(crate) mod tests {
                 assert_eq!(keys, want, "{full}");
             }
         }
+        // Exhaustive both ways against the committed list.
+        crate::metrics::tests::assert_golden(&[&a_text, &b_text]);
         assert!(
             b_text.contains("message_type=\"p2p_PexRequest\""),
             "{b_text}"

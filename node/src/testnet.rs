@@ -12,7 +12,7 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use mukan_reactor_api::Switch as _;
+use mukan_reactor_api::Network as _;
 
 use crate::config::Overrides;
 use crate::run::{Running, Tuning};

@@ -1,15 +1,15 @@
 //! [`PexReactor`]: the tokio adapter that feeds the [`PexCore`] from the switch and executes
-//! its [`Action`]s through the [`Switch`] trait.
+//! its [`Action`]s through the switch's [`Network`] and [`Dialer`].
 
 use std::collections::{HashMap, HashSet};
-use std::error::Error;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use mukan_reactor_api::{
-    ChannelDescriptor, DialError, Envelope, NetAddress, NetAddressError, NodeId, ParsedAddress,
-    Peer, Reactor, SharedAddressBook, StopReason, Switch, TrySendError, UnresolvedAddress,
+    ChannelDescriptor, ChannelId, DialError, Dialer, Envelope, NetAddress, NetAddressError,
+    Network, NodeId, ParsedAddress, Peer, Reactor, ReactorError, SharedAddressBook, StopReason,
+    TrySendError, UnresolvedAddress,
 };
 use parking_lot::Mutex;
 use rand::SeedableRng;
@@ -19,8 +19,9 @@ use tokio::task::JoinHandle;
 use crate::core::{
     Action, CoreConfig, DEFAULT_ENSURE_PEERS_PERIOD, DEFAULT_SAVE_INTERVAL,
     DEFAULT_SEED_DISCONNECT_WAIT, DEFAULT_VERIFIED_FRESHNESS, DialOutcome, PeerInfo, PexCore,
+    PexError,
 };
-use crate::msg::{PEX_CHANNEL, channel_descriptor};
+use crate::msg::{DecodeError, MAX_MSG_SIZE, PEX_CHANNEL, channel_descriptor};
 
 /// Saves the address book; run on a blocking thread. The node provides it (it owns the
 /// concrete book and its path): lock, snapshot, unlock, write.
@@ -31,7 +32,7 @@ pub type SaveCallback = Arc<dyn Fn() + Send + Sync>;
 #[non_exhaustive]
 pub struct PexConfig {
     /// `seeds`: `id@host:port` entries. A host name is resolved at every dial of the seed, by
-    /// the switch ([`Switch::dial_parsed_address`], its injected resolver), so a seed whose
+    /// the switch ([`Dialer::dial_parsed_address`], its injected resolver), so a seed whose
     /// name moves to another IP is still found.
     pub seeds: Vec<String>,
     /// `seed_mode`.
@@ -97,7 +98,8 @@ struct Inner {
     /// ([`name_token`]); resolved when dialed.
     named_seeds: HashMap<NetAddress, UnresolvedAddress>,
     override_outbound: Option<usize>,
-    switch: Mutex<Option<Weak<dyn Switch>>>,
+    switch: Mutex<Option<Weak<dyn Network>>>,
+    dialer: Mutex<Option<Weak<dyn Dialer>>>,
     save: Option<SaveCallback>,
     wake: Notify,
     task: Mutex<Option<JoinHandle<()>>>,
@@ -186,6 +188,7 @@ impl PexReactor {
                 named_seeds,
                 override_outbound: config.max_outbound,
                 switch: Mutex::new(None),
+                dialer: Mutex::new(None),
                 save,
                 wake: Notify::new(),
                 task: Mutex::new(None),
@@ -210,8 +213,12 @@ impl PexReactor {
 }
 
 impl Inner {
-    fn switch(&self) -> Option<Arc<dyn Switch>> {
+    fn switch(&self) -> Option<Arc<dyn Network>> {
         self.switch.lock().as_ref().and_then(Weak::upgrade)
+    }
+
+    fn dialer(&self) -> Option<Arc<dyn Dialer>> {
+        self.dialer.lock().as_ref().and_then(Weak::upgrade)
     }
 
     /// Runs `f` on the core with the book locked (short, never across an await); locks in
@@ -251,9 +258,19 @@ impl Inner {
                         Err(_) => self.core.lock().send_failed(&peer, &message),
                     }
                 }
-                Action::StopPeer { peer, reason, .. } => {
+                Action::StopPeer {
+                    peer,
+                    reason,
+                    banned,
+                } => {
+                    tracing::debug!(
+                        target: "mukan_pex",
+                        %peer,
+                        banned,
+                        "stopping peer: {reason}"
+                    );
                     if let Some(s) = &sw {
-                        s.stop_peer_for_error(&peer, Box::new(reason));
+                        s.stop_peer_for_error(&peer, reactor_error(&reason));
                     }
                 }
                 Action::Disconnect { peer } => {
@@ -262,7 +279,7 @@ impl Inner {
                     }
                 }
                 Action::Dial { addr } => {
-                    let Some(s) = sw.clone() else {
+                    let Some(s) = self.dialer() else {
                         continue;
                     };
                     let this = self.clone();
@@ -305,6 +322,31 @@ impl Inner {
                 }
             }
         }
+    }
+}
+
+/// How the switch and its observers see a PEX error (the full error is logged at debug).
+fn reactor_error(e: &PexError) -> ReactorError {
+    let channel = PEX_CHANNEL;
+    let violation = |rule| ReactorError::Violation { channel, rule };
+    match e {
+        PexError::Decode(DecodeError::TooLarge(len)) => ReactorError::TooLarge {
+            channel,
+            len: *len,
+            max: MAX_MSG_SIZE,
+        },
+        PexError::Decode(DecodeError::Protobuf(source)) => ReactorError::Decode {
+            channel,
+            source: source.clone(),
+        },
+        PexError::Decode(DecodeError::InvalidAddress { .. }) => {
+            violation("invalid address in PexAddrs")
+        }
+        PexError::Decode(_) => violation("PEX message with no content"),
+        PexError::RequestTooSoon { .. } => violation("PEX request too soon"),
+        PexError::Unsolicited => violation("unsolicited PexAddrs"),
+        PexError::BadSourceAddress => violation("peer's NodeInfo has no usable address"),
+        PexError::Banned => ReactorError::PeerRefused("peer is banned"),
     }
 }
 
@@ -355,8 +397,12 @@ impl Reactor for PexReactor {
         vec![channel_descriptor()]
     }
 
-    fn set_switch(&self, switch: Weak<dyn Switch>) {
+    fn set_switch(&self, switch: Weak<dyn Network>) {
         *self.inner.switch.lock() = Some(switch);
+    }
+
+    fn set_dialer(&self, dialer: Weak<dyn Dialer>) {
+        *self.inner.dialer.lock() = Some(dialer);
     }
 
     fn on_start(&self) {
@@ -364,7 +410,7 @@ impl Reactor for PexReactor {
         if let Some(sw) = inner.switch() {
             let max = inner
                 .override_outbound
-                .unwrap_or_else(|| sw.max_num_outbound_peers());
+                .unwrap_or_else(|| inner.dialer().map_or(0, |d| d.max_num_outbound_peers()));
             let ours = sw.net_address();
             let mut core = inner.core.lock();
             core.set_max_outbound(max);
@@ -405,7 +451,20 @@ impl Reactor for PexReactor {
         self.inner.core.lock().peer_removed(&peer.id());
     }
 
-    fn receive(&self, envelope: Envelope) -> Result<(), Box<dyn Error + Send + Sync>> {
+    /// `p2p_PexRequest` or `p2p_PexAddrs` (Go's metric label), from the first tag byte of
+    /// the `Message` oneof, without decoding.
+    fn message_type(&self, channel: ChannelId, message: &[u8]) -> Option<&'static str> {
+        if channel != PEX_CHANNEL {
+            return None;
+        }
+        match message.first() {
+            Some(0x0a) => Some("p2p_PexRequest"),
+            Some(0x12) => Some("p2p_PexAddrs"),
+            _ => None,
+        }
+    }
+
+    fn receive(&self, envelope: Envelope) -> Result<(), ReactorError> {
         let info = peer_info(envelope.src.as_ref());
         let acts = self
             .inner

@@ -10,8 +10,8 @@ use mukan_addrbook::{AddrBook, Config};
 use mukan_pex::{PexConfig, PexMessage, PexReactor, SaveCallback, channel_descriptor};
 use mukan_reactor_api::testing::{FakePeer, FakeSwitch, SwitchCall};
 use mukan_reactor_api::{
-    AddressBook, ChannelId, Direction, Envelope, NetAddress, NodeId, NodeInfo, Peer, Reactor,
-    SharedAddressBook, StopReason, Switch,
+    AddressBook, ChannelId, Dialer, Direction, Envelope, NetAddress, Network, NodeId, NodeInfo,
+    Peer, Reactor, ReactorError, SharedAddressBook, StopReason,
 };
 use parking_lot::Mutex;
 use rand::SeedableRng;
@@ -63,8 +63,10 @@ fn setup(config: PexConfig) -> Setup {
         counter.fetch_add(1, Ordering::SeqCst);
     });
     let reactor = PexReactor::new(config, shared, Some(save)).expect("config");
-    let weak: Weak<dyn Switch> = Arc::downgrade(&(switch.clone() as Arc<dyn Switch>));
+    let weak: Weak<dyn Network> = Arc::downgrade(&(switch.clone() as Arc<dyn Network>));
     reactor.set_switch(weak);
+    let weak: Weak<dyn Dialer> = Arc::downgrade(&(switch.clone() as Arc<dyn Dialer>));
+    reactor.set_dialer(weak);
     Setup {
         switch,
         reactor,
@@ -119,16 +121,18 @@ async fn unsolicited_addresses_stop_the_peer_through_the_switch_and_ban_it() {
         calls
             .iter()
             .any(|c| matches!(c, SwitchCall::StopPeerForError(id, why)
-            if *id == addr(1).id() && why.contains("unsolicited"))),
+            if *id == addr(1).id()
+                && *why == ReactorError::Violation {
+                    channel: ChannelId(0),
+                    rule: "unsolicited PexAddrs",
+                })),
         "{calls:?}"
     );
     assert!(s.book.lock().is_banned(&addr(1), SystemTime::now()));
     // The switch reports the removal; state goes and nothing panics.
     let dynp: Arc<dyn Peer> = p;
-    s.reactor.remove_peer(
-        &dynp,
-        &StopReason::Reactor(Arc::new(std::io::Error::other("x"))),
-    );
+    s.reactor
+        .remove_peer(&dynp, &StopReason::Reactor(ReactorError::PeerRefused("x")));
 }
 
 #[tokio::test(start_paused = true)]

@@ -132,11 +132,77 @@ pub enum IncompatibleError {
     },
 }
 
+impl ProtocolVersion {
+    /// The versions CometBFT v0.34–v1.0 nodes announce: p2p 8, block 11, app 0.
+    pub const COMETBFT: Self = Self {
+        p2p: 8,
+        block: 11,
+        app: 0,
+    };
+}
+
 impl NodeInfo {
     /// Largest encoding a node accepts from a peer (Go `maxNodeInfoSize`).
     pub const MAX_SIZE: usize = 10_240;
     /// Most channels an info may list (Go `maxNumChannels`).
     pub const MAX_CHANNELS: usize = 16;
+
+    /// Our own info as node `id` on `network` (the chain ID) named `moniker`, with CometBFT's
+    /// protocol versions ([`ProtocolVersion::COMETBFT`]), `tx_index` off, and no listen
+    /// address, channels, version or RPC address yet: set them with the `with_*` methods (a
+    /// node builder fills the channels from its reactors and the listen address from where it
+    /// listens). Check the result with [`NodeInfo::validate`].
+    ///
+    /// ```
+    /// # use mukan_reactor_api::{ChannelId, NodeId, NodeInfo};
+    /// let info = NodeInfo::new(NodeId([7; 20]), "test-chain", "alpha")
+    ///     .with_listen_addr("tcp://127.0.0.1:26656")
+    ///     .with_channels(vec![ChannelId::PEX]);
+    /// assert!(info.validate().is_ok());
+    /// ```
+    pub fn new(id: NodeId, network: impl Into<String>, moniker: impl Into<String>) -> Self {
+        Self {
+            protocol_version: ProtocolVersion::COMETBFT,
+            id: id.to_string(),
+            listen_addr: String::new(),
+            network: network.into(),
+            version: String::new(),
+            channels: Vec::new(),
+            moniker: moniker.into(),
+            other: Other {
+                tx_index: "off".to_owned(),
+                rpc_address: String::new(),
+            },
+        }
+    }
+
+    /// With `listen_addr` (`tcp://host:port` or `host:port`) as where we accept connections.
+    #[must_use]
+    pub fn with_listen_addr(mut self, listen_addr: impl Into<String>) -> Self {
+        self.listen_addr = listen_addr.into();
+        self
+    }
+
+    /// With `channels` as the channels we serve.
+    #[must_use]
+    pub fn with_channels(mut self, channels: Vec<ChannelId>) -> Self {
+        self.channels = channels;
+        self
+    }
+
+    /// With `version` as our software version.
+    #[must_use]
+    pub fn with_version(mut self, version: impl Into<String>) -> Self {
+        self.version = version.into();
+        self
+    }
+
+    /// With `rpc_address` as our RPC listen address (`other.rpc_address`).
+    #[must_use]
+    pub fn with_rpc_address(mut self, rpc_address: impl Into<String>) -> Self {
+        self.other.rpc_address = rpc_address.into();
+        self
+    }
 
     /// Encodes as a `DefaultNodeInfo` protobuf, byte for byte as gogoproto does (fields 1 and
     /// 8 always present, the others only when non-empty). No length prefix.

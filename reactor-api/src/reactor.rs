@@ -1,11 +1,10 @@
-//! The [`Reactor`] trait and why a peer stops ([`StopReason`]).
+//! The [`Reactor`] trait and how a reactor refuses a message or reports a peer
+//! ([`ReactorError`]).
 
 use std::any::Any;
-use std::error::Error;
-use std::fmt;
 use std::sync::{Arc, Weak};
 
-use crate::{ChannelDescriptor, ChannelId, Envelope, Peer, Switch};
+use crate::{ChannelDescriptor, ChannelId, Dialer, Envelope, Network, Peer, StopReason};
 
 /// A protocol running over the p2p layer on its own channels (Go `p2p.Reactor`).
 ///
@@ -15,16 +14,24 @@ use crate::{ChannelDescriptor, ChannelId, Envelope, Peer, Switch};
 ///
 /// Every method except [`Reactor::channels`] and [`Reactor::receive`] has a no-op default
 /// (Go `BaseReactor`). A registered reactor can be reached as its concrete type with
-/// [`downcast_reactor`] (or `Switch::reactor_as`).
+/// [`downcast_reactor`] (or `Network::reactor_as`).
 pub trait Reactor: Any + Send + Sync + 'static {
     /// The channels this reactor owns. Called once, at registration; every message arriving
     /// on one of them is delivered to [`Reactor::receive`].
     fn channels(&self) -> Vec<ChannelDescriptor>;
 
-    /// Gives the reactor the switch it is registered with (once, after
-    /// [`Reactor::channels`]). Weak, because the switch owns the reactor.
-    fn set_switch(&self, switch: Weak<dyn Switch>) {
+    /// Gives the reactor the switch it is registered with, as the data plane every reactor
+    /// uses ([`Network`]: peers, broadcast, stopping a peer), once, after
+    /// [`Reactor::channels`]. Weak, because the switch owns the reactor.
+    fn set_switch(&self, switch: Weak<dyn Network>) {
         let _ = switch;
+    }
+
+    /// Gives the reactor the switch's dialing side ([`Dialer`]), right after
+    /// [`Reactor::set_switch`]. Only a reactor that decides whom to connect to (PEX) needs
+    /// it; the default ignores it.
+    fn set_dialer(&self, dialer: Weak<dyn Dialer>) {
+        let _ = dialer;
     }
 
     /// The switch starts (Go `OnStart`). Start background work here.
@@ -59,150 +66,92 @@ pub trait Reactor: Any + Send + Sync + 'static {
     /// the envelope.
     ///
     /// # Errors
-    /// Return an error when the message is malformed or not allowed; the switch then stops the
-    /// peer for that error (Go: an unmarshal panic, recovered as a peer error).
-    fn receive(&self, envelope: Envelope) -> Result<(), Box<dyn Error + Send + Sync>>;
+    /// A [`ReactorError`] when the message is malformed or not allowed; the switch then stops
+    /// the peer for it ([`StopReason::Reactor`]; Go: an unmarshal panic, recovered as a peer
+    /// error).
+    fn receive(&self, envelope: Envelope) -> Result<(), ReactorError>;
 
     /// Looks at a message's raw bytes before [`Reactor::receive`] (Go's message-bytes filter):
     /// a cheap check that refuses a message without decoding it. The default lets every
     /// message through.
     ///
     /// # Errors
-    /// Return an error to refuse the message: it is dropped without reaching
-    /// [`Reactor::receive`] and the switch stops the peer for that error.
-    fn filter(
-        &self,
-        channel: ChannelId,
-        message: &[u8],
-    ) -> Result<(), Box<dyn Error + Send + Sync>> {
+    /// A [`ReactorError`] to refuse the message: it is dropped without reaching
+    /// [`Reactor::receive`] and the switch stops the peer for it.
+    fn filter(&self, channel: ChannelId, message: &[u8]) -> Result<(), ReactorError> {
         let _ = (channel, message);
         Ok(())
     }
+
+    /// The type of `message` on `channel` as a stable label, e.g. `p2p_PexRequest` (Go's
+    /// `pkg_Type` metric label), or `None` when the reactor does not say. Called by the switch
+    /// for every message sent and received on the reactor's channels, to label what it
+    /// reports to its [`Observer`](crate::Observer): it must be cheap (look at a tag byte, do
+    /// not decode). The default says nothing.
+    fn message_type(&self, channel: ChannelId, message: &[u8]) -> Option<&'static str> {
+        let _ = (channel, message);
+        None
+    }
 }
 
-/// Why a peer was stopped, as passed to [`Reactor::remove_peer`] and reported by a peer's
-/// inbox ([`InboxItem::Stopped`](crate::InboxItem::Stopped)).
+/// Why a reactor refused a message or reports a peer ([`Reactor::receive`],
+/// [`Reactor::filter`], [`Network::stop_peer_for_error`]); the switch stops the peer with
+/// [`StopReason::Reactor`].
 ///
-/// Typed so that the switch and PEX decide "ban" or "redial" without parsing strings:
-/// [`StopReason::is_misbehaviour`] and [`StopReason::redial`].
-#[derive(Clone, Debug)]
+/// Classified by what happened, so that observers and policies act on the variant; the
+/// reactor's own detailed error stays with the reactor (it may log it).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum StopReason {
-    /// The peer closed the connection between messages.
-    ClosedByPeer,
-    /// Reading or writing the socket failed.
-    Io(Arc<std::io::Error>),
-    /// The peer broke the wire protocol (undecodable or oversized packet, unknown channel,
-    /// a stream cut in the middle of a message).
-    Protocol(Arc<dyn Error + Send + Sync>),
-    /// A deadline passed.
-    Timeout(TimeoutKind),
-    /// A channel's receive budget stayed full longer than the stall timeout: our side did not
-    /// keep up. Not the peer's fault; not a reason to ban.
-    SlowReceiver {
-        /// The channel whose budget was full.
+pub enum ReactorError {
+    /// The bytes are not a message of the channel: invalid protobuf.
+    #[error("malformed message on channel {channel}: {source}")]
+    Decode {
+        /// The channel.
+        channel: ChannelId,
+        /// The decoder's error.
+        source: prost::DecodeError,
+    },
+    /// The message is larger than the reactor allows.
+    #[error("message of {len} bytes on channel {channel} exceeds {max}")]
+    TooLarge {
+        /// The channel.
+        channel: ChannelId,
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The message decodes but breaks the reactor's protocol (no known content, an invalid
+    /// field, a request too soon, a reply nobody asked for). `rule` names the rule broken, in
+    /// fixed words.
+    #[error("{rule} (channel {channel})")]
+    Violation {
+        /// The channel.
+        channel: ChannelId,
+        /// The rule broken, e.g. `"unsolicited PexAddrs"`.
+        rule: &'static str,
+    },
+    /// The reactor's policy refuses the peer itself (banned, or not wanted), whatever it sends.
+    #[error("peer refused by the reactor: {0}")]
+    PeerRefused(&'static str),
+    /// The reactor panicked on a message of `channel` (the switch recovers it and stops the
+    /// peer, as Go's receive routine does).
+    #[error("the reactor of channel {channel} panicked on a message")]
+    Panicked {
+        /// The channel.
         channel: ChannelId,
     },
-    /// A reactor reported the peer ([`Switch::stop_peer_for_error`], or an error returned by
-    /// [`Reactor::receive`]).
-    Reactor(Arc<dyn Error + Send + Sync>),
-    /// The peer's ID or IP is on the deny list.
-    Denied,
-    /// Stopped on purpose ([`Switch::stop_peer_gracefully`]).
-    Graceful,
-    /// The switch is shutting down.
-    Shutdown,
-}
-
-/// Which deadline passed ([`StopReason::Timeout`], `TransportError::Timeout`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum TimeoutKind {
-    /// Establishing the TCP connection.
-    Dial,
-    /// A connection filter did not answer.
-    Filter,
-    /// The secret-connection handshake.
-    Handshake,
-    /// The `NodeInfo` exchange.
-    NodeInfo,
-    /// No pong arrived in time after a ping.
-    Pong,
-    /// The peer stopped reading: our writes made no progress in time.
-    Write,
-    /// Flushing the send queues on a graceful stop.
-    Flush,
-}
-
-impl fmt::Display for TimeoutKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Dial => "dial",
-            Self::Filter => "connection filter",
-            Self::Handshake => "secret-connection handshake",
-            Self::NodeInfo => "NodeInfo exchange",
-            Self::Pong => "pong",
-            Self::Write => "write",
-            Self::Flush => "flush",
-        })
-    }
-}
-
-impl StopReason {
-    /// The peer misbehaved (broke the protocol or was reported by a reactor): grounds to ban.
-    pub fn is_misbehaviour(&self) -> bool {
-        matches!(self, Self::Protocol(_) | Self::Reactor(_))
-    }
-
-    /// A persistent peer stopped for this reason is redialed: everything but a graceful stop,
-    /// a shutdown and the deny list.
-    pub fn redial(&self) -> bool {
-        !matches!(self, Self::Graceful | Self::Shutdown | Self::Denied)
-    }
-
-    /// A short stable label for metrics (`peer_stops{reason}`).
-    pub fn label(&self) -> &'static str {
-        match self {
-            Self::ClosedByPeer => "closed_by_peer",
-            Self::Io(_) => "io",
-            Self::Protocol(_) => "protocol",
-            Self::Timeout(_) => "timeout",
-            Self::SlowReceiver { .. } => "slow_receiver",
-            Self::Reactor(_) => "reactor",
-            Self::Denied => "denied",
-            Self::Graceful => "graceful",
-            Self::Shutdown => "shutdown",
-        }
-    }
-}
-
-impl fmt::Display for StopReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::ClosedByPeer => f.write_str("connection closed by peer"),
-            Self::Io(e) => write!(f, "i/o error: {e}"),
-            Self::Protocol(e) => write!(f, "protocol violation: {e}"),
-            Self::Timeout(k) => write!(f, "{k} timeout"),
-            Self::SlowReceiver { channel } => {
-                write!(f, "slow receiver: channel {channel} budget stayed full")
-            }
-            Self::Reactor(e) => write!(f, "reported by a reactor: {e}"),
-            Self::Denied => f.write_str("on the deny list"),
-            Self::Graceful => f.write_str("stopped gracefully"),
-            Self::Shutdown => f.write_str("switch shut down"),
-        }
-    }
 }
 
 /// `reactor` as its concrete type `R`, if it is one.
 ///
 /// ```
 /// # use std::sync::Arc;
-/// # use mukan_reactor_api::{downcast_reactor, ChannelDescriptor, Envelope, Reactor};
+/// # use mukan_reactor_api::{downcast_reactor, ChannelDescriptor, Envelope, Reactor, ReactorError};
 /// struct Mine;
 /// impl Reactor for Mine {
 ///     fn channels(&self) -> Vec<ChannelDescriptor> { Vec::new() }
-///     fn receive(&self, _: Envelope) -> Result<(), Box<dyn std::error::Error + Send + Sync>> { Ok(()) }
+///     fn receive(&self, _: Envelope) -> Result<(), ReactorError> { Ok(()) }
 /// }
 /// let r: Arc<dyn Reactor> = Arc::new(Mine);
 /// assert!(downcast_reactor::<Mine>(r).is_some());

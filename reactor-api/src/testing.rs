@@ -6,7 +6,6 @@
 //! - [`FakeSwitch`] records what a reactor asks of the switch.
 
 use std::collections::HashMap;
-use std::error::Error;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
 use std::pin::Pin;
@@ -17,9 +16,9 @@ use bytes::Bytes;
 use mukan_node_key::NodeId;
 
 use crate::{
-    BroadcastOutcome, BroadcastReport, ChannelDescriptor, ChannelId, DialError, Direction,
-    Envelope, NetAddress, NodeInfo, ParsedAddress, Peer, PeerCounts, PeerData, PeerStatus, Reactor,
-    SendError, StopReason, Switch, TrySendError,
+    BroadcastOutcome, BroadcastReport, ChannelDescriptor, ChannelId, DialError, Dialer, Direction,
+    Envelope, NetAddress, Network, NodeInfo, ParsedAddress, Peer, PeerCounts, PeerData, PeerStatus,
+    Reactor, ReactorError, SendError, StopReason, TrySendError,
 };
 
 /// One call made to a [`RecordingReactor`].
@@ -29,6 +28,8 @@ pub enum ReactorCall {
     Channels,
     /// [`Reactor::set_switch`].
     SetSwitch,
+    /// [`Reactor::set_dialer`].
+    SetDialer,
     /// [`Reactor::on_start`].
     OnStart,
     /// [`Reactor::on_stop`].
@@ -109,8 +110,12 @@ impl Reactor for RecordingReactor {
         self.channels.clone()
     }
 
-    fn set_switch(&self, _switch: Weak<dyn Switch>) {
+    fn set_switch(&self, _switch: Weak<dyn Network>) {
         self.record(ReactorCall::SetSwitch);
+    }
+
+    fn set_dialer(&self, _dialer: Weak<dyn Dialer>) {
+        self.record(ReactorCall::SetDialer);
     }
 
     fn on_start(&self) {
@@ -133,14 +138,18 @@ impl Reactor for RecordingReactor {
         self.record(ReactorCall::RemovePeer(peer.id(), reason.to_string()));
     }
 
-    fn receive(&self, envelope: Envelope) -> Result<(), Box<dyn Error + Send + Sync>> {
+    fn receive(&self, envelope: Envelope) -> Result<(), ReactorError> {
+        let channel = envelope.channel;
         self.record(ReactorCall::Receive {
             peer: envelope.src.id(),
-            channel: envelope.channel,
+            channel,
             message: envelope.message,
         });
         if self.refuse.load(Ordering::SeqCst) {
-            return Err("message refused by RecordingReactor".into());
+            return Err(ReactorError::Violation {
+                channel,
+                rule: "message refused by RecordingReactor",
+            });
         }
         Ok(())
     }
@@ -169,6 +178,7 @@ pub fn check_grammar(trace: &[ReactorCall]) -> Result<(), GrammarViolation> {
     enum Phase {
         Registering,
         Registered,
+        Dialer,
         Started,
         Stopped,
     }
@@ -198,6 +208,12 @@ pub fn check_grammar(trace: &[ReactorCall]) -> Result<(), GrammarViolation> {
                     return fail("set_switch comes once, before on_start");
                 }
                 phase = Phase::Registered;
+            }
+            ReactorCall::SetDialer => {
+                if phase != Phase::Registered {
+                    return fail("set_dialer comes once, right after set_switch");
+                }
+                phase = Phase::Dialer;
             }
             ReactorCall::OnStart => {
                 if phase == Phase::Started || phase == Phase::Stopped {
@@ -388,22 +404,22 @@ impl Peer for FakePeer {
 /// One call made to a [`FakeSwitch`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SwitchCall {
-    /// [`Switch::broadcast`].
+    /// [`Network::broadcast`].
     Broadcast(ChannelId, Bytes),
-    /// [`Switch::stop_peer_for_error`], with the reason's `Display`.
-    StopPeerForError(NodeId, String),
-    /// [`Switch::stop_peer_gracefully`].
+    /// [`Network::stop_peer_for_error`], with the reason.
+    StopPeerForError(NodeId, ReactorError),
+    /// [`Network::stop_peer_gracefully`].
     StopPeerGracefully(NodeId),
-    /// [`Switch::mark_peer_as_good`].
+    /// [`Network::mark_peer_as_good`].
     MarkPeerAsGood(NodeId),
-    /// [`Switch::dial_peer_with_address`].
+    /// [`Dialer::dial_peer_with_address`].
     Dial(NetAddress),
 }
 
 /// A switch that records what reactors ask of it. Peers and reactors are added by the test;
 /// dials succeed without connecting anything; a stopped peer is removed from the peer list.
 /// Host names resolve through a table the test sets ([`FakeSwitch::set_host`]), looked up at
-/// every [`Switch::dial_parsed_address`].
+/// every [`Dialer::dial_parsed_address`]. It is both the [`Network`] and the [`Dialer`].
 pub struct FakeSwitch {
     address: NetAddress,
     hosts: Mutex<HashMap<String, IpAddr>>,
@@ -447,12 +463,12 @@ impl FakeSwitch {
         lock(&self.reactors).insert(name.to_owned(), reactor);
     }
 
-    /// Sets the number of dials in progress reported by [`Switch::num_peers`].
+    /// Sets the number of dials in progress reported by [`Network::num_peers`].
     pub fn set_dialing(&self, n: usize) {
         *lock(&self.dialing) = n;
     }
 
-    /// Sets what [`Switch::max_num_outbound_peers`] reports (10 by default).
+    /// Sets what [`Dialer::max_num_outbound_peers`] reports (10 by default).
     pub fn set_max_outbound(&self, n: usize) {
         *lock(&self.max_outbound) = n;
     }
@@ -485,7 +501,7 @@ impl FakeSwitch {
     }
 }
 
-impl Switch for FakeSwitch {
+impl Network for FakeSwitch {
     fn net_address(&self) -> NetAddress {
         self.address
     }
@@ -508,10 +524,6 @@ impl Switch for FakeSwitch {
         }
     }
 
-    fn max_num_outbound_peers(&self) -> usize {
-        *lock(&self.max_outbound)
-    }
-
     fn broadcast(&self, channel: ChannelId, message: Bytes) -> BroadcastReport {
         self.record(SwitchCall::Broadcast(channel, message.clone()));
         let outcomes = self
@@ -530,8 +542,8 @@ impl Switch for FakeSwitch {
         BroadcastReport { outcomes }
     }
 
-    fn stop_peer_for_error(&self, id: &NodeId, reason: Box<dyn Error + Send + Sync>) {
-        self.record(SwitchCall::StopPeerForError(*id, reason.to_string()));
+    fn stop_peer_for_error(&self, id: &NodeId, reason: ReactorError) {
+        self.record(SwitchCall::StopPeerForError(*id, reason));
         self.remove(id);
     }
 
@@ -546,6 +558,12 @@ impl Switch for FakeSwitch {
 
     fn reactor(&self, name: &str) -> Option<Arc<dyn Reactor>> {
         lock(&self.reactors).get(name).cloned()
+    }
+}
+
+impl Dialer for FakeSwitch {
+    fn max_num_outbound_peers(&self) -> usize {
+        *lock(&self.max_outbound)
     }
 
     fn is_dialing_or_existing_address(&self, addr: &NetAddress) -> bool {
@@ -605,6 +623,7 @@ mod tests {
         let trace = vec![
             Channels,
             SetSwitch,
+            SetDialer,
             OnStart,
             InitPeer(id(1)),
             recv(1),
@@ -651,6 +670,8 @@ mod tests {
             (vec![OnStart, InitPeer(id(1)), OnStop], 2),
             (vec![OnStart, OnStart], 1),
             (vec![OnStart, SetSwitch], 1),
+            (vec![Channels, SetDialer], 1),
+            (vec![Channels, SetSwitch, SetDialer, SetDialer], 3),
             (vec![OnStart, OnStop, InitPeer(id(1))], 2),
         ];
         for (trace, at) in bad {
@@ -697,11 +718,9 @@ mod tests {
                 dialing: 0
             }
         );
-        sw.stop_peer_for_error(&id(1), "bad".into());
+        let bad = ReactorError::PeerRefused("bad");
+        sw.stop_peer_for_error(&id(1), bad.clone());
         assert!(sw.peer(&id(1)).is_none());
-        assert_eq!(
-            sw.calls(),
-            vec![SwitchCall::StopPeerForError(id(1), "bad".into())]
-        );
+        assert_eq!(sw.calls(), vec![SwitchCall::StopPeerForError(id(1), bad)]);
     }
 }

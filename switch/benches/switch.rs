@@ -27,9 +27,10 @@ use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use mukan_node_key::NodeKey;
 use mukan_reactor_api::{
-    ChannelDescriptor, ChannelId, Direction, Envelope, InboxItem, ManagedPeer, NetAddress, NodeId,
-    NodeInfo, Other, Peer, PeerConfig, PeerData, PeerInbox, PeerStatus, ProtocolVersion, Reactor,
-    RecvBudget, SendError, StopReason, Switch as _, Transport, TransportError, TrySendError,
+    ChannelDescriptor, ChannelId, Dialer as _, Direction, Envelope, InboxItem, ManagedPeer,
+    NetAddress, Network as _, NodeId, NodeInfo, Other, Peer, PeerConfig, PeerData, PeerInbox,
+    PeerStatus, ProtocolVersion, Reactor, RecvBudget, SendError, StopReason, Transport,
+    TransportError, TrySendError,
 };
 use mukan_switch::{Builder, Config, Switch};
 use mukan_transport::TcpTransport;
@@ -55,7 +56,7 @@ impl Reactor for Counter {
     fn remove_peer(&self, _: &Arc<dyn Peer>, _: &StopReason) {
         self.removed.fetch_add(1, Ordering::Release);
     }
-    fn receive(&self, _: Envelope) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    fn receive(&self, _: Envelope) -> Result<(), mukan_reactor_api::ReactorError> {
         let n = self.received.fetch_add(1, Ordering::AcqRel) + 1;
         if n == self.target.load(Ordering::Acquire) {
             self.reached.notify_one();
@@ -220,13 +221,13 @@ impl Peer for ReadyPeer {
 }
 
 impl ManagedPeer for ReadyPeer {
-    fn start(&self) -> Result<Box<dyn PeerInbox>, TransportError> {
+    fn start(&self) -> Result<Box<dyn PeerInbox>, StopReason> {
         let items = self
             .items
             .lock()
             .unwrap()
             .take()
-            .ok_or(TransportError::Closed)?;
+            .ok_or(StopReason::ClosedByPeer)?;
         Ok(Box::new(ReadyInbox(items)))
     }
     fn stop(&self) {}
@@ -263,9 +264,6 @@ impl Transport for QueueTransport {
                 .await
                 .ok_or(TransportError::Closed)
         })
-    }
-    fn cleanup(&self, peer: &dyn ManagedPeer) {
-        peer.stop();
     }
     fn close(&self) {}
 }

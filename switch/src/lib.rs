@@ -29,8 +29,8 @@
 //!   code runs.
 //!
 //! [`Transport`]: mukan_reactor_api::Transport
-//! [`stop_peer_for_error`]: mukan_reactor_api::Switch::stop_peer_for_error
-//! [`stop_peer_gracefully`]: mukan_reactor_api::Switch::stop_peer_gracefully
+//! [`stop_peer_for_error`]: mukan_reactor_api::Network::stop_peer_for_error
+//! [`stop_peer_gracefully`]: mukan_reactor_api::Network::stop_peer_gracefully
 //!
 //! # Deviations from Go
 //! See `README.md`: persistence by ID, the simultaneous-dial tie-break, the outbound limit on
@@ -50,6 +50,7 @@
 mod backoff;
 mod config;
 mod eviction;
+mod log;
 mod peer_set;
 mod resolver;
 mod routing;
@@ -62,7 +63,8 @@ pub use backoff::{
 };
 pub use config::{Config, Error};
 pub use eviction::{Candidate as EvictionCandidate, Protection, select_victim};
+pub use mukan_reactor_api::DialOutcome;
 pub use peer_set::PeerInfo;
 pub use resolver::{Resolver, TokioResolver};
-pub use stats::{ChannelStats, DialOutcome, Stats};
+pub use stats::{ChannelStats, Stats};
 pub use switch::{Builder, Switch};

@@ -4,21 +4,21 @@
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::Waker;
 use std::time::Duration;
 
 use bytes::Bytes;
 use mukan_reactor_api::{
-    ChannelId, Direction, ManagedPeer, NetAddress, NodeId, NodeInfo, Peer, PeerData, PeerStatus,
-    SendError, StopReason, TrySendError,
+    ChannelId, Direction, IgnoredPeer, ManagedPeer, NetAddress, NodeId, NodeInfo, Observer, Peer,
+    PeerData, PeerObserver, PeerStatus, SendError, StopReason, TrySendError,
 };
 use parking_lot::Mutex;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::stats::Counters;
+use crate::routing::Routes;
 
 /// Where a connection is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,6 +49,8 @@ pub(crate) struct Conn {
     pub(crate) id: NodeId,
     pub(crate) peer: Arc<dyn ManagedPeer>,
     pub(crate) handle: Arc<dyn Peer>,
+    /// Where the connection's traffic is reported (shared with the handle).
+    pub(crate) traffic: Arc<Traffic>,
     pub(crate) direction: Direction,
     pub(crate) unconditional: bool,
     pub(crate) persistent: bool,
@@ -71,23 +73,31 @@ impl Conn {
     pub(crate) fn new(
         seq: u64,
         peer: Arc<dyn ManagedPeer>,
-        counters: Arc<Counters>,
+        observer: &dyn Observer,
+        routes: Arc<Routes>,
         unconditional: bool,
         persistent: bool,
         direction: Direction,
         socket_addr: NetAddress,
         id: NodeId,
     ) -> Self {
-        let handle: Arc<dyn Peer> = Arc::new(PeerHandle {
+        let traffic = Arc::new(Traffic {
+            observer: OnceLock::new(),
+            routes,
+        });
+        let handle = Arc::new(PeerHandle {
             peer: peer.clone(),
-            counters,
+            traffic: traffic.clone(),
             persistent,
         });
+        // The observer sees the reactor-facing handle (with the switch's idea of persistence).
+        let _ = traffic.observer.set(observer.peer_connected(&*handle));
         Self {
             seq,
             id,
             peer,
             handle,
+            traffic,
             direction,
             unconditional,
             persistent,
@@ -181,11 +191,34 @@ impl Conn {
     }
 }
 
+/// Where one connection's traffic is reported: its observer handle, and the routes that say
+/// each message's type.
+pub(crate) struct Traffic {
+    /// Set once, right after the handle is built (the observer is shown the handle).
+    observer: OnceLock<Box<dyn PeerObserver>>,
+    routes: Arc<Routes>,
+}
+
+impl Traffic {
+    /// The connection's observer handle.
+    pub(crate) fn observer(&self) -> &dyn PeerObserver {
+        match self.observer.get() {
+            Some(o) => &**o,
+            None => &IgnoredPeer,
+        }
+    }
+
+    fn sent(&self, channel: ChannelId, message: &Bytes) {
+        let message_type = self.routes.message_type(channel, message);
+        self.observer().sent(channel, message_type, message.len());
+    }
+}
+
 /// The [`Peer`] handed to reactors: the transport's peer, with the switch's idea of
-/// persistence and the switch's send counters.
+/// persistence, reporting every message queued through it to the connection's observer.
 struct PeerHandle {
     peer: Arc<dyn ManagedPeer>,
-    counters: Arc<Counters>,
+    traffic: Arc<Traffic>,
     persistent: bool,
 }
 
@@ -220,20 +253,20 @@ impl Peer for PeerHandle {
         message: Bytes,
     ) -> Pin<Box<dyn Future<Output = Result<(), SendError>> + Send + '_>> {
         Box::pin(async move {
-            let len = message.len();
+            let copy = message.clone();
             let result = self.peer.send(channel, message).await;
             if result.is_ok() {
-                self.counters.sent(channel, len);
+                self.traffic.sent(channel, &copy);
             }
             result
         })
     }
 
     fn try_send(&self, channel: ChannelId, message: Bytes) -> Result<(), TrySendError> {
-        let len = message.len();
+        let copy = message.clone();
         let result = self.peer.try_send(channel, message);
         if result.is_ok() {
-            self.counters.sent(channel, len);
+            self.traffic.sent(channel, &copy);
         }
         result
     }

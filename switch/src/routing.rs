@@ -91,6 +91,12 @@ impl Routes {
         self.reactors.get(usize::from(index)).map(|(_, r)| r)
     }
 
+    /// The type of `message` on `channel`, as the reactor owning the channel says
+    /// ([`Reactor::message_type`]).
+    pub(crate) fn message_type(&self, channel: ChannelId, message: &[u8]) -> Option<&'static str> {
+        self.route(channel)?.message_type(channel, message)
+    }
+
     /// Every channel, in registration order.
     pub(crate) fn channels(&self) -> &[ChannelDescriptor] {
         &self.channels
@@ -119,7 +125,7 @@ mod tests {
                 .map(|&c| ChannelDescriptor::new(ChannelId(c), NonZeroU32::MIN))
                 .collect()
         }
-        fn receive(&self, _: Envelope) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        fn receive(&self, _: Envelope) -> Result<(), mukan_reactor_api::ReactorError> {
             Ok(())
         }
     }

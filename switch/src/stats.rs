@@ -1,4 +1,5 @@
-//! Counters the node exports as metrics, and their snapshot [`Stats`].
+//! The switch's own counters, kept as one [`Observer`] among the switch's observers, and
+//! their snapshot [`Stats`].
 
 #![cfg_attr(
     not(test),
@@ -9,9 +10,13 @@
 )]
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use mukan_reactor_api::ChannelId;
+use mukan_reactor_api::{
+    AdmissionRefusal, ChannelId, DialError, DialOutcome, Observer, ParsedAddress, Peer,
+    PeerObserver, StopReason, TransportError,
+};
 use parking_lot::Mutex;
 
 /// A snapshot of the switch's counters ([`Switch::stats`](crate::Switch::stats)). Counters
@@ -30,6 +35,10 @@ pub struct Stats {
     /// Inbound peers refused by the switch, by reason (`limit`, `denied`, `duplicate`,
     /// `not_running`).
     pub inbound_refused: BTreeMap<&'static str, u64>,
+    /// Inbound connections that failed before becoming a peer (their upgrade failed, timed
+    /// out, or the transport refused them), by `TransportError::label` (`timeout`, `io`,
+    /// `auth_failure`, `denied`, `duplicate`, …).
+    pub inbound_failed: BTreeMap<&'static str, u64>,
     /// Stopped peers by reason (`StopReason::label`).
     pub peer_stops: BTreeMap<&'static str, u64>,
     /// Traffic of each registered channel, in registration order.
@@ -53,67 +62,6 @@ pub struct ChannelStats {
     pub sent_bytes: u64,
 }
 
-/// How a dial ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum DialOutcome {
-    /// Connected and handed to the peer's task.
-    Connected,
-    /// Already connected or being dialed.
-    Duplicate,
-    /// The ID or IP is on the deny list.
-    Denied,
-    /// The transport failed (I/O) or the switch refused the upgraded peer.
-    Failed,
-    /// The outbound limit was reached.
-    OutboundLimit,
-    /// The transport rejected the connection (authentication, incompatible, filtered…).
-    Rejected,
-    /// The address was our own.
-    SelfAddress,
-    /// A stage of the dial timed out.
-    Timeout,
-    /// The host name did not resolve.
-    Unresolved,
-    /// The switch was not running.
-    NotRunning,
-}
-
-impl DialOutcome {
-    /// A stable metrics label.
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Connected => "connected",
-            Self::Duplicate => "duplicate",
-            Self::Denied => "denied",
-            Self::Failed => "failed",
-            Self::OutboundLimit => "outbound_limit",
-            Self::Rejected => "rejected",
-            Self::SelfAddress => "self",
-            Self::Timeout => "timeout",
-            Self::Unresolved => "unresolved",
-            Self::NotRunning => "not_running",
-        }
-    }
-
-    const ALL: [Self; 10] = [
-        Self::Connected,
-        Self::Duplicate,
-        Self::Denied,
-        Self::Failed,
-        Self::OutboundLimit,
-        Self::Rejected,
-        Self::SelfAddress,
-        Self::Timeout,
-        Self::Unresolved,
-        Self::NotRunning,
-    ];
-
-    fn index(self) -> usize {
-        Self::ALL.iter().position(|o| *o == self).unwrap_or(0)
-    }
-}
-
 #[derive(Default)]
 struct ChannelCounters {
     received_messages: AtomicU64,
@@ -122,9 +70,9 @@ struct ChannelCounters {
     sent_bytes: AtomicU64,
 }
 
-/// The live counters.
+/// The live counters: an [`Observer`] of the switch.
 pub(crate) struct Counters {
-    channels: Box<[ChannelCounters]>,
+    channels: Arc<[ChannelCounters]>,
     dials: [AtomicU64; DialOutcome::ALL.len()],
     labelled: Mutex<Labelled>,
 }
@@ -133,6 +81,68 @@ pub(crate) struct Counters {
 struct Labelled {
     peer_stops: BTreeMap<&'static str, u64>,
     inbound_refused: BTreeMap<&'static str, u64>,
+    inbound_failed: BTreeMap<&'static str, u64>,
+}
+
+/// Counts one peer's traffic into the per-channel counters.
+struct ChannelTraffic(Arc<[ChannelCounters]>);
+
+impl PeerObserver for ChannelTraffic {
+    fn received(&self, channel: ChannelId, _: Option<&'static str>, bytes: usize) {
+        let c = &self.0[usize::from(channel.0)];
+        c.received_messages.fetch_add(1, Ordering::Relaxed);
+        c.received_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    fn sent(&self, channel: ChannelId, _: Option<&'static str>, bytes: usize) {
+        let c = &self.0[usize::from(channel.0)];
+        c.sent_messages.fetch_add(1, Ordering::Relaxed);
+        c.sent_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+}
+
+impl Observer for Counters {
+    fn peer_connected(&self, _: &dyn Peer) -> Box<dyn PeerObserver> {
+        Box::new(ChannelTraffic(self.channels.clone()))
+    }
+
+    fn peer_stopped(&self, _: &dyn Peer, reason: &StopReason) {
+        *self
+            .labelled
+            .lock()
+            .peer_stops
+            .entry(reason.label())
+            .or_default() += 1;
+    }
+
+    fn dial_finished(&self, _: &ParsedAddress, result: &Result<(), DialError>) {
+        self.dials[index(DialOutcome::of(result))].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn inbound_failed(&self, error: &TransportError) {
+        *self
+            .labelled
+            .lock()
+            .inbound_failed
+            .entry(error.label())
+            .or_default() += 1;
+    }
+
+    fn inbound_refused(&self, _: &dyn Peer, refusal: AdmissionRefusal) {
+        *self
+            .labelled
+            .lock()
+            .inbound_refused
+            .entry(refusal.label())
+            .or_default() += 1;
+    }
+}
+
+fn index(outcome: DialOutcome) -> usize {
+    DialOutcome::ALL
+        .iter()
+        .position(|o| *o == outcome)
+        .unwrap_or(0)
 }
 
 impl Counters {
@@ -144,43 +154,6 @@ impl Counters {
         }
     }
 
-    pub(crate) fn received(&self, channel: ChannelId, bytes: usize) {
-        let c = &self.channels[usize::from(channel.0)];
-        c.received_messages.fetch_add(1, Ordering::Relaxed);
-        c.received_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
-    }
-
-    pub(crate) fn sent(&self, channel: ChannelId, bytes: usize) {
-        self.sent_many(channel, bytes, 1);
-    }
-
-    pub(crate) fn sent_many(&self, channel: ChannelId, bytes: usize, messages: u64) {
-        if messages == 0 {
-            return;
-        }
-        let c = &self.channels[usize::from(channel.0)];
-        c.sent_messages.fetch_add(messages, Ordering::Relaxed);
-        c.sent_bytes
-            .fetch_add((bytes as u64).saturating_mul(messages), Ordering::Relaxed);
-    }
-
-    pub(crate) fn dial(&self, outcome: DialOutcome) {
-        self.dials[outcome.index()].fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn peer_stop(&self, label: &'static str) {
-        *self.labelled.lock().peer_stops.entry(label).or_default() += 1;
-    }
-
-    pub(crate) fn inbound_refused(&self, label: &'static str) {
-        *self
-            .labelled
-            .lock()
-            .inbound_refused
-            .entry(label)
-            .or_default() += 1;
-    }
-
     pub(crate) fn snapshot(&self, channels: &[ChannelId]) -> Stats {
         let labelled = self.labelled.lock();
         Stats {
@@ -189,10 +162,11 @@ impl Counters {
             dialing: 0,
             dials: DialOutcome::ALL
                 .iter()
-                .map(|o| (o.label(), self.dials[o.index()].load(Ordering::Relaxed)))
+                .map(|o| (o.label(), self.dials[index(*o)].load(Ordering::Relaxed)))
                 .filter(|(_, n)| *n > 0)
                 .collect(),
             inbound_refused: labelled.inbound_refused.clone(),
+            inbound_failed: labelled.inbound_failed.clone(),
             peer_stops: labelled.peer_stops.clone(),
             channels: channels
                 .iter()
@@ -217,14 +191,29 @@ mod tests {
 
     #[test]
     fn counts_and_snapshots() {
+        use mukan_reactor_api::testing::FakePeer;
+        use mukan_reactor_api::{NodeId, RejectDetail};
         let c = Counters::new();
-        c.received(ChannelId(1), 10);
-        c.sent_many(ChannelId(1), 100, 3);
-        c.dial(DialOutcome::Connected);
-        c.dial(DialOutcome::Connected);
-        c.dial(DialOutcome::Unresolved);
-        c.peer_stop("io");
-        c.inbound_refused("limit");
+        let peer = FakePeer::new(NodeId([1; 20]), vec![ChannelId(1)]);
+        let traffic = c.peer_connected(&peer);
+        traffic.received(ChannelId(1), None, 10);
+        for _ in 0..3 {
+            traffic.sent(ChannelId(1), Some("t"), 100);
+        }
+        let target: ParsedAddress = format!("{}@1.2.3.4:5", NodeId([2; 20])).parse().unwrap();
+        c.dial_finished(&target, &Ok(()));
+        c.dial_finished(&target, &Ok(()));
+        let unresolved = DialError::Unresolved(peer.socket_addr());
+        c.dial_finished(&target, &Err(unresolved));
+        c.peer_stopped(
+            &peer,
+            &StopReason::Io(Arc::new(std::io::ErrorKind::Other.into())),
+        );
+        c.inbound_refused(&peer, AdmissionRefusal::InboundLimit);
+        c.inbound_failed(&TransportError::rejected(
+            RejectDetail::SelfConnection,
+            None,
+        ));
         let s = c.snapshot(&[ChannelId(1), ChannelId(2)]);
         assert_eq!(s.channels[0].received_messages, 1);
         assert_eq!(s.channels[0].received_bytes, 10);
@@ -237,5 +226,6 @@ mod tests {
         assert_eq!(s.dials.get("failed"), None);
         assert_eq!(s.peer_stops.get("io"), Some(&1));
         assert_eq!(s.inbound_refused.get("limit"), Some(&1));
+        assert_eq!(s.inbound_failed.get("self"), Some(&1));
     }
 }

@@ -1,7 +1,6 @@
 //! [`Switch`]: peers, reactors, dialing and redialing over a [`Transport`].
 
 use std::collections::{HashMap, HashSet};
-use std::error::Error as StdError;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
 use std::panic::AssertUnwindSafe;
@@ -12,10 +11,11 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use mukan_reactor_api::{
-    BroadcastOutcome, BroadcastReport, ChannelDescriptor, ChannelId, DenyEntry, DialError,
-    Direction, Envelope, InboxItem, ManagedPeer, NetAddress, NodeId, ParsedAddress, Peer,
-    PeerConfig, PeerCounts, PeerInbox, Reactor, RejectReason, StopReason, Switch as SwitchApi,
-    Transport, TransportError, TrySendError, UnresolvedAddress,
+    AdmissionRefusal, BroadcastOutcome, BroadcastReport, ChannelDescriptor, ChannelId, DenyEntry,
+    DialError, DialOutcome, Dialer, Direction, Envelope, InboxItem, ManagedPeer, NetAddress,
+    Network, NodeId, Observer, Observers, ParsedAddress, Peer, PeerConfig, PeerCounts, PeerInbox,
+    ProtocolError, Reactor, ReactorError, RejectDetail, StopReason, Transport, TransportError,
+    TrySendError, UnresolvedAddress,
 };
 use parking_lot::Mutex;
 use rand::seq::SliceRandom;
@@ -25,22 +25,24 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::backoff::{STABLE_CONNECTION, redial_delay};
+use crate::log::Log;
 use crate::peer_set::{Conn, PeerInfo, Phase, RunState, StopRequest, Table};
 use crate::resolver::{Resolver, TokioResolver};
 use crate::routing::Routes;
-use crate::stats::{Counters, DialOutcome, Stats};
+use crate::stats::{Counters, Stats};
 use crate::{Config, Error};
 
 /// Registers reactors, then builds a [`Switch`] over a transport.
 ///
 /// Reactors are asked for their channels when added (so the node can build its `NodeInfo`
 /// from [`Builder::channel_ids`] before creating the transport), and get the switch
-/// ([`Reactor::set_switch`]) when it is built.
+/// ([`Reactor::set_switch`], [`Reactor::set_dialer`]) when it is built.
 pub struct Builder {
     config: Config,
     routes: Routes,
     resolver: Arc<dyn Resolver>,
     addr_book: Option<mukan_reactor_api::SharedAddressBook>,
+    observers: Vec<Arc<dyn Observer>>,
 }
 
 impl Builder {
@@ -51,7 +53,17 @@ impl Builder {
             routes: Routes::default(),
             resolver: Arc::new(TokioResolver),
             addr_book: None,
+            observers: Vec::new(),
         }
+    }
+
+    /// Adds `observer`: it is told of every peer, message, dial and refusal
+    /// ([`Observer`]), after the switch's own counters ([`Switch::stats`]) and its log
+    /// lines. Observers added in turn are told in that order.
+    #[must_use]
+    pub fn observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observers.push(observer);
+        self
     }
 
     /// Registers `reactor` under `name` (Go `AddReactor`).
@@ -90,7 +102,7 @@ impl Builder {
     }
 
     /// Builds the switch over `transport` and hands it to every reactor
-    /// ([`Reactor::set_switch`]).
+    /// ([`Reactor::set_switch`], then [`Reactor::set_dialer`]).
     ///
     /// # Errors
     /// [`Error::PersistentPeer`] when a persistent peer does not parse (an unresolvable host
@@ -105,14 +117,14 @@ impl Builder {
             Some(seed) => ChaCha8Rng::seed_from_u64(seed),
             None => ChaCha8Rng::from_entropy(),
         };
-        let is_persistent = {
-            let ids = persistent_ids.clone();
-            Arc::new(move |addr: &NetAddress| ids.contains(&addr.id()))
-        };
-        let peer_config = PeerConfig {
-            channels: self.routes.channels().to_vec(),
-            is_persistent,
-        };
+        let peer_config = PeerConfig::new(self.routes.channels().to_vec());
+        let counters = Arc::new(Counters::new());
+        let mut observer = Observers::new();
+        observer.push(counters.clone());
+        observer.push(Arc::new(Log));
+        for o in self.observers {
+            observer.push(o);
+        }
         let transport = Arc::new(transport);
         let dyn_transport: Arc<dyn Transport> = transport.clone();
         let our_id = dyn_transport.net_address().id();
@@ -133,14 +145,17 @@ impl Builder {
             rng: Mutex::new(rng),
             redial_from: Mutex::new(HashMap::new()),
             table: Mutex::new(Table::new()),
-            counters: Arc::new(Counters::new()),
+            counters,
+            observer,
             shutdown,
             accept_task: Mutex::new(None),
         });
         let switch = Arc::new_cyclic(|weak: &Weak<Switch<T>>| {
-            let weak: Weak<dyn SwitchApi> = weak.clone();
+            let network: Weak<dyn Network> = weak.clone();
+            let dialer: Weak<dyn Dialer> = weak.clone();
             for reactor in inner.routes.reactors() {
-                reactor.set_switch(weak.clone());
+                reactor.set_switch(network.clone());
+                reactor.set_dialer(dialer.clone());
             }
             Switch {
                 inner: inner.clone(),
@@ -164,7 +179,8 @@ impl std::fmt::Debug for Builder {
 /// received message to its reactor and redials persistent peers.
 ///
 /// Build it with [`Builder`], then [`Switch::start`]; [`Switch::stop`] before dropping it
-/// (its tasks hold it alive until then). Reactors reach it as `Weak<dyn Switch>`.
+/// (its tasks hold it alive until then). Reactors reach it as `Weak<dyn Network>` and, when
+/// they dial, `Weak<dyn Dialer>`.
 pub struct Switch<T: Transport> {
     inner: Arc<Inner>,
     transport: Arc<T>,
@@ -348,7 +364,7 @@ impl<T: Transport> Switch<T> {
     }
 }
 
-impl<T: Transport> SwitchApi for Switch<T> {
+impl<T: Transport> Network for Switch<T> {
     fn net_address(&self) -> NetAddress {
         self.inner.transport.net_address()
     }
@@ -386,19 +402,16 @@ impl<T: Transport> SwitchApi for Switch<T> {
         counts
     }
 
-    fn max_num_outbound_peers(&self) -> usize {
-        self.inner.config.max_num_outbound_peers
-    }
-
     fn broadcast(&self, channel: ChannelId, message: Bytes) -> BroadcastReport {
         let inner = &self.inner;
         let conns = inner.added();
         let mut outcomes = Vec::with_capacity(conns.len());
-        let mut queued = 0;
+        let message_type = inner.routes.message_type(channel, &message);
+        let len = message.len();
         for conn in conns {
             let outcome = match conn.peer.try_send(channel, message.clone()) {
                 Ok(()) => {
-                    queued += 1;
+                    conn.traffic.observer().sent(channel, message_type, len);
                     BroadcastOutcome::Queued
                 }
                 Err(TrySendError::Full) => BroadcastOutcome::Full,
@@ -407,15 +420,14 @@ impl<T: Transport> SwitchApi for Switch<T> {
             };
             outcomes.push((conn.id, outcome));
         }
-        inner.counters.sent_many(channel, message.len(), queued);
         BroadcastReport { outcomes }
     }
 
-    fn stop_peer_for_error(&self, id: &NodeId, reason: Box<dyn StdError + Send + Sync>) {
+    fn stop_peer_for_error(&self, id: &NodeId, reason: ReactorError) {
         let inner = &self.inner;
         let conn = inner.table.lock().slots.get(id).cloned();
         if let Some(conn) = conn {
-            inner.stop_conn(&conn, StopReason::Reactor(Arc::from(reason)), false);
+            inner.stop_conn(&conn, StopReason::Reactor(reason), false);
         }
     }
 
@@ -435,6 +447,12 @@ impl<T: Transport> SwitchApi for Switch<T> {
 
     fn reactor(&self, name: &str) -> Option<Arc<dyn Reactor>> {
         self.inner.routes.by_name(name).cloned()
+    }
+}
+
+impl<T: Transport> Dialer for Switch<T> {
+    fn max_num_outbound_peers(&self) -> usize {
+        self.inner.config.max_num_outbound_peers
     }
 
     fn is_dialing_or_existing_address(&self, addr: &NetAddress) -> bool {
@@ -483,29 +501,12 @@ struct Inner {
     /// At most one entry per persistent peer.
     redial_from: Mutex<HashMap<NodeId, u32>>,
     table: Mutex<Table>,
+    /// The switch's own counters (also the first of `observer`), for [`Switch::stats`].
     counters: Arc<Counters>,
+    /// Everything that is told of the switch's events: the counters, the log, the user's.
+    observer: Observers,
     shutdown: watch::Sender<bool>,
     accept_task: Mutex<Option<JoinHandle<()>>>,
-}
-
-/// Why the switch refused an upgraded peer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Refusal {
-    Denied,
-    Duplicate,
-    InboundLimit,
-    NotRunning,
-}
-
-impl Refusal {
-    fn label(self) -> &'static str {
-        match self {
-            Self::Denied => "denied",
-            Self::Duplicate => "duplicate",
-            Self::InboundLimit => "limit",
-            Self::NotRunning => "not_running",
-        }
-    }
 }
 
 /// A dial's reservation of its peer ID, address and outbound slot; released on drop.
@@ -580,7 +581,7 @@ impl Inner {
     fn stop_conn(&self, conn: &Conn, reason: StopReason, flush: bool) -> bool {
         let asked = conn.request_stop(reason, flush);
         if asked && !flush {
-            self.transport.cleanup(&*conn.peer);
+            conn.peer.stop();
         }
         asked
     }
@@ -591,7 +592,7 @@ impl Inner {
         self: &Arc<Self>,
         peer: Arc<dyn ManagedPeer>,
         dial: Option<&mut DialSlot>,
-    ) -> Result<(), Refusal> {
+    ) -> Result<(), AdmissionRefusal> {
         let id = peer.id();
         let direction = peer.direction();
         let socket_addr = peer.socket_addr();
@@ -600,30 +601,31 @@ impl Inner {
         let (conn, replaced) = {
             let mut t = self.table.lock();
             if t.state != RunState::Running {
-                return Err(Refusal::NotRunning);
+                return Err(AdmissionRefusal::NotRunning);
             }
             if self.config.deny_list.denies(&socket_addr) {
-                return Err(Refusal::Denied);
+                return Err(AdmissionRefusal::Denied);
             }
             if direction == Direction::Inbound
                 && !unconditional
                 && t.inbound_counted(id) >= self.config.max_num_inbound_peers
             {
-                return Err(Refusal::InboundLimit);
+                return Err(AdmissionRefusal::InboundLimit);
             }
             let replaced = match t.slots.get(&id) {
                 None => None,
                 Some(old) if old.is_stopping() || self.keep_new(old.direction, direction, id) => {
                     Some(old.clone())
                 }
-                Some(_) => return Err(Refusal::Duplicate),
+                Some(_) => return Err(AdmissionRefusal::Duplicate),
             };
             let seq = t.next_seq;
             t.next_seq += 1;
             let conn = Arc::new(Conn::new(
                 seq,
                 peer,
-                self.counters.clone(),
+                &self.observer,
+                self.routes.clone(),
                 unconditional,
                 persistent,
                 direction,
@@ -694,8 +696,9 @@ impl Inner {
     /// redial routine (Go `addOutboundPeerWithConfig`).
     async fn dial(self: &Arc<Self>, target: ParsedAddress) -> Result<(), DialError> {
         let id = parsed_id(&target);
-        let (outcome, result) = self.dial_once(&target).await;
-        self.counters.dial(outcome);
+        let result = self.dial_once(&target).await;
+        self.observer.dial_finished(&target, &result);
+        let outcome = DialOutcome::of(&result);
         if self.persistent_ids.contains(&id)
             && matches!(
                 outcome,
@@ -710,58 +713,47 @@ impl Inner {
         result
     }
 
-    async fn dial_once(
-        self: &Arc<Self>,
-        target: &ParsedAddress,
-    ) -> (DialOutcome, Result<(), DialError>) {
+    async fn dial_once(self: &Arc<Self>, target: &ParsedAddress) -> Result<(), DialError> {
         let id = parsed_id(target);
         if !self.is_running() {
-            return (DialOutcome::NotRunning, Err(DialError::NotRunning));
+            return Err(DialError::NotRunning);
         }
         if id == self.our_id {
             let addr = match target {
                 ParsedAddress::Resolved(a) => *a,
                 ParsedAddress::Unresolved(u) => u.with_ip(Ipv4Addr::UNSPECIFIED.into()),
             };
-            return (DialOutcome::SelfAddress, Err(DialError::SelfAddress(addr)));
+            return Err(DialError::SelfAddress(addr));
         }
         let deny = &self.config.deny_list;
         if deny.is_denied_id(&id) {
-            return (DialOutcome::Denied, Err(DialError::Denied(placeholder(id))));
+            return Err(DialError::Denied(placeholder(id)));
         }
         if let ParsedAddress::Resolved(a) = target {
             if deny.is_denied_ip(a.ip()) {
-                return (DialOutcome::Denied, Err(DialError::Denied(*a)));
+                return Err(DialError::Denied(*a));
             }
         }
         let key = match target {
             ParsedAddress::Resolved(a) => a.dial_string(),
             ParsedAddress::Unresolved(u) => u.host_port(),
         };
-        let mut slot = match self.reserve(id, key) {
-            Ok(slot) => slot,
-            Err(e @ DialError::OutboundLimit) => return (DialOutcome::OutboundLimit, Err(e)),
-            Err(e @ DialError::NotRunning) => return (DialOutcome::NotRunning, Err(e)),
-            Err(e) => return (DialOutcome::Duplicate, Err(e)),
-        };
+        let mut slot = self.reserve(id, key)?;
         let addr = match target {
             ParsedAddress::Resolved(a) => *a,
             ParsedAddress::Unresolved(u) => match self.resolve(u).await {
                 Some(a) => a,
                 None => {
                     let shown = u.with_ip(Ipv4Addr::UNSPECIFIED.into());
-                    return (DialOutcome::Unresolved, Err(DialError::Unresolved(shown)));
+                    return Err(DialError::Unresolved(shown));
                 }
             },
         };
         if deny.is_denied_ip(addr.ip()) {
-            return (DialOutcome::Denied, Err(DialError::Denied(addr)));
+            return Err(DialError::Denied(addr));
         }
         if !self.config.allow_duplicate_ip && self.ip_connected(addr.ip()) {
-            return (
-                DialOutcome::Duplicate,
-                Err(DialError::AlreadyDialingOrConnected(addr)),
-            );
+            return Err(DialError::AlreadyDialingOrConnected(addr));
         }
         let dialed = {
             let mut shutdown = self.shutdown.subscribe();
@@ -775,46 +767,35 @@ impl Inner {
             Err(e) => return self.dial_failed(addr, e),
         };
         match self.admit(peer.clone(), Some(&mut slot)) {
-            Ok(()) => (DialOutcome::Connected, Ok(())),
+            Ok(()) => Ok(()),
             Err(refusal) => {
-                self.transport.cleanup(&*peer);
+                peer.stop();
                 match refusal {
-                    Refusal::NotRunning => (DialOutcome::NotRunning, Err(DialError::NotRunning)),
-                    Refusal::Denied => (DialOutcome::Denied, Err(DialError::Denied(addr))),
-                    Refusal::Duplicate | Refusal::InboundLimit => (
-                        DialOutcome::Duplicate,
-                        Err(DialError::AlreadyDialingOrConnected(addr)),
-                    ),
+                    AdmissionRefusal::NotRunning => Err(DialError::NotRunning),
+                    AdmissionRefusal::Denied => Err(DialError::Denied(addr)),
+                    _ => Err(DialError::AlreadyDialingOrConnected(addr)),
                 }
             }
         }
     }
 
-    fn dial_failed(
-        &self,
-        addr: NetAddress,
-        e: TransportError,
-    ) -> (DialOutcome, Result<(), DialError>) {
+    /// A failed dial, with our own address and the deny list told apart from other
+    /// rejections.
+    fn dial_failed(&self, addr: NetAddress, e: TransportError) -> Result<(), DialError> {
         match e {
             TransportError::Rejected {
-                reason: RejectReason::SelfConnection,
+                detail: RejectDetail::SelfConnection,
                 ..
             } => {
                 self.saw_self(addr);
-                (DialOutcome::SelfAddress, Err(DialError::SelfAddress(addr)))
+                Err(DialError::SelfAddress(addr))
             }
             TransportError::Rejected {
-                reason: RejectReason::Denied,
+                detail: RejectDetail::DeniedId(_) | RejectDetail::DeniedIp(_),
                 ..
-            } => (DialOutcome::Denied, Err(DialError::Denied(addr))),
-            TransportError::Closed => (DialOutcome::NotRunning, Err(DialError::NotRunning)),
-            e @ (TransportError::Timeout(_) | TransportError::FilterTimeout) => {
-                (DialOutcome::Timeout, Err(DialError::Failed(Box::new(e))))
-            }
-            e @ TransportError::Rejected { .. } => {
-                (DialOutcome::Rejected, Err(DialError::Failed(Box::new(e))))
-            }
-            e => (DialOutcome::Failed, Err(DialError::Failed(Box::new(e)))),
+            } => Err(DialError::Denied(addr)),
+            TransportError::Closed => Err(DialError::NotRunning),
+            e => Err(DialError::Transport(e)),
         }
     }
 
@@ -939,8 +920,8 @@ async fn redial(guard: ReconnectGuard, target: ParsedAddress, first: u32) {
             () = tokio::time::sleep(delay) => {}
             _ = shutdown.wait_for(|s| *s) => return,
         }
-        let (outcome, result) = inner.dial_once(&target).await;
-        inner.counters.dial(outcome);
+        let result = inner.dial_once(&target).await;
+        inner.observer.dial_finished(&target, &result);
         match result {
             Ok(()) => {
                 // Should this connection not last, the next routine goes on from here.
@@ -970,18 +951,22 @@ async fn accept_loop(inner: Arc<Inner>) {
         match accepted {
             Ok(peer) => {
                 if let Err(refusal) = inner.admit(peer.clone(), None) {
-                    inner.counters.inbound_refused(refusal.label());
-                    inner.transport.cleanup(&*peer);
+                    inner.observer.inbound_refused(&*peer, refusal);
+                    peer.stop();
                 }
             }
             Err(TransportError::Closed) => return,
-            Err(TransportError::Rejected {
-                reason: RejectReason::SelfConnection,
-                addr: Some(addr),
-                ..
-            }) => inner.saw_self(addr),
-            // One connection failed; keep accepting.
-            Err(_) => {}
+            // One connection failed: report it and keep accepting.
+            Err(e) => {
+                inner.observer.inbound_failed(&e);
+                if let TransportError::Rejected {
+                    detail: RejectDetail::SelfConnection,
+                    addr: Some(addr),
+                } = e
+                {
+                    inner.saw_self(addr);
+                }
+            }
         }
     }
 }
@@ -1003,11 +988,7 @@ async fn run_conn(inner: Arc<Inner>, conn: Arc<Conn>, predecessor: Option<watch:
     }
     let mut inbox = match conn.peer.start() {
         Ok(inbox) => inbox,
-        Err(e) => {
-            let observed = match e {
-                TransportError::Io(io) => StopReason::Io(Arc::new(io)),
-                _ => StopReason::ClosedByPeer,
-            };
+        Err(observed) => {
             let request = conn.settle(observed);
             finish(&inner, &conn, None, request, true).await;
             return;
@@ -1019,19 +1000,14 @@ async fn run_conn(inner: Arc<Inner>, conn: Arc<Conn>, predecessor: Option<watch:
             guarded(|| reactor.add_peer(&conn.handle));
         }
     }
-    let observed = drain(&inner, &routes, &conn, &mut *inbox).await;
+    let observed = drain(&routes, &conn, &mut *inbox).await;
     let request = conn.settle(observed);
     finish(&inner, &conn, Some(inbox), request, true).await;
 }
 
 /// Delivers the peer's messages to their reactors until the connection ends or a stop is
 /// asked; returns what ended it.
-async fn drain(
-    inner: &Inner,
-    routes: &Routes,
-    conn: &Conn,
-    inbox: &mut dyn PeerInbox,
-) -> StopReason {
+async fn drain(routes: &Routes, conn: &Conn, inbox: &mut dyn PeerInbox) -> StopReason {
     loop {
         // Lock-free on the hot path: the stop flag is an atomic, and the task registers for
         // a stop wake-up only when its inbox is empty.
@@ -1058,9 +1034,12 @@ async fn drain(
                 lease,
             }) => {
                 let Some(reactor) = routes.route(channel) else {
-                    return StopReason::Protocol(Arc::new(UnroutedChannel(channel)));
+                    return StopReason::Protocol(ProtocolError::UnroutedChannel(channel));
                 };
-                inner.counters.received(channel, message.len());
+                let message_type = reactor.message_type(channel, &message);
+                conn.traffic
+                    .observer()
+                    .received(channel, message_type, message.len());
                 let envelope = Envelope {
                     src: conn.handle.clone(),
                     channel,
@@ -1073,8 +1052,8 @@ async fn drain(
                 };
                 match std::panic::catch_unwind(AssertUnwindSafe(deliver)) {
                     Ok(Ok(())) => {}
-                    Ok(Err(e)) => return StopReason::Reactor(Arc::from(e)),
-                    Err(_) => return StopReason::Reactor(Arc::new(ReactorPanicked(channel))),
+                    Ok(Err(e)) => return StopReason::Reactor(e),
+                    Err(_) => return StopReason::Reactor(ReactorError::Panicked { channel }),
                 }
             }
             Some(InboxItem::Stopped(reason)) => return reason,
@@ -1099,14 +1078,14 @@ async fn finish(
     if flush && initialized {
         let _ = tokio::time::timeout(inner.config.flush_timeout, conn.peer.flush_stop()).await;
     }
-    inner.transport.cleanup(&*conn.peer);
+    conn.peer.stop();
     drop(inbox);
     if initialized {
         for reactor in inner.routes.reactors() {
             guarded(|| reactor.remove_peer(&conn.handle, &reason));
         }
-        inner.counters.peer_stop(reason.label());
     }
+    inner.observer.peer_stopped(&*conn.handle, &reason);
     // Also forgets an old redial position once a connection lasted, whatever ended it.
     let first = conn
         .persistent
@@ -1126,22 +1105,11 @@ async fn finish(
     }
 }
 
-/// A reactor panicked while receiving a message (Go recovers such panics in the
-/// connection's receive routine and stops the peer).
-#[derive(Debug, thiserror::Error)]
-#[error("the reactor of channel {0} panicked on a message")]
-struct ReactorPanicked(ChannelId);
-
 /// Runs reactor code so that a panic in one reactor neither skips the others' calls nor
 /// kills the task that owes them `remove_peer` (the panic is reported by the panic hook).
 fn guarded(f: impl FnOnce()) {
     let _ = std::panic::catch_unwind(AssertUnwindSafe(f));
 }
-
-/// A message arrived on a channel no reactor owns (the transport should not deliver it).
-#[derive(Debug, thiserror::Error)]
-#[error("message on channel {0}, which no reactor owns")]
-struct UnroutedChannel(ChannelId);
 
 fn parsed_id(p: &ParsedAddress) -> NodeId {
     match p {

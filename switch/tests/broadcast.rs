@@ -12,7 +12,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::*;
 use mukan_reactor_api::{
-    BroadcastOutcome, ChannelDescriptor, ManagedPeer, NodeId, PeerConfig, Switch as _, Transport,
+    BroadcastOutcome, ChannelDescriptor, Dialer as _, ManagedPeer, Network as _, NodeId,
+    PeerConfig, Transport,
 };
 use mukan_transport::{MemoryNetwork, MemoryTransport};
 
@@ -38,10 +39,7 @@ async fn silent_peer(
     let info = node_info(&key, vec![CH_A, CH_B], &format!("tcp://{}:1", ip(seed)));
     let t = MemoryTransport::new(net, ip(seed), key, info, transport_config());
     t.listen(SocketAddr::new(ip(seed), 0)).await.unwrap();
-    let config = PeerConfig {
-        channels: vec![descriptor(CH_A), descriptor(CH_B)],
-        is_persistent: std::sync::Arc::new(|_: &mukan_reactor_api::NetAddress| false),
-    };
+    let config = PeerConfig::new(vec![descriptor(CH_A), descriptor(CH_B)]);
     let channels: Vec<ChannelDescriptor> = config.channels.clone();
     assert_eq!(channels.len(), 2);
     (t.dial(hub.addr, config).await.unwrap(), id)

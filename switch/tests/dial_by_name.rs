@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use mukan_reactor_api::{DialError, ParsedAddress, Switch as _};
+use mukan_reactor_api::{DialError, Dialer as _, Network as _, ParsedAddress};
 use mukan_transport::MemoryNetwork;
 
 const PORT: u16 = 26_656;
@@ -33,7 +33,7 @@ async fn a_name_is_resolved_at_every_dial() {
     // Pointing nowhere (nothing listens at ip(10)): a failed dial.
     resolver.set("seed.example", vec![ip(10)]);
     let err = a.sw.dial_parsed_address(name.clone()).await.unwrap_err();
-    assert!(matches!(err, DialError::Failed(_)), "{err:?}");
+    assert!(matches!(err, DialError::Transport(_)), "{err:?}");
     assert_eq!(resolver.count(), 2);
 
     // The name moved to B: connects there.

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use common::{CH_A, CH_B, descriptor, key, node_info, wait_until};
 use mukan_reactor_api::testing::{RecordingReactor, check_grammar};
-use mukan_reactor_api::{Direction, Switch as _};
+use mukan_reactor_api::{Dialer as _, Direction, Network as _};
 use mukan_switch::{Builder, Config, Switch};
 use mukan_transport::TcpTransport;
 

@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::error::Error;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -15,8 +14,8 @@ use bytes::Bytes;
 use common::*;
 use mukan_reactor_api::testing::{ReactorCall, check_grammar};
 use mukan_reactor_api::{
-    ChannelDescriptor, ChannelId, DialError, Direction, Envelope, InboxItem, NodeId, Peer,
-    PeerConfig, Reactor, StopReason, Switch as _, Transport as _,
+    ChannelDescriptor, ChannelId, DialError, Dialer as _, Direction, Envelope, InboxItem,
+    Network as _, NodeId, Peer, PeerConfig, Reactor, ReactorError, StopReason, Transport as _,
 };
 use mukan_transport::{MemoryNetwork, MemoryTransport};
 use parking_lot::Mutex;
@@ -120,11 +119,15 @@ async fn g3_ten_reactors_reporting_one_peer_at_once_remove_it_once_without_deadl
         // Ten reporters, released together, each on its own task (as ten reactors would).
         let gate = Arc::new(tokio::sync::Barrier::new(10));
         let reporters: Vec<_> = (0..10)
-            .map(|i| {
+            .map(|i: u8| {
                 let (sw, gate, id) = (hub.sw.clone(), gate.clone(), client.id());
                 tokio::spawn(async move {
                     gate.wait().await;
-                    sw.stop_peer_for_error(&id, format!("reactor {i} objects").into());
+                    let why = ReactorError::Violation {
+                        channel: ChannelId(i),
+                        rule: "a reactor objects",
+                    };
+                    sw.stop_peer_for_error(&id, why);
                 })
             })
             .collect();
@@ -193,7 +196,7 @@ impl Reactor for SlowRemover {
         std::thread::sleep(Duration::from_millis(150));
         self.log.lock().push("remove end");
     }
-    fn receive(&self, _: Envelope) -> Result<(), Box<dyn Error + Send + Sync>> {
+    fn receive(&self, _: Envelope) -> Result<(), ReactorError> {
         Ok(())
     }
 }
@@ -226,7 +229,8 @@ async fn g4_tight_redials_during_slow_removals_never_interleave() {
                 && hub.sw.peer(&client.id()).is_some()
         })
         .await;
-        hub.sw.stop_peer_for_error(&client.id(), "go away".into());
+        hub.sw
+            .stop_peer_for_error(&client.id(), ReactorError::PeerRefused("go away"));
     }
     stop.store(true, Ordering::SeqCst);
     dialer.await.unwrap();
@@ -303,10 +307,7 @@ async fn g5_a_reactor_refusing_a_message_from_a_persistent_peer_leads_to_a_redia
 // ---------------------------------------------------------------------------------------
 
 fn raw_config(channels: &[ChannelId]) -> PeerConfig {
-    PeerConfig {
-        channels: channels.iter().map(|c| descriptor(*c)).collect(),
-        is_persistent: Arc::new(|_| false),
-    }
+    PeerConfig::new(channels.iter().map(|c| descriptor(*c)).collect())
 }
 
 /// The transport refuses a duplicate by socket address only; the peer-ID duplicate is the
@@ -402,22 +403,21 @@ impl Reactor for Filtering {
     fn channels(&self) -> Vec<ChannelDescriptor> {
         vec![descriptor(CH_F)]
     }
-    fn filter(
-        &self,
-        channel: ChannelId,
-        message: &[u8],
-    ) -> Result<(), Box<dyn Error + Send + Sync>> {
+    fn filter(&self, channel: ChannelId, message: &[u8]) -> Result<(), ReactorError> {
         assert_eq!(channel, CH_F);
         self.filtered.fetch_add(1, Ordering::SeqCst);
         if message.first() == Some(&0xff) {
-            return Err("refused by the byte filter".into());
+            return Err(ReactorError::Violation {
+                channel,
+                rule: "refused by the byte filter",
+            });
         }
         Ok(())
     }
     fn remove_peer(&self, _: &Arc<dyn Peer>, reason: &StopReason) {
         self.removed.lock().push(reason.to_string());
     }
-    fn receive(&self, envelope: Envelope) -> Result<(), Box<dyn Error + Send + Sync>> {
+    fn receive(&self, envelope: Envelope) -> Result<(), ReactorError> {
         // The filter ran on this exact message first.
         assert_ne!(
             envelope.message.first(),

@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::*;
 use mukan_reactor_api::testing::{ReactorCall, check_grammar};
-use mukan_reactor_api::{Direction, Switch as _};
+use mukan_reactor_api::{Dialer as _, Direction, Network as _, ReactorError};
 use mukan_switch::Config;
 use mukan_transport::{MemoryNetwork, MemoryTransport};
 use rand::{Rng, SeedableRng};
@@ -111,8 +111,12 @@ async fn lifecycles(seed: u64, target: usize) {
                 // Several reactors report the peer at once, from different tasks.
                 let (h1, h2) = (hub.sw.clone(), hub.sw.clone());
                 let id = c.id();
-                let a = tokio::spawn(async move { h1.stop_peer_for_error(&id, "bad A".into()) });
-                let b = tokio::spawn(async move { h2.stop_peer_for_error(&id, "bad B".into()) });
+                let a = tokio::spawn(async move {
+                    h1.stop_peer_for_error(&id, ReactorError::PeerRefused("bad A"))
+                });
+                let b = tokio::spawn(async move {
+                    h2.stop_peer_for_error(&id, ReactorError::PeerRefused("bad B"))
+                });
                 let _ = tokio::join!(a, b);
             }
             7 => {

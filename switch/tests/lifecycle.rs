@@ -12,8 +12,8 @@ use bytes::Bytes;
 use common::*;
 use mukan_reactor_api::testing::{ReactorCall, RecordingReactor};
 use mukan_reactor_api::{
-    AddAddressError, AddressBook, DialError, Direction, NetAddress, NodeId, PeerConfig, Switch,
-    Transport,
+    AddAddressError, AddressBook, DialError, Dialer, Direction, NetAddress, Network, NodeId,
+    PeerConfig, ReactorError, Transport,
 };
 use mukan_switch::{Builder, Config, Error};
 use mukan_transport::{MemoryNetwork, MemoryTransport};
@@ -107,10 +107,7 @@ async fn address_book_hears_of_us_private_ids_good_peers_dials_and_self() {
     let info = node_info(&twin_key, vec![CH_A], "tcp://127.1.0.99:1");
     let twin = MemoryTransport::new(&net, twin_ip, twin_key, info, transport_config());
     twin.listen(SocketAddr::new(twin_ip, 0)).await.unwrap();
-    let config = PeerConfig {
-        channels: vec![descriptor(CH_A)],
-        is_persistent: Arc::new(|_: &NetAddress| false),
-    };
+    let config = PeerConfig::new(vec![descriptor(CH_A)]);
     assert!(twin.dial(hub.addr, config).await.is_err());
     wait_until("self seen", Duration::from_secs(5), || {
         !book.lock().removed.is_empty()
@@ -204,14 +201,18 @@ async fn registration_refuses_duplicates_and_reactors_are_reachable_by_type() {
         Err(Error::PersistentPeer { .. })
     ));
     let sw = b.build(t).unwrap();
-    let as_dyn: Arc<dyn Switch> = sw.clone();
+    let as_dyn: Arc<dyn Network> = sw.clone();
     assert!(as_dyn.reactor_as::<RecordingReactor>("a").is_some());
     assert!(as_dyn.reactor("c").is_none());
     // Each reactor was asked for its channels once and given the switch.
     let a = as_dyn.reactor_as::<RecordingReactor>("a").unwrap();
     assert_eq!(
         a.calls(),
-        vec![ReactorCall::Channels, ReactorCall::SetSwitch]
+        vec![
+            ReactorCall::Channels,
+            ReactorCall::SetSwitch,
+            ReactorCall::SetDialer
+        ]
     );
 }
 
@@ -252,7 +253,8 @@ async fn counters_and_peer_listing() {
     assert_eq!(infos[0].direction, Direction::Inbound);
     assert_eq!(infos[0].socket_addr.ip(), client.addr.ip());
     assert!(infos[0].status.recv.bytes > 0);
-    hub.sw.stop_peer_for_error(&client.id(), "bad".into());
+    hub.sw
+        .stop_peer_for_error(&client.id(), ReactorError::PeerRefused("bad"));
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(hub.sw.stats().peer_stops.get("reactor"), Some(&1));
     hub.sw.stop().await;
@@ -272,7 +274,7 @@ async fn errors_redial_persistent_peers_graceful_stops_do_not() {
     })
     .await;
     hub.sw
-        .stop_peer_for_error(&target.id(), "misbehaved".into());
+        .stop_peer_for_error(&target.id(), ReactorError::PeerRefused("misbehaved"));
     wait_until("redialed", Duration::from_secs(30), || {
         hub.rec()
             .calls()
@@ -294,18 +296,20 @@ async fn errors_redial_persistent_peers_graceful_stops_do_not() {
 /// would deadlock here.
 #[derive(Default)]
 struct Reentrant {
-    switch: Mutex<Option<std::sync::Weak<dyn Switch>>>,
+    switch: Mutex<Option<std::sync::Weak<dyn Network>>>,
+    dialer: Mutex<Option<std::sync::Weak<dyn Dialer>>>,
     calls: std::sync::atomic::AtomicUsize,
 }
 
 impl Reentrant {
     fn poke(&self, peer: &Arc<dyn mukan_reactor_api::Peer>) {
         let sw = self.switch.lock().clone().and_then(|w| w.upgrade());
-        if let Some(sw) = sw {
+        let dialer = self.dialer.lock().clone().and_then(|w| w.upgrade());
+        if let (Some(sw), Some(dialer)) = (sw, dialer) {
             let _ = sw.peers();
             let _ = sw.num_peers();
             let _ = sw.peer(&peer.id());
-            let _ = sw.is_dialing_or_existing_address(&peer.socket_addr());
+            let _ = dialer.is_dialing_or_existing_address(&peer.socket_addr());
             let _ = sw.broadcast(CH_B, Bytes::from_static(b"poke"));
             self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
@@ -316,8 +320,11 @@ impl mukan_reactor_api::Reactor for Reentrant {
     fn channels(&self) -> Vec<mukan_reactor_api::ChannelDescriptor> {
         vec![descriptor(mukan_reactor_api::ChannelId(0x0d))]
     }
-    fn set_switch(&self, switch: std::sync::Weak<dyn Switch>) {
+    fn set_switch(&self, switch: std::sync::Weak<dyn Network>) {
         *self.switch.lock() = Some(switch);
+    }
+    fn set_dialer(&self, dialer: std::sync::Weak<dyn Dialer>) {
+        *self.dialer.lock() = Some(dialer);
     }
     fn init_peer(&self, peer: &Arc<dyn mukan_reactor_api::Peer>) {
         self.poke(peer);
@@ -332,14 +339,12 @@ impl mukan_reactor_api::Reactor for Reentrant {
     ) {
         self.poke(peer);
     }
-    fn receive(
-        &self,
-        env: mukan_reactor_api::Envelope,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    fn receive(&self, env: mukan_reactor_api::Envelope) -> Result<(), ReactorError> {
         self.poke(&env.src);
         let sw = self.switch.lock().clone().and_then(|w| w.upgrade());
         if let Some(sw) = sw {
-            sw.stop_peer_for_error(&env.src.id(), "reported from receive".into());
+            let why = ReactorError::PeerRefused("reported from receive");
+            sw.stop_peer_for_error(&env.src.id(), why);
         }
         Ok(())
     }
@@ -387,10 +392,7 @@ impl mukan_reactor_api::Reactor for Panicky {
     fn add_peer(&self, _: &Arc<dyn mukan_reactor_api::Peer>) {
         panic!("add_peer panics (test)");
     }
-    fn receive(
-        &self,
-        _: mukan_reactor_api::Envelope,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    fn receive(&self, _: mukan_reactor_api::Envelope) -> Result<(), ReactorError> {
         panic!("receive panics (test)");
     }
 }

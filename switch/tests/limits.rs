@@ -6,15 +6,14 @@
 mod common;
 
 use std::collections::HashSet;
-use std::error::Error;
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
 use mukan_reactor_api::testing::ReactorCall;
 use mukan_reactor_api::{
-    ChannelDescriptor, DenyEntry, DenyList, DialError, Direction, Envelope, NodeId, Peer, Reactor,
-    StopReason, Switch as _,
+    ChannelDescriptor, DenyEntry, DenyList, DialError, Dialer as _, Direction, Envelope,
+    Network as _, NodeId, Peer, Reactor, StopReason,
 };
 use mukan_switch::Config;
 use mukan_transport::MemoryNetwork;
@@ -97,7 +96,7 @@ impl Reactor for OutboundWatch {
     fn remove_peer(&self, peer: &Arc<dyn Peer>, _: &StopReason) {
         self.current.lock().remove(&peer.id());
     }
-    fn receive(&self, _: Envelope) -> Result<(), Box<dyn Error + Send + Sync>> {
+    fn receive(&self, _: Envelope) -> Result<(), mukan_reactor_api::ReactorError> {
         Ok(())
     }
 }
@@ -252,7 +251,7 @@ async fn one_dial_in_flight_per_id_and_per_address() {
             hub.sw.dial_peer_with_address(same_id_other_addr).await
         },
     );
-    assert!(matches!(first, Err(DialError::Failed(_))), "{first:?}");
+    assert!(matches!(first, Err(DialError::Transport(_))), "{first:?}");
     assert!(matches!(
         second,
         Err(DialError::AlreadyDialingOrConnected(_))

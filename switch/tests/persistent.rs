@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::*;
 use mukan_reactor_api::testing::check_grammar;
-use mukan_reactor_api::{Direction, NodeId, Switch as _};
+use mukan_reactor_api::{Dialer as _, Direction, Network as _, NodeId};
 use mukan_switch::redial_bounds;
 use mukan_transport::MemoryNetwork;
 

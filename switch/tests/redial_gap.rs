@@ -47,10 +47,8 @@ impl Dropper {
             let transport = transport.clone();
             let accepted = accepted.clone();
             let hold = hold.clone();
-            let config = mukan_reactor_api::PeerConfig {
-                channels: vec![descriptor(CH_A), descriptor(CH_B)],
-                is_persistent: Arc::new(|_| false),
-            };
+            let config =
+                mukan_reactor_api::PeerConfig::new(vec![descriptor(CH_A), descriptor(CH_B)]);
             tokio::spawn(async move {
                 loop {
                     let Ok(peer) = transport.accept(config.clone()).await else {
@@ -63,13 +61,12 @@ impl Dropper {
                     };
                     let hold = *hold.lock();
                     if hold.is_zero() {
-                        transport.cleanup(&*peer);
+                        peer.stop();
                     } else {
-                        let transport = transport.clone();
                         tokio::spawn(async move {
                             let _inbox = peer.start();
                             tokio::time::sleep(hold).await;
-                            transport.cleanup(&*peer);
+                            peer.stop();
                         });
                     }
                     if n >= ACCEPT_CAP {

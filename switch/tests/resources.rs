@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{CH_A, CH_B, descriptor, key, node_info};
-use mukan_reactor_api::Switch as _;
 use mukan_reactor_api::testing::{RecordingReactor, check_grammar};
+use mukan_reactor_api::{Dialer as _, Network as _};
 use mukan_switch::{Builder, Config, Switch};
 use mukan_transport::TcpTransport;
 
@@ -90,8 +90,14 @@ async fn thousand_cycles_leave_no_fds_or_tasks_behind() {
         match cycle % 4 {
             0 => client.stop_peer_gracefully(&hub_id),
             1 => hub.stop_peer_gracefully(&client_id),
-            2 => hub.stop_peer_for_error(&client_id, "cycle".into()),
-            _ => client.stop_peer_for_error(&hub_id, "cycle".into()),
+            2 => hub.stop_peer_for_error(
+                &client_id,
+                mukan_reactor_api::ReactorError::PeerRefused("cycle"),
+            ),
+            _ => client.stop_peer_for_error(
+                &hub_id,
+                mukan_reactor_api::ReactorError::PeerRefused("cycle"),
+            ),
         }
         settle("disconnect", || {
             hub.peers().is_empty()

@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::error::Error;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::*;
 use mukan_reactor_api::testing::ReactorCall;
-use mukan_reactor_api::{ChannelDescriptor, Envelope, Reactor, Switch as _};
+use mukan_reactor_api::{ChannelDescriptor, Dialer as _, Envelope, Network as _, Reactor};
 use mukan_transport::MemoryNetwork;
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
@@ -63,7 +62,7 @@ impl Reactor for Holder {
     fn channels(&self) -> Vec<ChannelDescriptor> {
         vec![descriptor(CH_A).with_recv_message_capacity(NonZeroUsize::new(BUDGET).unwrap())]
     }
-    fn receive(&self, env: Envelope) -> Result<(), Box<dyn Error + Send + Sync>> {
+    fn receive(&self, env: Envelope) -> Result<(), mukan_reactor_api::ReactorError> {
         {
             let mut held = self.held.lock();
             held.0 += env.lease.bytes();
@@ -72,7 +71,7 @@ impl Reactor for Holder {
         *self.last_receive.lock() = Some(Instant::now());
         self.tx
             .try_send(env)
-            .map_err(|_| "holder queue full".into())
+            .map_err(|_| mukan_reactor_api::ReactorError::PeerRefused("holder queue full"))
     }
 }
 
@@ -86,8 +85,14 @@ impl Reactor for Stamps {
     fn channels(&self) -> Vec<ChannelDescriptor> {
         vec![descriptor(CH_B)]
     }
-    fn receive(&self, env: Envelope) -> Result<(), Box<dyn Error + Send + Sync>> {
-        let n = u32::from_be_bytes(env.message[..4].try_into()?);
+    fn receive(&self, env: Envelope) -> Result<(), mukan_reactor_api::ReactorError> {
+        let Some(Ok(head)) = env.message.get(..4).map(<[u8; 4]>::try_from) else {
+            return Err(mukan_reactor_api::ReactorError::Violation {
+                channel: env.channel,
+                rule: "message shorter than 4 bytes",
+            });
+        };
+        let n = u32::from_be_bytes(head);
         self.arrivals.lock().push((n, Instant::now()));
         Ok(())
     }

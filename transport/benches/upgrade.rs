@@ -32,10 +32,10 @@ fn info(key: &NodeKey) -> NodeInfo {
 }
 
 fn peer_config() -> PeerConfig {
-    PeerConfig {
-        channels: vec![ChannelDescriptor::new(ChannelId(0x7e), NonZeroU32::MIN)],
-        is_persistent: Arc::new(|_: &NetAddress| false),
-    }
+    PeerConfig::new(vec![ChannelDescriptor::new(
+        ChannelId(0x7e),
+        NonZeroU32::MIN,
+    )])
 }
 
 const PARALLEL: u64 = 16;

@@ -49,10 +49,10 @@ fn our_info(key: &NodeKey, network: &str) -> NodeInfo {
 }
 
 fn peer_config() -> PeerConfig {
-    PeerConfig {
-        channels: vec![ChannelDescriptor::new(ChannelId::PEX, NonZeroU32::MIN)],
-        is_persistent: Arc::new(|_: &NetAddress| false),
-    }
+    PeerConfig::new(vec![ChannelDescriptor::new(
+        ChannelId::PEX,
+        NonZeroU32::MIN,
+    )])
 }
 
 fn print_peer(peer: &dyn ManagedPeer) {
@@ -122,7 +122,7 @@ async fn main() -> Result<()> {
                 match accepted {
                     Ok(peer) => {
                         print_peer(&*peer);
-                        transport.cleanup(&*peer);
+                        peer.stop();
                         seen += 1;
                     }
                     // A refused connection (typed: why, and which stage) is not the end.
@@ -141,7 +141,7 @@ async fn main() -> Result<()> {
                 .await
                 .map_err(|_| "dial timed out")??;
             print_peer(&*peer);
-            transport.cleanup(&*peer);
+            peer.stop();
         }
         other => return Err(format!("unknown mode {other:?}: listen or dial").into()),
     }

@@ -10,16 +10,18 @@ use std::time::Duration;
 
 use mukan_node_key::NodeKey;
 use mukan_reactor_api::{
-    DenyList, Direction, ManagedPeer, NetAddress, NodeInfo, PeerConfig, Transport, TransportError,
+    DenyList, Direction, FilterRefusal, ManagedPeer, NetAddress, NodeInfo, PeerConfig,
+    RejectDetail, Transport, TransportError,
 };
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
+use crate::ConnFilter;
 use crate::backend::{Backend, Listener};
 use crate::conn_set::ConnSet;
+use crate::error::{Stage, UpgradeError};
 use crate::peer::{ConnGuard, wrap_peer};
 use crate::upgrade::{Io, UpgradeCtx, Upgraded, upgrade};
-use crate::{ConnFilter, Stage, UpgradeError};
 
 /// Limits and timeouts of a [`TcpTransport`](crate::TcpTransport).
 #[derive(Clone, Debug)]
@@ -189,38 +191,37 @@ impl Core {
             return Err(TransportError::Closed);
         }
         if inner.config.deny.is_denied_ip(addr.ip()) {
-            return Err(rejected(UpgradeError::DeniedIp(addr.ip()), Some(addr)));
+            return Err(TransportError::rejected(
+                RejectDetail::DeniedIp(addr.ip()),
+                Some(addr),
+            ));
         }
         if inner.config.deny.is_denied_id(&addr.id()) {
-            return Err(rejected(UpgradeError::DeniedId(addr.id()), Some(addr)));
+            return Err(TransportError::rejected(
+                RejectDetail::DeniedId(addr.id()),
+                Some(addr),
+            ));
         }
         let target = addr.socket_addr();
         let local = *inner.local_addr.lock();
         let connect = inner.backend.connect(target, local);
         let (stream, remote) = match tokio::time::timeout(inner.config.dial_timeout, connect).await
         {
-            Err(_) => {
-                return Err(into_transport_error(
-                    UpgradeError::Timeout(Stage::Dial),
-                    None,
-                ));
-            }
+            Err(_) => return Err(UpgradeError::Timeout(Stage::Dial).into_transport_error(None)),
             Ok(Err(e)) => return Err(TransportError::Io(e)),
             Ok(Ok(pair)) => pair,
         };
         let guard = filter_conn(inner, remote)
             .await
-            .map_err(|e| into_transport_error(e, Some(addr)))?;
+            .map_err(|e| e.into_transport_error(Some(addr)))?;
         let ctx = inner.ctx.read().clone();
         let upgraded = upgrade(stream, &ctx, Some(&addr), &inner.config.deny)
             .await
-            .map_err(|e| into_transport_error(e, Some(addr)))?;
-        let persistent = (peer_config.is_persistent)(&addr);
+            .map_err(|e| e.into_transport_error(Some(addr)))?;
         Ok(wrap_peer(
             upgraded,
             Direction::Outbound,
             addr,
-            persistent,
             guard,
             &peer_config,
             &inner.config.mconn,
@@ -245,17 +246,10 @@ impl Core {
         // The upgrade slot is released here, once the connection is taken.
         let (upgraded, guard) = pending.item?;
         let socket = NetAddress::new(upgraded.id, guard.addr().ip(), guard.addr().port());
-        let persistent = match upgraded.node_info.net_address() {
-            Ok(mukan_reactor_api::ParsedAddress::Resolved(self_reported)) => {
-                (peer_config.is_persistent)(&self_reported)
-            }
-            _ => false,
-        };
         Ok(wrap_peer(
             upgraded,
             Direction::Inbound,
             socket,
-            persistent,
             guard,
             &peer_config,
             &self.inner.config.mconn,
@@ -283,10 +277,6 @@ impl Transport for Core {
     ) -> Pin<Box<dyn Future<Output = Result<Arc<dyn ManagedPeer>, TransportError>> + Send + '_>>
     {
         Box::pin(self.accept_inner(config))
-    }
-
-    fn cleanup(&self, peer: &dyn ManagedPeer) {
-        peer.stop();
     }
 
     fn close(&self) {
@@ -359,7 +349,7 @@ async fn accept_loop(inner: Weak<Inner>, mut listener: Listener) {
             // Refused before any handshake byte: the socket is closed at once. The refusal is
             // reported to `accept` if there is room, never waited for.
             drop(stream);
-            let error = into_transport_error(UpgradeError::DeniedIp(remote.ip()), None);
+            let error = TransportError::rejected(RejectDetail::DeniedIp(remote.ip()), None);
             let _ = strong.accepted_tx.try_send(Pending {
                 item: Err(error),
                 _slot: None,
@@ -398,14 +388,14 @@ async fn upgrade_inbound(
     };
     let item = result.map_err(|e| {
         let addr = match &e {
-            UpgradeError::SelfConnection => Some(NetAddress::new(
+            UpgradeError::Rejected(RejectDetail::SelfConnection) => Some(NetAddress::new(
                 inner.ctx.read().our_id(),
                 remote.ip(),
                 remote.port(),
             )),
             _ => None,
         };
-        into_transport_error(e, addr)
+        e.into_transport_error(addr)
     });
     // Bounded: a full queue makes this task wait, holding its upgrade slot (which `accept`
     // releases), so upgraded connections never outnumber `max_pending_upgrades`. A closed
@@ -426,10 +416,10 @@ async fn filter_conn(inner: &Arc<Inner>, remote: SocketAddr) -> Result<ConnGuard
     {
         let conns = inner.conns.lock();
         if conns.has(&remote) {
-            return Err(UpgradeError::DuplicateConnection(remote));
+            return Err(RejectDetail::DuplicateConnection(remote).into());
         }
         if !inner.config.allow_duplicate_ip && conns.has_ip(remote.ip()) {
-            return Err(UpgradeError::DuplicateIp(remote.ip()));
+            return Err(RejectDetail::DuplicateIp(remote.ip()).into());
         }
     }
     if !inner.filters.is_empty() {
@@ -445,23 +435,21 @@ async fn filter_conn(inner: &Arc<Inner>, remote: SocketAddr) -> Result<ConnGuard
         while let Some(result) = set.join_next().await {
             match result {
                 Ok(Ok(Ok(()))) => {}
-                Ok(Ok(Err(denied))) => return Err(UpgradeError::Filtered(denied)),
+                Ok(Ok(Err(refusal))) => return Err(RejectDetail::Filtered(refusal).into()),
                 Ok(Err(_elapsed)) => return Err(UpgradeError::FilterTimeout),
                 Err(_panicked) => {
-                    return Err(UpgradeError::Filtered(crate::Denied::new(
-                        "connection filter panicked",
-                    )));
+                    return Err(RejectDetail::Filtered(FilterRefusal::Panicked).into());
                 }
             }
         }
     }
     let mut conns = inner.conns.lock();
     if !conns.insert(remote) {
-        return Err(UpgradeError::DuplicateConnection(remote));
+        return Err(RejectDetail::DuplicateConnection(remote).into());
     }
     if !inner.config.allow_duplicate_ip && conns_has_other_ip(&conns, remote) {
         conns.remove(&remote);
-        return Err(UpgradeError::DuplicateIp(remote.ip()));
+        return Err(RejectDetail::DuplicateIp(remote.ip()).into());
     }
     Ok(ConnGuard::new(Arc::downgrade(inner), remote))
 }
@@ -490,23 +478,6 @@ fn announced_address(node_key: &NodeKey, info: &NodeInfo, bound: Option<SocketAd
             std::net::Ipv4Addr::UNSPECIFIED.into(),
             0,
         ),
-    }
-}
-
-/// Timeouts are timeouts (`TransportError::Timeout`, `FilterTimeout`), never rejections.
-fn into_transport_error(e: UpgradeError, addr: Option<NetAddress>) -> TransportError {
-    match e {
-        UpgradeError::FilterTimeout => TransportError::FilterTimeout,
-        UpgradeError::Timeout(stage) => TransportError::Timeout(stage.into()),
-        other => rejected(other, addr),
-    }
-}
-
-fn rejected(e: UpgradeError, addr: Option<NetAddress>) -> TransportError {
-    TransportError::Rejected {
-        reason: e.reason(),
-        addr,
-        source: Box::new(e),
     }
 }
 
@@ -584,10 +555,6 @@ macro_rules! delegate_transport {
                 >,
             > {
                 mukan_reactor_api::Transport::accept(&self.core, config)
-            }
-
-            fn cleanup(&self, peer: &dyn mukan_reactor_api::ManagedPeer) {
-                mukan_reactor_api::Transport::cleanup(&self.core, peer);
             }
 
             fn close(&self) {

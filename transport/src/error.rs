@@ -1,20 +1,13 @@
-//! Why an upgrade refused a connection: the `source` of `TransportError::Rejected`.
+//! How an upgrade fails inside the transport: a stage timing out, or a refusal with its
+//! [`RejectDetail`], which reaches the caller as `TransportError::Rejected`.
 
 use std::fmt;
-use std::io;
-use std::net::{IpAddr, SocketAddr};
 
-use mukan_node_key::NodeId;
-use mukan_reactor_api::{
-    IncompatibleError, NodeInfoDecodeError, NodeInfoError, RejectReason, TimeoutKind,
-};
-
-use crate::Denied;
+use mukan_reactor_api::{HandshakeFailure, RejectDetail, TimeoutKind, TransportError};
 
 /// The stage of an upgrade that ran out of time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Stage {
+pub(crate) enum Stage {
     /// Connecting the TCP socket.
     Dial,
     /// The secret-connection handshake.
@@ -43,123 +36,54 @@ impl From<Stage> for TimeoutKind {
     }
 }
 
-/// The detailed cause of a refused connection (carried as the `source` of
-/// `TransportError::Rejected`; downcast to this type to act on it).
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum UpgradeError {
-    /// A connection from this exact socket address is already open.
-    #[error("connection from {0} is already open")]
-    DuplicateConnection(SocketAddr),
-    /// A connection with this IP is already open and duplicate IPs are not allowed
-    /// (Go: `"ip<%v> already connected"`).
-    #[error("ip<{0}> already connected")]
-    DuplicateIp(IpAddr),
-    /// A connection filter refused the connection.
-    #[error(transparent)]
-    Filtered(Denied),
-    /// The secret-connection handshake failed (Go: `"secret conn failed: %v"`).
-    #[error("secret conn failed: {0}")]
-    SecretConn(#[source] mukan_secret_conn::Error),
-    /// The authenticated peer is not the one we dialed
-    /// (Go: `"conn.ID (%v) dialed ID (%v) mismatch"`).
-    #[error("conn.ID ({got}) dialed ID ({expected}) mismatch")]
-    DialedIdMismatch {
-        /// The ID we dialed.
-        expected: NodeId,
-        /// The ID the peer authenticated as.
-        got: NodeId,
-    },
-    /// Exchanging `NodeInfo` failed (Go: `"handshake failed: %v"`).
-    #[error("handshake failed: {0}")]
-    Exchange(#[source] ExchangeError),
-    /// The peer's `NodeInfo` is invalid.
-    #[error("invalid NodeInfo: {0}")]
-    InvalidNodeInfo(#[source] NodeInfoError),
-    /// The `NodeInfo` ID is not the authenticated ID
-    /// (Go: `"conn.ID (%v) NodeInfo.ID (%v) mismatch"`).
-    #[error("conn.ID ({conn}) NodeInfo.ID ({node_info}) mismatch")]
-    NodeInfoIdMismatch {
-        /// The authenticated ID.
-        conn: NodeId,
-        /// The ID the `NodeInfo` claims (as sent).
-        node_info: String,
-    },
-    /// The peer is this node.
-    #[error("self connection")]
-    SelfConnection,
-    /// The peer's `NodeInfo` is not compatible with ours.
-    #[error("incompatible: {0}")]
-    Incompatible(#[source] IncompatibleError),
+/// Why an upgrade did not produce a peer.
+#[derive(Debug)]
+pub(crate) enum UpgradeError {
     /// A connection filter did not answer within the filter timeout.
-    #[error("connection filter timed out")]
     FilterTimeout,
-    /// A stage did not finish in time. Reported as `TransportError::Timeout`, never as a
-    /// rejection.
-    #[error("{0} timed out")]
+    /// A stage did not finish in time.
     Timeout(Stage),
-    /// The remote IP is on the deny list (checked before any handshake).
-    #[error("ip<{0}> is denied")]
-    DeniedIp(IpAddr),
-    /// The authenticated node ID is on the deny list (checked right after the secret
-    /// connection, before any `NodeInfo` is sent).
-    #[error("node {0} is denied")]
-    DeniedId(NodeId),
+    /// A check refused the connection.
+    Rejected(RejectDetail),
 }
 
-impl UpgradeError {
-    /// The category the switch acts on (Go `ErrRejected` flags).
-    pub fn reason(&self) -> RejectReason {
-        match self {
-            Self::DuplicateConnection(_) | Self::DuplicateIp(_) => RejectReason::Duplicate,
-            Self::Filtered(_) | Self::FilterTimeout => RejectReason::Filtered,
-            Self::SecretConn(_)
-            | Self::DialedIdMismatch { .. }
-            | Self::Exchange(_)
-            | Self::NodeInfoIdMismatch { .. } => RejectReason::AuthFailure,
-            // Not a rejection: the transport reports it as `TransportError::Timeout`
-            // ([`UpgradeError::timeout`]). Kept total for callers that classify anyway.
-            Self::Timeout(_) => RejectReason::AuthFailure,
-            Self::DeniedIp(_) | Self::DeniedId(_) => RejectReason::Denied,
-            Self::InvalidNodeInfo(_) => RejectReason::NodeInfoInvalid,
-            Self::SelfConnection => RejectReason::SelfConnection,
-            Self::Incompatible(_) => RejectReason::Incompatible,
-        }
+impl From<RejectDetail> for UpgradeError {
+    fn from(detail: RejectDetail) -> Self {
+        Self::Rejected(detail)
     }
 }
 
 impl UpgradeError {
-    /// Which deadline passed, if this is a timeout (a dial, handshake, `NodeInfo` or filter
-    /// timeout): the transport reports these as `TransportError::Timeout` /
-    /// `FilterTimeout`, not as rejections.
-    pub fn timeout(&self) -> Option<TimeoutKind> {
+    /// As the caller sees it: timeouts are timeouts (`TransportError::Timeout`,
+    /// `FilterTimeout`), never rejections.
+    pub(crate) fn into_transport_error(
+        self,
+        addr: Option<mukan_reactor_api::NetAddress>,
+    ) -> TransportError {
         match self {
-            Self::Timeout(stage) => Some((*stage).into()),
-            Self::FilterTimeout => Some(TimeoutKind::Filter),
-            _ => None,
+            Self::FilterTimeout => TransportError::FilterTimeout,
+            Self::Timeout(stage) => TransportError::Timeout(stage.into()),
+            Self::Rejected(detail) => TransportError::rejected(detail, addr),
         }
     }
 }
 
-/// Why the `NodeInfo` exchange failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ExchangeError {
-    /// Reading or writing the secret stream failed.
-    #[error("io: {0}")]
-    Io(#[source] io::Error),
-    /// The length prefix is not a valid varint (over 10 bytes or overflowing).
-    #[error("invalid varint length prefix")]
-    Varint,
-    /// The announced `NodeInfo` is larger than the limit (Go: 10240 bytes).
-    #[error("message exceeds max size ({len} > {max})")]
-    TooLarge {
-        /// The announced length.
-        len: u64,
-        /// The limit.
-        max: usize,
-    },
-    /// The body is not a `DefaultNodeInfo`.
-    #[error("decode: {0}")]
-    Decode(#[source] NodeInfoDecodeError),
+/// The kind of a failed secret-connection handshake. The crypto stays opaque: which check of
+/// the peer's key failed is logged at debug level, not carried.
+pub(crate) fn handshake_failure(e: mukan_secret_conn::Error) -> HandshakeFailure {
+    use mukan_secret_conn::{Error, ProtocolViolation};
+    tracing::debug!(target: "mukan_transport", "secret connection failed: {e}");
+    match e {
+        Error::Io(io) => HandshakeFailure::Io(io),
+        Error::UnexpectedEof => HandshakeFailure::Closed,
+        Error::Decode(_) | Error::Protocol(ProtocolViolation::MessageTooLarge { .. }) => {
+            HandshakeFailure::Malformed
+        }
+        Error::Protocol(
+            ProtocolViolation::InvalidSignature | ProtocolViolation::SignatureLength { .. },
+        ) => HandshakeFailure::InvalidSignature,
+        Error::Protocol(_) | Error::PeerIdMismatch { .. } => HandshakeFailure::KeyRefused,
+        // A timeout is reported as one by the caller before it gets here.
+        _ => HandshakeFailure::BadFrame,
+    }
 }

@@ -12,7 +12,9 @@
 //! ```
 //!
 //! Every refusal is a [`TransportError::Rejected`](mukan_reactor_api::TransportError) whose
-//! `reason` says what the switch should do and whose `source` is an [`UpgradeError`].
+//! typed [`RejectDetail`](mukan_reactor_api::RejectDetail) says which check refused it and
+//! with what (its [`reason`](mukan_reactor_api::RejectDetail::reason) is the category the
+//! switch acts on). A stage that runs out of time is a `TransportError::Timeout`.
 //!
 //! Accepted connections are upgraded concurrently, each in its own task, so one slow peer
 //! never blocks the others; the number of upgrades in flight and of open inbound connections
@@ -25,8 +27,9 @@
 //!   in the bound address so that peers learn an address they can dial.
 //! - The deny list's ID check runs right after the secret connection, so a denied node never
 //!   gets our `NodeInfo` (Go filters by ID only after the whole upgrade).
-//! - A connection's entry in the duplicate table is removed when its peer is dropped, even if
-//!   the owner forgets [`Transport::cleanup`](mukan_reactor_api::Transport::cleanup).
+//! - A connection's entry in the duplicate table (and its inbound slot) is freed when its
+//!   peer is stopped, when its connection ends, or when the peer is dropped: the owner never
+//!   hands a peer back (Go's `Cleanup`).
 
 #![cfg_attr(
     not(test),
@@ -56,10 +59,9 @@ mod tcp;
 mod upgrade;
 
 pub use core::Config;
-pub use error::{ExchangeError, Stage, UpgradeError};
 #[cfg(feature = "test-util")]
 pub use fault::{LinkProfile, NetEvent};
-pub use filter::{ConnFilter, Denied};
+pub use filter::ConnFilter;
 #[cfg(feature = "test-util")]
 pub use memory::{MemoryNetwork, MemoryTransport};
 pub use tcp::TcpTransport;

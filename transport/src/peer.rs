@@ -13,7 +13,7 @@ use mukan_mconn::MConnection;
 use mukan_node_key::NodeId;
 use mukan_reactor_api::{
     ChannelDescriptor, ChannelId, Direction, InboxItem, ManagedPeer, NetAddress, NodeInfo, Peer,
-    PeerConfig, PeerData, PeerInbox, PeerStatus, SendError, TransportError, TrySendError,
+    PeerConfig, PeerData, PeerInbox, PeerStatus, SendError, StopReason, TrySendError,
 };
 use mukan_secret_conn::SecretStream;
 use parking_lot::Mutex;
@@ -64,7 +64,6 @@ struct TransportPeer {
     id: NodeId,
     node_info: NodeInfo,
     direction: Direction,
-    persistent: bool,
     socket_addr: NetAddress,
     data: PeerData,
     state: Mutex<State>,
@@ -87,7 +86,6 @@ pub(crate) fn wrap_peer(
     upgraded: Upgraded<Box<dyn Io>>,
     direction: Direction,
     socket_addr: NetAddress,
-    persistent: bool,
     guard: ConnGuard,
     peer_config: &PeerConfig,
     mconn: &mukan_mconn::Config,
@@ -101,7 +99,6 @@ pub(crate) fn wrap_peer(
         id,
         node_info,
         direction,
-        persistent,
         socket_addr,
         data: PeerData::default(),
         state: Mutex::new(State::Ready {
@@ -140,8 +137,10 @@ impl Peer for TransportPeer {
         self.direction
     }
 
+    /// Always `false`: persistence is the switch's decision, and the peer handle the switch
+    /// gives reactors answers it.
     fn is_persistent(&self) -> bool {
-        self.persistent
+        false
     }
 
     fn socket_addr(&self) -> NetAddress {
@@ -184,10 +183,10 @@ impl Peer for TransportPeer {
 }
 
 impl ManagedPeer for TransportPeer {
-    fn start(&self) -> Result<Box<dyn PeerInbox>, TransportError> {
+    fn start(&self) -> Result<Box<dyn PeerInbox>, StopReason> {
         let mut state = self.state.lock();
         let State::Ready { .. } = &*state else {
-            return Err(TransportError::Closed);
+            return Err(StopReason::ClosedByPeer);
         };
         let State::Ready {
             stream,
@@ -195,10 +194,10 @@ impl ManagedPeer for TransportPeer {
             config,
         } = std::mem::replace(&mut *state, State::Stopped)
         else {
-            return Err(TransportError::Closed);
+            return Err(StopReason::ClosedByPeer);
         };
         let (conn, items) = MConnection::spawn_inbox(*stream, &channels, config)
-            .map_err(|e| TransportError::Io(std::io::Error::other(e)))?;
+            .map_err(mukan_mconn::Error::into_stop_reason)?;
         *state = State::Running(Arc::new(conn));
         Ok(Box::new(Inbox {
             items,

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mukan_node_key::{NodeId, NodeKey};
-use mukan_reactor_api::{DenyList, NetAddress, NodeInfo};
+use mukan_reactor_api::{DenyList, ExchangeError, NetAddress, NodeInfo, RejectDetail};
 use mukan_secret_conn::{LengthPrefix, SecretStream};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::{ExchangeError, Stage, UpgradeError};
+use crate::error::{Stage, UpgradeError, handshake_failure};
 
 /// A raw connection the upgrade can run on (a TCP socket or an in-memory pipe).
 pub(crate) trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
@@ -79,7 +79,7 @@ where
         Err(_) | Ok(Err(mukan_secret_conn::Error::Timeout)) => {
             return Err(UpgradeError::Timeout(Stage::SecretConnection));
         }
-        Ok(Err(e)) => return Err(UpgradeError::SecretConn(e)),
+        Ok(Err(e)) => return Err(RejectDetail::Handshake(handshake_failure(e)).into()),
         Ok(Ok(stream)) => stream,
     };
     let id = stream.remote_node_id();
@@ -87,16 +87,17 @@ where
     // 2. The dialed ID must be the authenticated one.
     if let Some(dialed) = dialed {
         if dialed.id() != id {
-            return Err(UpgradeError::DialedIdMismatch {
+            return Err(RejectDetail::DialedIdMismatch {
                 expected: dialed.id(),
                 got: id,
-            });
+            }
+            .into());
         }
     }
 
     // 3. Not denied (checked here, before we send our NodeInfo; Go checks after the upgrade).
     if deny.is_denied_id(&id) {
-        return Err(UpgradeError::DeniedId(id));
+        return Err(RejectDetail::DeniedId(id).into());
     }
 
     // 4. NodeInfo exchange, both directions at once.
@@ -105,35 +106,36 @@ where
             .await
         {
             Err(_) => return Err(UpgradeError::Timeout(Stage::NodeInfoExchange)),
-            Ok(Err(e)) => return Err(UpgradeError::Exchange(e)),
+            Ok(Err(e)) => return Err(RejectDetail::Exchange(e).into()),
             Ok(Ok(pair)) => pair,
         };
 
     // 5. Validate.
     node_info
         .validate()
-        .map_err(UpgradeError::InvalidNodeInfo)?;
+        .map_err(RejectDetail::InvalidNodeInfo)?;
 
     // 6. The NodeInfo must speak for the authenticated key.
     match node_info.node_id() {
         Ok(claimed) if claimed == id => {}
         _ => {
-            return Err(UpgradeError::NodeInfoIdMismatch {
+            return Err(RejectDetail::NodeInfoIdMismatch {
                 conn: id,
                 node_info: node_info.id.clone(),
-            });
+            }
+            .into());
         }
     }
 
     // 7. Not ourselves.
     if id == ctx.our_id() {
-        return Err(UpgradeError::SelfConnection);
+        return Err(RejectDetail::SelfConnection.into());
     }
 
     // 8. Compatible with us.
     ctx.node_info
         .compatible_with(&node_info)
-        .map_err(UpgradeError::Incompatible)?;
+        .map_err(RejectDetail::Incompatible)?;
 
     Ok(Upgraded {
         stream,

@@ -11,10 +11,10 @@ use std::time::Duration;
 use mukan_node_key::NodeKey;
 use mukan_reactor_api::{
     ChannelDescriptor, ChannelId, DenyEntry, DenyList, NetAddress, NodeInfo, Other, PeerConfig,
-    ProtocolVersion, RejectReason, Transport, TransportError,
+    ProtocolVersion, RejectDetail, Transport, TransportError,
 };
 use mukan_secret_conn::SecretStream;
-use mukan_transport::{Config, TcpTransport, UpgradeError};
+use mukan_transport::{Config, TcpTransport};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 
@@ -40,10 +40,10 @@ fn node_info(key: &NodeKey) -> NodeInfo {
 }
 
 fn peer_config() -> PeerConfig {
-    PeerConfig {
-        channels: vec![ChannelDescriptor::new(ChannelId(0x7e), NonZeroU32::MIN)],
-        is_persistent: Arc::new(|_: &NetAddress| false),
-    }
+    PeerConfig::new(vec![ChannelDescriptor::new(
+        ChannelId(0x7e),
+        NonZeroU32::MIN,
+    )])
 }
 
 fn transport(deny: Arc<DenyList>) -> TcpTransport {
@@ -73,13 +73,9 @@ async fn observe(stream: &mut SecretStream<TcpStream>) -> Vec<u8> {
 fn denied_id(err: &TransportError) -> Option<mukan_node_key::NodeId> {
     match err {
         TransportError::Rejected {
-            reason: RejectReason::Denied,
-            source,
+            detail: RejectDetail::DeniedId(id),
             ..
-        } => match source.downcast_ref::<UpgradeError>() {
-            Some(UpgradeError::DeniedId(id)) => Some(*id),
-            _ => None,
-        },
+        } => Some(*id),
         _ => None,
     }
 }

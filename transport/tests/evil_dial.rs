@@ -139,10 +139,10 @@ fn node_info(key: &NodeKey) -> NodeInfo {
 }
 
 fn peer_config() -> PeerConfig {
-    PeerConfig {
-        channels: vec![ChannelDescriptor::new(ChannelId(0x7e), NonZeroU32::MIN)],
-        is_persistent: Arc::new(|_: &NetAddress| false),
-    }
+    PeerConfig::new(vec![ChannelDescriptor::new(
+        ChannelId(0x7e),
+        NonZeroU32::MIN,
+    )])
 }
 
 fn dialer(cfg: Config) -> TcpTransport {

@@ -11,7 +11,8 @@ use mukan_reactor_api::{
     ChannelDescriptor, ChannelId, DenyEntry, DenyList, Direction, NetAddress, NodeInfo, Other,
     PeerConfig, ProtocolVersion, RejectReason, TimeoutKind, Transport, TransportError,
 };
-use mukan_transport::{Config, ExchangeError, TcpTransport, UpgradeError};
+use mukan_reactor_api::{ExchangeError, FilterRefusal, RejectDetail};
+use mukan_transport::{Config, TcpTransport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -44,13 +45,12 @@ fn config() -> Config {
 }
 
 fn peer_config(channels: &[u8]) -> PeerConfig {
-    PeerConfig {
-        channels: channels
+    PeerConfig::new(
+        channels
             .iter()
             .map(|&c| ChannelDescriptor::new(ChannelId(c), NonZeroU32::MIN))
             .collect(),
-        is_persistent: Arc::new(|_: &NetAddress| false),
-    }
+    )
 }
 
 struct Node {
@@ -89,16 +89,16 @@ fn target(node: &Node) -> NetAddress {
     NetAddress::new(node.key.node_id(), node.addr.ip(), node.addr.port())
 }
 
-fn upgrade_error(err: &TransportError) -> &UpgradeError {
+fn upgrade_error(err: &TransportError) -> &RejectDetail {
     match err {
-        TransportError::Rejected { source, .. } => source.downcast_ref::<UpgradeError>().unwrap(),
+        TransportError::Rejected { detail, .. } => detail,
         other => panic!("not a rejection: {other:?}"),
     }
 }
 
 fn reason(err: &TransportError) -> RejectReason {
     match err {
-        TransportError::Rejected { reason, .. } => *reason,
+        TransportError::Rejected { detail, .. } => detail.reason(),
         other => panic!("not a rejection: {other:?}"),
     }
 }
@@ -152,7 +152,7 @@ async fn incompatible_peers_are_rejected_with_the_reason() {
         );
         for err in [dialed.err().unwrap(), accepted.err().unwrap()] {
             assert_eq!(reason(&err), RejectReason::Incompatible, "{err}");
-            assert!(matches!(upgrade_error(&err), UpgradeError::Incompatible(_)));
+            assert!(matches!(upgrade_error(&err), RejectDetail::Incompatible(_)));
             assert!(
                 err.to_string().contains(detail),
                 "{err} should say {detail}"
@@ -178,7 +178,7 @@ async fn dialing_the_wrong_id_is_an_auth_failure() {
         .unwrap();
     assert_eq!(reason(&err), RejectReason::AuthFailure);
     assert!(
-        matches!(upgrade_error(&err), UpgradeError::DialedIdMismatch { expected, got }
+        matches!(upgrade_error(&err), RejectDetail::DialedIdMismatch { expected, got }
         if *expected == wrong.id() && *got == a.key.node_id())
     );
 }
@@ -210,7 +210,7 @@ async fn duplicate_ip_is_refused_before_the_handshake() {
     );
     let err = accepted.err().unwrap();
     assert_eq!(reason(&err), RejectReason::Duplicate);
-    assert!(matches!(upgrade_error(&err), UpgradeError::DuplicateIp(_)));
+    assert!(matches!(upgrade_error(&err), RejectDetail::DuplicateIp(_)));
     assert!(dialed.is_err(), "the dialer sees the connection closed");
 }
 
@@ -261,7 +261,7 @@ async fn oversized_and_invalid_node_info_are_rejected() {
     assert_eq!(reason(&err), RejectReason::AuthFailure);
     assert!(matches!(
         upgrade_error(&err),
-        UpgradeError::Exchange(ExchangeError::TooLarge {
+        RejectDetail::Exchange(ExchangeError::TooLarge {
             len: 10_241,
             max: 10_240
         })
@@ -296,7 +296,7 @@ async fn oversized_and_invalid_node_info_are_rejected() {
     let err = accepted.err().unwrap();
     assert!(matches!(
         upgrade_error(&err),
-        UpgradeError::NodeInfoIdMismatch { .. }
+        RejectDetail::NodeInfoIdMismatch { .. }
     ));
 }
 
@@ -403,7 +403,7 @@ async fn started_peers_exchange_messages_and_report_the_end() {
     assert_eq!((ch, msg.len()), (ECHO, 0));
 
     // Stopping one side ends the other with an error, and frees both table entries.
-    b.transport.cleanup(&*dialed);
+    dialed.stop();
     assert!(rx_a.recv().await.unwrap().is_err());
     assert_eq!(b.transport.connection_count(), 0);
     drop(accepted);
@@ -419,13 +419,13 @@ impl mukan_transport::ConnFilter for TestFilter {
     fn check(
         &self,
         _remote: SocketAddr,
-    ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), mukan_transport::Denied>> + Send>> {
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), FilterRefusal>> + Send>> {
         let hang = self.hang;
         Box::pin(async move {
             if hang {
                 std::future::pending::<()>().await;
             }
-            Err(mukan_transport::Denied::new("not on the list"))
+            Err(FilterRefusal::Refused("not on the list"))
         })
     }
 }
@@ -446,9 +446,10 @@ async fn a_refusing_filter_rejects_before_the_handshake() {
         .err()
         .unwrap();
     assert_eq!(reason(&err), RejectReason::Filtered);
-    assert!(
-        matches!(upgrade_error(&err), UpgradeError::Filtered(d) if d.to_string().contains("not on the list"))
-    );
+    assert!(matches!(
+        upgrade_error(&err),
+        RejectDetail::Filtered(FilterRefusal::Refused("not on the list"))
+    ));
     // Closed before any handshake byte was sent.
     let mut buf = Vec::new();
     raw.read_to_end(&mut buf).await.unwrap();
@@ -596,7 +597,7 @@ async fn a_denied_ip_is_refused_before_the_secret_connection() {
         .err()
         .unwrap();
     assert_eq!(reason(&err), RejectReason::Denied);
-    assert!(matches!(upgrade_error(&err), UpgradeError::DeniedIp(_)));
+    assert!(matches!(upgrade_error(&err), RejectDetail::DeniedIp(_)));
     assert_eq!(a.transport.connection_count(), 0);
 }
 
@@ -616,7 +617,7 @@ async fn a_denied_id_is_refused_on_both_sides_and_unbanned_at_runtime() {
     );
     let err = accepted.err().unwrap();
     assert_eq!(reason(&err), RejectReason::Denied);
-    assert!(matches!(upgrade_error(&err), UpgradeError::DeniedId(id) if *id == b.key.node_id()));
+    assert!(matches!(upgrade_error(&err), RejectDetail::DeniedId(id) if *id == b.key.node_id()));
     // Outbound: refused before dialing.
     let err = a
         .transport

@@ -46,10 +46,10 @@ fn transport_with(
 }
 
 fn peer_config() -> PeerConfig {
-    PeerConfig {
-        channels: vec![ChannelDescriptor::new(ChannelId(0x7e), NonZeroU32::MIN)],
-        is_persistent: Arc::new(|_: &NetAddress| false),
-    }
+    PeerConfig::new(vec![ChannelDescriptor::new(
+        ChannelId(0x7e),
+        NonZeroU32::MIN,
+    )])
 }
 
 #[tokio::test(start_paused = true)]
@@ -79,7 +79,9 @@ async fn memory_nodes_connect_and_reject_like_tcp_ones() {
     let c = transport(&net, 3, [10, 0, 0, 2], "chain");
     let (_, second) = tokio::join!(c.dial(target, peer_config()), a.accept(peer_config()));
     match second {
-        Err(TransportError::Rejected { reason, .. }) => assert_eq!(reason, RejectReason::Duplicate),
+        Err(e @ TransportError::Rejected { .. }) => {
+            assert_eq!(e.reject_reason(), Some(RejectReason::Duplicate));
+        }
         Err(other) => panic!("expected a duplicate rejection, got {other:?}"),
         Ok(_) => panic!("expected a duplicate rejection"),
     }
@@ -88,8 +90,8 @@ async fn memory_nodes_connect_and_reject_like_tcp_ones() {
     let d = transport(&net, 4, [10, 0, 0, 4], "other");
     let (dialed, _) = tokio::join!(d.dial(target, peer_config()), a.accept(peer_config()));
     match dialed {
-        Err(TransportError::Rejected { reason, .. }) => {
-            assert_eq!(reason, RejectReason::Incompatible);
+        Err(e @ TransportError::Rejected { .. }) => {
+            assert_eq!(e.reject_reason(), Some(RejectReason::Incompatible));
         }
         Err(other) => panic!("expected an incompatible rejection, got {other:?}"),
         Ok(_) => panic!("expected an incompatible rejection"),
@@ -236,19 +238,15 @@ async fn a_denied_memory_ip_is_refused_before_the_handshake() {
         a.accept(peer_config())
     );
     match accepted {
-        Err(TransportError::Rejected { reason, .. }) => assert_eq!(reason, RejectReason::Denied),
+        Err(e @ TransportError::Rejected { .. }) => {
+            assert_eq!(e.reject_reason(), Some(RejectReason::Denied));
+        }
         other => panic!("expected a denial, got {:?}", other.map(|p| p.id())),
     }
     // The dialer saw the connection closed before any handshake byte.
     let err = dialed.err().unwrap();
     assert!(
-        matches!(
-            &err,
-            TransportError::Rejected {
-                reason: RejectReason::AuthFailure,
-                ..
-            }
-        ),
+        err.reject_reason() == Some(RejectReason::AuthFailure),
         "{err:?}"
     );
     let (dialed, accepted) = tokio::join!(
@@ -269,13 +267,10 @@ async fn a_started_peer_enforces_its_channel_budget_and_stops_a_stalled_receiver
     a.listen("0.0.0.0:0".parse().unwrap()).await.unwrap();
     let b = transport(&net, 2, ip_bytes(net.next_ip()), "chain");
     let budget = 4096;
-    let small = PeerConfig {
-        channels: vec![
-            ChannelDescriptor::new(ChannelId(0x7e), NonZeroU32::MIN)
-                .with_recv_message_capacity(std::num::NonZeroUsize::new(budget).unwrap()),
-        ],
-        is_persistent: Arc::new(|_: &NetAddress| false),
-    };
+    let small = PeerConfig::new(vec![
+        ChannelDescriptor::new(ChannelId(0x7e), NonZeroU32::MIN)
+            .with_recv_message_capacity(std::num::NonZeroUsize::new(budget).unwrap()),
+    ]);
     let (dialed, accepted) = tokio::join!(b.dial(a.net_address(), peer_config()), a.accept(small));
     let (sender, receiver) = (dialed.unwrap(), accepted.unwrap());
     let _sender_inbox = sender.start().unwrap();

@@ -6,12 +6,12 @@ case_handshake() {
     ida=$(new_key a) && idb=$(new_key b) || { fail "key generation failed"; return; }
     start_peer "$A" a "${COMMON[@]}" --home "$CASE_DIR/a" --listen "tcp://127.0.0.1:$pa" \
         --moniker "hs-a-$A" --channels 20,21
-    expect a 10s event=listening "id=$ida" || return
+    expect a 30s event=listening "id=$ida" || return
     start_peer "$B" b "${COMMON[@]}" --home "$CASE_DIR/b" --listen "tcp://127.0.0.1:$pb" \
         --moniker "hs-b-$B" --channels 22 --persistent-peers "$ida@127.0.0.1:$pa"
-    expect b 10s event=peer_added "id=$ida" "moniker=hs-a-$A" channels=7e2021 network=mukan-interop \
+    expect b 30s event=peer_added "id=$ida" "moniker=hs-a-$A" channels=7e2021 network=mukan-interop \
         "listen_addr=tcp://127.0.0.1:$pa" outbound=true block_version=11 p2p_version=8
-    expect a 10s event=peer_added "id=$idb" "moniker=hs-b-$B" channels=7e22 network=mukan-interop \
+    expect a 30s event=peer_added "id=$idb" "moniker=hs-b-$B" channels=7e22 network=mukan-interop \
         "listen_addr=tcp://127.0.0.1:$pb" outbound=false block_version=11 p2p_version=8
     expect_none a 1s event=peer_removed
     expect_none b 0.1s event=peer_removed

@@ -9,7 +9,7 @@ case_addrbook_artifact() {
     pl=${pts[1]}
     idh=$(new_key hub) && idl=$(new_key learner) || { fail "key generation failed"; return; }
     start_peer go hub "${COMMON[@]}" --home "$CASE_DIR/hub" --listen "tcp://127.0.0.1:$ph" --moniker hub --pex
-    expect hub 10s event=listening || return
+    expect hub 30s event=listening || return
     expected+=("$idh@127.0.0.1:$ph")
     for i in $(seq 1 $n); do
         local id p=${pts[$((i + 1))]}
@@ -18,12 +18,12 @@ case_addrbook_artifact() {
             --moniker "leaf$i" --pex --persistent-peers "$idh@127.0.0.1:$ph"
         expected+=("$id@127.0.0.1:$p")
     done
-    expect hub 15s event=addrbook "size=$n" || return
+    expect hub 30s event=addrbook "size=$n" || return
     start_peer go learner "${COMMON[@]}" --home "$CASE_DIR/learner" --listen "tcp://127.0.0.1:$pl" \
         --moniker learner --pex --mark-good --dial "$idh@127.0.0.1:$ph"
-    expect learner 15s event=addrbook "size=$((n + 1))" || return
+    expect learner 30s event=addrbook "size=$((n + 1))" || return
     stop_pid "$LAST_PID"
-    expect learner 1s event=addrbook_saved "size=$((n + 1))" || return
+    expect learner 5s event=addrbook_saved "size=$((n + 1))" || return
     local book="$CASE_DIR/learner/config/addrbook.json" a
     for a in "${expected[@]}"; do
         grep -q "\"${a%@*}\"" "$book" || fail "address $a missing from the saved book"
@@ -31,20 +31,24 @@ case_addrbook_artifact() {
     grep -q '"bucket_type": 2' "$book" || fail "no old-bucket entry (the hub, marked good) in the book"
     grep -q '"bucket_type": 1' "$book" || fail "no new-bucket entry in the book"
     [ "$CASE_OK" = 1 ] || return
-    mkdir -p "$CACHE/addrbook"
-    cp "$book" "$CACHE/addrbook/addrbook.json"
-    printf '%s\n' "${expected[@]}" >"$CACHE/addrbook/expected_addrs.txt"
-    printf '%s\n' "learner $idl@127.0.0.1:$pl" "hub $idh@127.0.0.1:$ph" >"$CACHE/addrbook/nodes.txt"
+    # For addrbook-go-to-rust (after this case, sequential): in this run's work
+    # dir, so it never reads another run's book or a stale one.
+    local art="$WORK/artifacts/addrbook"
+    mkdir -p "$art"
+    cp "$book" "$art/addrbook.json"
+    printf '%s\n' "${expected[@]}" >"$art/expected_addrs.txt"
+    printf '%s\n' "learner $idl@127.0.0.1:$pl" "hub $idh@127.0.0.1:$ph" >"$art/nodes.txt"
+    publish_artifact "$art" addrbook || fail "could not publish the addrbook artifact to $CACHE"
 }
 
 # The Go node's addrbook.json (artifact of addrbook-artifact) loads in our address book with
 # the same addresses and bucket types.
 case_addrbook_go_to_rust() {
-    local book="$CACHE/addrbook/addrbook.json" got want
+    local book="$WORK/artifacts/addrbook/addrbook.json" got want
     [ -f "$book" ] || { fail "no Go-written addrbook.json (addrbook-artifact failed?)"; return; }
     got=$("$RUST_PEER" addrbook-dump --file "$book" 2>"$CASE_DIR/dump.err") ||
         { fail "our loader refused the Go book: $(cat "$CASE_DIR/dump.err")"; return; }
-    want=$(sort "$CACHE/addrbook/expected_addrs.txt")
+    want=$(sort "$WORK/artifacts/addrbook/expected_addrs.txt")
     [ "$(printf '%s\n' "$got" | cut -d' ' -f2 | sort)" = "$want" ] ||
         fail "addresses differ: got [$got], want [$want]"
     [ "$(printf '%s\n' "$got" | grep -c '^old ')" = 1 ] || fail "expected one old entry (the hub): [$got]"
@@ -66,9 +70,9 @@ case_addrbook_rust_to_go() {
         { fail "addrbook-write failed: $(cat "$CASE_DIR/write.out")"; return; }
     p=$(ports 1)
     start_peer go g "${COMMON[@]}" --home "$CASE_DIR/g" --listen "tcp://127.0.0.1:$p" --moniker g --pex
-    expect g 10s event=addrbook size=5 || return
+    expect g 30s event=addrbook size=5 || return
     stop_pid "$LAST_PID"
-    expect g 2s event=addrbook_saved size=5 || return
+    expect g 5s event=addrbook_saved size=5 || return
     got=$("$RUST_PEER" addrbook-dump --file "$book" 2>"$CASE_DIR/dump.err") ||
         { fail "our loader refused the book Go saved: $(cat "$CASE_DIR/dump.err")"; return; }
     want=$(printf '%s\n' "${addrs[@]}" | sort)

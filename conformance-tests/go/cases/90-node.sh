@@ -50,18 +50,14 @@ ours_start() {
 
 # rpc_lists RPC ID [TIMEOUT]: the node at RPC lists peer ID in /net_info.
 rpc_lists() {
-    bg_wait "$GOPEER" wait-rpc-peer --rpc "$1" --id "$2" --timeout "${3:-1s}" >/dev/null 2>&1
+    bg_wait "$GOPEER" wait-rpc-peer --rpc "$1" --id "$2" --timeout "${3:-15s}" >/dev/null 2>&1
 }
 
 # ours_stop PID NAME: SIGTERM, then the exit code must be 0 within 15 s.
 ours_stop() {
-    local pid=$1 name=$2 i rc
+    local pid=$1 name=$2 rc
     kill -TERM "$pid" 2>/dev/null
-    for i in $(seq 1 150); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
+    if ! wait_until 15s pid_gone "$pid"; then
         fail "mukan-p2p ($name) did not stop within 15 s of SIGTERM"
         stop_pid "$pid"
         return 1
@@ -75,13 +71,13 @@ case_node_start() {
     local n1_id n1_p2p n1_rpc n2_id n2_rpc
     node_init node "$COMETBFT" || return
     node_start node
-    node_wait_height 1 40s >/dev/null || { fail "cometbft did not start"; return; }
+    node_wait_height 1 90s >/dev/null || { fail "cometbft did not start"; return; }
     n1_id=$node_id n1_p2p=$node_p2p n1_rpc=$node_rpc
     ours_home ours || return
     ours_start ours "$ours_home" mukan-ours --p2p.persistent_peers "$n1_id@127.0.0.1:$n1_p2p"
     local pid=$ours_pid rpc=$ours_rpc p2p=$ours_p2p
-    rpc_lists "$rpc" "$n1_id" 20s || { fail "our node does not list the Go node $n1_id in /net_info"; return; }
-    rpc_lists "$n1_rpc" "$ours_id" 10s || fail "the Go node does not list ours ($ours_id) in /net_info"
+    rpc_lists "$rpc" "$n1_id" 60s || { fail "our node does not list the Go node $n1_id in /net_info"; return; }
+    rpc_lists "$n1_rpc" "$ours_id" 30s || fail "the Go node does not list ours ($ours_id) in /net_info"
     say "    mukan-p2p ($ours_id) on a cometbft-init home dialed cometbft $n1_id"
     # A second Go node, made the same way (cometbft init + the chain's genesis),
     # with ours as its persistent peer: ours accepts it.
@@ -90,8 +86,8 @@ case_node_start() {
     cp "$chain_genesis" "$node_home/config/genesis.json"
     node_start node2 --p2p.persistent_peers "$ours_id@127.0.0.1:$p2p"
     n2_id=$node_id n2_rpc=$node_rpc
-    rpc_lists "$rpc" "$n2_id" 20s || fail "our node does not list the second Go node $n2_id in /net_info"
-    rpc_lists "$n2_rpc" "$ours_id" 10s || fail "the second Go node does not list ours in /net_info"
+    rpc_lists "$rpc" "$n2_id" 60s || fail "our node does not list the second Go node $n2_id in /net_info"
+    rpc_lists "$n2_rpc" "$ours_id" 30s || fail "the second Go node does not list ours in /net_info"
     ours_stop "$pid" ours || return
     [ -s "$ours_home/config/addrbook.json" ] || fail "no addrbook.json saved on SIGTERM"
     say "    the second node ($n2_id) dialed ours; SIGTERM: exit 0, address book saved"
@@ -106,7 +102,7 @@ case_node_crawl() {
         monikers[i]="crawl-go-$i"
     done
     start_peer go g1 "${COMMON[@]}" --home "$CASE_DIR/g1" --listen "tcp://127.0.0.1:${pts[0]}" --moniker "${monikers[1]}" --pex
-    expect g1 10s event=listening || return
+    expect g1 30s event=listening || return
     seed="${ids[1]}@127.0.0.1:${pts[0]}"
     for i in 2 3 4 5; do
         start_peer go "g$i" "${COMMON[@]}" --home "$CASE_DIR/g$i" --listen "tcp://127.0.0.1:${pts[$((i - 1))]}" \
@@ -130,9 +126,9 @@ case_node_crawl() {
         fi
     done
     # Everyone is connected to its hub: g1 holds g2..g5 and r1, r1 holds r2..r5.
-    expect g1 20s event=addrbook size=5 || return
+    expect g1 60s event=addrbook size=5 || return
     for i in 2 3 4 5; do
-        rpc_lists "$r1_rpc" "${ids[i + 5]}" 20s || { fail "r$i did not connect to r1"; return; }
+        rpc_lists "$r1_rpc" "${ids[i + 5]}" 60s || { fail "r$i did not connect to r1"; return; }
     done
     bg_wait timeout 60 "$MUKAN_P2P" crawl --seeds "$seed" --chain-id mukan-interop --timeout 20s --json \
         >"$CASE_DIR/crawl.json" 2>"$CASE_DIR/crawl.log" || { fail "mukan-p2p crawl failed"; return; }
@@ -167,7 +163,7 @@ case_node_addrbook_to_go() {
     peers=$(for i in 0 1 2; do printf '%s@127.0.0.1:%s,' "${ids[i]}" "${pts[i]}"; done)
     ours_start ours "$ours_home" mukan-book --p2p.persistent_peers "${peers%,}"
     for i in 0 1 2; do
-        expect "p$i" 20s event=peer_added "id=$ours_id" || { fail "our node did not connect to p$i"; return; }
+        expect "p$i" 60s event=peer_added "id=$ours_id" || { fail "our node did not connect to p$i"; return; }
     done
     ours_stop "$ours_pid" ours || return
     book="$ours_home/config/addrbook.json"
@@ -178,11 +174,11 @@ case_node_addrbook_to_go() {
     node_home=$go_home
     node_start gonode
     for i in 0 1 2; do
-        expect "p$i" 30s event=peer_added "id=$go_id" outbound=false ||
+        expect "p$i" 60s event=peer_added "id=$go_id" outbound=false ||
             fail "the Go node did not dial p$i from our address book"
     done
     grep -Eiq "panic|error loading|failed to load" "$CASE_DIR/gonode.log" && fail "the Go node complained loading the book"
-    node_lists "${ids[0]}" 5s || fail "the Go node does not list p0 in /net_info"
+    node_lists "${ids[0]}" 10s || fail "the Go node does not list p0 in /net_info"
     say "    a fresh cometbft started on our addrbook.json and dialed all 3 addresses in it"
 }
 

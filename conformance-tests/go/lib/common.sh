@@ -52,6 +52,9 @@ stop_pid() {
     return 0
 }
 
+# pid_gone PID: the process has ended (and this shell has reaped it).
+pid_gone() { ! kill -0 "$1" 2>/dev/null; }
+
 stop_case_pids() {
     local pid
     for pid in "${CASE_PIDS[@]}"; do is_child "$pid" && kill -TERM "$pid" 2>/dev/null; done
@@ -61,8 +64,10 @@ stop_case_pids() {
 
 # bg_wait CMD ARGS...: runs CMD in the background and waits for it, so a
 # signal to this shell is handled at once (a trap waits for a foreground
-# command to end). Returns CMD's status.
+# command to end). Returns CMD's status. A CMD with `--timeout D` is a timed
+# wait: it is logged (log_wait).
 bg_wait() {
+    local t0=$EPOCHREALTIME
     "$@" &
     local pid=$! rc p kept=()
     CASE_PIDS+=("$pid")
@@ -70,6 +75,81 @@ bg_wait() {
     rc=$?
     for p in "${CASE_PIDS[@]}"; do [ "$p" = "$pid" ] || kept+=("$p"); done
     CASE_PIDS=("${kept[@]}")
+    local a prev="" timeout="" kind=${WAIT_KIND:-wait} what=""
+    for a in "$@"; do
+        [ "$prev" = --timeout ] && timeout=$a
+        [ "$a" = --none ] && kind=none
+        case $a in
+        wait-event | wait-height | wait-rpc-peer | crawl) what=$a ;;
+        --file) ;;
+        event=* | --height) [ -n "$what" ] && what+=" ${a#--}" ;;
+        esac
+        [ "$prev" = --file ] && what+=" ${a##*/}"
+        [ "$prev" = --height ] && what+="=$a"
+        prev=$a
+    done
+    [ -n "$timeout" ] && log_wait "$t0" "$timeout" "$kind" "$rc" "${what:-${1##*/}}"
+    return "$rc"
+}
+
+# ------------------------------------------------------------ timed waits
+# Every wait with a timeout (expect, node_wait_height, node_lists, rpc_lists,
+# wait_until, any bg_wait of a command with --timeout) appends one line to
+# WAITS_LOG (run-interop.sh: $WORK/waits.tsv), tab-separated:
+#   case  site(file:line of the case code)  timeout  elapsed_ms  kind  rc  what
+# kind `wait` (ends as soon as it holds: its margin is timeout / elapsed) or
+# `none` (expect_none, and a negative check run as `WAIT_KIND=none node_lists
+# ...`: it lasts its whole timeout when it passes; no margin).
+# waits-report.sh prints the margins; .ci/stress aggregates them over runs.
+WAITS_LOG="${WAITS_LOG:-}"
+
+# Helpers of the case files that wait for their callers: a wait inside one is
+# logged at the line that called it (like the helpers of lib/).
+WAIT_HELPERS=" rpc_lists ours_stop "
+
+# wait_site: file:line of the innermost caller that is neither in lib/ nor in
+# WAIT_HELPERS: the line of the case that waits.
+wait_site() {
+    local i
+    for ((i = 1; i < ${#BASH_SOURCE[@]}; i++)); do
+        if [[ ${BASH_SOURCE[i]} != */lib/*.sh && $WAIT_HELPERS != *" ${FUNCNAME[i]} "* ]]; then
+            printf '%s:%s' "${BASH_SOURCE[i]##*/}" "${BASH_LINENO[i - 1]}"
+            return
+        fi
+    done
+    printf '?'
+}
+
+# log_wait T0 TIMEOUT KIND RC WHAT: one line in WAITS_LOG (T0: $EPOCHREALTIME
+# at the start of the wait).
+log_wait() {
+    [ -n "$WAITS_LOG" ] || return 0
+    local t1=$EPOCHREALTIME
+    local us=$((${t1/./} - ${1/./}))
+    printf '%s\t%s\t%s\t%d\t%s\t%s\t%s\n' "${CASE_NAME:-?}" "$(wait_site)" "$2" $((us / 1000)) "$3" "$4" "$5" \
+        >>"$WAITS_LOG"
+}
+
+# wait_until TIMEOUT CMD ARGS...: runs CMD every 0.2 s until it succeeds
+# (returns 0) or TIMEOUT (seconds, `15s` or `15`) has passed (returns 1).
+# Measured by the clock, not by a count of sleeps; logged like every wait.
+wait_until() {
+    local timeout=$1 t0=$EPOCHREALTIME rc=1
+    shift
+    local limit_us
+    limit_us=$(awk -v t="${timeout%s}" 'BEGIN { printf "%d", t * 1000000 }')
+    while :; do
+        if "$@"; then
+            rc=0
+            break
+        fi
+        local now=$EPOCHREALTIME
+        [ $((${now/./} - ${t0/./})) -ge "$limit_us" ] && break
+        sleep 0.2
+    done
+    local what="$*"
+    what=${what//"$CASE_DIR/"/}
+    log_wait "$t0" "$timeout" wait "$rc" "${what:0:80}"
     return "$rc"
 }
 
@@ -136,6 +216,20 @@ expect_none() {
 fail() {
     say "    $*"
     CASE_OK=0
+}
+
+# publish_artifact DIR NAME: copies the files of DIR to $CACHE/NAME/ for
+# people to look at (cases read this run's copy, never $CACHE). Each file is
+# replaced by a rename, so two runs of one checkout never see a half-written
+# file or fail on each other's directory.
+publish_artifact() {
+    local dir=$1 name=$2 f tmp
+    mkdir -p "$CACHE/$name" || return 1
+    for f in "$dir"/*; do
+        [ -f "$f" ] || continue
+        tmp=$(mktemp "$CACHE/$name/.${f##*/}.XXXXXX") || return 1
+        cp "$f" "$tmp" && mv -f "$tmp" "$CACHE/$name/${f##*/}" || { rm -f "$tmp"; return 1; }
+    done
 }
 
 show_logs() {
@@ -210,6 +304,7 @@ case_body() {
     local name=$1 fn=$2
     shift 2
     local start=$SECONDS attempt
+    CASE_NAME=$name
     for attempt in 1 2; do
         CASE_DIR="$WORK/$name"
         [ "$attempt" = 1 ] || CASE_DIR="$WORK/$name.retry"

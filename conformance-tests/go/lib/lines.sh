@@ -5,6 +5,12 @@
 #   $BIN_CACHE/cometbft-<version>/cometbft
 # A cached binary is reused while `go version -m` says it was built from that
 # cometbft version and `cometbft version` prints what the line reports.
+#
+# Several runs share BIN_CACHE (two checkouts, .ci/run beside a stress run):
+# each entry is checked and built under a lock of its own (flock on
+# $BIN_CACHE/.lock-<entry>), so one run builds while the others wait and then
+# find it; a new build is renamed into place (a good entry is never removed
+# while another run may be using it; a broken one is moved aside first).
 
 BIN_CACHE="${MUKAN_INTEROP_BIN_CACHE:-${HOME:-/tmp}/.cache/mukan-p2p/interop}"
 
@@ -50,6 +56,41 @@ line_module_dir() {
 
 line_bin() { printf '%s\n' "$BIN_CACHE/cometbft-$1/cometbft"; }
 
+# cache_lock ENTRY: takes the lock of a cache entry (waits up to 1 h for
+# another run's build); sets CACHE_LOCK_FD. cache_unlock releases it.
+cache_lock() {
+    mkdir -p "$BIN_CACHE" || return 1
+    exec {CACHE_LOCK_FD}>"$BIN_CACHE/.lock-$1" || return 1
+    if ! flock -w 3600 "$CACHE_LOCK_FD"; then
+        say "interop: $BIN_CACHE/.lock-$1 held for an hour by another run"
+        cache_unlock
+        return 1
+    fi
+}
+cache_unlock() {
+    [ -n "${CACHE_LOCK_FD:-}" ] && exec {CACHE_LOCK_FD}>&-
+    CACHE_LOCK_FD=
+}
+
+# cache_put TMP DIR CHECK...: moves the fresh build TMP to DIR (under the
+# entry's lock). If DIR is there and `CHECK... DIR` passes (a run without the
+# lock, e.g. an older checkout, installed it meanwhile), DIR stays and TMP goes;
+# otherwise what was at DIR (broken or stale) is moved aside, then removed.
+cache_put() {
+    local tmp=$1 dir=$2 old
+    shift 2
+    if [ -e "$dir" ] && "$@" "$dir"; then
+        rm -rf "$tmp"
+        return 0
+    fi
+    if [ -e "$dir" ]; then
+        old=$(mktemp -u "$BIN_CACHE/.old.XXXXXX")
+        mv -T "$dir" "$old" || return 1
+        rm -rf "$old"
+    fi
+    mv -T "$tmp" "$dir"
+}
+
 # line_binary_ok LINE BIN: BIN is a cometbft of exactly LINE.
 line_binary_ok() {
     local line=$1 bin=$2
@@ -60,6 +101,9 @@ line_binary_ok() {
     [ "$("$bin" version 2>/dev/null)" = "$(line_reported_version "$line")" ]
 }
 
+# line_dir_ok LINE DIR: DIR holds a cometbft of exactly LINE.
+line_dir_ok() { line_binary_ok "$1" "$2/cometbft"; }
+
 # Lines that install_line could not install.
 declare -A LINE_BROKEN=()
 
@@ -67,14 +111,29 @@ line_installed() { [ -z "${LINE_BROKEN[$1]:-}" ] && line_binary_ok "$1" "$(line_
 
 # install_line LINE: installs the line's cometbft into the cache unless there.
 install_line() {
-    local line=$1 bin dir mod t0=$SECONDS tmp log
+    local line=$1 bin dir t0=$SECONDS
     bin=$(line_bin "$line")
     dir=$(dirname "$bin")
     if line_binary_ok "$line" "$bin"; then
         say "cometbft $line: cached ($bin)"
         return 0
     fi
-    mkdir -p "$BIN_CACHE" || return 1
+    cache_lock "cometbft-$line" || return 1
+    # Another run may have installed it while we waited for the lock.
+    if line_binary_ok "$line" "$bin"; then
+        cache_unlock
+        say "cometbft $line: installed by another run meanwhile ($bin)"
+        return 0
+    fi
+    local rc=0
+    install_line_locked "$line" "$bin" "$dir" || rc=1
+    cache_unlock
+    [ "$rc" = 0 ] || return 1
+    say "cometbft $line: installed in $((SECONDS - t0)) s ($bin)"
+}
+
+install_line_locked() {
+    local line=$1 bin=$2 dir=$3 mod tmp log
     tmp=$(mktemp -d "$BIN_CACHE/.cometbft-$line.XXXXXX") || return 1
     log="$tmp/build.log"
     mod=$(line_module_dir "$line")
@@ -98,14 +157,8 @@ install_line() {
         return 1
     fi
     rm -f "$log"
-    # Another run may have installed it meanwhile: keep whichever is in place.
-    if ! line_binary_ok "$line" "$bin"; then
-        rm -rf "$dir"
-        mv -T "$tmp" "$dir" 2>/dev/null || true
-    fi
-    rm -rf "$tmp"
-    line_binary_ok "$line" "$bin" || return 1
-    say "cometbft $line: installed in $((SECONDS - t0)) s ($bin)"
+    cache_put "$tmp" "$dir" line_dir_ok "$line" || { rm -rf "$tmp"; return 1; }
+    line_binary_ok "$line" "$bin"
 }
 
 # ensure_line LINE: install_line once per run; a failure marks the line broken
@@ -117,6 +170,9 @@ ensure_line() {
     LINE_TRIED[$line]=1
     install_line "$line" || LINE_BROKEN[$line]=1
 }
+
+# gopeer_dir_ok HASH DIR: DIR holds a gopeer built from the sources of HASH.
+gopeer_dir_ok() { [ -x "$2/gopeer" ] && [ "$(cat "$2/hash" 2>/dev/null)" = "$1" ]; }
 
 # build_gopeer: builds gopeer into the cache unless a build of the same
 # sources (and Go version) is there; sets GOPEER.
@@ -134,19 +190,27 @@ build_gopeer() {
         touch "$dir"
         return 0
     fi
+    cache_lock "gopeer-${hash:0:16}" || return 1
+    if [ -x "$GOPEER" ] && [ "$(cat "$dir/hash" 2>/dev/null)" = "$hash" ]; then
+        cache_unlock
+        say "gopeer: built by another run meanwhile ($GOPEER)"
+        return 0
+    fi
     say "gopeer: building"
-    mkdir -p "$BIN_CACHE" || return 1
-    tmp=$(mktemp -d "$BIN_CACHE/.gopeer.XXXXXX") || return 1
+    tmp=$(mktemp -d "$BIN_CACHE/.gopeer.XXXXXX") || { cache_unlock; return 1; }
     if ! (cd "$HERE" && GOFLAGS="-mod=mod -buildvcs=false" go build -o "$tmp/gopeer" ./cmd/gopeer); then
         rm -rf "$tmp"
+        cache_unlock
         return 1
     fi
     printf '%s\n' "$hash" >"$tmp/hash"
-    rm -rf "$dir"
-    mv -T "$tmp" "$dir" 2>/dev/null || true
-    rm -rf "$tmp"
+    cache_put "$tmp" "$dir" gopeer_dir_ok "$hash" || rm -rf "$tmp"
+    cache_unlock
     [ -x "$GOPEER" ] || return 1
-    # Builds of other sources not used for 14 days go.
+    # Builds of other sources not used for 14 days go, and so do the temporary
+    # directories of builds killed more than a day ago.
     find "$BIN_CACHE" -maxdepth 1 -name 'gopeer-*' -mtime +14 -exec rm -rf {} + 2>/dev/null
+    find "$BIN_CACHE" -maxdepth 1 \( -name '.gopeer.*' -o -name '.cometbft-*' -o -name '.old.*' \) \
+        -mmin +1440 -exec rm -rf {} + 2>/dev/null
     return 0
 }

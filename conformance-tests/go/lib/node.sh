@@ -50,12 +50,14 @@ node_start() {
 
 # node_wait_height H [TIMEOUT]: waits until the node has height H; prints it.
 node_wait_height() {
-    bg_wait "$GOPEER" wait-height --rpc "$node_rpc" --height "$1" --timeout "${2:-40s}"
+    bg_wait "$GOPEER" wait-height --rpc "$node_rpc" --height "$1" --timeout "${2:-90s}"
 }
 
-# node_lists ID [TIMEOUT]: the node lists peer ID in RPC /net_info.
+# node_lists ID [TIMEOUT]: the node lists peer ID in RPC /net_info (within
+# TIMEOUT, default 15 s). A check that it does not is `WAIT_KIND=none
+# node_lists ID 5s` (it lasts the whole TIMEOUT when it passes).
 node_lists() {
-    bg_wait "$GOPEER" wait-rpc-peer --rpc "$node_rpc" --id "$1" --timeout "${2:-1s}" >/dev/null 2>&1
+    bg_wait "$GOPEER" wait-rpc-peer --rpc "$node_rpc" --id "$1" --timeout "${2:-15s}" >/dev/null 2>&1
 }
 
 # start_real_node [BIN]: node_init + node_start of a node named `node` (BIN:
@@ -65,7 +67,7 @@ start_real_node() {
     local h
     node_init node "${1:-$COMETBFT}" || return 1
     node_start node
-    if ! h=$(node_wait_height 2 40s 2>&1); then
+    if ! h=$(node_wait_height 2 90s 2>&1); then
         fail "cometbft produced no blocks: $h"
         return 1
     fi

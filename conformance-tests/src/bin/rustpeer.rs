@@ -31,12 +31,12 @@ use std::future::Future;
 use std::pin::Pin;
 
 use mukan_reactor_api::{
-    AddressBook, ChannelDescriptor, ChannelId, DialError, Envelope, ManagedPeer, NetAddress,
-    NodeInfo, Other, Peer, PeerConfig, ProtocolVersion, Reactor, RecvLease, RejectReason,
-    SharedAddressBook, StopReason, Switch as SwitchApi, Transport, TransportError,
+    AddressBook, ChannelDescriptor, ChannelId, DialError, Dialer, Envelope, IncompatibleError,
+    ManagedPeer, NetAddress, Network, NodeInfo, Other, Peer, PeerConfig, ProtocolVersion, Reactor,
+    RecvLease, RejectDetail, SharedAddressBook, StopReason, Transport, TransportError,
 };
 use mukan_switch::{Builder, Switch};
-use mukan_transport::{TcpTransport, UpgradeError};
+use mukan_transport::TcpTransport;
 use parking_lot::Mutex;
 use rand::{Rng, SeedableRng};
 use tokio::sync::mpsc;
@@ -677,24 +677,21 @@ async fn build(cfg: &Cfg, ev: &Events, key: Arc<NodeKey>) -> Result<Arc<Node>, S
 /// `reject-self` cases check the transport's own detection of a self-connection on both ends.
 async fn dial_once(node: Arc<Node>, addr: NetAddress) {
     let transport = node.switch.transport();
-    if addr.id() == SwitchApi::net_address(&*node.switch).id() {
-        let config = PeerConfig {
-            channels: node.echo.channels(),
-            is_persistent: Arc::new(|_: &NetAddress| false),
-        };
+    if addr.id() == Network::net_address(&*node.switch).id() {
+        let config = PeerConfig::new(node.echo.channels());
         if let Ok(peer) = transport.dial(addr, config).await {
-            transport.cleanup(&*peer);
+            peer.stop();
         }
         return;
     }
     if let Some(pex) = &node.pex {
         // As a node's DialPeersAsync (and gopeer) do: the dialed address goes into the book.
-        let ours = SwitchApi::net_address(&*node.switch);
+        let ours = Network::net_address(&*node.switch);
         let _ = pex.book.lock().add_address(addr, ours, SystemTime::now());
     }
-    let (reason, error) = match SwitchApi::dial_peer_with_address(&*node.switch, addr).await {
+    let (reason, error) = match Dialer::dial_peer_with_address(&*node.switch, addr).await {
         // Transport errors were reported by the transport wrapper.
-        Ok(()) | Err(DialError::Failed(_)) => return,
+        Ok(()) | Err(DialError::Transport(_)) => return,
         Err(e @ DialError::AlreadyDialingOrConnected(_)) => ("already_connected", e.to_string()),
         Err(e @ DialError::SelfAddress(_)) => ("self", e.to_string()),
         Err(e @ DialError::Denied(_)) => ("filtered", e.to_string()),
@@ -748,10 +745,6 @@ impl Transport for EventTransport {
         })
     }
 
-    fn cleanup(&self, peer: &dyn ManagedPeer) {
-        self.inner.cleanup(peer);
-    }
-
     fn close(&self) {
         self.inner.close();
     }
@@ -797,7 +790,7 @@ struct EchoReactor {
     stream_check: bool,
     /// `--mark-good`: every added peer is marked good in the book (through the switch).
     mark_good: bool,
-    switch: Mutex<Option<Weak<dyn SwitchApi>>>,
+    switch: Mutex<Option<Weak<dyn Network>>>,
     peers: Mutex<HashMap<NodeId, Arc<EchoPeer>>>,
     /// Echo-client role: the messages coming back from the target peer.
     client: Mutex<Option<ClientTap>>,
@@ -948,7 +941,7 @@ async fn run_stream(node: Arc<Node>) {
             return;
         }
     };
-    let Some(peer) = SwitchApi::peer(&*node.switch, &target) else {
+    let Some(peer) = Network::peer(&*node.switch, &target) else {
         node.ev.emit(
             "stream_sent",
             kv!["ok" => false, "sent" => 0, "error" => "peer gone"],
@@ -1000,7 +993,7 @@ impl Reactor for EchoReactor {
         self.descriptors.clone()
     }
 
-    fn set_switch(&self, switch: Weak<dyn SwitchApi>) {
+    fn set_switch(&self, switch: Weak<dyn Network>) {
         *self.switch.lock() = Some(switch);
     }
 
@@ -1092,7 +1085,7 @@ impl Reactor for EchoReactor {
         }
     }
 
-    fn receive(&self, envelope: Envelope) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    fn receive(&self, envelope: Envelope) -> Result<(), mukan_reactor_api::ReactorError> {
         let Envelope {
             src,
             channel,
@@ -1170,7 +1163,7 @@ fn emit_rejected(ev: &Events, direction: &str, err: &TransportError, addr: &str)
 
 /// The same tokens gopeer prints (`go/internal/peer/reject.go`).
 fn classify(err: &TransportError) -> (&'static str, &'static str) {
-    let TransportError::Rejected { reason, source, .. } = err else {
+    let TransportError::Rejected { detail, .. } = err else {
         return match err {
             TransportError::FilterTimeout => ("filter_timeout", ""),
             // Go reports these as authentication failures; keep its tokens.
@@ -1183,41 +1176,26 @@ fn classify(err: &TransportError) -> (&'static str, &'static str) {
             _ => ("dial_failed", ""),
         };
     };
-    let upgrade = source.downcast_ref::<UpgradeError>();
-    match reason {
-        RejectReason::AuthFailure => {
-            let detail = match upgrade {
-                Some(
-                    UpgradeError::DialedIdMismatch { .. } | UpgradeError::NodeInfoIdMismatch { .. },
-                ) => "id_mismatch",
-                Some(UpgradeError::SecretConn(_)) => "secret_conn",
-                Some(UpgradeError::Exchange(_)) => "handshake",
-                _ => "",
-            };
-            ("auth_failure", detail)
+    // By variant, never by message text.
+    match detail {
+        RejectDetail::DialedIdMismatch { .. } | RejectDetail::NodeInfoIdMismatch { .. } => {
+            ("auth_failure", "id_mismatch")
         }
-        RejectReason::Duplicate => ("duplicate", ""),
-        RejectReason::Filtered => ("filtered", ""),
-        RejectReason::Incompatible => {
-            let detail = match upgrade {
-                Some(UpgradeError::Incompatible(e)) => {
-                    let text = e.to_string();
-                    if text.contains("different network") {
-                        "network"
-                    } else if text.contains("no common channels") {
-                        "channels"
-                    } else if text.contains("different Block version") {
-                        "block_version"
-                    } else {
-                        ""
-                    }
-                }
+        RejectDetail::Handshake(_) => ("auth_failure", "secret_conn"),
+        RejectDetail::Exchange(_) => ("auth_failure", "handshake"),
+        RejectDetail::DuplicateConnection(_) | RejectDetail::DuplicateIp(_) => ("duplicate", ""),
+        RejectDetail::Filtered(_) => ("filtered", ""),
+        RejectDetail::Incompatible(e) => {
+            let detail = match e {
+                IncompatibleError::Network { .. } => "network",
+                IncompatibleError::NoCommonChannels { .. } => "channels",
+                IncompatibleError::BlockVersion { .. } => "block_version",
                 _ => "",
             };
             ("incompatible", detail)
         }
-        RejectReason::NodeInfoInvalid => ("invalid_node_info", ""),
-        RejectReason::SelfConnection => ("self", ""),
+        RejectDetail::InvalidNodeInfo(_) => ("invalid_node_info", ""),
+        RejectDetail::SelfConnection => ("self", ""),
         _ => ("other", ""),
     }
 }
@@ -1232,7 +1210,7 @@ async fn run_client(node: &Arc<Node>) -> bool {
     let target = tokio::time::timeout(cfg.echo_connect_timeout, async {
         loop {
             if let Some(w) = wanted {
-                if SwitchApi::peer(&*node.switch, &w).is_some() {
+                if Network::peer(&*node.switch, &w).is_some() {
                     return Some(w);
                 }
             } else if let Some(id) = *first.borrow() {
@@ -1257,7 +1235,7 @@ async fn run_client(node: &Arc<Node>) -> bool {
         );
         return false;
     };
-    let Some(peer) = SwitchApi::peer(&*node.switch, &target) else {
+    let Some(peer) = Network::peer(&*node.switch, &target) else {
         return false;
     };
     let (tx, mut rx) = mpsc::channel(cfg.echo_client.max(1));

@@ -132,13 +132,12 @@ pub fn node_info(key: &NodeKey, channels: &[u8]) -> NodeInfo {
 }
 
 pub fn peer_config(channels: &[u8]) -> PeerConfig {
-    PeerConfig {
-        channels: channels
+    PeerConfig::new(
+        channels
             .iter()
             .map(|&c| ChannelDescriptor::new(ChannelId(c), NonZeroU32::new(1 << 16).unwrap()))
             .collect(),
-        is_persistent: Arc::new(|_: &NetAddress| false),
-    }
+    )
 }
 
 /// Scaled-down timeouts (as the Go tests: ping 90 ms, pong 45 ms).

@@ -18,7 +18,7 @@ use mukan_reactor_api::testing::RecordingReactor;
 use mukan_reactor_api::{
     ChannelDescriptor, ChannelId, Direction, ManagedPeer, NetAddress, NodeId, NodeInfo, Other,
     Peer, PeerConfig, PeerData, PeerInbox, PeerStatus, ProtocolVersion, Reactor, SendError,
-    Transport, TransportError, TrySendError,
+    StopReason, Transport, TransportError, TrySendError,
 };
 use mukan_switch::{Builder, Config, Resolver, Switch};
 use mukan_transport::{MemoryNetwork, MemoryTransport};
@@ -160,7 +160,7 @@ pub async fn memory_node_with<T: Transport>(
     let transport = wrap(mt);
     let sw = builder.build(transport).unwrap();
     sw.start().unwrap();
-    let addr = mukan_reactor_api::Switch::net_address(&*sw);
+    let addr = mukan_reactor_api::Network::net_address(&*sw);
     Node {
         sw,
         reactors,
@@ -258,10 +258,6 @@ impl<T: Transport> Transport for FlakyTransport<T> {
         })
     }
 
-    fn cleanup(&self, peer: &dyn ManagedPeer) {
-        peer.stop();
-    }
-
     fn close(&self) {
         self.inner.close();
     }
@@ -307,16 +303,16 @@ impl Peer for FlakyPeer {
 }
 
 impl ManagedPeer for FlakyPeer {
-    fn start(&self) -> Result<Box<dyn PeerInbox>, TransportError> {
+    fn start(&self) -> Result<Box<dyn PeerInbox>, StopReason> {
         let took = self
             .fail
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok();
         if took {
             self.inner.stop();
-            return Err(TransportError::Io(io::Error::other(
+            return Err(StopReason::Io(Arc::new(io::Error::other(
                 "injected start failure",
-            )));
+            ))));
         }
         self.inner.start()
     }

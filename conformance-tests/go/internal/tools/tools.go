@@ -7,6 +7,7 @@ package tools
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -16,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -50,6 +52,11 @@ func Main(name string, args []string) int {
 // port of some outgoing connection (a cometbft node dialing, a parallel case)
 // could otherwise be taken between the pick and our peer's bind. Each port is
 // checked by binding it, and all are held until every one is picked.
+//
+// A picked port is also reserved for ReservationTTL (a file named after it in
+// ReservationDir, shared by every run on the machine), and a reserved port is
+// never picked again meanwhile: two cases (of one run or of two runs) can no
+// longer pick the same port between one's pick and its program's bind.
 func freePorts(args []string) error {
 	n := 1
 	if len(args) > 0 {
@@ -77,10 +84,74 @@ func freePorts(args []string) error {
 		if err != nil {
 			continue
 		}
+		port := l.Addr().(*net.TCPAddr).Port
+		if !reservePort(port, time.Now()) {
+			_ = l.Close()
+			continue
+		}
 		ls = append(ls, l)
-		fmt.Println(l.Addr().(*net.TCPAddr).Port)
+		fmt.Println(port)
 	}
+	pruneReservations(time.Now())
 	return nil
+}
+
+// ReservationTTL is how long a port picked by free-ports stays reserved
+// against other free-ports calls (longer than any case's pick-to-bind time).
+const ReservationTTL = 15 * time.Minute
+
+// ReservationDir holds one empty file per reserved port (its mtime is the
+// reservation's time): MUKAN_PORT_RESERVATIONS, else <tmp>/mukan-interop-ports.
+func ReservationDir() string {
+	if d := os.Getenv("MUKAN_PORT_RESERVATIONS"); d != "" {
+		return d
+	}
+	return filepath.Join(os.TempDir(), "mukan-interop-ports")
+}
+
+// reservePort reserves port at now; false if a live reservation holds it. A
+// reservation older than ReservationTTL is taken over: renamed away first (one
+// caller wins the rename), then created anew with O_EXCL (one caller wins).
+// When the directory cannot be used, the port is not reserved but is given
+// (the bind check still holds).
+func reservePort(port int, now time.Time) bool {
+	dir := ReservationDir()
+	if err := os.MkdirAll(dir, 0o777); err != nil {
+		return true
+	}
+	name := filepath.Join(dir, strconv.Itoa(port))
+	if fi, err := os.Stat(name); err == nil {
+		if now.Sub(fi.ModTime()) < ReservationTTL {
+			return false
+		}
+		stale := fmt.Sprintf("%s.stale.%d.%d", name, os.Getpid(), rand.Int63())
+		if os.Rename(name, stale) != nil {
+			return false
+		}
+		_ = os.Remove(stale)
+	}
+	f, err := os.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o666)
+	if err != nil {
+		return os.IsNotExist(err) // the directory vanished: unreserved, still free
+	}
+	_ = f.Close()
+	_ = os.Chtimes(name, now, now)
+	return true
+}
+
+// pruneReservations removes reservations older than 4 x ReservationTTL, so
+// the directory stays small.
+func pruneReservations(now time.Time) {
+	dir := ReservationDir()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if fi, err := e.Info(); err == nil && now.Sub(fi.ModTime()) > 4*ReservationTTL {
+			_ = os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
 }
 
 // ephemeralLow is the first port of the kernel's ephemeral range (32768 when
@@ -231,11 +302,11 @@ func waitHeight(args []string) error {
 	if !strings.HasPrefix(*rpc, "http://127.0.0.1:") {
 		return errors.New("--rpc must be http://127.0.0.1:PORT")
 	}
-	client := &http.Client{Timeout: 2 * time.Second}
+	client := &http.Client{}
 	deadline := time.Now().Add(*timeout)
 	var last int64 = -1
 	for {
-		if h, err := statusHeight(client, *rpc); err == nil {
+		if h, err := statusHeight(client, *rpc, requestTimeout(deadline)); err == nil {
 			last = h
 			if h >= *height {
 				fmt.Println(h)
@@ -249,8 +320,47 @@ func waitHeight(args []string) error {
 	}
 }
 
-func statusHeight(client *http.Client, base string) (int64, error) {
-	resp, err := client.Get(strings.TrimRight(base, "/") + "/status")
+// requestTimeout bounds one RPC request of a wait ending at deadline: the time
+// left, but at least 2 s, so that a node slow to answer on a loaded machine
+// (seen: 1.7 s) is still heard when the wait is short.
+func requestTimeout(deadline time.Time) time.Duration {
+	if left := time.Until(deadline); left > 2*time.Second {
+		return left
+	}
+	return 2 * time.Second
+}
+
+// get fetches url within timeout.
+func get(client *http.Client, url string, timeout time.Duration) (*http.Response, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	resp.Body = cancelOnClose{resp.Body, cancel}
+	return resp, nil
+}
+
+// cancelOnClose releases a request's context when its body is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
+}
+
+func statusHeight(client *http.Client, base string, timeout time.Duration) (int64, error) {
+	resp, err := get(client, strings.TrimRight(base, "/")+"/status", timeout)
 	if err != nil {
 		return 0, err
 	}
@@ -286,10 +396,10 @@ func waitRPCPeer(args []string) error {
 	if !strings.HasPrefix(*rpc, "http://127.0.0.1:") || *id == "" {
 		return errors.New("usage: wait-rpc-peer --rpc http://127.0.0.1:PORT --id ID")
 	}
-	client := &http.Client{Timeout: 2 * time.Second}
+	client := &http.Client{}
 	deadline := time.Now().Add(*timeout)
 	for {
-		if ni, err := rpcPeer(client, *rpc, *id); err == nil && ni != nil {
+		if ni, err := rpcPeer(client, *rpc, *id, requestTimeout(deadline)); err == nil && ni != nil {
 			fmt.Println(string(ni))
 			return nil
 		}
@@ -300,8 +410,8 @@ func waitRPCPeer(args []string) error {
 	}
 }
 
-func rpcPeer(client *http.Client, base, id string) (json.RawMessage, error) {
-	resp, err := client.Get(strings.TrimRight(base, "/") + "/net_info")
+func rpcPeer(client *http.Client, base, id string, timeout time.Duration) (json.RawMessage, error) {
+	resp, err := get(client, strings.TrimRight(base, "/")+"/net_info", timeout)
 	if err != nil {
 		return nil, err
 	}
