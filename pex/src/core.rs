@@ -185,6 +185,12 @@ pub enum Action {
     },
     /// Save a snapshot of the address book.
     SaveBook,
+    /// `peer` answered a request of ours: tell the switch the message was useful
+    /// (`Network::mark_useful`), which protects the peer from inbound eviction.
+    MarkUseful {
+        /// The peer.
+        peer: NodeId,
+    },
 }
 
 /// The outcome of a dial.
@@ -758,6 +764,7 @@ impl PexCore {
             );
             return;
         };
+        out.push(Action::MarkUseful { peer: info.id });
         let before = book.size();
         for a in addrs {
             // Individual refusals (invalid, ours, private, non-routable, banned) are skipped.

@@ -50,6 +50,7 @@
 mod backoff;
 mod config;
 mod eviction;
+mod inbound;
 mod log;
 mod peer_set;
 mod resolver;

@@ -12,8 +12,10 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use mukan_reactor_api::{
     AdmissionRefusal, BroadcastOutcome, BroadcastReport, ChannelDescriptor, ChannelId, DenyEntry,
-    DialError, DialOutcome, Dialer, Direction, Envelope, InboxItem, ManagedPeer, NetAddress,
-    Network, NodeId, Observer, Observers, ParsedAddress, Peer, PeerConfig, PeerCounts, PeerInbox,
+    DialError, DialOutcome, Dialer, Direction, Envelope, HostPrefix, InboxItem, ManagedPeer,
+    NetAddress,
+    NetGroup, Network, NodeId, Observer, Observers, ParsedAddress, Peer, PeerConfig, PeerCounts,
+    PeerInbox,
     ProtocolError, Reactor, ReactorError, RejectDetail, StopReason, Transport, TransportError,
     TrySendError, UnresolvedAddress,
 };
@@ -25,6 +27,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::backoff::{STABLE_CONNECTION, redial_delay};
+use crate::inbound;
 use crate::log::Log;
 use crate::peer_set::{Conn, PeerInfo, Phase, RunState, StopRequest, Table};
 use crate::resolver::{Resolver, TokioResolver};
@@ -113,10 +116,11 @@ impl Builder {
             Arc::new(persistent.iter().map(parsed_id).collect());
         let unconditional: HashSet<NodeId> =
             self.config.unconditional_peer_ids.iter().copied().collect();
-        let rng = match self.config.rng_seed {
+        let mut rng = match self.config.rng_seed {
             Some(seed) => ChaCha8Rng::seed_from_u64(seed),
             None => ChaCha8Rng::from_entropy(),
         };
+        let group_key = rng.r#gen::<u64>();
         let peer_config = PeerConfig::new(self.routes.channels().to_vec());
         let counters = Arc::new(Counters::new());
         let mut observer = Observers::new();
@@ -145,6 +149,7 @@ impl Builder {
             rng: Mutex::new(rng),
             redial_from: Mutex::new(HashMap::new()),
             table: Mutex::new(Table::new()),
+            group_key,
             counters,
             observer,
             shutdown,
@@ -445,6 +450,13 @@ impl<T: Transport> Network for Switch<T> {
         }
     }
 
+    fn mark_useful(&self, id: &NodeId) {
+        let conn = self.inner.table.lock().slots.get(id).cloned();
+        if let Some(conn) = conn {
+            conn.mark_useful();
+        }
+    }
+
     fn reactor(&self, name: &str) -> Option<Arc<dyn Reactor>> {
         self.inner.routes.by_name(name).cloned()
     }
@@ -462,7 +474,9 @@ impl<T: Transport> Dialer for Switch<T> {
             || t.dialing_addrs.contains(&addr.dial_string())
             || t.slots.contains_key(&addr.id())
             || (!inner.config.allow_duplicate_ip
-                && t.slots.values().any(|c| c.socket_addr.ip() == addr.ip()))
+                && t.slots
+                    .values()
+                    .any(|c| HostPrefix::of(c.socket_addr.ip()) == HostPrefix::of(addr.ip())))
     }
 
     fn dial_peer_with_address(
@@ -483,8 +497,8 @@ impl<T: Transport> Dialer for Switch<T> {
 }
 
 /// The state shared by the switch and its tasks.
-struct Inner {
-    config: Config,
+pub(crate) struct Inner {
+    pub(crate) config: Config,
     transport: Arc<dyn Transport>,
     routes: Arc<Routes>,
     channel_ids: Vec<ChannelId>,
@@ -500,7 +514,9 @@ struct Inner {
     /// redial routine starts at if that connection does not last ([`STABLE_CONNECTION`]).
     /// At most one entry per persistent peer.
     redial_from: Mutex<HashMap<NodeId, u32>>,
-    table: Mutex<Table>,
+    pub(crate) table: Mutex<Table>,
+    /// The node's secret key for ranking netgroups in eviction (drawn once, at random).
+    pub(crate) group_key: u64,
     /// The switch's own counters (also the first of `observer`), for [`Switch::stats`].
     counters: Arc<Counters>,
     /// Everything that is told of the switch's events: the counters, the log, the user's.
@@ -598,7 +614,15 @@ impl Inner {
         let socket_addr = peer.socket_addr();
         let unconditional = self.unconditional.contains(&id);
         let persistent = self.persistent_ids.contains(&id);
-        let (conn, replaced) = {
+        // Inbound peers count against the inbound limit and their netgroup's cap, unless
+        // unconditional; when the slots are full, one may be evicted for the newcomer.
+        let counted = direction == Direction::Inbound && !unconditional;
+        let victim = if counted {
+            self.eviction_victim(id)
+        } else {
+            None
+        };
+        let (conn, replaced, evicted) = {
             let mut t = self.table.lock();
             if t.state != RunState::Running {
                 return Err(AdmissionRefusal::NotRunning);
@@ -606,12 +630,27 @@ impl Inner {
             if self.config.deny_list.denies(&socket_addr) {
                 return Err(AdmissionRefusal::Denied);
             }
-            if direction == Direction::Inbound
-                && !unconditional
-                && t.inbound_counted(id) >= self.config.max_num_inbound_peers
-            {
-                return Err(AdmissionRefusal::InboundLimit);
-            }
+            let evicted = if counted {
+                let newcomer = inbound::Newcomer {
+                    id,
+                    group: NetGroup::capped(socket_addr.ip()),
+                    persistent,
+                };
+                let decision = inbound::decide(
+                    &t,
+                    self.config.max_num_inbound_peers,
+                    self.config.max_inbound_per_netgroup,
+                    &newcomer,
+                    victim,
+                );
+                match decision {
+                    inbound::Decision::Admit => None,
+                    inbound::Decision::Evict(conn) => Some(conn),
+                    inbound::Decision::Refuse(refusal) => return Err(refusal),
+                }
+            } else {
+                None
+            };
             let replaced = match t.slots.get(&id) {
                 None => None,
                 Some(old) if old.is_stopping() || self.keep_new(old.direction, direction, id) => {
@@ -637,8 +676,15 @@ impl Inner {
             if let Some(dial) = dial {
                 dial.release(&mut t);
             }
-            (conn, replaced)
+            // Stopping counts at once: the victim no longer holds a slot.
+            if let Some(victim) = &evicted {
+                victim.request_stop(StopReason::Evicted, false);
+            }
+            (conn, replaced, evicted)
         };
+        if let Some(victim) = evicted {
+            victim.peer.stop();
+        }
         let predecessor = replaced.map(|old| {
             // Replaced by a connection both sides keep: no flush, no redial.
             self.stop_conn(&old, StopReason::Graceful, false);
@@ -808,12 +854,14 @@ impl Inner {
         }
     }
 
+    /// Whether a peer on the host of `ip` (the IPv4 address, the IPv6 /64) is connected.
     fn ip_connected(&self, ip: IpAddr) -> bool {
+        let host = HostPrefix::of(ip);
         self.table
             .lock()
             .slots
             .values()
-            .any(|c| c.socket_addr.ip() == ip)
+            .any(|c| HostPrefix::of(c.socket_addr.ip()) == host)
     }
 
     /// Resolves a host name afresh (bounded by the resolve timeout); the first address wins.

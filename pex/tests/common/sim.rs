@@ -318,6 +318,7 @@ impl Sim {
                     self.push(self.cfg.latency * 2, Event::Dialed { from: i, addr });
                 }
                 Action::SaveBook => self.nodes[i].saves += 1,
+                Action::MarkUseful { .. } => {}
             }
         }
         self.schedule_tick(i);
