@@ -25,7 +25,8 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use mukan_reactor_api::{
-    ChannelId, DialError, DialOutcome, Observer, ParsedAddress, Peer, PeerObserver, StopReason,
+    AdmissionRefusal, ChannelId, DialError, DialOutcome, Observer, ParsedAddress, Peer,
+    PeerObserver, RejectDetail, StopReason, TransportError,
 };
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -38,6 +39,20 @@ type L2 = [(&'static str, String); 2];
 /// Labels whose values are fixed words: no allocation to find their series.
 type S1 = [(&'static str, &'static str); 1];
 type S2 = [(&'static str, &'static str); 2];
+
+/// The reasons of `p2p_inbound_refused`: the switch's (`AdmissionRefusal::label`), then the
+/// transport's lack of room. Each series exists from the start.
+const INBOUND_REFUSALS: [&str; 9] = [
+    "limit",
+    "netgroup_limit",
+    "duplicate",
+    "denied",
+    "not_running",
+    "pending_full",
+    "pending_netgroup_full",
+    "inbound_full",
+    "idle_displaced",
+];
 
 /// Every metric of the node.
 pub(crate) struct Metrics {
@@ -52,6 +67,8 @@ pub(crate) struct Metrics {
     addr_book_size: Family<S1, Gauge>,
     dials: Family<S1, Counter>,
     peer_stops: Family<S1, Counter>,
+    /// Inbound connections refused for lack of room, by reason.
+    inbound_refused: Family<S1, Counter>,
     pex_messages: Family<S2, Counter>,
     /// Connections announced per peer ID (`peer_started` minus `peer_stopped`). A per-peer
     /// series is only created for an ID in here, and only while this lock is held, so that
@@ -127,6 +144,12 @@ impl Metrics {
             "Peers disconnected, by reason.",
             peer_stops.clone(),
         );
+        let inbound_refused = Family::<S1, Counter>::default();
+        r.register(
+            "inbound_refused",
+            "Inbound connections refused or closed for lack of room, by reason.",
+            inbound_refused.clone(),
+        );
         let pex_messages = Family::<S2, Counter>::default();
         r.register(
             "pex_messages",
@@ -140,6 +163,9 @@ impl Metrics {
         for b in ["new", "old"] {
             addr_book_size.get_or_create(&[("bucket_type", b)]).set(0);
         }
+        for reason in INBOUND_REFUSALS {
+            let _ = inbound_refused.get_or_create(&[("reason", reason)]);
+        }
         Self {
             registry: root,
             peers,
@@ -152,6 +178,7 @@ impl Metrics {
             addr_book_size,
             dials,
             peer_stops,
+            inbound_refused,
             pex_messages,
             live: parking_lot::Mutex::new(std::collections::HashMap::new()),
         }
@@ -234,6 +261,13 @@ impl Metrics {
         self.peer_stops.get_or_create(&[("reason", reason)]).inc();
     }
 
+    /// Counts one inbound connection refused (or an idle one closed) for `reason`.
+    pub(crate) fn inbound_refused(&self, reason: &'static str) {
+        self.inbound_refused
+            .get_or_create(&[("reason", reason)])
+            .inc();
+    }
+
     /// Counts one dial that ended with `outcome`.
     pub(crate) fn dial(&self, outcome: DialOutcome) {
         self.dials
@@ -308,6 +342,27 @@ impl Observer for MetricsObserver {
     fn dial_finished(&self, _: &ParsedAddress, result: &Result<(), DialError>) {
         self.metrics.dial(DialOutcome::of(result));
     }
+
+    /// The switch's refusals: the inbound limit with nobody to evict, a full netgroup, ….
+    fn inbound_refused(&self, _: &dyn Peer, refusal: AdmissionRefusal) {
+        self.metrics.inbound_refused(refusal.label());
+    }
+
+    /// The transport's refusals for lack of room (other failed upgrades are not counted
+    /// here).
+    fn inbound_failed(&self, error: &TransportError) {
+        let TransportError::Rejected { detail, .. } = error else {
+            return;
+        };
+        let reason = match detail {
+            RejectDetail::PendingFull(_) => "pending_full",
+            RejectDetail::PendingGroupFull(_) => "pending_netgroup_full",
+            RejectDetail::InboundFull(_) => "inbound_full",
+            RejectDetail::Displaced(_) => "idle_displaced",
+            _ => return,
+        };
+        self.metrics.inbound_refused(reason);
+    }
 }
 
 /// One peer's counters. Byte counts are message sizes, as in Go (not wire bytes).
@@ -374,6 +429,7 @@ pub(crate) mod tests {
         ("p2p_addr_book_size", "gauge", &["bucket_type"]),
         ("p2p_dials_total", "counter", &["outcome"]),
         ("p2p_peer_stops_total", "counter", &["reason"]),
+        ("p2p_inbound_refused_total", "counter", &["reason"]),
         (
             "p2p_pex_messages_total",
             "counter",

@@ -101,7 +101,11 @@ fn transport_config(c: &Config, s: &mukan_switch::Config) -> mukan_transport::Co
     let mut t = mukan_transport::Config::default();
     t.allow_duplicate_ip = p.allow_duplicate_ip;
     t.dial_timeout = p.dial_timeout;
-    t.max_inbound = NonZeroUsize::new(p.max_num_inbound_peers + p.unconditional_peer_ids.len());
+    // The peer slots plus the pending pool: every newcomer is answered and upgraded, and the
+    // switch decides who holds the slots (per-netgroup cap, eviction).
+    t.max_inbound = NonZeroUsize::new(
+        p.max_num_inbound_peers + p.unconditional_peer_ids.len() + t.max_pending_upgrades.get(),
+    );
     let mut m = mukan_mconn::Config::node_default()
         .with_rates(NonZeroU64::new(p.send_rate), NonZeroU64::new(p.recv_rate))
         .with_flush_throttle(p.flush_throttle_timeout);
