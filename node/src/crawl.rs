@@ -21,9 +21,11 @@ use serde_json::json;
 use tokio::task::JoinSet;
 
 /// Dials in flight at once.
-const CONCURRENCY: usize = 16;
+const CONCURRENCY: usize = 32;
 /// Time a node has to answer the PEX request.
 const PEX_WAIT: Duration = Duration::from_secs(5);
+/// Time a node has to answer the second PEX request.
+const SECOND_WAIT: Duration = Duration::from_secs(2);
 /// The most addresses crawled in one run.
 const MAX_NODES: usize = 10_000;
 
@@ -36,6 +38,29 @@ pub(crate) struct Options {
     pub(crate) chain_id: Option<String>,
     /// Stop starting new dials after this long.
     pub(crate) timeout: Duration,
+    /// Where each node is sent as soon as it is reached or given up (the watch loop writes
+    /// them to its database while the crawl goes on). Bounded: the crawl waits for room.
+    pub(crate) sink: Option<tokio::sync::mpsc::Sender<Found>>,
+}
+
+/// One node of a crawl, reached or not.
+#[derive(Clone, Debug)]
+pub(crate) enum Found {
+    /// It completed the handshake.
+    Reached(Box<Reached>),
+    /// It could not be reached.
+    Unreached(Unreached),
+}
+
+/// An address that could not be reached.
+#[derive(Clone, Debug)]
+pub(crate) struct Unreached {
+    /// The address (`id@host:port`).
+    pub(crate) address: String,
+    /// The node ID of the address.
+    pub(crate) id: NodeId,
+    /// Why.
+    pub(crate) error: String,
 }
 
 /// A node that completed the handshake.
@@ -49,6 +74,9 @@ pub(crate) struct Reached {
     pub(crate) latency: Duration,
     /// Addresses it gave in its PEX answer (`None`: it did not answer in time).
     pub(crate) shared: Option<usize>,
+    /// The addresses of its PEX answer (the edges of the network graph). Bounded by the PEX
+    /// decoder's limit on one message.
+    pub(crate) listed: Vec<NetAddress>,
 }
 
 /// The result of a crawl.
@@ -59,7 +87,7 @@ pub(crate) struct Report {
     /// Nodes reached, in the order they were reached.
     pub(crate) reachable: Vec<Reached>,
     /// Addresses that could not be reached, with why.
-    pub(crate) unreachable: Vec<(String, String)>,
+    pub(crate) unreachable: Vec<Unreached>,
 }
 
 fn crawler_info(key: &mukan_node_key::NodeKey, network: &str) -> NodeInfo {
@@ -121,8 +149,8 @@ async fn resolve(a: &ParsedAddress) -> Result<NetAddress, String> {
     }
 }
 
-/// A node reached and the addresses it shared, or why it was not reached.
-type VisitResult = Result<(Reached, Vec<NetAddress>), String>;
+/// A node reached, or why it was not reached.
+type VisitResult = Result<Reached, String>;
 
 /// Dials `addr`, asks for addresses, disconnects.
 async fn visit(t: TcpTransport, addr: NetAddress) -> VisitResult {
@@ -133,11 +161,11 @@ async fn visit(t: TcpTransport, addr: NetAddress) -> VisitResult {
         .map_err(|e| e.to_string())?;
     let latency = started.elapsed();
     let info = peer.node_info().clone();
-    let mut addrs = Vec::new();
+    let mut listed = Vec::new();
     let shared = match ask(peer.as_ref()).await {
         Ok(list) => {
             let n = list.len();
-            addrs = list;
+            listed = list;
             Some(n)
         }
         Err(e) => {
@@ -146,43 +174,102 @@ async fn visit(t: TcpTransport, addr: NetAddress) -> VisitResult {
         }
     };
     peer.stop();
-    Ok((
-        Reached {
-            address: addr,
-            info,
-            latency,
-            shared,
-        },
-        addrs,
-    ))
+    Ok(Reached {
+        address: addr,
+        info,
+        latency,
+        shared,
+        listed,
+    })
 }
 
+/// Waits for a `PexAddrs` on `inbox`.
+async fn answer(
+    inbox: &mut Box<dyn mukan_reactor_api::PeerInbox>,
+) -> Result<Vec<NetAddress>, String> {
+    while let Some(item) = inbox.recv().await {
+        match item {
+            InboxItem::Received {
+                channel: ChannelId(0x00),
+                message,
+                ..
+            } => match PexMessage::decode(&message) {
+                Ok(PexMessage::Addrs(list)) => return Ok(list),
+                Ok(PexMessage::Request) => {}
+                Err(e) => return Err(format!("bad PEX message: {e}")),
+            },
+            InboxItem::Received { .. } => {}
+            InboxItem::Stopped(reason) => return Err(format!("disconnected: {reason}")),
+            _ => {}
+        }
+    }
+    Err("disconnected".to_owned())
+}
+
+/// Asks for addresses twice: an answer is a random part of the node's book, and CometBFT
+/// (Go and ours) answers the first two requests of a peer whatever their timing. A seed
+/// disconnects after its first answer; the first answer is then all there is.
 async fn ask(peer: &dyn ManagedPeer) -> Result<Vec<NetAddress>, String> {
     let mut inbox = peer.start().map_err(|e| e.to_string())?;
-    peer.try_send(ChannelId(0x00), PexMessage::Request.encode().into())
-        .map_err(|e| e.to_string())?;
-    let wait = async {
-        while let Some(item) = inbox.recv().await {
-            match item {
-                InboxItem::Received {
-                    channel: ChannelId(0x00),
-                    message,
-                    ..
-                } => match PexMessage::decode(&message) {
-                    Ok(PexMessage::Addrs(list)) => return Ok(list),
-                    Ok(PexMessage::Request) => {}
-                    Err(e) => return Err(format!("bad PEX message: {e}")),
-                },
-                InboxItem::Received { .. } => {}
-                InboxItem::Stopped(reason) => return Err(format!("disconnected: {reason}")),
-                _ => {}
-            }
-        }
-        Err("disconnected".to_owned())
+    let request = || {
+        peer.try_send(ChannelId(0x00), PexMessage::Request.encode().into())
+            .map_err(|e| e.to_string())
     };
-    tokio::time::timeout(PEX_WAIT, wait)
+    request()?;
+    let mut list = tokio::time::timeout(PEX_WAIT, answer(&mut inbox))
         .await
-        .map_err(|_| "no answer".to_owned())?
+        .map_err(|_| "no answer".to_owned())??;
+    if request().is_ok() {
+        if let Ok(Ok(more)) = tokio::time::timeout(SECOND_WAIT, answer(&mut inbox)).await {
+            let known: HashSet<NodeId> = list.iter().map(NetAddress::id).collect();
+            list.extend(more.into_iter().filter(|a| !known.contains(&a.id())));
+        }
+    }
+    Ok(list)
+}
+
+/// Why a crawl without a chain ID could not start.
+pub(crate) const NO_NETWORK: &str =
+    "no seed answered the handshake (pass --chain-id to crawl anyway)";
+
+/// The network of the first of `seeds` that answers a handshake on a made-up network (its
+/// refusal names its own).
+async fn learn_network(
+    key: &Arc<mukan_node_key::NodeKey>,
+    seeds: &VecDeque<NetAddress>,
+) -> Option<String> {
+    let probe = transport(key, "mukan-crawler-probe");
+    let mut found = None;
+    for a in seeds {
+        let r = tokio::time::timeout(Duration::from_secs(10), probe.dial(*a, peer_config())).await;
+        match r {
+            Ok(Err(e)) => {
+                if let Some(n) = network_of(&e) {
+                    found = Some(n);
+                    break;
+                }
+            }
+            Ok(Ok(p)) => {
+                // Only a node on our made-up network would accept.
+                p.stop();
+            }
+            Err(_) => {}
+        }
+    }
+    probe.close();
+    found
+}
+
+/// The network of the first of `seeds` that answers (`None`: none did).
+pub(crate) async fn network_of_seeds(seeds: &[ParsedAddress]) -> Option<String> {
+    let key = Arc::new(mukan_node_key::NodeKey::generate(&mut rand::rngs::OsRng));
+    let mut queue = VecDeque::new();
+    for s in seeds {
+        if let Ok(a) = resolve(s).await {
+            queue.push_back(a);
+        }
+    }
+    learn_network(&key, &queue).await
 }
 
 /// Crawls from `opts.seeds`.
@@ -191,6 +278,17 @@ pub(crate) async fn crawl(opts: Options) -> Result<Report, String> {
     let mut report = Report::default();
     let mut queue: VecDeque<NetAddress> = VecDeque::new();
     let mut seen_ids: HashSet<NodeId> = HashSet::new();
+    let sink = opts.sink.clone();
+    let found = async |report: &mut Report, f: Found| {
+        if let Some(sink) = &sink {
+            // A closed sink (its writer failed) ends nothing here: the report still holds it.
+            let _ = sink.send(f.clone()).await;
+        }
+        match f {
+            Found::Reached(r) => report.reachable.push(*r),
+            Found::Unreached(u) => report.unreachable.push(u),
+        }
+    };
     for s in &opts.seeds {
         match resolve(s).await {
             Ok(a) => {
@@ -198,7 +296,18 @@ pub(crate) async fn crawl(opts: Options) -> Result<Report, String> {
                     queue.push_back(a);
                 }
             }
-            Err(e) => report.unreachable.push((s.to_string(), e)),
+            Err(e) => {
+                let id = match s {
+                    ParsedAddress::Resolved(a) => a.id(),
+                    ParsedAddress::Unresolved(u) => u.id,
+                };
+                let u = Unreached {
+                    address: s.to_string(),
+                    id,
+                    error: e,
+                };
+                found(&mut report, Found::Unreached(u)).await;
+            }
         }
     }
     let deadline = Instant::now() + opts.timeout;
@@ -206,38 +315,27 @@ pub(crate) async fn crawl(opts: Options) -> Result<Report, String> {
     // The network: given, or learned from the first node that answers.
     let network = match opts.chain_id {
         Some(n) => n,
-        None => {
-            let probe = transport(&key, "mukan-crawler-probe");
-            let mut found = None;
-            for a in &queue {
-                let r =
-                    tokio::time::timeout(Duration::from_secs(10), probe.dial(*a, peer_config()))
-                        .await;
-                match r {
-                    Ok(Err(e)) => {
-                        if let Some(n) = network_of(&e) {
-                            found = Some(n);
-                            break;
-                        }
-                    }
-                    Ok(Ok(p)) => {
-                        // Only a node on our made-up network would accept.
-                        p.stop();
-                    }
-                    Err(_) => {}
-                }
-            }
-            probe.close();
-            found.ok_or("no seed answered the handshake (pass --chain-id to crawl anyway)")?
-        }
+        None => learn_network(&key, &queue).await.ok_or(NO_NETWORK)?,
     };
     report.network.clone_from(&network);
     let t = transport(&key, &network);
 
-    let mut tasks: JoinSet<(NetAddress, VisitResult)> = JoinSet::new();
+    // An address that failed is tried once more after the others (a busy node may miss a
+    // handshake deadline); its second answer is the one recorded.
+    let mut retry: VecDeque<(NetAddress, String)> = VecDeque::new();
+    let mut retrying = false;
+    let mut tasks: JoinSet<(NetAddress, bool, VisitResult)> = JoinSet::new();
     loop {
+        retrying |= queue.is_empty() && tasks.is_empty();
         while tasks.len() < CONCURRENCY && Instant::now() < deadline {
-            let Some(addr) = queue.pop_front() else { break };
+            let (addr, last_try) = match queue.pop_front() {
+                Some(a) => (a, false),
+                None if retrying => match retry.pop_front() {
+                    Some((a, _)) => (a, true),
+                    None => break,
+                },
+                None => break,
+            };
             let t = t.clone();
             let left = deadline.saturating_duration_since(Instant::now())
                 + PEX_WAIT
@@ -246,38 +344,100 @@ pub(crate) async fn crawl(opts: Options) -> Result<Report, String> {
                 let r = tokio::time::timeout(left, visit(t, addr))
                     .await
                     .unwrap_or_else(|_| Err("timed out".into()));
-                (addr, r)
+                (addr, last_try, r)
             });
         }
         let Some(joined) = tasks.join_next().await else {
             break;
         };
-        let Ok((addr, result)) = joined else { continue };
+        let Ok((addr, last_try, result)) = joined else {
+            continue;
+        };
         match result {
-            Ok((reached, addrs)) => {
-                for a in addrs {
+            Ok(reached) => {
+                for a in &reached.listed {
                     if seen_ids.len() < MAX_NODES
                         && a.id() != key.node_id()
                         && seen_ids.insert(a.id())
                     {
-                        queue.push_back(a);
+                        queue.push_back(*a);
                     }
                 }
-                report.reachable.push(reached);
+                found(&mut report, Found::Reached(Box::new(reached))).await;
             }
-            Err(e) => report.unreachable.push((addr.to_string(), e)),
+            Err(error) if !last_try => retry.push_back((addr, error)),
+            Err(error) => {
+                let u = Unreached {
+                    address: addr.to_string(),
+                    id: addr.id(),
+                    error,
+                };
+                found(&mut report, Found::Unreached(u)).await;
+            }
         }
     }
     for a in queue {
-        report
-            .unreachable
-            .push((a.to_string(), "not tried before the timeout".into()));
+        let u = Unreached {
+            address: a.to_string(),
+            id: a.id(),
+            error: "not tried before the timeout".into(),
+        };
+        found(&mut report, Found::Unreached(u)).await;
+    }
+    for (a, error) in retry {
+        let u = Unreached {
+            address: a.to_string(),
+            id: a.id(),
+            error,
+        };
+        found(&mut report, Found::Unreached(u)).await;
     }
     t.close();
     Ok(report)
 }
 
 impl Report {
+    /// The graph of this crawl: every node reached or not, and who listed whom. The seeds it
+    /// started from are ours.
+    pub(crate) fn to_graph(&self) -> crate::graph::Graph {
+        let mut nodes: Vec<crate::graph::GraphNode> = self
+            .reachable
+            .iter()
+            .map(|r| crate::graph::GraphNode {
+                id: r.info.id.clone(),
+                address: r.address.to_string(),
+                moniker: r.info.moniker.clone(),
+                version: r.info.version.clone(),
+                reachable: true,
+                latency_ms: Some((r.latency.as_secs_f64() * 1e4).round() / 10.0),
+                ours: false,
+            })
+            .collect();
+        nodes.extend(self.unreachable.iter().map(|u| crate::graph::GraphNode {
+            id: u.id.to_string(),
+            address: u.address.clone(),
+            ..crate::graph::GraphNode::default()
+        }));
+        let edges = self
+            .reachable
+            .iter()
+            .flat_map(|r| {
+                r.listed
+                    .iter()
+                    .map(|a| (r.info.id.clone(), a.id().to_string()))
+            })
+            .collect();
+        let mut g = crate::graph::Graph {
+            chain_id: self.network.clone(),
+            source: "crawl".into(),
+            taken_at: 0,
+            nodes,
+            edges,
+        };
+        g.prune_edges();
+        g
+    }
+
     /// `id@ip:port,…` of every reachable node.
     pub(crate) fn persistent_peers(&self) -> String {
         self.reachable
@@ -304,13 +464,14 @@ impl Report {
                     "rpc_address": r.info.other.rpc_address,
                     "handshake_latency_ms": (r.latency.as_secs_f64() * 1e3 * 10.0).round() / 10.0,
                     "addresses_shared": r.shared,
+                    "listed": r.listed.iter().map(|a| a.id().to_string()).collect::<Vec<_>>(),
                 })
             })
             .collect();
         let unreachable: Vec<_> = self
             .unreachable
             .iter()
-            .map(|(a, e)| json!({"address": a, "error": e}))
+            .map(|u| json!({"id": u.id.to_string(), "address": u.address, "error": u.error}))
             .collect();
         json!({
             "network": self.network,
@@ -351,8 +512,8 @@ impl Report {
         }
         if !self.unreachable.is_empty() {
             let _ = writeln!(s, "\nunreachable:");
-            for (a, e) in &self.unreachable {
-                let _ = writeln!(s, "  {a}  {e}");
+            for u in &self.unreachable {
+                let _ = writeln!(s, "  {}  {}", u.address, u.error);
             }
         }
         let _ = write!(s, "\npersistent_peers = \"{}\"", self.persistent_peers());
@@ -413,6 +574,7 @@ mod tests {
             seeds: vec![first_addr.parse().unwrap(), dead.parse().unwrap()],
             chain_id: None,
             timeout: Duration::from_secs(20),
+            sink: None,
         })
         .await
         .unwrap();
@@ -433,7 +595,7 @@ mod tests {
             assert_eq!(r.info.moniker, n.node_info.moniker);
         }
         assert!(
-            report.unreachable.iter().any(|(a, _)| a == &dead),
+            report.unreachable.iter().any(|u| u.address == dead),
             "{:?}",
             report.unreachable
         );

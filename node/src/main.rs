@@ -16,13 +16,18 @@
 
 mod config;
 mod crawl;
+mod graph;
 mod home;
 mod http;
 mod logging;
 mod metrics;
+mod nodemap;
 mod rpc;
 mod run;
+mod store;
 mod testnet;
+mod watch;
+mod web;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -74,20 +79,7 @@ enum Command {
     /// Run the node as a seed (`start --p2p.seed_mode`).
     Seed(NodeFlags),
     /// Crawl a network over the p2p protocol (handshake + PEX) and report every node.
-    Crawl {
-        /// Where to start: id@host:port, separated by commas.
-        #[arg(long, value_name = "LIST")]
-        seeds: String,
-        /// The chain ID the nodes must be on (default: the network of the first node reached).
-        #[arg(long = "chain-id", value_name = "ID")]
-        chain_id: Option<String>,
-        /// How long to crawl, as a Go duration ("30s", "2m").
-        #[arg(long, default_value = "30s", value_name = "DURATION")]
-        timeout: String,
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
+    Crawl(CrawlFlags),
     /// Run a local network on loopback (temporary homes), show it converge, then exit.
     Testnet {
         /// How many nodes besides the seed.
@@ -96,11 +88,58 @@ enum Command {
         /// Give up (exit 1) if the network has not converged after this long.
         #[arg(long, default_value = "60s", value_name = "DURATION")]
         timeout: String,
+        /// Once converged, keep the network up (the seed serves the map) until Ctrl-C.
+        #[arg(long)]
+        keep: bool,
     },
     /// Print this node's ID (from the home's node key).
     ShowNodeId,
     /// Print the version.
     Version,
+}
+
+/// The flags of `crawl`.
+#[derive(Args, Debug, Default, Clone)]
+struct CrawlFlags {
+    /// Where to start: id@host:port, separated by commas. Repeat it to crawl several chains
+    /// (one list per chain) into one database.
+    #[arg(long, value_name = "LIST")]
+    seeds: Vec<String>,
+    /// The chain ID the nodes must be on (default: the network of the first node reached).
+    /// With one --seeds only; with --graphml and no --seeds: the chain to export.
+    #[arg(long = "chain-id", value_name = "ID")]
+    chain_id: Option<String>,
+    /// How long one crawl may dial, as a Go duration ("30s", "2m").
+    #[arg(long, default_value = "30s", value_name = "DURATION")]
+    timeout: String,
+    /// Print JSON instead of a table (with --watch: one JSON object a line per crawl).
+    #[arg(long)]
+    json: bool,
+    /// Keep crawling every --interval, writing each crawl to --db, and serve the map.
+    #[arg(long, requires = "db")]
+    watch: bool,
+    /// Time between the starts of two crawls of --watch.
+    #[arg(long, default_value = "10m", value_name = "DURATION")]
+    interval: String,
+    /// The crawl database (SQLite); created if missing.
+    #[arg(long, value_name = "FILE")]
+    db: Option<PathBuf>,
+    /// Write the graph (of this crawl, or without --seeds the latest in --db) as GraphML.
+    #[arg(long, value_name = "FILE")]
+    graphml: Option<PathBuf>,
+    /// Where --watch serves the map ("" for nowhere).
+    #[arg(
+        long = "rpc.laddr",
+        default_value = "tcp://127.0.0.1:26680",
+        value_name = "ADDR"
+    )]
+    rpc_laddr: String,
+    /// Crawls kept per chain in --db (older ones are deleted).
+    #[arg(long = "keep-crawls", default_value_t = 1008, value_name = "N")]
+    keep_crawls: usize,
+    /// Stop --watch after this many rounds (default: until SIGINT or SIGTERM).
+    #[arg(long, value_name = "N", hide = true)]
+    rounds: Option<usize>,
 }
 
 /// CometBFT's flags for `start` and `seed`; each overrides the file.
@@ -161,26 +200,16 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let home = cli.home.clone().unwrap_or_else(home::default_home);
     let result = match cli.command {
-        None => run_testnet(4, "60s", &cli.log_level, &cli.log_format),
-        Some(Command::Testnet { nodes, timeout }) => {
-            run_testnet(nodes, &timeout, &cli.log_level, &cli.log_format)
-        }
+        None => run_testnet(4, "60s", false, &cli.log_level, &cli.log_format),
+        Some(Command::Testnet {
+            nodes,
+            timeout,
+            keep,
+        }) => run_testnet(nodes, &timeout, keep, &cli.log_level, &cli.log_format),
         Some(Command::Init { chain_id, moniker }) => init(&home, chain_id, moniker),
         Some(Command::Start(flags)) => start(&home, &flags, cli.log_level, cli.log_format, false),
         Some(Command::Seed(flags)) => start(&home, &flags, cli.log_level, cli.log_format, true),
-        Some(Command::Crawl {
-            seeds,
-            chain_id,
-            timeout,
-            json,
-        }) => crawl(
-            &seeds,
-            chain_id,
-            &timeout,
-            json,
-            &cli.log_level,
-            &cli.log_format,
-        ),
+        Some(Command::Crawl(flags)) => crawl(&flags, &cli.log_level, &cli.log_format),
         Some(Command::ShowNodeId) => show_node_id(&home),
         Some(Command::Version) => {
             println!("{VERSION}");
@@ -218,27 +247,42 @@ fn plain_logging(
 fn run_testnet(
     nodes: usize,
     timeout: &str,
+    keep: bool,
     level: &Option<String>,
     format: &Option<String>,
 ) -> Result<(), String> {
     plain_logging(level, format, "error")?;
-    if !(2..=64).contains(&nodes) {
-        return Err("--nodes must be between 2 and 64".into());
+    if !(2..=testnet::MAX_NODES).contains(&nodes) {
+        return Err(format!(
+            "--nodes must be between 2 and {}",
+            testnet::MAX_NODES
+        ));
     }
     let timeout = config::parse_go_duration(timeout).map_err(|e| format!("--timeout: {e}"))?;
     let opts = testnet::Options {
         nodes,
         timeout,
+        keep,
         ..testnet::Options::default()
     };
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    let signals = {
+        let _guard = runtime.enter();
+        run::Signals::install().map_err(|e| format!("cannot install signal handlers: {e}"))?
+    };
     let report = runtime.block_on(async {
+        let net = testnet::run(opts, signals.wait());
+        if keep {
+            return net.await;
+        }
         // The run gives up at `timeout`; this bounds the stopping too.
-        tokio::time::timeout(timeout + Duration::from_secs(60), testnet::run(opts))
+        tokio::time::timeout(timeout + Duration::from_secs(60), net)
             .await
             .map_err(|_| "the local network did not stop in time".to_owned())?
     })?;
-    println!("{report}");
+    if !keep {
+        println!("{report}");
+    }
     Ok(())
 }
 
@@ -328,17 +372,8 @@ pub(crate) fn load_node(home: &Path, overrides: &Overrides) -> Result<NodeSetup,
     })
 }
 
-fn crawl(
-    seeds: &str,
-    chain_id: Option<String>,
-    timeout: &str,
-    json: bool,
-    level: &Option<String>,
-    format: &Option<String>,
-) -> Result<(), String> {
-    plain_logging(level, format, "error")?;
-    let timeout = config::parse_go_duration(timeout).map_err(|e| format!("--timeout: {e}"))?;
-    let seeds = config::split_list(seeds)
+fn parse_seeds(list: &str) -> Result<Vec<mukan_reactor_api::ParsedAddress>, String> {
+    let seeds = config::split_list(list)
         .map(|s| {
             s.parse::<mukan_reactor_api::ParsedAddress>()
                 .map_err(|e| format!("--seeds: bad address {s:?}: {e}"))
@@ -347,23 +382,159 @@ fn crawl(
     if seeds.is_empty() {
         return Err("--seeds: give at least one id@host:port".into());
     }
+    Ok(seeds)
+}
+
+fn write_graphml(path: &Path, graph: &graph::Graph) -> Result<(), String> {
+    std::fs::write(path, graph.to_graphml())
+        .map_err(|e| format!("--graphml: {}: {e}", path.display()))?;
+    eprintln!(
+        "graph of {} ({} nodes, {} edges) written to {}",
+        graph.chain_id,
+        graph.nodes.len(),
+        graph.edges.len(),
+        path.display()
+    );
+    Ok(())
+}
+
+/// The graph of the latest finished crawl in `db` (of `chain`, or of its only chain).
+fn export_graphml(db: &Path, chain: Option<&str>, out: &Path) -> Result<(), String> {
+    let store = store::Store::open_read_only(db).map_err(|e| e.to_string())?;
+    let chains = store.chains().map_err(|e| e.to_string())?;
+    let chain = match chain {
+        Some(c) => c.to_owned(),
+        None => match chains.as_slice() {
+            [one] => one.clone(),
+            [] => return Err(format!("{}: no crawl in the database", db.display())),
+            many => {
+                return Err(format!(
+                    "{}: several chains ({}): pick one with --chain-id",
+                    db.display(),
+                    many.join(", ")
+                ));
+            }
+        },
+    };
+    let graph = store
+        .latest_graph(&chain, &[])
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("{}: no finished crawl of {chain}", db.display()))?;
+    write_graphml(out, &graph)
+}
+
+fn crawl(
+    flags: &CrawlFlags,
+    level: &Option<String>,
+    format: &Option<String>,
+) -> Result<(), String> {
+    plain_logging(level, format, "error")?;
+    let timeout =
+        config::parse_go_duration(&flags.timeout).map_err(|e| format!("--timeout: {e}"))?;
+    if flags.seeds.is_empty() {
+        return match (&flags.db, &flags.graphml, flags.watch) {
+            (Some(db), Some(out), false) => export_graphml(db, flags.chain_id.as_deref(), out),
+            _ => Err("--seeds: give at least one id@host:port".into()),
+        };
+    }
+    let lists = flags
+        .seeds
+        .iter()
+        .map(|l| parse_seeds(l))
+        .collect::<Result<Vec<_>, _>>()?;
+    if lists.len() > 1 && flags.chain_id.is_some() {
+        return Err(
+            "--chain-id: give it with one --seeds only (each list's chain is learned)".into(),
+        );
+    }
+    if lists.len() > 1 && flags.graphml.is_some() {
+        return Err("--graphml: give it with one --seeds only".into());
+    }
+    let retention = store::Retention {
+        crawls: flags.keep_crawls.max(1),
+        ..store::Retention::default()
+    };
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
-    let report = runtime.block_on(async {
-        tokio::time::timeout(
-            timeout + Duration::from_secs(60),
-            crawl::crawl(crawl::Options {
-                seeds,
-                chain_id,
-                timeout,
-            }),
-        )
-        .await
-        .map_err(|_| "the crawl did not finish in time".to_owned())?
-    })?;
-    if json {
-        println!("{:#}", report.to_json());
-    } else {
-        println!("{}", report.to_table());
+    if flags.watch {
+        let interval =
+            config::parse_go_duration(&flags.interval).map_err(|e| format!("--interval: {e}"))?;
+        let map_addr = if flags.rpc_laddr.is_empty() {
+            None
+        } else {
+            let hp = config::parse_host_port(&flags.rpc_laddr, false)
+                .map_err(|e| format!("--rpc.laddr: {e}"))?;
+            Some(
+                runtime
+                    .block_on(hp.resolve())
+                    .map_err(|e| format!("--rpc.laddr: {e}"))?,
+            )
+        };
+        let opts = watch::Options {
+            chains: lists
+                .into_iter()
+                .map(|seeds| watch::Chain {
+                    seeds,
+                    chain_id: flags.chain_id.clone(),
+                })
+                .collect(),
+            interval,
+            timeout,
+            db: flags.db.clone().ok_or("--watch needs --db FILE")?,
+            retention,
+            json: flags.json,
+            map_addr,
+            rounds: flags.rounds,
+        };
+        let signals = {
+            let _guard = runtime.enter();
+            run::Signals::install().map_err(|e| format!("cannot install signal handlers: {e}"))?
+        };
+        return runtime.block_on(watch::run(opts, signals.wait()));
+    }
+    for seeds in lists {
+        let (report, crawl_id) = runtime.block_on(async {
+            let bounded = async {
+                match &flags.db {
+                    Some(db) => {
+                        let store = watch::open(db).await?;
+                        let chain = match flags.chain_id.clone() {
+                            Some(c) => c,
+                            None => crawl::network_of_seeds(&seeds)
+                                .await
+                                .ok_or(crawl::NO_NETWORK)?,
+                        };
+                        let (id, report) =
+                            watch::crawl_into(&store, &chain, &seeds, timeout, retention).await?;
+                        Ok::<_, String>((report, Some(id)))
+                    }
+                    None => {
+                        let report = crawl::crawl(crawl::Options {
+                            seeds: seeds.clone(),
+                            chain_id: flags.chain_id.clone(),
+                            timeout,
+                            sink: None,
+                        })
+                        .await?;
+                        Ok((report, None))
+                    }
+                }
+            };
+            tokio::time::timeout(timeout + Duration::from_secs(60), bounded)
+                .await
+                .map_err(|_| "the crawl did not finish in time".to_owned())?
+        })?;
+        if flags.json {
+            let mut j = report.to_json();
+            if let (Some(o), Some(id)) = (j.as_object_mut(), crawl_id) {
+                o.insert("crawl_id".into(), id.into());
+            }
+            println!("{j:#}");
+        } else {
+            println!("{}", report.to_table());
+        }
+        if let Some(out) = &flags.graphml {
+            write_graphml(out, &report.to_graph())?;
+        }
     }
     Ok(())
 }
@@ -419,8 +590,28 @@ mod tests {
         let cli = Cli::try_parse_from(["mukan-p2p", "crawl", "--seeds", "a", "--json"]).unwrap();
         assert!(matches!(
             cli.command,
-            Some(Command::Crawl { json: true, .. })
+            Some(Command::Crawl(CrawlFlags { json: true, .. }))
         ));
+        let cli = Cli::try_parse_from([
+            "mukan-p2p",
+            "crawl",
+            "--watch",
+            "--db",
+            "c.sqlite",
+            "--seeds",
+            "a",
+            "--seeds",
+            "b",
+        ])
+        .unwrap();
+        let Some(Command::Crawl(f)) = cli.command else {
+            panic!()
+        };
+        assert_eq!(f.seeds, ["a", "b"]);
+        assert!(f.watch);
+        assert_eq!(f.interval, "10m");
+        // --watch needs a database.
+        assert!(Cli::try_parse_from(["mukan-p2p", "crawl", "--watch", "--seeds", "a"]).is_err());
         assert!(
             Cli::try_parse_from(["mukan-p2p"])
                 .unwrap()

@@ -313,11 +313,21 @@ pub(crate) async fn start(setup: &NodeSetup, tuning: &Tuning) -> Result<Running,
             switch: switch.clone(),
             info: node_info.clone(),
             p2p_addr,
-            hidden,
+            hidden: hidden.clone(),
         });
+        // The map on `/` (private peers hidden as in the RPC), the RPC behind it.
+        let map = Arc::new(crate::nodemap::NodeMap::new(
+            switch.clone(),
+            book.clone(),
+            node_info.clone(),
+            p2p_addr,
+            c.p2p.seed_mode,
+            hidden,
+        ));
+        let handler = crate::web::handler(map, Some(crate::rpc::handler(view)));
         servers.spawn(http::serve(
             listener,
-            crate::rpc::handler(view),
+            handler,
             http::Limits::rpc(),
             http::HostAllow::new(&hp.host, &c.rpc.allowed_hosts),
             stop_rx.clone(),
@@ -693,7 +703,7 @@ pub(crate) mod tests {
         node.stop().await.unwrap();
     }
 
-    /// `/net_info` and `/peers` leave out a private peer unless `show_private_peers`.
+    /// `/net_info`, `/peers` and the map leave out a private peer unless `show_private_peers`.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn private_peers_are_left_out_of_net_info_and_peers() {
         let dir = tempfile::tempdir().unwrap();
@@ -727,9 +737,11 @@ pub(crate) mod tests {
             let rpc = node.rpc_addr.unwrap();
             let (_, net_info) = get(rpc, "/net_info").await;
             let (_, peers) = get(rpc, "/peers").await;
+            // The map on `/` hides it too.
+            let (_, graph) = get(rpc, "/map/api/graph").await;
             let private_id = private.node_id().to_string();
             let public_id = public.node_id().to_string();
-            for text in [&net_info, &peers] {
+            for text in [&net_info, &peers, &graph] {
                 assert!(text.contains(&public_id), "{text}");
                 assert_eq!(text.contains(&private_id), show, "show={show}: {text}");
             }

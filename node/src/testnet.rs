@@ -4,10 +4,17 @@
 //! network has converged, then every node stops (address books saved) and the homes are
 //! removed.
 //!
-//! Converged: every node knows every other node's address (its book holds all N - 1 of them)
-//! and has at least `min(N - 1, 3)` connections to other nodes.
+//! Converged, up to [`SMALL`] nodes: every node knows every other node's address (its book
+//! holds all N - 1 of them) and has at least `min(N - 1, 3)` connections to other nodes.
+//! Above: every node has at least 3 connections and two crawls in a row from the seed list
+//! all N (a
+//! book of every address is not what a large network gives each node).
+//!
+//! With `keep`, the network stays up after converging (the seed serves the map on its RPC
+//! address) until the `until` future resolves (Ctrl-C).
 
 use std::fmt;
+use std::future::Future;
 use std::io::IsTerminal;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -26,7 +33,14 @@ pub(crate) struct Options {
     pub(crate) timeout: Duration,
     /// Show a live display (else plain progress lines).
     pub(crate) live: bool,
+    /// Keep the network up after it converged, until stopped.
+    pub(crate) keep: bool,
 }
+
+/// Up to this many nodes, converged means every node knows every other.
+pub(crate) const SMALL: usize = 64;
+/// The most nodes `testnet` runs.
+pub(crate) const MAX_NODES: usize = 1000;
 
 impl Default for Options {
     fn default() -> Self {
@@ -34,6 +48,7 @@ impl Default for Options {
             nodes: 4,
             timeout: Duration::from_secs(60),
             live: std::io::stderr().is_terminal(),
+            keep: false,
         }
     }
 }
@@ -51,11 +66,17 @@ pub(crate) struct Progress {
     pub(crate) nodes_connected: usize,
     /// Messages received, all nodes and the seed together.
     pub(crate) messages: u64,
+    /// Nodes the last crawl from the seed listed (large networks).
+    pub(crate) crawled: Option<usize>,
 }
 
 impl Progress {
     fn converged(&self, nodes: usize) -> bool {
-        self.discovered == self.discovered_goal && self.nodes_connected == nodes
+        if nodes > SMALL {
+            self.nodes_connected == nodes && self.crawled == Some(nodes)
+        } else {
+            self.discovered == self.discovered_goal && self.nodes_connected == nodes
+        }
     }
 }
 
@@ -65,7 +86,11 @@ impl fmt::Display for Progress {
             f,
             "addresses discovered {}/{}, connections {}, messages {}",
             self.discovered, self.discovered_goal, self.connections, self.messages
-        )
+        )?;
+        if let Some(c) = self.crawled {
+            write!(f, ", nodes a crawl from the seed lists {c}")?;
+        }
+        Ok(())
     }
 }
 
@@ -113,10 +138,15 @@ fn start_options(
     home: &Path,
     seeds: Option<String>,
     seed_mode: bool,
+    rpc: bool,
 ) -> Result<crate::NodeSetup, String> {
     let overrides = Overrides {
         p2p_laddr: Some("tcp://127.0.0.1:0".into()),
-        rpc_laddr: Some(String::new()),
+        rpc_laddr: Some(if rpc {
+            "tcp://127.0.0.1:0".into()
+        } else {
+            String::new()
+        }),
         p2p_seeds: seeds,
         p2p_seed_mode: Some(seed_mode),
         ..Overrides::default()
@@ -124,8 +154,9 @@ fn start_options(
     crate::load_node(home, &overrides).map_err(|e| e.to_string())
 }
 
-/// Writes a home for a loopback node: non-strict book, duplicate IPs allowed.
-fn make_home(dir: &Path, moniker: &str) -> Result<std::path::PathBuf, String> {
+/// Writes a home for a loopback node: non-strict book, duplicate IPs allowed; in a large
+/// network 4 outbound peers (file descriptors: every connection has both ends in this process).
+fn make_home(dir: &Path, moniker: &str, large: bool) -> Result<std::path::PathBuf, String> {
     let home = dir.join(moniker);
     crate::home::init(&home, moniker, Some("mukan-testnet"))?;
     let path = crate::home::config_path(&home);
@@ -134,24 +165,31 @@ fn make_home(dir: &Path, moniker: &str) -> Result<std::path::PathBuf, String> {
         .replace("addr_book_strict = true", "addr_book_strict = false")
         .replace("allow_duplicate_ip = false", "allow_duplicate_ip = true")
         .replace("log_level = \"info\"", "log_level = \"error\"");
+    let text = if large {
+        text.replace("max_num_outbound_peers = 10", "max_num_outbound_peers = 4")
+    } else {
+        text
+    };
     std::fs::write(&path, text).map_err(|e| e.to_string())?;
     Ok(home)
 }
 
 fn progress(seed: &Running, nodes: &[Running]) -> Progress {
-    let ids: Vec<String> = nodes.iter().map(|n| n.node_info.id.clone()).collect();
+    let ids: std::collections::HashSet<mukan_reactor_api::NodeId> = nodes
+        .iter()
+        .filter_map(|n| n.node_info.node_id().ok())
+        .collect();
     let mut p = Progress {
         discovered_goal: nodes.len() * (nodes.len() - 1),
         ..Progress::default()
     };
     let mut links = 0;
     for n in nodes {
+        let me = n.node_info.node_id().ok();
         let known = {
             let book = n.book.lock();
             book.addresses()
-                .filter(|a| {
-                    ids.contains(&a.id().to_string()) && a.id().to_string() != n.node_info.id
-                })
+                .filter(|a| Some(a.id()) != me && ids.contains(&a.id()))
                 .count()
         };
         p.discovered += known;
@@ -159,7 +197,7 @@ fn progress(seed: &Running, nodes: &[Running]) -> Progress {
             .switch
             .peers()
             .iter()
-            .filter(|peer| ids.contains(&peer.id().to_string()))
+            .filter(|peer| ids.contains(&peer.id()))
             .count();
         links += peers;
         if peers >= target(nodes.len()) {
@@ -181,8 +219,32 @@ fn progress(seed: &Running, nodes: &[Running]) -> Progress {
     p
 }
 
-/// Runs the network until it converged (or `opts.timeout`), then stops it.
-pub(crate) async fn run(opts: Options) -> Result<Report, String> {
+/// How many of `nodes` a crawl from the seed lists.
+async fn crawl_from_seed(seed: &str, chain: &str, nodes: &[Running]) -> usize {
+    let Ok(seed) = seed.parse() else { return 0 };
+    let report = crate::crawl::crawl(crate::crawl::Options {
+        seeds: vec![seed],
+        chain_id: Some(chain.to_owned()),
+        timeout: Duration::from_secs(60),
+        sink: None,
+    })
+    .await;
+    let Ok(report) = report else { return 0 };
+    let reached: std::collections::HashSet<&str> = report
+        .reachable
+        .iter()
+        .map(|r| r.info.id.as_str())
+        .collect();
+    nodes
+        .iter()
+        .filter(|n| reached.contains(n.node_info.id.as_str()))
+        .count()
+}
+
+/// Runs the network until it converged (or `opts.timeout`); with `opts.keep` until `until`
+/// resolves; then stops it.
+pub(crate) async fn run(opts: Options, until: impl Future<Output = ()>) -> Result<Report, String> {
+    let large = opts.nodes > SMALL;
     let dir = tempfile::Builder::new()
         .prefix("mukan-testnet-")
         .tempdir()
@@ -191,13 +253,15 @@ pub(crate) async fn run(opts: Options) -> Result<Report, String> {
         ensure_peers_period: Some(Duration::from_secs(1)),
     };
     let started = Instant::now();
-    let seed_home = make_home(dir.path(), "seed")?;
-    let seed = crate::run::start(&start_options(&seed_home, None, true)?, &tuning).await?;
+    let seed_home = make_home(dir.path(), "seed", large)?;
+    let seed =
+        crate::run::start(&start_options(&seed_home, None, true, opts.keep)?, &tuning).await?;
     let seed_addr = format!("{}@{}", seed.node_info.id, seed.p2p_addr);
+    let chain = seed.node_info.network.clone();
     let mut nodes = Vec::with_capacity(opts.nodes);
     for i in 0..opts.nodes {
-        let home = make_home(dir.path(), &format!("node{i}"))?;
-        let setup = start_options(&home, Some(seed_addr.clone()), false)?;
+        let home = make_home(dir.path(), &format!("node{i}"), large)?;
+        let setup = start_options(&home, Some(seed_addr.clone()), false, false)?;
         nodes.push(crate::run::start(&setup, &tuning).await?);
     }
 
@@ -216,8 +280,33 @@ pub(crate) async fn run(opts: Options) -> Result<Report, String> {
         dir.path().display()
     );
     let mut last_line = Instant::now();
+    let mut crawled = None;
+    let mut last_crawl: Option<Instant> = None;
+    // Crawls in a row that listed every node: a crawl samples each book (PEX answers are a
+    // random part of it), so one full crawl may be luck; two in a row say the addresses
+    // have spread.
+    let mut full_crawls = 0;
     let outcome = loop {
-        let p = progress(&seed, &nodes);
+        let mut p = progress(&seed, &nodes);
+        if large
+            && p.nodes_connected == nodes.len()
+            && last_crawl.is_none_or(|t| t.elapsed() >= Duration::from_secs(2))
+        {
+            let found = crawl_from_seed(&seed_addr, &chain, &nodes).await;
+            full_crawls = if found == nodes.len() {
+                full_crawls + 1
+            } else {
+                0
+            };
+            // Below the goal until two crawls in a row saw everyone.
+            crawled = Some(if full_crawls >= 2 {
+                found
+            } else {
+                found.min(nodes.len() - 1)
+            });
+            last_crawl = Some(Instant::now());
+        }
+        p.crawled = crawled;
         if let Some(bar) = &bar {
             bar.set_message(p.to_string());
         } else if last_line.elapsed() >= Duration::from_secs(1) {
@@ -233,7 +322,8 @@ pub(crate) async fn run(opts: Options) -> Result<Report, String> {
                 opts.timeout
             ));
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        let pause = if large { 1000 } else { 100 };
+        tokio::time::sleep(Duration::from_millis(pause)).await;
     };
     let converged_in = started.elapsed();
     if let Some(bar) = &bar {
@@ -249,14 +339,23 @@ pub(crate) async fn run(opts: Options) -> Result<Report, String> {
         })
         .collect();
 
+    if opts.keep && outcome.is_ok() {
+        let report = Report {
+            nodes: lines,
+            seed: seed_addr.clone(),
+            progress: outcome.clone()?,
+            converged_in,
+        };
+        println!("{report}");
+        // The seed serves the map.
+        if let Some(rpc) = seed.rpc_addr {
+            println!("map on http://{rpc}/");
+        }
+        println!("seed {seed_addr} on chain {chain}; the network stays up until Ctrl-C");
+        return keep_until(seed, nodes, report, until).await;
+    }
     // Stop everything, each node in order (switch, reactors, book).
-    let mut stops = tokio::task::JoinSet::new();
-    for n in nodes.into_iter().chain(std::iter::once(seed)) {
-        stops.spawn(n.stop());
-    }
-    while let Some(r) = stops.join_next().await {
-        r.map_err(|e| e.to_string())??;
-    }
+    stop_all(seed, nodes).await?;
     let progress = outcome?;
     Ok(Report {
         nodes: lines,
@@ -266,17 +365,44 @@ pub(crate) async fn run(opts: Options) -> Result<Report, String> {
     })
 }
 
+/// Keeps the network up until `until`, then stops it.
+async fn keep_until(
+    seed: Running,
+    nodes: Vec<Running>,
+    report: Report,
+    until: impl Future<Output = ()>,
+) -> Result<Report, String> {
+    until.await;
+    stop_all(seed, nodes).await?;
+    Ok(report)
+}
+
+async fn stop_all(seed: Running, nodes: Vec<Running>) -> Result<(), String> {
+    let mut stops = tokio::task::JoinSet::new();
+    for n in nodes.into_iter().chain(std::iter::once(seed)) {
+        stops.spawn(n.stop());
+    }
+    while let Some(r) = stops.join_next().await {
+        r.map_err(|e| e.to_string())??;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn three_nodes_find_each_other_through_the_seed() {
-        let report = run(Options {
-            nodes: 3,
-            timeout: Duration::from_secs(60),
-            live: false,
-        })
+        let report = run(
+            Options {
+                nodes: 3,
+                timeout: Duration::from_secs(60),
+                live: false,
+                keep: false,
+            },
+            std::future::ready(()),
+        )
         .await
         .unwrap();
         assert_eq!(report.nodes.len(), 3);

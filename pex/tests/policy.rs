@@ -236,7 +236,10 @@ fn a_second_answer_to_one_request_is_unsolicited() {
     assert!(stop_of(&acts).is_none());
     assert!(n.book.has_address(&spread(2)));
     // The answer we asked for is useful (it protects the peer from inbound eviction)...
-    assert!(acts.contains(&Action::MarkUseful { peer: p.id }), "{acts:?}");
+    assert!(
+        acts.contains(&Action::MarkUseful { peer: p.id }),
+        "{acts:?}"
+    );
     let acts = n.recv(&p, &PexMessage::Addrs(vec![spread(3)]));
     assert!(matches!(
         stop_of(&acts),

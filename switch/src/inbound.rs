@@ -47,7 +47,7 @@ pub(crate) fn decide(
             .inbound_slots(newcomer.id)
             .filter(|c| NetGroup::capped(c.socket_addr.ip()) == Some(group))
             .count();
-        if in_group >= max_per_group && false {
+        if in_group >= max_per_group {
             return Decision::Refuse(AdmissionRefusal::NetgroupLimit);
         }
     }

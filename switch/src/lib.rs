@@ -47,8 +47,12 @@
     )
 )]
 
+mod admission;
 mod backoff;
+mod builder;
 mod config;
+mod connection;
+mod dial;
 mod eviction;
 mod inbound;
 mod log;
@@ -62,10 +66,11 @@ pub use backoff::{
     BACKOFF_ATTEMPTS, BACKOFF_BASE_SECONDS, DIAL_RANDOMIZER_MS, RECONNECT_ATTEMPTS,
     RECONNECT_INTERVAL, RedialPolicy, STABLE_CONNECTION, jitter, redial_bounds, redial_delay,
 };
+pub use builder::Builder;
 pub use config::{Config, Error};
 pub use eviction::{Candidate as EvictionCandidate, Protection, select_victim};
 pub use mukan_reactor_api::DialOutcome;
 pub use peer_set::PeerInfo;
 pub use resolver::{Resolver, TokioResolver};
 pub use stats::{ChannelStats, Stats};
-pub use switch::{Builder, Switch};
+pub use switch::Switch;

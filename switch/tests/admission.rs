@@ -41,30 +41,58 @@ async fn a_netgroup_holds_at_most_its_cap_of_inbound_peers() {
     spec.config.max_inbound_per_netgroup = 2;
     let hub = memory_node(&net, spec).await;
     let mut same_group = Vec::new();
-    for (i, ip) in ["45.34.1.1", "45.34.200.7", "45.34.3.3"].into_iter().enumerate() {
+    for (i, ip) in ["45.34.1.1", "45.34.200.7", "45.34.3.3"]
+        .into_iter()
+        .enumerate()
+    {
         same_group.push(dial_from(&net, 10 + i as u16, ip, &hub).await);
     }
     let ids: Vec<NodeId> = same_group.iter().map(Node::id).collect();
-    assert_eq!(connected(&hub, &ids), [true, true, false], "45.34.0.0/16 capped at 2");
-    assert_eq!(hub.sw.stats().inbound_refused.get("netgroup_limit"), Some(&1));
+    assert_eq!(
+        connected(&hub, &ids),
+        [true, true, false],
+        "45.34.0.0/16 capped at 2"
+    );
+    assert_eq!(
+        hub.sw.stats().inbound_refused.get("netgroup_limit"),
+        Some(&1)
+    );
     // Another /16 gets in; an IPv6 /32 is one group too.
     let other = dial_from(&net, 20, "81.1.0.2", &hub).await;
     let mut v6 = Vec::new();
-    for (seed, ip) in [(21, "2a01:4f8:1::1"), (22, "2a01:4f8:ffff::1"), (23, "2a01:4f8:9::9")] {
+    for (seed, ip) in [
+        (21, "2a01:4f8:1::1"),
+        (22, "2a01:4f8:ffff::1"),
+        (23, "2a01:4f8:9::9"),
+    ] {
         v6.push(dial_from(&net, seed, ip, &hub).await);
     }
     assert!(hub.sw.peer(&other.id()).is_some());
     let v6_ids: Vec<NodeId> = v6.iter().map(Node::id).collect();
-    assert_eq!(connected(&hub, &v6_ids), [true, true, false], "2a01:4f8::/32 capped at 2");
+    assert_eq!(
+        connected(&hub, &v6_ids),
+        [true, true, false],
+        "2a01:4f8::/32 capped at 2"
+    );
     // Loopback and private addresses are exempt.
     let mut local = Vec::new();
-    for (seed, ip) in [(30, "127.0.0.5"), (31, "127.0.0.6"), (32, "127.0.0.7"), (33, "10.0.0.1"), (34, "10.0.0.2"), (35, "10.0.0.3")] {
+    for (seed, ip) in [
+        (30, "127.0.0.5"),
+        (31, "127.0.0.6"),
+        (32, "127.0.0.7"),
+        (33, "10.0.0.1"),
+        (34, "10.0.0.2"),
+        (35, "10.0.0.3"),
+    ] {
         local.push(dial_from(&net, seed, ip, &hub).await);
     }
     let local_ids: Vec<NodeId> = local.iter().map(Node::id).collect();
     assert_eq!(connected(&hub, &local_ids), [true; 6]);
     assert_eq!(hub.sw.num_peers().inbound, 2 + 1 + 2 + 6);
-    assert_eq!(hub.sw.stats().inbound_refused.get("netgroup_limit"), Some(&2));
+    assert_eq!(
+        hub.sw.stats().inbound_refused.get("netgroup_limit"),
+        Some(&2)
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -79,7 +107,10 @@ async fn a_full_node_evicts_the_youngest_of_its_largest_netgroup_and_keeps_outbo
     let hub = memory_node(&net, spec).await;
     hub.sw.dial_peer_with_address(target.addr).await.unwrap();
     let mut clients = Vec::new();
-    for (i, ip) in ["45.34.1.1", "45.34.2.2", "45.34.3.3"].into_iter().enumerate() {
+    for (i, ip) in ["45.34.1.1", "45.34.2.2", "45.34.3.3"]
+        .into_iter()
+        .enumerate()
+    {
         clients.push(dial_from(&net, 10 + i as u16, ip, &hub).await);
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
@@ -89,12 +120,21 @@ async fn a_full_node_evicts_the_youngest_of_its_largest_netgroup_and_keeps_outbo
     // netgroups), half of the rest by uptime, and the youngest gives up its slot.
     let newcomer = dial_from(&net, 20, "81.1.0.2", &hub).await;
     tokio::time::sleep(SETTLE).await;
-    assert!(hub.sw.peer(&newcomer.id()).is_some(), "the newcomer was admitted");
+    assert!(
+        hub.sw.peer(&newcomer.id()).is_some(),
+        "the newcomer was admitted"
+    );
     assert_eq!(connected(&hub, &ids), [true, true, false]);
-    assert!(clients[2].sw.peers().is_empty(), "the evicted peer's connection closed");
+    assert!(
+        clients[2].sw.peers().is_empty(),
+        "the evicted peer's connection closed"
+    );
     assert_eq!(hub.sw.stats().peer_stops.get("evicted"), Some(&1));
     assert_eq!(hub.sw.num_peers().inbound, 3);
-    assert!(hub.sw.peer(&target.id()).is_some(), "the outbound peer is never evicted");
+    assert!(
+        hub.sw.peer(&target.id()).is_some(),
+        "the outbound peer is never evicted"
+    );
     assert_eq!(hub.sw.num_peers().outbound, 1);
 }
 

@@ -306,7 +306,14 @@ mod tests {
     #[test]
     fn unroutable_addresses_are_exempt_from_the_group_cap() {
         let mut p = pool(16, 1);
-        for a in ["10.0.0.1", "10.0.0.2", "192.168.1.1", "192.168.1.2", "fd00::1", "fd00::2"] {
+        for a in [
+            "10.0.0.1",
+            "10.0.0.2",
+            "192.168.1.1",
+            "192.168.1.2",
+            "fd00::1",
+            "fd00::2",
+        ] {
             let k = admitted(&mut p, a);
             p.idle(k);
         }

@@ -519,7 +519,10 @@ async fn past_max_inbound_a_newcomer_is_closed_at_once() {
     );
     let refused = refused.err().unwrap();
     assert_eq!(reason(&refused), RejectReason::Capacity);
-    assert!(matches!(upgrade_error(&refused), RejectDetail::InboundFull(_)));
+    assert!(matches!(
+        upgrade_error(&refused),
+        RejectDetail::InboundFull(_)
+    ));
     // Freeing the slot lets the next one through.
     drop(accepted_b);
     let (c_dial, accepted_c) = tokio::join!(
@@ -533,10 +536,7 @@ async fn past_max_inbound_a_newcomer_is_closed_at_once() {
 /// Accepts until a peer comes, returning it and the errors reported before it.
 async fn accept_peer(
     node: &Node,
-) -> (
-    Arc<dyn mukan_reactor_api::ManagedPeer>,
-    Vec<TransportError>,
-) {
+) -> (Arc<dyn mukan_reactor_api::ManagedPeer>, Vec<TransportError>) {
     let mut errors = Vec::new();
     loop {
         match node.transport.accept(peer_config(&[0x7e])).await {
@@ -564,7 +564,10 @@ async fn idle_sockets_in_the_pending_pool_give_way_to_a_handshake() {
     dialed.unwrap();
     assert_eq!(accepted.id(), b.key.node_id());
     assert_eq!(errors.len(), 1, "{errors:?}");
-    assert!(matches!(upgrade_error(&errors[0]), RejectDetail::Displaced(_)));
+    assert!(matches!(
+        upgrade_error(&errors[0]),
+        RejectDetail::Displaced(_)
+    ));
     // The oldest idle socket was closed (after our half of the handshake); the other still
     // waits for its handshake.
     let mut buf = Vec::new();
@@ -593,9 +596,15 @@ async fn a_pool_of_sockets_that_spoke_refuses_a_newcomer_at_once() {
         a.transport.accept(peer_config(&[0x7e])),
     );
     let err = dialed.err().unwrap();
-    assert!(!matches!(err, TransportError::Timeout(_)), "closed at once: {err:?}");
+    assert!(
+        !matches!(err, TransportError::Timeout(_)),
+        "closed at once: {err:?}"
+    );
     let refused = refused.err().unwrap();
-    assert!(matches!(upgrade_error(&refused), RejectDetail::PendingFull(_)), "{refused:?}");
+    assert!(
+        matches!(upgrade_error(&refused), RejectDetail::PendingFull(_)),
+        "{refused:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]

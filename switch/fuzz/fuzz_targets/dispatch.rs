@@ -28,8 +28,8 @@ use libfuzzer_sys::fuzz_target;
 use mukan_reactor_api::testing::{FakePeer, ReactorCall, RecordingReactor, check_grammar};
 use mukan_reactor_api::{
     ChannelDescriptor, ChannelId, Direction, InboxItem, ManagedPeer, NetAddress, NodeId, NodeInfo,
-    Peer, PeerConfig, PeerData, PeerInbox, PeerStatus, RecvLease, SendError, StopReason,
-    TimeoutKind, Transport, TransportError, TrySendError,
+    Peer, PeerConfig, PeerData, PeerInbox, PeerStatus, ProtocolError, RecvLease, SendError,
+    StopReason, TimeoutKind, Transport, TransportError, TrySendError,
 };
 use mukan_switch::{Builder, Config};
 
@@ -49,9 +49,7 @@ fn stop_reason(code: u8) -> StopReason {
     match code % 4 {
         0 => StopReason::ClosedByPeer,
         1 => StopReason::Timeout(TimeoutKind::Pong),
-        2 => StopReason::Protocol(Arc::from(Box::<dyn std::error::Error + Send + Sync>::from(
-            "scripted protocol violation",
-        ))),
+        2 => StopReason::Protocol(ProtocolError::UnexpectedEof),
         _ => StopReason::SlowReceiver {
             channel: CHANNELS_A[0],
         },
@@ -130,10 +128,10 @@ impl Peer for ScriptPeer {
 }
 
 impl ManagedPeer for ScriptPeer {
-    fn start(&self) -> Result<Box<dyn PeerInbox>, TransportError> {
+    fn start(&self) -> Result<Box<dyn PeerInbox>, StopReason> {
         match self.inbox.lock().expect("inbox lock").take() {
             Some(inbox) => Ok(Box::new(inbox)),
-            None => Err(TransportError::Closed),
+            None => Err(StopReason::ClosedByPeer),
         }
     }
     fn stop(&self) {}
@@ -175,7 +173,6 @@ impl Transport for ScriptTransport {
             }
         })
     }
-    fn cleanup(&self, _peer: &dyn ManagedPeer) {}
     fn close(&self) {}
 }
 
@@ -230,8 +227,10 @@ fuzz_target!(|data: &[u8]| {
                 } else if *channel == CHANNEL_B {
                     want_b.push((PEER, *channel, message.clone()));
                     if refuse_b {
-                        want_reason =
-                            "reported by a reactor: message refused by RecordingReactor".to_owned();
+                        want_reason = format!(
+                            "reported by a reactor: message refused by RecordingReactor \
+                             (channel {channel})"
+                        );
                         break;
                     }
                 } else {
