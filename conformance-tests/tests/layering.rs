@@ -25,6 +25,16 @@ const NORMAL: &[(&str, &[&str])] = &[
             "mukan-mconn",
         ],
     ),
+    // Reactors of our own, built on the public API of the crates a user would take.
+    (
+        "mukan-example-reactors",
+        &[
+            "mukan-reactor-api",
+            "mukan-node-key",
+            "mukan-switch",
+            "mukan-transport",
+        ],
+    ),
 ];
 
 /// Extra edges allowed for dev-dependencies only (tests and benches).

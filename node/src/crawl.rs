@@ -27,7 +27,7 @@ const PEX_WAIT: Duration = Duration::from_secs(5);
 /// Time a node has to answer the second PEX request.
 const SECOND_WAIT: Duration = Duration::from_secs(2);
 /// The most addresses crawled in one run.
-const MAX_NODES: usize = 10_000;
+pub(crate) const MAX_NODES: usize = 10_000;
 
 /// What to crawl.
 #[derive(Clone, Debug)]
@@ -38,6 +38,11 @@ pub(crate) struct Options {
     pub(crate) chain_id: Option<String>,
     /// Stop starting new dials after this long.
     pub(crate) timeout: Duration,
+    /// Nodes an earlier crawl reached, visited after the seeds whether or not an answer
+    /// lists them (a PEX answer is a random part of a book, so one crawl can miss a node
+    /// that the last one saw; and a node that left shows as unreachable instead of
+    /// vanishing). Deduplicated by ID with the seeds and bounded like every other address.
+    pub(crate) known: Vec<NetAddress>,
     /// Where each node is sent as soon as it is reached or given up (the watch loop writes
     /// them to its database while the crawl goes on). Bounded: the crawl waits for room.
     pub(crate) sink: Option<tokio::sync::mpsc::Sender<Found>>,
@@ -310,6 +315,11 @@ pub(crate) async fn crawl(opts: Options) -> Result<Report, String> {
             }
         }
     }
+    for a in &opts.known {
+        if seen_ids.len() < MAX_NODES && a.id() != key.node_id() && seen_ids.insert(a.id()) {
+            queue.push_back(*a);
+        }
+    }
     let deadline = Instant::now() + opts.timeout;
 
     // The network: given, or learned from the first node that answers.
@@ -574,6 +584,7 @@ mod tests {
             seeds: vec![first_addr.parse().unwrap(), dead.parse().unwrap()],
             chain_id: None,
             timeout: Duration::from_secs(20),
+            known: Vec::new(),
             sink: None,
         })
         .await
@@ -603,6 +614,47 @@ mod tests {
         assert_eq!(json["reachable"].as_array().unwrap().len(), 4);
         assert_eq!(report.persistent_peers().split(',').count(), 4);
         assert!(report.to_table().contains("persistent_peers = \""));
+
+        // A node no book lists is found only through what an earlier crawl knew; a known
+        // node that is gone is reported, not forgotten.
+        let lonely = start(
+            &setup(
+                &loopback_home(dir.path(), "lonely", "crawl-chain"),
+                &Overrides::default(),
+            ),
+            &tuning,
+        )
+        .await
+        .unwrap();
+        let lonely_addr: NetAddress = format!("{}@{}", lonely.node_info.id, lonely.p2p_addr)
+            .parse()
+            .unwrap();
+        let gone: NetAddress = format!("{}@127.0.0.1:1", "cd".repeat(20)).parse().unwrap();
+        let with_history = |known: Vec<NetAddress>| {
+            crawl(Options {
+                seeds: vec![first_addr.parse().unwrap()],
+                chain_id: Some("crawl-chain".into()),
+                timeout: Duration::from_secs(20),
+                known,
+                sink: None,
+            })
+        };
+        let without = with_history(Vec::new()).await.unwrap();
+        assert_eq!(without.reachable.len(), 4, "{}", without.to_table());
+        let with = with_history(vec![lonely_addr, gone]).await.unwrap();
+        let mut monikers: Vec<&str> = with
+            .reachable
+            .iter()
+            .map(|r| r.info.moniker.as_str())
+            .collect();
+        monikers.sort_unstable();
+        assert_eq!(monikers, ["lonely", "n0", "n1", "n2", "n3"]);
+        assert!(
+            with.unreachable.iter().any(|u| u.id == gone.id()),
+            "{:?}",
+            with.unreachable
+        );
+        lonely.stop().await.unwrap();
         for n in nodes {
             n.stop().await.unwrap();
         }

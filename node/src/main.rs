@@ -512,6 +512,7 @@ fn crawl(
                             seeds: seeds.clone(),
                             chain_id: flags.chain_id.clone(),
                             timeout,
+                            known: Vec::new(),
                             sink: None,
                         })
                         .await?;

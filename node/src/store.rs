@@ -387,6 +387,23 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// The addresses (`id@host:port`) the latest finished crawl of `chain_id` reached, at
+    /// most `limit` of them: where the next crawl of the chain looks again.
+    pub(crate) fn last_reached(
+        &self,
+        chain_id: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT address FROM sightings WHERE reachable = 1 AND crawl_id = (
+                 SELECT id FROM crawls WHERE chain_id = ?1 AND finished_at IS NOT NULL
+                 ORDER BY id DESC LIMIT 1)
+             ORDER BY node_id LIMIT ?2",
+        )?;
+        let rows = st.query_map(params![chain_id, limit as i64], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// The last `limit` crawls of `chain_id`, newest first.
     pub(crate) fn history(
         &self,
@@ -623,6 +640,35 @@ pub(crate) mod tests {
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .unwrap();
         assert_eq!(journal, "wal");
+    }
+
+    #[test]
+    fn last_reached_is_the_latest_finished_crawl_s_reachable_nodes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("c.sqlite")).unwrap();
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        assert!(s.last_reached("c", 10).unwrap().is_empty());
+        let first = s.begin_crawl("c", "", t).unwrap();
+        s.record(
+            first,
+            "c",
+            &[reached(1, "v", &[]), reached(2, "v", &[]), unreached(3)],
+            t,
+        )
+        .unwrap();
+        s.finish_crawl(first, t, Retention::default()).unwrap();
+        // An unfinished crawl and another chain's do not count.
+        let running = s.begin_crawl("c", "", t).unwrap();
+        s.record(running, "c", &[reached(4, "v", &[])], t).unwrap();
+        let other = s.begin_crawl("d", "", t).unwrap();
+        s.record(other, "d", &[reached(5, "v", &[])], t).unwrap();
+        s.finish_crawl(other, t, Retention::default()).unwrap();
+        let mut got = s.last_reached("c", 10).unwrap();
+        got.sort();
+        let mut want = vec![addr(1).to_string(), addr(2).to_string()];
+        want.sort();
+        assert_eq!(got, want);
+        assert_eq!(s.last_reached("c", 1).unwrap().len(), 1);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use mukan_reactor_api::ParsedAddress;
+use mukan_reactor_api::{NetAddress, ParsedAddress};
 use parking_lot::Mutex;
 use serde_json::Value;
 use tokio::sync::{mpsc, watch};
@@ -118,10 +118,22 @@ pub(crate) async fn crawl_into(
             Ok(())
         })
     };
+    // History: what the last finished crawl of this chain reached is looked at again, so a
+    // node stays on the map until it stops answering, not until an answer leaves it out.
+    let known = {
+        let store = store.clone();
+        let chain = chain_id.to_owned();
+        blocking(move || store.lock().last_reached(&chain, crawl::MAX_NODES))
+            .await?
+            .iter()
+            .filter_map(|a| a.parse::<NetAddress>().ok())
+            .collect()
+    };
     let report = crawl::crawl(crawl::Options {
         seeds: seeds.to_vec(),
         chain_id: Some(chain_id.to_owned()),
         timeout,
+        known,
         sink: Some(tx),
     })
     .await;

@@ -4,6 +4,8 @@
 //!   such a trace against the [reactor call grammar](crate#the-reactor-call-grammar).
 //! - [`FakePeer`] records what a reactor sends.
 //! - [`FakeSwitch`] records what a reactor asks of the switch.
+//! - [`Traced`] wraps any reactor and records the switch's calls on it into a [`CallTrace`],
+//!   for replaying them in the spec's Quint model (see the [`trace`] module).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -14,6 +16,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use bytes::Bytes;
 use mukan_node_key::NodeId;
+
+pub mod trace;
+pub use trace::{CallTrace, TRACE_HEADER, TraceEvent, TraceParseError, Traced};
 
 use crate::{
     BroadcastOutcome, BroadcastReport, ChannelDescriptor, ChannelId, DialError, Dialer, Direction,

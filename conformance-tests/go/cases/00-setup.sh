@@ -14,6 +14,10 @@ case_rust_build() {
         (cd "$ROOT" && cargo build -p mukan-node --bin mukan-p2p >>"$CASE_DIR/cargo-build.log" 2>&1) ||
             fail "cargo build of mukan-p2p failed (see cargo-build.log)"
     fi
+    if [ -f "$ROOT/example-reactors/Cargo.toml" ]; then
+        (cd "$ROOT" && cargo build -p mukan-example-reactors --bins >>"$CASE_DIR/cargo-build.log" 2>&1) ||
+            fail "cargo build of tx-relay and consensus-watch failed (see cargo-build.log)"
+    fi
 }
 
 run_case go-unit-tests case_go_unit

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use mukan_node_key::NodeKey;
-use mukan_reactor_api::testing::RecordingReactor;
+use mukan_reactor_api::testing::{CallTrace, RecordingReactor, Traced};
 use mukan_reactor_api::{
     ChannelDescriptor, ChannelId, Direction, ManagedPeer, NetAddress, NodeId, NodeInfo, Other,
     Peer, PeerConfig, PeerData, PeerInbox, PeerStatus, ProtocolVersion, Reactor, SendError,
@@ -69,11 +69,44 @@ pub fn transport_config() -> mukan_transport::Config {
 }
 
 /// A switch over a memory transport, with one recording reactor per descriptor group.
+///
+/// Every reactor is registered wrapped in a [`Traced`]: `trace` holds the switch's calls on
+/// all of them in order. When the environment variable `MUKAN_REACTOR_TRACES` names a
+/// directory, the trace is written there when the node is dropped, for the Quint oracle
+/// (`conformance-tests/quint/`), as `<test binary>.<test>.<n>.trace`.
 pub struct Node<T: Transport = MemoryTransport> {
     pub sw: Arc<Switch<T>>,
     pub reactors: Vec<Arc<RecordingReactor>>,
     pub key: Arc<NodeKey>,
     pub addr: NetAddress,
+    pub trace: CallTrace,
+}
+
+impl<T: Transport> Drop for Node<T> {
+    fn drop(&mut self) {
+        export_trace(&self.trace);
+    }
+}
+
+/// Writes `trace` into `$MUKAN_REACTOR_TRACES` (if set) under a name made of the test
+/// binary, the test (its thread's name) and a counter.
+pub fn export_trace(trace: &CallTrace) {
+    static COUNT: AtomicUsize = AtomicUsize::new(0);
+    let Some(dir) = std::env::var_os("MUKAN_REACTOR_TRACES") else {
+        return;
+    };
+    let exe = std::env::current_exe().unwrap();
+    let stem = exe.file_stem().unwrap().to_string_lossy();
+    // Cargo names test binaries `<name>-<hash>`.
+    let binary = stem.rsplit_once('-').map_or(&*stem, |(b, _)| b).to_owned();
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("test").replace("::", ".");
+    let n = COUNT.fetch_add(1, Ordering::SeqCst);
+    let dir = std::path::Path::new(&dir);
+    std::fs::create_dir_all(dir).unwrap();
+    trace
+        .write(&dir.join(format!("{binary}.{test}.{n}.trace")))
+        .unwrap();
 }
 
 impl<T: Transport> Node<T> {
@@ -130,15 +163,21 @@ pub async fn memory_node_with<T: Transport>(
     let deny = spec.config.deny_list.clone();
     let mut builder = Builder::new(spec.config);
     let mut reactors = Vec::new();
+    let trace = CallTrace::new();
     for (i, group) in spec.groups.iter().enumerate() {
         let r = Arc::new(RecordingReactor::new(
             group.iter().map(|c| descriptor(*c)).collect(),
         ));
-        builder.add_reactor(&format!("rec{i}"), r.clone()).unwrap();
+        let name = format!("rec{i}");
+        builder
+            .add_reactor(&name, Arc::new(Traced::new(&name, r.clone(), &trace)))
+            .unwrap();
         reactors.push(r);
     }
     for (name, r) in spec.extra {
-        builder.add_reactor(&name, r).unwrap();
+        builder
+            .add_reactor(&name, Arc::new(Traced::new(&name, r, &trace)))
+            .unwrap();
     }
     if let Some(res) = spec.resolver {
         builder = builder.resolver(res);
@@ -166,6 +205,7 @@ pub async fn memory_node_with<T: Transport>(
         reactors,
         key,
         addr,
+        trace,
     }
 }
 

@@ -60,7 +60,7 @@ func main() {
 	args := os.Args[1:]
 	if len(args) > 0 {
 		switch args[0] {
-		case "free-ports", "wait-event", "wait-height", "wait-rpc-peer":
+		case "free-ports", "wait-event", "wait-height", "wait-rpc-peer", "abci-query", "check-watch", "peer-height":
 			os.Exit(tools.Main(args[0], args[1:]))
 		}
 	}

@@ -35,6 +35,12 @@ func Main(name string, args []string) int {
 		err = waitHeight(args)
 	case "wait-rpc-peer":
 		err = waitRPCPeer(args)
+	case "abci-query":
+		err = abciQuery(args)
+	case "check-watch":
+		err = checkWatch(args)
+	case "peer-height":
+		err = peerHeight(args)
 	default:
 		err = fmt.Errorf("unknown tool %q", name)
 	}
