@@ -1,9 +1,9 @@
-//! `mukan-load`: the load figures L1–L8 of the reliability plan (RELIABILITY.md), run on loopback against the
+//! `mukan-load`: the load figures L1–L10 of the reliability plan (RELIABILITY.md), run on loopback against the
 //! real crates (a `mukan-switch` over `TcpTransport` as the node under load; peers built
 //! from `mukan-secret-conn` and `mukan-mconn`, each bound to its own 127.x source address).
 //!
 //! ```text
-//! mukan-load <l1|l2|l3|l4|l5|l6|l7|l8|b7|c10|all> [--quick | --full] [--peers N] [--secs S]
+//! mukan-load <l1|l2|l3|l4|l5|l6|l7|l8|l9|l10|b7|c10|all> [--quick | --full] [--peers N] [--secs S]
 //!            [--messages N] [--rate R]
 //! ```
 //!
@@ -24,6 +24,7 @@
     reason = "figures are printed as floats"
 )]
 
+mod budget;
 mod evil;
 mod flood;
 mod net;
@@ -144,11 +145,13 @@ impl Report {
     }
 }
 
-const SCENARIOS: &[&str] = &["l1", "l2", "l3", "l4", "l5", "l6", "l7", "l8", "b7", "c10"];
+const SCENARIOS: &[&str] = &[
+    "l1", "l2", "l3", "l4", "l5", "l6", "l7", "l8", "l9", "l10", "b7", "c10",
+];
 
 fn usage() -> i32 {
     eprintln!(
-        "usage: mukan-load <l1|l2|l3|l4|l5|l6|l7|l8|b7|c10|all> [--quick|--full] [--peers N] [--secs S] \
+        "usage: mukan-load <l1|l2|l3|l4|l5|l6|l7|l8|l9|l10|b7|c10|all> [--quick|--full] [--peers N] [--secs S] \
          [--messages N] [--rate R]"
     );
     2
@@ -231,6 +234,8 @@ fn run(args: &[String]) -> i32 {
             "l6" => scenarios::l6(opts, &mut report),
             "l7" => scenarios::l7(opts, &mut report),
             "l8" => scenarios::l8(opts, &mut report),
+            "l9" => budget::l9(opts, &mut report),
+            "l10" => budget::l10(opts, &mut report),
             "b7" => flood::b7(opts, &mut report),
             "c10" => flood::c10(opts, &mut report),
             _ => return usage(),

@@ -156,6 +156,10 @@ pub(crate) const BCAST: ChannelId = ChannelId(0x30);
 pub(crate) const RATE: ChannelId = ChannelId(0x31);
 /// One ordered stream of fixed-size messages, checked by the node (C10).
 pub(crate) const STREAM: ChannelId = ChannelId(0x32);
+/// Each peer's numbered stream to the node, counted per peer (L9); lowest priority.
+pub(crate) const FLOW: ChannelId = ChannelId(0x33);
+/// The highest-priority channel (priority 10): L10's lone urgent messages.
+pub(crate) const URGENT: ChannelId = ChannelId(DATA0 + 9);
 /// The ten data channels of L4 (0x40..0x49), priority `index + 1`.
 pub(crate) const DATA0: u8 = 0x40;
 pub(crate) const DATA_CHANNELS: usize = 10;
@@ -182,6 +186,11 @@ pub(crate) fn descriptors() -> Vec<ChannelDescriptor> {
         ChannelDescriptor::new(STREAM, p(5))
             .with_send_queue_capacity(nz(100))
             .with_recv_message_capacity(nz(4096)),
+        // A receive budget of 16 messages: the node's reading is paced by its bandwidth
+        // budget, not by how promptly each peer's messages are handed to the reactor.
+        ChannelDescriptor::new(FLOW, p(1))
+            .with_send_queue_capacity(nz(16))
+            .with_recv_message_capacity(nz(64 * 1024)),
     ];
     for i in 0..DATA_CHANNELS {
         d.push(
@@ -387,6 +396,37 @@ impl StreamCheck {
     }
 }
 
+/// A peer's `FLOW` as the node sees it: `[seq u64 LE][body]`, every `seq` once, in order.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Flow {
+    pub(crate) bytes: u64,
+    pub(crate) next: u64,
+    pub(crate) lost: u64,
+    pub(crate) dup_or_reordered: u64,
+}
+
+impl Flow {
+    pub(crate) fn check(&mut self, m: &[u8]) {
+        self.bytes += m.len() as u64;
+        let Some(seq) = m
+            .get(..8)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_le_bytes)
+        else {
+            self.lost += 1;
+            return;
+        };
+        if seq == self.next {
+            self.next += 1;
+        } else if seq > self.next {
+            self.lost += seq - self.next;
+            self.next = seq + 1;
+        } else {
+            self.dup_or_reordered += 1;
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // the node's reactor
 
@@ -401,6 +441,8 @@ pub(crate) struct LoadReactor {
     pub(crate) rate_bytes: AtomicU64,
     pub(crate) verifier: Mutex<Verifier>,
     pub(crate) stream: Mutex<StreamCheck>,
+    /// `FLOW` per peer.
+    pub(crate) flows: Mutex<HashMap<NodeId, Flow>>,
     /// Stream `RATE` to each new peer until `stream_stop`.
     pub(crate) stream_to_peers: AtomicBool,
     pub(crate) stream_stop: Arc<AtomicBool>,
@@ -451,6 +493,13 @@ impl Reactor for LoadReactor {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .check(&env.message),
+            FLOW => self
+                .flows
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .entry(env.src.id())
+                .or_default()
+                .check(&env.message),
             ChannelId(c) if (DATA0..DATA0 + DATA_CHANNELS as u8).contains(&c) => {
                 self.verifier
                     .lock()
@@ -464,6 +513,14 @@ impl Reactor for LoadReactor {
 }
 
 impl LoadReactor {
+    /// The `FLOW` of every peer so far.
+    pub(crate) fn flows(&self) -> HashMap<NodeId, Flow> {
+        self.flows
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     fn echo(&self, env: Envelope) {
         if env.src.try_send(ECHO, env.message).is_err() {
             self.echo_failed.fetch_add(1, Ordering::Relaxed);
@@ -694,6 +751,24 @@ mod tests {
             (7, 1, 1, 3)
         );
         assert!(!c.all_of(7));
+    }
+
+    #[test]
+    fn flow_check_catches_loss_duplicates_and_reordering() {
+        let m = |seq: u64| {
+            let mut v = seq.to_le_bytes().to_vec();
+            v.extend_from_slice(&[0; 8]);
+            v
+        };
+        let mut f = Flow::default();
+        for seq in 0..3 {
+            f.check(&m(seq));
+        }
+        assert_eq!((f.next, f.lost, f.dup_or_reordered, f.bytes), (3, 0, 0, 48));
+        f.check(&m(5)); // 3 and 4 lost
+        f.check(&m(4)); // late
+        f.check(&[1, 2]); // no sequence number
+        assert_eq!((f.next, f.lost, f.dup_or_reordered), (6, 3, 1));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::num::{NonZeroU64, NonZeroUsize};
 use std::time::Duration;
 
-use crate::ConfigError;
+use crate::{Budget, ConfigError};
 
 /// Configuration of one MConnection.
 ///
@@ -59,6 +59,12 @@ pub struct Config {
     /// How long [`MConnection::flush_stop`](crate::MConnection::flush_stop) may take to send
     /// what is queued before the connection is closed anyway (10 s).
     pub flush_timeout: Duration,
+    /// A send budget shared with other connections (a node-wide total), on top of
+    /// `send_rate`; `None` (the default): none.
+    pub send_total: Option<Budget>,
+    /// A receive budget shared with other connections, on top of `recv_rate`; `None` (the
+    /// default): none.
+    pub recv_total: Option<Budget>,
 }
 
 impl Default for Config {
@@ -75,6 +81,8 @@ impl Default for Config {
             event_capacity: nz(64),
             recv_stall_timeout: Duration::from_secs(10),
             flush_timeout: Duration::from_secs(10),
+            send_total: None,
+            recv_total: None,
         }
     }
 }
@@ -95,6 +103,16 @@ impl Config {
     pub fn with_rates(mut self, send: Option<NonZeroU64>, recv: Option<NonZeroU64>) -> Self {
         self.send_rate = send;
         self.recv_rate = recv;
+        self
+    }
+
+    /// Sets the budgets shared with other connections (`None` = none): every connection made
+    /// with clones of this config draws from the same two budgets, fairly, on top of its own
+    /// `send_rate` / `recv_rate`. See [`Budget`].
+    #[must_use]
+    pub fn with_totals(mut self, send: Option<Budget>, recv: Option<Budget>) -> Self {
+        self.send_total = send;
+        self.recv_total = recv;
         self
     }
 

@@ -53,6 +53,7 @@
     )
 )]
 
+mod budget;
 mod channel;
 mod config;
 mod error;
@@ -64,6 +65,10 @@ mod tokio;
 
 #[cfg(feature = "tokio")]
 pub use self::tokio::MConnection;
+pub use budget::{
+    Budget, BudgetHandle, BudgetStats, HELD_QUANTA, MAX_QUANTUM, MIN_QUANTUM, MemberId, ROUND,
+    SharedBucket,
+};
 pub use channel::SendQueues;
 pub use config::Config;
 pub use error::{ConfigError, DecodeError, Error};

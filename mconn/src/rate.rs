@@ -57,6 +57,70 @@ impl RateLimiter {
         self.balance -= n as i128 * NANOS;
     }
 
+    /// Adds what accrued since the last look, capped at the burst unless `owed` (for a
+    /// bucket whose tokens were owed all along: a shared bucket with members waiting; cap it
+    /// with [`Self::cap`] once they are paid).
+    pub(crate) fn refill_owed(&mut self, now: Instant, owed: bool) {
+        if owed {
+            let Some(rate) = self.rate else { return };
+            let elapsed = now.saturating_duration_since(self.last).as_nanos() as i128;
+            self.last = self.last.max(now);
+            self.balance += elapsed * i128::from(rate.get());
+        } else {
+            self.refill(now);
+        }
+    }
+
+    /// Whether a packet may go, as of the last refill.
+    pub(crate) fn has_tokens(&self) -> bool {
+        self.rate.is_none() || self.balance >= 0
+    }
+
+    /// Charges `n` bytes as of the last refill.
+    pub(crate) fn charge(&mut self, n: u64) {
+        if self.rate.is_some() {
+            self.balance -= i128::from(n) * NANOS;
+        }
+    }
+
+    /// Whether the balance is above the burst (tokens owed, see [`Self::refill_owed`]).
+    pub(crate) fn over_burst(&self) -> bool {
+        self.rate.is_some() && self.balance > self.burst
+    }
+
+    /// Caps the balance at the burst.
+    pub(crate) fn cap(&mut self) {
+        self.balance = self.balance.min(self.burst);
+    }
+
+    /// Gives back (`delta > 0`, up to the burst) or charges (`delta < 0`) bytes.
+    pub(crate) fn adjust(&mut self, delta: i64, now: Instant) {
+        if self.rate.is_none() {
+            return;
+        }
+        self.refill(now);
+        self.balance = (self.balance + i128::from(delta) * NANOS).min(self.burst);
+    }
+
+    /// The last time the bucket was looked at.
+    pub(crate) fn last(&self) -> Instant {
+        self.last
+    }
+
+    /// When [`Self::ready`] becomes true ([`Self::last`] if it already is).
+    pub(crate) fn next_ready(&self) -> Instant {
+        self.ready_at().unwrap_or(self.last)
+    }
+
+    /// How long the bucket takes to earn `n` bytes (zero if unlimited).
+    pub(crate) fn time_for(&self, n: u64) -> Duration {
+        let Some(rate) = self.rate else {
+            return Duration::ZERO;
+        };
+        let nanos = i128::from(n) * NANOS / i128::from(rate.get());
+        Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+    }
+
     /// When [`Self::ready`] becomes true, if it is not now.
     pub(crate) fn ready_at(&self) -> Option<Instant> {
         let rate = self.rate?;

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use mukan_reactor_api::{ChannelDescriptor, ChannelId, PeerStatus, TrySendError};
 
+use crate::budget::BudgetHandle;
 use crate::channel::{self, Channel, LocalQueues, SendQueues};
 use crate::packet::{PacketDecoder, chunk_size, max_packet_size_on};
 use crate::rate::{FlowMeter, RateLimiter};
@@ -69,6 +70,7 @@ pub struct MConnState {
     ping_at: Instant,
     ping_due: bool,
     pong_due: bool,
+    /// When the pong we wait for is overdue, and when that wait began.
     pong_deadline: Option<Instant>,
     /// When our last ping was written and not yet answered.
     ping_sent_at: Option<Instant>,
@@ -76,9 +78,18 @@ pub struct MConnState {
     last_read_at: Instant,
     /// The lowest round trip between one of our pings and the next pong.
     min_ping: Option<Duration>,
-    /// Since when the driver has paused reading on purpose (a full receive budget); the pong
-    /// deadline does not run meanwhile.
-    read_paused_since: Option<Instant>,
+    pong_armed_at: Instant,
+    /// The driver has paused reading on purpose (its consumer is behind).
+    read_paused: bool,
+    /// The shared receive budget holds reading back.
+    recv_held: bool,
+    /// Since when reading has been held back (either reason); the pong deadline does not run
+    /// meanwhile (our peer's pong may be waiting, unread, in the stream).
+    read_held_since: Option<Instant>,
+    /// The shared receive budget held reading back since our last pong.
+    recv_held_since_pong: bool,
+    /// When we last wrote a pong.
+    last_pong: Instant,
     /// Decoding stops once this many events wait in `events`.
     event_limit: usize,
     stats_at: Instant,
@@ -86,6 +97,11 @@ pub struct MConnState {
     recv_limit: RateLimiter,
     send_meter: FlowMeter,
     recv_meter: FlowMeter,
+    /// This connection's share of the node-wide budgets (`Config::send_total` / `recv_total`).
+    send_total: Option<BudgetHandle>,
+    recv_total: Option<BudgetHandle>,
+    /// The last packets were held back by the shared send budget (flush them at once).
+    held_by_send_total: bool,
     start: Instant,
 }
 
@@ -141,13 +157,21 @@ impl MConnState {
             ping_sent_at: None,
             last_read_at: now,
             min_ping: None,
-            read_paused_since: None,
+            pong_armed_at: now,
+            read_paused: false,
+            recv_held: false,
+            read_held_since: None,
+            recv_held_since_pong: false,
+            last_pong: now,
             event_limit: usize::MAX,
             stats_at: now + STATS_INTERVAL,
             send_limit: RateLimiter::new(config.send_rate, max_packet + 2, now),
             recv_limit: RateLimiter::new(config.recv_rate, max_packet + 2, now),
             send_meter: FlowMeter::new(now),
             recv_meter: FlowMeter::new(now),
+            send_total: config.send_total.as_ref().map(crate::Budget::join),
+            recv_total: config.recv_total.as_ref().map(crate::Budget::join),
+            held_by_send_total: false,
             start: now,
             config,
         })
@@ -224,6 +248,9 @@ impl MConnState {
     fn process(&mut self, added: usize, now: Instant) -> Result<(), Error> {
         self.last_read_at = now;
         self.recv_limit.consume(added, now);
+        if let Some(total) = &self.recv_total {
+            total.consume(added, now);
+        }
         self.recv_meter.record(added, now);
         self.decode_buffered()
     }
@@ -255,16 +282,46 @@ impl MConnState {
     /// may be waiting, unread, in the stream); on resuming it is pushed back by the pause.
     /// Bound the pause yourself (the tokio driver's `recv_stall_timeout`).
     pub fn set_read_paused(&mut self, paused: bool, now: Instant) {
-        match (paused, self.read_paused_since) {
-            (true, None) => self.read_paused_since = Some(now),
+        self.read_paused = paused;
+        self.update_read_held(now);
+    }
+
+    /// Starts or ends a period of reading held back (paused by the driver, or by the shared
+    /// receive budget): the pong deadline does not run during one.
+    fn update_read_held(&mut self, now: Instant) {
+        let held = self.read_paused || self.recv_held;
+        match (held, self.read_held_since) {
+            (true, None) => self.read_held_since = Some(now),
             (false, Some(since)) => {
+                // The wait ran only outside the period (it may have begun inside it).
                 if let Some(d) = &mut self.pong_deadline {
-                    *d += now.saturating_duration_since(since);
+                    *d += now.saturating_duration_since(since.max(self.pong_armed_at));
                 }
-                self.read_paused_since = None;
+                self.read_held_since = None;
             }
             _ => {}
         }
+    }
+
+    /// The waker of the task driving this connection, woken when a node-wide budget
+    /// (`Config::send_total` / `recv_total`) grants it credit. Without it the connection
+    /// finds out at [`MConnState::poll_timeout`].
+    pub fn set_budget_waker(&self, waker: &std::task::Waker) {
+        for total in [&self.send_total, &self.recv_total].into_iter().flatten() {
+            total.set_waker(waker.clone());
+        }
+    }
+
+    /// With a node-wide receive budget: how many bytes the next read may take (this
+    /// connection's credit; reading more would be repaid later, out of its next turns).
+    /// `None`: no such budget, read as much as you like.
+    pub fn read_allowance(&self) -> Option<usize> {
+        let total = self.recv_total.as_ref()?;
+        Some(
+            total
+                .credit()
+                .map_or(0, |c| usize::try_from(c).unwrap_or(usize::MAX)),
+        )
     }
 
     fn handle_packet(&mut self, packet: Packet) -> Result<(), Error> {
@@ -310,9 +367,30 @@ impl MConnState {
         self.events.pop_front()
     }
 
-    /// Whether the receive rate limit allows reading now.
+    /// Whether the receive rate limits (this connection's, then the node-wide one) allow
+    /// reading now. While the node-wide budget holds reading back, the pong deadline does not
+    /// run, and a pong goes out every third of `pong_timeout` (our peer's ping may be waiting,
+    /// unread, behind its data: the pong keeps the peer from timing us out meanwhile).
     pub fn read_ready(&mut self, now: Instant) -> bool {
-        self.recv_limit.ready(now)
+        if !self.recv_limit.ready(now) {
+            return false;
+        }
+        let Some(total) = &self.recv_total else {
+            return true;
+        };
+        let ready = total.ready(now);
+        if self.recv_held == ready {
+            self.recv_held = !ready;
+            self.recv_held_since_pong |= !ready;
+            self.update_read_held(now);
+        }
+        ready
+    }
+
+    /// While the receive budget holds reading back: when the next keep-alive pong is due.
+    fn keepalive_at(&self) -> Option<Instant> {
+        self.recv_held_since_pong
+            .then(|| self.last_pong + self.config.pong_timeout / 3)
     }
 
     /// Advances timers to `now`: schedules pings, decays `recently_sent`.
@@ -324,14 +402,18 @@ impl MConnState {
     /// # Errors
     /// [`Error::PongTimeout`] if a ping went unanswered for `pong_timeout`.
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), Error> {
-        if self.read_paused_since.is_none() && self.pong_deadline.is_some_and(|d| now >= d) {
+        if self.read_held_since.is_none() && self.pong_deadline.is_some_and(|d| now >= d) {
             return Err(Error::PongTimeout);
+        }
+        if self.keepalive_at().is_some_and(|t| now >= t) {
+            self.pong_due = true;
+            // Scheduled: the next one is due a period from now, whenever this one is written.
+            self.last_pong = now;
+            self.recv_held_since_pong = self.recv_held;
         }
         if now >= self.ping_at {
             self.ping_due = true;
-            if self.pong_deadline.is_none() {
-                self.pong_deadline = Some(now + self.config.pong_timeout);
-            }
+            self.arm_pong_deadline(now);
             self.ping_at += self.config.ping_interval;
             if self.ping_at <= now {
                 self.ping_at = now + self.config.ping_interval;
@@ -344,6 +426,14 @@ impl MConnState {
         Ok(())
     }
 
+    /// Starts waiting for a pong, unless already waiting.
+    fn arm_pong_deadline(&mut self, now: Instant) {
+        if self.pong_deadline.is_none() {
+            self.pong_deadline = Some(now + self.config.pong_timeout);
+            self.pong_armed_at = now;
+        }
+    }
+
     /// When [`MConnState::handle_timeout`] (and [`MConnState::poll_transmit`]) should be
     /// called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
@@ -352,6 +442,9 @@ impl MConnState {
             t = t.min(flush_at);
         }
         if let Some(ready) = self.send_limit.ready_at() {
+            t = t.min(ready);
+        }
+        if let Some(ready) = self.send_total.as_ref().and_then(BudgetHandle::ready_at) {
             t = t.min(ready);
         }
         Some(t)
@@ -368,12 +461,18 @@ impl MConnState {
         let mut t = self.ping_at.min(self.stats_at);
         if let Some(d) = self
             .pong_deadline
-            .filter(|_| self.read_paused_since.is_none())
+            .filter(|_| self.read_held_since.is_none())
         {
             t = t.min(d);
         }
         if let Some(r) = self.recv_limit.ready_at() {
             t = t.min(r);
+        }
+        if let Some(r) = self.recv_total.as_ref().and_then(BudgetHandle::ready_at) {
+            t = t.min(r);
+        }
+        if let Some(k) = self.keepalive_at() {
+            t = t.min(k);
         }
         t
     }
@@ -403,12 +502,21 @@ impl MConnState {
             self.push_control(Packet::Ping, now);
             self.ping_sent_at = Some(now);
             // Armed when the ping fell due (`handle_timeout`); kept if already running.
-            if self.pong_deadline.is_none() {
-                self.pong_deadline = Some(now + self.config.pong_timeout);
-            }
+            self.arm_pong_deadline(now);
         }
         let batch = self.config.write_batch_size.get();
+        self.held_by_send_total = false;
         while self.unflushed.len() < batch && self.send_limit.ready(now) {
+            // Ask the node-wide budget only with something to send: asking takes a turn.
+            if self.send_total.is_some() && !self.has_pending(queues) {
+                break;
+            }
+            if let Some(total) = &self.send_total {
+                if !total.ready(now) {
+                    self.held_by_send_total = true;
+                    break;
+                }
+            }
             let Some(i) = channel::select(&mut self.channels, queues) else {
                 break;
             };
@@ -429,14 +537,20 @@ impl MConnState {
             ch.recently_sent += n as u64;
             self.send_limit.consume(n, now);
             self.send_meter.record(n, now);
+            if let Some(total) = &self.send_total {
+                total.consume(n, now);
+            }
         }
         if self.unflushed.is_empty() {
             return None;
         }
         let since = *self.unflushed_since.get_or_insert(now);
         let drained = !self.has_pending(queues);
+        // Held back by the node-wide budget, the connection's turn may be a round away: what
+        // it has goes out now (a lone urgent message must not wait for the throttle too).
         let flush = self.force_flush
             || drained
+            || self.held_by_send_total
             || self.unflushed.len() >= batch
             || now >= since + self.config.flush_throttle;
         if !flush {
@@ -463,14 +577,24 @@ impl MConnState {
         }
     }
 
+    /// A ping or pong: never held back by a rate limit (so that a budget never costs a peer
+    /// its liveness), but counted.
     fn push_control(&mut self, packet: Packet, now: Instant) {
+        if packet == Packet::Pong {
+            self.last_pong = now;
+            self.recv_held_since_pong = self.recv_held;
+        }
         let before = self.unflushed.len();
         packet.encode(&mut self.unflushed);
-        self.send_meter.record(self.unflushed.len() - before, now);
+        let n = self.unflushed.len() - before;
+        self.send_meter.record(n, now);
+        if let Some(total) = &self.send_total {
+            total.consume(n, now);
+        }
         self.force_flush = true;
     }
 
-    fn has_pending(&mut self, queues: &mut dyn SendQueues) -> bool {
+    fn has_pending(&self, queues: &mut dyn SendQueues) -> bool {
         (self.channels.iter().enumerate()).any(|(i, c)| c.in_flight() || queues.has_message(i))
     }
 

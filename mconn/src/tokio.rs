@@ -168,6 +168,31 @@ impl Shared {
     }
 }
 
+/// Wakes the connection's task (as a send does) when a node-wide budget grants it credit.
+struct BudgetWake(Arc<Shared>);
+
+impl std::task::Wake for BudgetWake {
+    fn wake(self: Arc<Self>) {
+        self.0.wake();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.wake();
+    }
+}
+
+/// Reads into `buf`, at most `cap` bytes if given.
+async fn read_capped<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    buf: &mut BytesMut,
+    cap: Option<usize>,
+) -> std::io::Result<usize> {
+    match cap {
+        None => reader.read_buf(buf).await,
+        Some(cap) => reader.read_buf(&mut bytes::BufMut::limit(buf, cap)).await,
+    }
+}
+
 /// The task's view of the shared queues, for [`MConnState::poll_transmit_from`].
 struct SharedQueues<'a>(&'a Shared);
 
@@ -335,6 +360,8 @@ impl MConnection {
             status: Mutex::new(initial),
             start: now,
         });
+        // A node-wide budget wakes the task through the same flag as a send.
+        state.set_budget_waker(&Waker::from(Arc::new(BudgetWake(shared.clone()))));
         let (done_tx, done_rx) = watch::channel(false);
         let (reader, writer) = ::tokio::io::split(io);
         let driver = Driver {
@@ -642,6 +669,9 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
             {
                 continue;
             }
+            // Always refresh the receive limits before taking the deadline, so that it is never
+            // stale (asking a node-wide budget sets when to look again).
+            let read_ready = self.state.read_ready(now.into_std());
             let writing = !self.wbuf.is_empty() || self.flush_pending;
             let deadline = if writing {
                 self.state.poll_timeout_while_writing()
@@ -659,12 +689,13 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
             if sleep.deadline() != deadline {
                 sleep.as_mut().reset(deadline);
             }
-            // Always refresh the receive limiter, so that its deadline is never stale.
-            let read_ready = self.state.read_ready(now.into_std());
             let can_read = !self.stopping && self.pending.is_empty() && read_ready;
             let mut read_room = 0;
+            // A node-wide receive budget: read no more than this connection's credit.
+            let read_cap = self.state.read_allowance();
+            let can_read = can_read && read_cap != Some(0);
             if can_read {
-                read_room = self.reserve_read();
+                read_room = self.reserve_read().min(read_cap.unwrap_or(usize::MAX));
             }
             let can_write = !self.wbuf.is_empty();
             let can_flush = self.flush_pending && !can_write;
@@ -744,7 +775,7 @@ impl<T: AsyncRead + AsyncWrite> Driver<T> {
                         None => self.pending.clear(),
                     }
                 }
-                read = self.reader.read_buf(self.state.read_buffer()), if can_read => {
+                read = read_capped(&mut self.reader, self.state.read_buffer(), read_cap), if can_read => {
                     let n = read?;
                     if n == 0 {
                         return Err(self.state.handle_eof());

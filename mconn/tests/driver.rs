@@ -370,3 +370,69 @@ async fn a_blocked_send_ends_when_the_connection_stops() {
     assert!(t0.elapsed() < Duration::from_secs(1));
     assert!(!a.can_send(ChannelId(0x20)));
 }
+
+/// Three connections of one node draw from a shared budget (sending or receiving, 300 kB/s)
+/// while their peers are unlimited: the node moves its 900 kB in about 3 s of virtual time,
+/// and the three finish together (each got a third, give or take the initial burst).
+#[tokio::test(start_paused = true)]
+async fn connections_draw_fairly_from_shared_totals() {
+    use mukan_mconn::Budget;
+    use std::num::NonZeroU64;
+    for sending in [true, false] {
+        let t0 = Instant::now();
+        let budget = Budget::new(NonZeroU64::new(300_000).unwrap(), t0.into_std());
+        let node = if sending {
+            Config::default().with_totals(Some(budget.clone()), None)
+        } else {
+            Config::default().with_totals(None, Some(budget.clone()))
+        }
+        .with_rates(None, None);
+        let peer = Config::default().with_rates(None, None);
+        let mut tasks = Vec::new();
+        let mut keep = Vec::new();
+        for _ in 0..3 {
+            let (x, y) = tokio::io::duplex(16 * 1024);
+            let (a, a_rx) = MConnection::spawn(x, &channels(), node.clone()).unwrap();
+            let (b, b_rx) = MConnection::spawn(y, &channels(), peer.clone()).unwrap();
+            let (tx, other, mut rx) = if sending { (a, b, b_rx) } else { (b, a, a_rx) };
+            keep.push(std::sync::Arc::new(other));
+            let tx = std::sync::Arc::new(tx);
+            let sender = tx.clone();
+            tokio::spawn(async move {
+                for i in 0..10u8 {
+                    sender
+                        .send(ChannelId(0x30), Bytes::from(vec![i; 30_000]))
+                        .await
+                        .unwrap();
+                }
+            });
+            keep.push(tx);
+            tasks.push(tokio::spawn(async move {
+                for i in 0..10u8 {
+                    let (_, m) = next_message(&mut rx).await;
+                    assert_eq!(m, Bytes::from(vec![i; 30_000]));
+                }
+                (Instant::now() - t0, rx)
+            }));
+        }
+        let mut done = Vec::new();
+        for t in tasks {
+            // A connection that is never woken would wait forever (virtual time runs on).
+            let r = tokio::time::timeout(Duration::from_secs(30), t).await;
+            done.push(r.expect("delivered within 30 s").unwrap().0);
+        }
+        let (first, last) = (done.iter().min().unwrap(), done.iter().max().unwrap());
+        // 900,000 B of payload (~910,000 with packet headers), a 30,000 B burst: ~3 s.
+        assert!(
+            *last >= Duration::from_millis(2_850) && *last <= Duration::from_millis(3_250),
+            "sending {sending}: {done:?}"
+        );
+        // The one that asked first may have had the initial burst (30 kB, 100 ms) and the
+        // credit a member may hold (16 quanta of 1.5 kB, 80 ms) to itself.
+        assert!(*last - *first <= Duration::from_millis(350), "{done:?}");
+        let stats = budget.stats(Instant::now().into_std());
+        assert!(stats.used >= 900_000, "{stats:?}");
+        assert!(stats.throttled >= Duration::from_millis(2_500), "{stats:?}");
+        assert_eq!(stats.members, 3);
+    }
+}

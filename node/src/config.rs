@@ -115,6 +115,11 @@ pub(crate) struct P2pConfig {
     pub(crate) send_rate: u64,
     /// `recv_rate`, bytes per second.
     pub(crate) recv_rate: u64,
+    /// `max_send_rate_total` (ours): bytes per second over all connections, shared fairly
+    /// between peers; 0 = no total.
+    pub(crate) max_send_rate_total: u64,
+    /// `max_recv_rate_total` (ours): as `max_send_rate_total`, received.
+    pub(crate) max_recv_rate_total: u64,
     /// `pex`.
     pub(crate) pex: bool,
     /// `seed_mode`.
@@ -146,6 +151,8 @@ impl Default for P2pConfig {
             max_packet_msg_payload_size: 1024,
             send_rate: 5_120_000,
             recv_rate: 5_120_000,
+            max_send_rate_total: 0,
+            max_recv_rate_total: 0,
             pex: true,
             seed_mode: false,
             private_peer_ids: Vec::new(),
@@ -390,6 +397,10 @@ pub(crate) struct Overrides {
     pub(crate) p2p_pex: Option<bool>,
     /// `--p2p.seed_mode`.
     pub(crate) p2p_seed_mode: Option<bool>,
+    /// `--p2p.max_send_rate_total` (ours).
+    pub(crate) p2p_max_send_rate_total: Option<u64>,
+    /// `--p2p.max_recv_rate_total` (ours).
+    pub(crate) p2p_max_recv_rate_total: Option<u64>,
     /// `--rpc.laddr`.
     pub(crate) rpc_laddr: Option<String>,
     /// `--log_level`.
@@ -442,6 +453,23 @@ impl Overrides {
         }
         if let Some(b) = self.p2p_seed_mode {
             out.push(("p2p", "seed_mode", "--p2p.seed_mode", Value::Boolean(b)));
+        }
+        for (key, flag, v) in [
+            (
+                "max_send_rate_total",
+                "--p2p.max_send_rate_total",
+                self.p2p_max_send_rate_total,
+            ),
+            (
+                "max_recv_rate_total",
+                "--p2p.max_recv_rate_total",
+                self.p2p_max_recv_rate_total,
+            ),
+        ] {
+            if let Some(v) = v {
+                let v = i64::try_from(v).unwrap_or(i64::MAX);
+                out.push(("p2p", key, flag, Value::Integer(v)));
+            }
         }
         out
     }
@@ -497,6 +525,8 @@ const P2P_USED: &[&str] = &[
     "max_packet_msg_payload_size",
     "send_rate",
     "recv_rate",
+    "max_send_rate_total",
+    "max_recv_rate_total",
     "pex",
     "seed_mode",
     "private_peer_ids",
@@ -938,6 +968,18 @@ pub(crate) fn parse(text: &str, file: &str, overrides: &Overrides) -> Result<Loa
     }
     r.u64(p2p, "p2p", "send_rate", &mut p.send_rate)?;
     r.u64(p2p, "p2p", "recv_rate", &mut p.recv_rate)?;
+    r.u64(
+        p2p,
+        "p2p",
+        "max_send_rate_total",
+        &mut p.max_send_rate_total,
+    )?;
+    r.u64(
+        p2p,
+        "p2p",
+        "max_recv_rate_total",
+        &mut p.max_recv_rate_total,
+    )?;
     r.boolean(p2p, "p2p", "pex", &mut p.pex)?;
     r.boolean(p2p, "p2p", "seed_mode", &mut p.seed_mode)?;
     if p.seed_mode && !p.pex {
@@ -1099,6 +1141,42 @@ mod tests {
         let e = parse(&data("v0.38.25", "config.toml"), "f", &bad).unwrap_err();
         assert_eq!(e.source, "command line");
         assert_eq!(e.key, "--p2p.laddr");
+    }
+
+    #[test]
+    fn bandwidth_totals_are_off_by_default_and_set_by_the_file_or_a_flag() {
+        let none = Overrides::default();
+        let c = parse(&data("v0.38.25", "config.toml"), "f", &none)
+            .unwrap()
+            .config;
+        assert_eq!(
+            (c.p2p.max_send_rate_total, c.p2p.max_recv_rate_total),
+            (0, 0)
+        );
+        let file = "[p2p]\nmax_send_rate_total = 10000000\nmax_recv_rate_total = 20000000\n";
+        let c = parse(file, "f", &none).unwrap().config;
+        assert_eq!(
+            (c.p2p.max_send_rate_total, c.p2p.max_recv_rate_total),
+            (10_000_000, 20_000_000)
+        );
+        let flags = Overrides {
+            p2p_max_send_rate_total: Some(0),
+            p2p_max_recv_rate_total: Some(5_000_000),
+            ..Overrides::default()
+        };
+        let c = parse(file, "f", &flags).unwrap().config;
+        assert_eq!(
+            (c.p2p.max_send_rate_total, c.p2p.max_recv_rate_total),
+            (0, 5_000_000)
+        );
+        let e = parse("[p2p]\nmax_recv_rate_total = -1\n", "f", &none).unwrap_err();
+        assert_eq!(e.key, "[p2p] max_recv_rate_total");
+        let huge = Overrides {
+            p2p_max_send_rate_total: Some(u64::MAX),
+            ..Overrides::default()
+        };
+        let c = parse("", "f", &huge).unwrap().config;
+        assert_eq!(c.p2p.max_send_rate_total, i64::MAX as u64);
     }
 
     #[test]

@@ -281,6 +281,17 @@ send_rate = {send_rate}
 # Bytes per second each connection may receive.
 recv_rate = {recv_rate}
 
+# Bytes per second the node may send over all its connections together, shared fairly
+# between the peers that have something to send; send_rate still applies to each. 0: no
+# total (CometBFT has none; it has send_rate only).
+max_send_rate_total = {send_total}
+
+# Bytes per second the node may receive over all its connections together: when it is used,
+# the node reads its sockets more slowly, fairly across peers (TCP pushes back on them;
+# nothing is dropped and pings are still answered); recv_rate still applies to each. 0: no
+# total.
+max_recv_rate_total = {recv_total}
+
 # Exchange addresses with peers (PEX).
 pex = {pex}
 
@@ -326,6 +337,8 @@ namespace = {namespace}
         payload = p.max_packet_msg_payload_size,
         send_rate = p.send_rate,
         recv_rate = p.recv_rate,
+        send_total = p.max_send_rate_total,
+        recv_total = p.max_recv_rate_total,
         pex = p.pex,
         seed_mode = p.seed_mode,
         dup_ip = p.allow_duplicate_ip,
@@ -376,6 +389,8 @@ mod tests {
             "max_packet_msg_payload_size",
             "send_rate",
             "recv_rate",
+            "max_send_rate_total",
+            "max_recv_rate_total",
             "pex",
             "seed_mode",
             "private_peer_ids",
@@ -385,14 +400,19 @@ mod tests {
         ] {
             assert!(p2p.contains_key(key), "{key}");
         }
-        // The same keys and values CometBFT v0.38.25's `init` writes.
+        // The same keys and values CometBFT v0.38.25's `init` writes, plus our node-wide
+        // totals (off).
         let go: toml::Table = fs::read_to_string(
             Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/v0.38.25/config.toml"),
         )
         .unwrap()
         .parse()
         .unwrap();
-        assert_eq!(&go["p2p"], &table["p2p"]);
+        let mut ours = p2p.clone();
+        for key in ["max_send_rate_total", "max_recv_rate_total"] {
+            assert_eq!(ours.remove(key), Some(toml::Value::Integer(0)), "{key}");
+        }
+        assert_eq!(go["p2p"].as_table(), Some(&ours));
         assert_eq!(go["rpc"]["laddr"], table["rpc"]["laddr"]);
         for k in ["prometheus", "namespace"] {
             assert_eq!(go["instrumentation"][k], table["instrumentation"][k], "{k}");

@@ -172,6 +172,14 @@ struct NodeFlags {
     /// Run as a seed.
     #[arg(long = "p2p.seed_mode", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     p2p_seed_mode: Option<bool>,
+    /// Bytes per second the node may send over all its connections together, shared fairly
+    /// between peers (on top of send_rate); 0: no total.
+    #[arg(long = "p2p.max_send_rate_total", value_name = "BYTES")]
+    p2p_max_send_rate_total: Option<u64>,
+    /// Bytes per second the node may receive over all its connections together (on top of
+    /// recv_rate); 0: no total.
+    #[arg(long = "p2p.max_recv_rate_total", value_name = "BYTES")]
+    p2p_max_recv_rate_total: Option<u64>,
     /// Where the RPC (/status, /net_info, /peers) listens.
     #[arg(long = "rpc.laddr", value_name = "ADDR")]
     rpc_laddr: Option<String>,
@@ -189,6 +197,8 @@ impl NodeFlags {
             p2p_private_peer_ids: self.p2p_private_peer_ids.clone(),
             p2p_pex: self.p2p_pex,
             p2p_seed_mode: self.p2p_seed_mode,
+            p2p_max_send_rate_total: self.p2p_max_send_rate_total,
+            p2p_max_recv_rate_total: self.p2p_max_recv_rate_total,
             rpc_laddr: self.rpc_laddr.clone(),
             log_level,
             log_format,

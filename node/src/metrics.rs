@@ -14,15 +14,22 @@
 //! | `p2p_dials_total` (ours) | counter | `outcome` |
 //! | `p2p_peer_stops_total` (ours) | counter | `reason` |
 //! | `p2p_pex_messages_total` (ours) | counter | `direction`, `message_type` |
+//! | `p2p_bandwidth_budget_bytes_per_second` (ours) | gauge | `direction` (`send`, `recv`) |
+//! | `p2p_bandwidth_used_bytes_total` (ours) | counter | `direction` |
+//! | `p2p_bandwidth_throttled_seconds_total` (ours) | counter | `direction` |
 //!
 //! Per-peer series are removed when the peer goes, so churn does not grow memory.
 //!
 //! The counters are fed by the switch, through [`MetricsObserver`] (one of the switch's
 //! observers): the traffic of each peer, each dial, each stop. The gauges (peers, pending
-//! messages, address book) are read from the switch and the book at scrape time.
+//! messages, address book) are read from the switch and the book at scrape time, and so are
+//! the node-wide bandwidth budgets' figures (`[p2p] max_send_rate_total` /
+//! `max_recv_rate_total`: the budget, 0 when there is none; the packet bytes the connections
+//! spent from it; the time during which it held at least one connection back).
 
 use std::borrow::Cow;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use mukan_reactor_api::{
     AdmissionRefusal, ChannelId, DialError, DialOutcome, Observer, ParsedAddress, Peer,
@@ -70,6 +77,11 @@ pub(crate) struct Metrics {
     /// Inbound connections refused for lack of room, by reason.
     inbound_refused: Family<S1, Counter>,
     pex_messages: Family<S2, Counter>,
+    bandwidth_budget: Family<S1, Gauge>,
+    bandwidth_used: Family<S1, Counter>,
+    bandwidth_throttled: Family<S1, Counter<f64, AtomicU64>>,
+    /// Two scrapes at once must not both bring a counter up to the same total.
+    bandwidth_scrape: parking_lot::Mutex<()>,
     /// Connections announced per peer ID (`peer_started` minus `peer_stopped`). A per-peer
     /// series is only created for an ID in here, and only while this lock is held, so that
     /// once a peer's series are removed nothing racing its removal (a scrape) brings them
@@ -156,7 +168,30 @@ impl Metrics {
             "PEX messages sent and received, by type.",
             pex_messages.clone(),
         );
+        let bandwidth_budget = Family::<S1, Gauge>::default();
+        r.register(
+            "bandwidth_budget_bytes_per_second",
+            "The node-wide bandwidth budget of each direction, bytes per second (0: none).",
+            bandwidth_budget.clone(),
+        );
+        let bandwidth_used = Family::<S1, Counter>::default();
+        r.register(
+            "bandwidth_used_bytes",
+            "Packet bytes the connections spent from the node-wide budget of each direction.",
+            bandwidth_used.clone(),
+        );
+        let bandwidth_throttled = Family::<S1, Counter<f64, AtomicU64>>::default();
+        r.register(
+            "bandwidth_throttled_seconds",
+            "Time during which the node-wide budget of each direction held a connection back.",
+            bandwidth_throttled.clone(),
+        );
         // Series that exist from the start, so that dashboards see zeros, not gaps.
+        for d in ["send", "recv"] {
+            bandwidth_budget.get_or_create(&[("direction", d)]).set(0);
+            let _ = bandwidth_used.get_or_create(&[("direction", d)]);
+            let _ = bandwidth_throttled.get_or_create(&[("direction", d)]);
+        }
         for d in ["inbound", "outbound"] {
             peers_by_direction.get_or_create(&[("direction", d)]).set(0);
         }
@@ -180,6 +215,10 @@ impl Metrics {
             peer_stops,
             inbound_refused,
             pex_messages,
+            bandwidth_budget,
+            bandwidth_used,
+            bandwidth_throttled,
+            bandwidth_scrape: parking_lot::Mutex::new(()),
             live: parking_lot::Mutex::new(std::collections::HashMap::new()),
         }
     }
@@ -292,6 +331,31 @@ impl Metrics {
         self.pex_messages
             .get_or_create(&[("direction", direction), ("message_type", message_type)])
             .inc();
+    }
+
+    /// Sets the figures of the node-wide budget of `direction` (`send`, `recv`) from its
+    /// running totals; `None`: there is none.
+    pub(crate) fn set_bandwidth(
+        &self,
+        direction: &'static str,
+        stats: Option<mukan_mconn::BudgetStats>,
+    ) {
+        let labels = [("direction", direction)];
+        let _one_at_a_time = self.bandwidth_scrape.lock();
+        let Some(stats) = stats else {
+            self.bandwidth_budget.get_or_create(&labels).set(0);
+            return;
+        };
+        self.bandwidth_budget
+            .get_or_create(&labels)
+            .set(i64::try_from(stats.rate).unwrap_or(i64::MAX));
+        let used = self.bandwidth_used.get_or_create(&labels);
+        used.inc_by(stats.used.saturating_sub(used.get()));
+        let throttled = self.bandwidth_throttled.get_or_create(&labels);
+        let secs = stats.throttled.as_secs_f64();
+        if secs > throttled.get() {
+            throttled.inc_by(secs - throttled.get());
+        }
     }
 
     /// Sets the address book's sizes.
@@ -435,6 +499,17 @@ pub(crate) mod tests {
             "counter",
             &["direction", "message_type"],
         ),
+        (
+            "p2p_bandwidth_budget_bytes_per_second",
+            "gauge",
+            &["direction"],
+        ),
+        ("p2p_bandwidth_used_bytes_total", "counter", &["direction"]),
+        (
+            "p2p_bandwidth_throttled_seconds_total",
+            "counter",
+            &["direction"],
+        ),
     ];
 
     pub(crate) type Parsed = (
@@ -573,6 +648,12 @@ pub(crate) mod tests {
         t.sent(ChannelId(0x20), None, 5);
         m.peer_pending(&id, 4);
         m.set_addr_book(7, 1);
+        let budget = mukan_mconn::Budget::new(
+            std::num::NonZeroU64::MIN.saturating_add(999),
+            std::time::Instant::now(),
+        );
+        m.set_bandwidth("send", Some(budget.stats(std::time::Instant::now())));
+        m.set_bandwidth("recv", None);
         let target: ParsedAddress = format!("{id}@1.2.3.4:5").parse().unwrap();
         for _ in 0..3 {
             o.dial_finished(&target, &Ok(()));
@@ -583,6 +664,37 @@ pub(crate) mod tests {
             &gone,
             &StopReason::Timeout(mukan_reactor_api::TimeoutKind::Pong),
         );
+    }
+
+    #[test]
+    fn bandwidth_figures_follow_the_budgets_totals() {
+        let m = Metrics::new("cometbft", "c");
+        let mut stats = mukan_mconn::BudgetStats::default();
+        stats.rate = 10_000_000;
+        stats.used = 1_000;
+        stats.throttled = std::time::Duration::from_millis(1_500);
+        m.set_bandwidth("recv", Some(stats));
+        stats.used = 5_000;
+        stats.throttled = std::time::Duration::from_millis(2_500);
+        m.set_bandwidth("recv", Some(stats));
+        m.set_bandwidth("recv", Some(stats));
+        m.set_bandwidth("send", None);
+        let (_, samples) = parse(&m.encode());
+        let value = |name: &str, dir: &str| {
+            samples
+                .iter()
+                .find(|s| s.0 == name && s.1.iter().any(|(k, v)| k == "direction" && v == dir))
+                .map(|s| s.2)
+        };
+        let budget = "cometbft_p2p_bandwidth_budget_bytes_per_second";
+        let used = "cometbft_p2p_bandwidth_used_bytes_total";
+        let throttled = "cometbft_p2p_bandwidth_throttled_seconds_total";
+        assert_eq!(value(budget, "recv"), Some(10_000_000.0));
+        assert_eq!(value(used, "recv"), Some(5_000.0));
+        assert_eq!(value(throttled, "recv"), Some(2.5));
+        assert_eq!(value(budget, "send"), Some(0.0));
+        assert_eq!(value(used, "send"), Some(0.0));
+        assert_eq!(value(throttled, "send"), Some(0.0));
     }
 
     #[test]

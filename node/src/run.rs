@@ -96,7 +96,31 @@ pub(crate) fn node_info(
     }
 }
 
-fn transport_config(c: &Config, s: &mukan_switch::Config) -> mukan_transport::Config {
+/// The node-wide bandwidth budgets (`[p2p] max_send_rate_total` / `max_recv_rate_total`; 0 =
+/// none), shared by every connection of the node.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Totals {
+    pub(crate) send: Option<mukan_mconn::Budget>,
+    pub(crate) recv: Option<mukan_mconn::Budget>,
+}
+
+impl Totals {
+    fn of(c: &Config) -> Self {
+        let budget = |rate: u64| {
+            NonZeroU64::new(rate).map(|r| mukan_mconn::Budget::new(r, std::time::Instant::now()))
+        };
+        Self {
+            send: budget(c.p2p.max_send_rate_total),
+            recv: budget(c.p2p.max_recv_rate_total),
+        }
+    }
+}
+
+fn transport_config(
+    c: &Config,
+    s: &mukan_switch::Config,
+    totals: &Totals,
+) -> mukan_transport::Config {
     let p = &c.p2p;
     let mut t = mukan_transport::Config::default();
     t.allow_duplicate_ip = p.allow_duplicate_ip;
@@ -108,7 +132,8 @@ fn transport_config(c: &Config, s: &mukan_switch::Config) -> mukan_transport::Co
     );
     let mut m = mukan_mconn::Config::node_default()
         .with_rates(NonZeroU64::new(p.send_rate), NonZeroU64::new(p.recv_rate))
-        .with_flush_throttle(p.flush_throttle_timeout);
+        .with_flush_throttle(p.flush_throttle_timeout)
+        .with_totals(totals.send.clone(), totals.recv.clone());
     // The switch's stall and flush bounds are enforced by each connection.
     m.recv_stall_timeout = s.recv_stall_timeout;
     m.flush_timeout = s.flush_timeout;
@@ -252,7 +277,8 @@ pub(crate) async fn start(setup: &NodeSetup, tuning: &Tuning) -> Result<Running,
     let shared: SharedAddressBook = book.clone();
 
     let sw_config = switch_config(c);
-    let t_config = transport_config(c, &sw_config);
+    let totals = Totals::of(c);
+    let t_config = transport_config(c, &sw_config, &totals);
     let mut builder = Builder::new(sw_config);
     for (name, reactor) in
         reactors(setup, &shared, &book, &book_path, tuning).map_err(|e| e.to_string())?
@@ -354,7 +380,12 @@ pub(crate) async fn start(setup: &NodeSetup, tuning: &Tuning) -> Result<Running,
             .to_string()
         })?;
         metrics_addr = listener.local_addr().ok();
-        let handler = metrics_handler(switch.clone(), book.clone(), metrics.clone());
+        let handler = metrics_handler(
+            switch.clone(),
+            book.clone(),
+            metrics.clone(),
+            totals.clone(),
+        );
         servers.spawn(http::serve(
             listener,
             handler,
@@ -417,11 +448,13 @@ fn metrics_handler(
     switch: Arc<Switch<TcpTransport>>,
     book: Arc<Mutex<mukan_addrbook::AddrBook>>,
     metrics: Arc<Metrics>,
+    totals: Totals,
 ) -> Handler {
     Arc::new(move |req: Req| {
         let switch = switch.clone();
         let book = book.clone();
         let metrics = metrics.clone();
+        let totals = totals.clone();
         Box::pin(async move {
             if req.path != "/metrics" {
                 return Resp::new(
@@ -441,6 +474,10 @@ fn metrics_handler(
                 (b.new_count(), b.old_count())
             };
             metrics.set_addr_book(new, old);
+            let now = std::time::Instant::now();
+            for (direction, budget) in [("send", &totals.send), ("recv", &totals.recv)] {
+                metrics.set_bandwidth(direction, budget.as_ref().map(|b| b.stats(now)));
+            }
             Resp::new(
                 StatusCode::OK,
                 "application/openmetrics-text; version=1.0.0; charset=utf-8",
@@ -551,6 +588,27 @@ pub(crate) async fn run_until(
 
 #[cfg(test)]
 pub(crate) mod tests {
+
+    #[test]
+    fn bandwidth_totals_are_one_budget_per_direction_shared_by_every_connection() {
+        let mut c = Config::default();
+        let s = mukan_switch::Config::default();
+        let off = transport_config(&c, &s, &Totals::of(&c));
+        assert_eq!((off.mconn.send_total, off.mconn.recv_total), (None, None));
+        c.p2p.max_send_rate_total = 1_000_000;
+        let totals = Totals::of(&c);
+        let t = transport_config(&c, &s, &totals);
+        // Each connection gets a clone of this config: the same budget.
+        assert_eq!(t.mconn.send_total, totals.send);
+        assert_eq!(
+            t.mconn.send_total.as_ref().map(|b| b.rate().get()),
+            Some(1_000_000)
+        );
+        assert_eq!(t.mconn.recv_total, None);
+        // Each connection's own rates still apply.
+        assert_eq!(t.mconn.send_rate.map(|r| r.get()), Some(5_120_000));
+    }
+
     use super::*;
     use crate::config::Overrides;
     use crate::http::client::get;
