@@ -1,12 +1,13 @@
 //! [`AddrBook`]: buckets, add rules, good/bad marking and bans (Go `p2p/pex/addrbook.go`).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime};
 
 use mukan_reactor_api::NodeId;
 use mukan_reactor_api::{AddAddressError, AddressBook, NetAddress};
 use rand::{Rng, RngCore};
 
+use crate::bans::{Ban, BanList};
 use crate::group::Placement;
 use crate::known_address::{KnownAddress, MAX_NEW_BUCKETS_PER_ADDRESS};
 
@@ -18,6 +19,20 @@ pub const NEW_BUCKET_COUNT: usize = 256;
 pub const OLD_BUCKET_COUNT: usize = 64;
 /// Capacity of every bucket (Go `newBucketSize` = `oldBucketSize`); never exceeded.
 pub const BUCKET_SIZE: usize = 64;
+/// Default of [`Config::max_bans`].
+pub const DEFAULT_MAX_BANS: usize = 10_000;
+/// At most this many promotions wait for a test of the old entry they would evict (Bitcoin
+/// Core `ADDRMAN_SET_TRIED_COLLISION_SIZE`); further colliding promotions stay new.
+pub const MAX_TRIED_COLLISIONS: usize = 10;
+/// A resident old entry that succeeded within this is kept over a colliding promotion
+/// (Bitcoin Core `ADDRMAN_REPLACEMENT`).
+pub const REPLACEMENT_WINDOW: Duration = Duration::from_secs(4 * 3600);
+/// A collision whose resident was not tested within this after the newcomer's success is
+/// settled in the newcomer's favour (Bitcoin Core `ADDRMAN_TEST_WINDOW`).
+pub const TEST_WINDOW: Duration = Duration::from_secs(40 * 60);
+/// A test of a resident is taken as finished (and failed, without a success) this long after
+/// it was attempted.
+const TEST_GRACE: Duration = Duration::from_secs(60);
 
 /// Settings of an [`AddrBook`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +47,10 @@ pub struct Config {
     /// Skip unusable entries of `addrbook.json` (invalid IDs or IPs, bucket indexes out of
     /// range, duplicates) instead of rejecting the whole file (default `false`).
     pub skip_invalid_entries: bool,
+    /// At most this many bans are kept (default [`DEFAULT_MAX_BANS`], 10,000); past it the
+    /// ban that ends first is dropped. Bans are kept apart from the address table, so an
+    /// attacker with fresh keys cannot grow the book (or `addrbook.json`) by getting banned.
+    pub max_bans: usize,
 }
 
 impl Default for Config {
@@ -40,6 +59,7 @@ impl Default for Config {
             strict: true,
             max_file_size: 64 << 20,
             skip_invalid_entries: false,
+            max_bans: DEFAULT_MAX_BANS,
         }
     }
 }
@@ -72,8 +92,10 @@ pub struct AddrBook {
     pub(crate) old_buckets: Vec<Vec<NodeId>>,
     pub(crate) n_new: usize,
     pub(crate) n_old: usize,
-    /// Banned entries, out of the buckets until their ban ends.
-    pub(crate) banned: BTreeMap<NodeId, KnownAddress>,
+    /// Bans, out of the buckets until they end; bounded by `config.max_bans`.
+    pub(crate) banned: BanList,
+    /// Promotions waiting for a test of the old entry they would evict (test-before-evict).
+    collisions: Vec<Collision>,
     our_addrs: HashSet<NetAddress>,
     private_ids: HashSet<NodeId>,
 }
@@ -94,7 +116,8 @@ impl AddrBook {
             old_buckets: vec![Vec::new(); OLD_BUCKET_COUNT],
             n_new: 0,
             n_old: 0,
-            banned: BTreeMap::new(),
+            banned: BanList::default(),
+            collisions: Vec::new(),
             our_addrs: HashSet::new(),
             private_ids: HashSet::new(),
         }
@@ -115,9 +138,22 @@ impl AddrBook {
         self.n_old
     }
 
-    /// Number of banned entries (expired or not) awaiting reinstatement.
+    /// Number of bans kept (ended or not, until dropped or reinstated); at most
+    /// [`Config::max_bans`].
     pub fn banned_count(&self) -> usize {
         self.banned.len()
+    }
+
+    /// Promotions waiting for the test of the old entry they would evict
+    /// ([`AddressBook::tried_collision`]).
+    pub fn pending_collisions(&self) -> usize {
+        self.collisions.len()
+    }
+
+    /// Whether the stored address with this ID is a self-reported one we have not reached
+    /// yet (never served to others).
+    pub fn is_unverified(&self, id: &NodeId) -> bool {
+        self.entry(id).is_some_and(|ka| ka.unverified)
     }
 
     /// The stored address with this ID.
@@ -193,7 +229,7 @@ impl AddrBook {
                     ));
                 }
             }
-            if self.banned.contains_key(&id) {
+            if self.banned.contains(&id) {
                 return Err(format!("{id} is both stored and banned"));
             }
         }
@@ -399,6 +435,125 @@ impl AddrBook {
         self.n_new = 0;
         self.n_old = 0;
         self.banned.clear();
+        self.collisions.clear();
+    }
+
+    /// Records a ban (bounded: the ban that ends first goes when over `max_bans`).
+    pub(crate) fn insert_ban(&mut self, ka: KnownAddress, ban_only: bool) {
+        let cap = self.config.max_bans;
+        self.banned.insert(Ban { ka, ban_only }, cap);
+    }
+
+    /// `add_address` and `add_unverified_address`: Go's checks in Go's order, then the add.
+    fn add_checked(
+        &mut self,
+        addr: NetAddress,
+        src: NetAddress,
+        now: SystemTime,
+        unverified: bool,
+    ) -> Result<(), AddAddressError> {
+        if let Err(reason) = addr.valid() {
+            return Err(AddAddressError::Invalid { addr, reason });
+        }
+        let id = addr.id();
+        if let Some(ban) = self.banned.get(&id) {
+            if ban.until() > now {
+                return Err(AddAddressError::Banned(addr));
+            }
+            if let Some(ban) = self.banned.remove(&id) {
+                if !ban.ban_only {
+                    self.reinstate(ban.ka, now);
+                }
+            }
+        }
+        if self.private_ids.contains(&id) {
+            return Err(AddAddressError::Private(addr));
+        }
+        if self.private_ids.contains(&src.id()) {
+            return Err(AddAddressError::PrivateSource(src));
+        }
+        if self.our_addrs.contains(&addr) {
+            return Err(AddAddressError::OwnAddress(addr));
+        }
+        if self.config.strict && !addr.routable() {
+            return Err(AddAddressError::NonRoutable(addr));
+        }
+        if let Some(ka) = self.entry(&id) {
+            // A known ID keeps its first address; a new one only adds a bucket reference.
+            if ka.kind == BucketKind::Old {
+                return Ok(());
+            }
+            let refs = ka.buckets().len();
+            if refs >= MAX_NEW_BUCKETS_PER_ADDRESS {
+                return Ok(());
+            }
+            // Go: `rand.Int31n(2 * len(Buckets)) != 0` → keep as is (1/2, 1/4, 1/6).
+            if refs > 0 && self.rng.gen_range(0..2 * refs) != 0 {
+                return Ok(());
+            }
+        } else {
+            let mut ka = KnownAddress::new(addr, src, now);
+            ka.unverified = unverified;
+            self.insert_entry(ka);
+        }
+        let idx = self.placement.new_bucket(&addr, &src);
+        self.add_to_new_bucket(id, idx, now);
+        if self.entry(&id).is_some_and(|ka| ka.buckets().is_empty()) {
+            self.remove_entry(&id);
+        }
+        Ok(())
+    }
+
+    /// Settles one collision; `true` when it is settled (to be forgotten).
+    fn settle(&mut self, c: &mut Collision, now: SystemTime) -> bool {
+        let Some(cand) = self.entry(&c.candidate) else {
+            return true;
+        };
+        if cand.kind != BucketKind::New {
+            return true;
+        }
+        let cand_success = cand.last_success;
+        let bucket = usize::from(self.placement.old_bucket(&cand.addr));
+        if self.bucket(BucketKind::Old, bucket).len() < BUCKET_SIZE {
+            self.move_to_old(c.candidate, now);
+            return true;
+        }
+        let resident = self
+            .entry(&c.resident)
+            .filter(|r| r.kind == BucketKind::Old && r.has_bucket(bucket as u16));
+        let Some(r) = resident else {
+            // The resident left (or moved): test whoever is the oldest there now.
+            if let Some(oldest) = self.oldest_in(BucketKind::Old, bucket) {
+                c.resident = oldest;
+            }
+            return false;
+        };
+        let since = |t: Option<SystemTime>| t.and_then(|t| now.duration_since(t).ok());
+        let within = |t: Option<SystemTime>, d: Duration| {
+            t.is_some_and(|t| t >= now || since(Some(t)).is_some_and(|a| a < d))
+        };
+        let replace = if within(r.last_success, REPLACEMENT_WINDOW) {
+            // Alive recently enough: keep the resident.
+            false
+        } else if within(r.last_attempt, REPLACEMENT_WINDOW) {
+            // Tried recently without success: replace once the test had time to finish.
+            if since(r.last_attempt).is_some_and(|a| a > TEST_GRACE) {
+                true
+            } else {
+                return false;
+            }
+        } else if since(cand_success).is_some_and(|a| a > TEST_WINDOW) {
+            // Never tested in the window: the newcomer wins (Bitcoin Core does the same).
+            true
+        } else {
+            return false;
+        };
+        if replace {
+            let resident = c.resident;
+            self.demote(resident, now);
+            self.move_to_old(c.candidate, now);
+        }
+        true
     }
 
     /// Places an entry read from a file: into the listed buckets while they have room,
@@ -463,6 +618,13 @@ impl AddrBook {
     }
 }
 
+/// A promotion waiting for a test of the old entry it would evict.
+#[derive(Debug, Clone, Copy)]
+struct Collision {
+    candidate: NodeId,
+    resident: NodeId,
+}
+
 /// Go `getSelectionPercent`.
 const GET_SELECTION_PERCENT: usize = 23;
 /// Go `minGetSelection`.
@@ -492,52 +654,21 @@ impl AddressBook for AddrBook {
         src: NetAddress,
         now: SystemTime,
     ) -> Result<(), AddAddressError> {
-        if let Err(reason) = addr.valid() {
-            return Err(AddAddressError::Invalid { addr, reason });
-        }
-        let id = addr.id();
-        if let Some(bad) = self.banned.get(&id) {
-            if bad.is_banned(now) {
-                return Err(AddAddressError::Banned(addr));
-            }
-            if let Some(ka) = self.banned.remove(&id) {
-                self.reinstate(ka, now);
-            }
-        }
-        if self.private_ids.contains(&id) {
-            return Err(AddAddressError::Private(addr));
-        }
-        if self.private_ids.contains(&src.id()) {
-            return Err(AddAddressError::PrivateSource(src));
-        }
-        if self.our_addrs.contains(&addr) {
-            return Err(AddAddressError::OwnAddress(addr));
-        }
-        if self.config.strict && !addr.routable() {
-            return Err(AddAddressError::NonRoutable(addr));
-        }
-        if let Some(ka) = self.entry(&id) {
-            // A known ID keeps its first address; a new one only adds a bucket reference.
-            if ka.kind == BucketKind::Old {
-                return Ok(());
-            }
-            let refs = ka.buckets().len();
-            if refs >= MAX_NEW_BUCKETS_PER_ADDRESS {
-                return Ok(());
-            }
-            // Go: `rand.Int31n(2 * len(Buckets)) != 0` → keep as is (1/2, 1/4, 1/6).
-            if refs > 0 && self.rng.gen_range(0..2 * refs) != 0 {
-                return Ok(());
-            }
-        } else {
-            self.insert_entry(KnownAddress::new(addr, src, now));
-        }
-        let idx = self.placement.new_bucket(&addr, &src);
-        self.add_to_new_bucket(id, idx, now);
-        if self.entry(&id).is_some_and(|ka| ka.buckets().is_empty()) {
-            self.remove_entry(&id);
-        }
-        Ok(())
+        self.add_checked(addr, src, now, false)
+    }
+
+    /// As [`add_address`](AddressBook::add_address), but a new entry is marked unverified:
+    /// dialable, never in [`selection`](AddressBook::selection) nor
+    /// [`selection_with_bias`](AddressBook::selection_with_bias) until
+    /// [`mark_good`](AddressBook::mark_good). The mark is saved (`"mukan_unverified": true`
+    /// in the entry, which Go ignores).
+    fn add_unverified_address(
+        &mut self,
+        addr: NetAddress,
+        src: NetAddress,
+        now: SystemTime,
+    ) -> Result<(), AddAddressError> {
+        self.add_checked(addr, src, now, true)
     }
 
     fn remove_address(&mut self, addr: &NetAddress) {
@@ -558,14 +689,53 @@ impl AddressBook for AddrBook {
         crate::selection::pick_address(self, bias_towards_new)
     }
 
+    /// Go `MarkGood`, with Bitcoin Core's test-before-evict: when the old bucket the entry
+    /// belongs in is full, it stays new (marked good) and the collision waits for a test of
+    /// the bucket's oldest entry ([`tried_collision`](AddressBook::tried_collision),
+    /// [`resolve_collisions`](AddressBook::resolve_collisions)); at most
+    /// [`MAX_TRIED_COLLISIONS`] wait at once.
     fn mark_good(&mut self, id: NodeId, now: SystemTime) {
         let Some(ka) = self.entry_mut(&id) else {
             return;
         };
         ka.mark_good(now);
-        if ka.kind == BucketKind::New {
-            self.move_to_old(id, now);
+        if ka.kind != BucketKind::New {
+            return;
         }
+        let addr = ka.addr;
+        let bucket = usize::from(self.placement.old_bucket(&addr));
+        if self.bucket(BucketKind::Old, bucket).len() < BUCKET_SIZE {
+            self.move_to_old(id, now);
+            return;
+        }
+        if self.collisions.len() >= MAX_TRIED_COLLISIONS
+            || self.collisions.iter().any(|c| c.candidate == id)
+        {
+            return;
+        }
+        if let Some(resident) = self.oldest_in(BucketKind::Old, bucket) {
+            self.collisions.push(Collision {
+                candidate: id,
+                resident,
+            });
+        }
+    }
+
+    fn tried_collision(&mut self) -> Option<NetAddress> {
+        if self.collisions.is_empty() {
+            return None;
+        }
+        let i = self.random_index(self.collisions.len());
+        let resident = self.collisions.get(i)?.resident;
+        self.address(&resident)
+    }
+
+    fn resolve_collisions(&mut self, now: SystemTime) {
+        let mut pending = std::mem::take(&mut self.collisions);
+        pending.retain_mut(|c| !self.settle(c, now));
+        // Settling may have queued nothing new (mark_good is not called), but keep any.
+        pending.append(&mut self.collisions);
+        self.collisions = pending;
     }
 
     fn mark_attempt(&mut self, addr: &NetAddress, now: SystemTime) {
@@ -574,33 +744,42 @@ impl AddressBook for AddrBook {
         }
     }
 
-    /// Go `MarkBad`; a second ban of a banned ID extends it to the later end.
+    /// Go `MarkBad`, with two deviations: a second ban of a banned ID extends it to the
+    /// later end, and an ID the table does not hold is banned too (Go ignores it), as a
+    /// "ban only" entry that never enters the table. Bans are bounded by
+    /// [`Config::max_bans`].
     fn mark_bad(&mut self, addr: &NetAddress, ban: Duration, now: SystemTime) {
         let id = addr.id();
-        if let Some(bad) = self.banned.get_mut(&id) {
-            bad.ban(ban, now);
+        self.collisions
+            .retain(|c| c.candidate != id && c.resident != id);
+        if self.index.contains_key(&id) {
+            self.remove_from_all_buckets(id);
+            if let Some(mut ka) = self.remove_entry(&id) {
+                ka.ban(ban, now);
+                self.insert_ban(ka, false);
+            }
             return;
         }
-        self.remove_from_all_buckets(id);
-        if let Some(mut ka) = self.remove_entry(&id) {
-            ka.ban(ban, now);
-            self.banned.insert(id, ka);
-        }
+        let mut ka = match self.banned.get(&id) {
+            Some(old) => old.ka.clone(),
+            None => KnownAddress::new(*addr, *addr, now),
+        };
+        let ban_only = self.banned.get(&id).is_none_or(|old| old.ban_only);
+        ka.ban(ban, now);
+        self.insert_ban(ka, ban_only);
     }
 
-    /// Go `ReinstateBadPeers`, following the spec for formerly good entries: they come back
-    /// as new (Go loses them).
+    /// Go `ReinstateBadPeers`, one entry per call: ended "ban only" entries are dropped, and
+    /// the first ended ban of an entry that was in the table comes back as new (formerly
+    /// good ones too, following the spec; Go loses them). One per call, so that many bans
+    /// ending together cannot flood the new buckets at once.
     fn reinstate_bad_peers(&mut self, now: SystemTime) {
-        let expired: Vec<NodeId> = self
-            .banned
-            .iter()
-            .filter(|(_, ka)| !ka.is_banned(now))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in expired {
-            if let Some(ka) = self.banned.remove(&id) {
-                self.reinstate(ka, now);
+        while let Some(ban) = self.banned.pop_ended(now) {
+            if ban.ban_only {
+                continue;
             }
+            self.reinstate(ban.ka, now);
+            return;
         }
     }
 
@@ -612,7 +791,7 @@ impl AddressBook for AddrBook {
     fn is_banned(&self, addr: &NetAddress, now: SystemTime) -> bool {
         self.banned
             .get(&addr.id())
-            .is_some_and(|ka| ka.is_banned(now))
+            .is_some_and(|b| b.ka.is_banned(now))
     }
 
     fn selection(&mut self) -> Vec<NetAddress> {

@@ -5,7 +5,12 @@
 //! bucket list, no trailing newline. Banned entries, which Go does not save, go into an
 //! extra top-level array `"mukan_banned"` (same entry shape) written only when non-empty;
 //! Go's `encoding/json` ignores unknown fields, so a Go node still loads the file (and drops
-//! the bans when it next saves).
+//! the bans when it next saves). Two extra entry fields, written only when true and ignored
+//! by Go: `"mukan_unverified"` (a self-reported address not reached yet, never served) and,
+//! in `"mukan_banned"`, `"mukan_ban_only"` (an ID banned while not in the table, dropped when
+//! its ban ends). At most [`Config::max_bans`](crate::Config::max_bans) bans are kept, so the
+//! file is bounded: 20,480 addresses and 10,000 bans, under 16 MiB at the widest field
+//! values.
 //!
 //! Reading accepts what Go writes: any UTC offset, `null` buckets and times, missing fields
 //! (Go's zero values). What it refuses (each a [`PersistError`]) Go would panic on or load
@@ -155,7 +160,12 @@ impl AddrBook {
         let out = FileOut {
             key: self.key(),
             addrs: self.slots.iter().map(KaOut::from).collect(),
-            mukan_banned: self.banned.values().map(KaOut::from).collect(),
+            mukan_banned: (self.banned.sorted().into_iter())
+                .map(|b| KaOut {
+                    mukan_ban_only: b.ban_only,
+                    ..KaOut::from(&b.ka)
+                })
+                .collect(),
         };
         let mut buf = Vec::with_capacity(64 + self.slots.len() * 560);
         let fmt = serde_json::ser::PrettyFormatter::with_indent(b"\t");
@@ -247,6 +257,7 @@ impl AddrBook {
             .into_iter()
             .enumerate()
         {
+            let ban_only = raw.mukan_ban_only;
             match raw.into_known() {
                 Ok(mut ka) => {
                     let id = ka.addr.id();
@@ -255,7 +266,7 @@ impl AddrBook {
                         // Banned wins over stored.
                         self.remove_loaded(&id);
                     }
-                    self.banned.insert(id, ka);
+                    self.insert_ban(ka, ban_only);
                 }
                 Err(_) if skip => report.skipped += 1,
                 Err(reason) => {
@@ -328,7 +339,7 @@ impl Snapshot {
 /// syncs it, renames it over `path` and syncs the directory. The temporary name is unique
 /// per call ([`tempfile`]), so two saves in one process cannot interleave; on error it is
 /// removed.
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = (path.parent())
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
@@ -363,6 +374,18 @@ struct KaOut<'a> {
     last_attempt: String,
     last_success: String,
     last_ban_time: String,
+    #[serde(skip_serializing_if = "is_false")]
+    mukan_unverified: bool,
+    #[serde(skip_serializing_if = "is_false")]
+    mukan_ban_only: bool,
+}
+
+#[allow(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde's skip_serializing_if signature"
+)]
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl<'a> From<&'a KnownAddress> for KaOut<'a> {
@@ -380,6 +403,8 @@ impl<'a> From<&'a KnownAddress> for KaOut<'a> {
             last_attempt: time::format(ka.last_attempt),
             last_success: time::format(ka.last_success),
             last_ban_time: time::format(ka.last_ban_time),
+            mukan_unverified: ka.unverified,
+            mukan_ban_only: false,
         }
     }
 }
@@ -410,6 +435,10 @@ struct KaIn {
     last_success: Option<String>,
     #[serde(default)]
     last_ban_time: Option<String>,
+    #[serde(default)]
+    mukan_unverified: bool,
+    #[serde(default)]
+    mukan_ban_only: bool,
 }
 
 #[derive(Deserialize)]
@@ -485,6 +514,8 @@ impl KaIn {
         ka.last_attempt = parse_time(self.last_attempt)?;
         ka.last_success = parse_time(self.last_success)?;
         ka.last_ban_time = parse_time(self.last_ban_time)?;
+        // Only a new entry can be unverified (a good one was reached).
+        ka.unverified = self.mukan_unverified && kind == BucketKind::New;
         Ok(ka)
     }
 }

@@ -39,6 +39,9 @@ pub(crate) struct KnownAddress {
     pub(crate) last_attempt: Option<SystemTime>,
     pub(crate) last_success: Option<SystemTime>,
     pub(crate) last_ban_time: Option<SystemTime>,
+    /// A self-reported address we have not reached yet (its IP was not the connection's):
+    /// never served to others until a handshake with it succeeds (`mark_good`).
+    pub(crate) unverified: bool,
 }
 
 impl PartialEq for KnownAddress {
@@ -47,6 +50,7 @@ impl PartialEq for KnownAddress {
             && self.buckets() == o.buckets()
             && (self.last_attempt, self.last_success, self.last_ban_time)
                 == (o.last_attempt, o.last_success, o.last_ban_time)
+            && self.unverified == o.unverified
     }
 }
 
@@ -65,6 +69,7 @@ impl KnownAddress {
             last_attempt: Some(now),
             last_success: None,
             last_ban_time: None,
+            unverified: false,
         }
     }
 
@@ -112,11 +117,12 @@ impl KnownAddress {
         self.attempts = self.attempts.saturating_add(1);
     }
 
-    /// Go `markGood`.
+    /// Go `markGood`; we reached the address, so it is verified.
     pub(crate) fn mark_good(&mut self, now: SystemTime) {
         self.last_attempt = Some(now);
         self.last_success = Some(now);
         self.attempts = 0;
+        self.unverified = false;
     }
 
     /// Go `ban`: the ban ends at the later of the current end and `now + ban`.

@@ -25,17 +25,21 @@
 //!   observe either, and Go loads the stored bucket indexes without recomputing them, so
 //!   interoperability does not depend on the hash.
 //! - Bans survive a restart: they are saved in an extra `"mukan_banned"` array that Go's
-//!   decoder ignores (see [`AddrBook::to_json`]).
+//!   decoder ignores (see [`AddrBook::to_json`]). They are kept apart from the buckets and
+//!   bounded ([`Config::max_bans`], the ban that ends first is dropped); an ID the table does
+//!   not hold is banned too, without entering the table (Go ignores it). Ended bans come back
+//!   one per `reinstate_bad_peers` call.
 //! - A ban that has ended is lifted by `add_address` itself (Go refuses the address until
 //!   `ReinstateBadPeers` runs). Banning an already banned ID extends the ban.
+//! - Test-before-evict (Bitcoin Core): a promotion into a full old bucket waits for a test of
+//!   the bucket's oldest entry (`tried_collision`, `resolve_collisions`).
+//! - Self-reported addresses not reached yet (`add_unverified_address`) are never served.
 //! - An unusable `addrbook.json` is a typed [`PersistError`]; the file is moved aside
 //!   intact and the book starts empty (Go panics). Files over
 //!   [`Config::max_file_size`] are not read.
 //! - [`AddressBook::selection`](mukan_reactor_api::AddressBook::selection) is a uniform
 //!   sample of the stored entries, as Go's; `pick_address` keeps Go's two-step choice
 //!   (uniform non-empty bucket, then uniform entry).
-//!
-//! Not done (Go parity): `mark_bad` of an ID that is not in the book is ignored.
 
 #![cfg_attr(
     not(test),
@@ -47,6 +51,8 @@
     )
 )]
 
+pub mod anchors;
+mod bans;
 mod book;
 mod error;
 mod file;
@@ -55,7 +61,11 @@ mod known_address;
 mod selection;
 mod time;
 
-pub use book::{AddrBook, BUCKET_SIZE, BucketKind, Config, NEW_BUCKET_COUNT, OLD_BUCKET_COUNT};
+pub use anchors::{AnchorsError, read_anchors, remove_anchors, save_anchors, take_anchors};
+pub use book::{
+    AddrBook, BUCKET_SIZE, BucketKind, Config, DEFAULT_MAX_BANS, MAX_TRIED_COLLISIONS,
+    NEW_BUCKET_COUNT, OLD_BUCKET_COUNT, REPLACEMENT_WINDOW, TEST_WINDOW,
+};
 pub use error::{EntryError, PersistError};
 pub use file::{LoadReport, Snapshot};
 pub use group::group_key;

@@ -57,10 +57,14 @@ pub(crate) fn pick_address(book: &mut AddrBook, bias: u8) -> Option<NetAddress> 
 }
 
 /// Go `GetSelection`: a uniform sample of the stored addresses (partial Fisher–Yates).
+/// Unverified (self-reported, not yet reached) addresses are never served.
 pub(crate) fn selection(book: &mut AddrBook) -> Vec<NetAddress> {
-    let size = book.slots.len();
+    let mut all: Vec<NetAddress> = (book.slots.iter())
+        .filter(|ka| !ka.unverified)
+        .map(|ka| ka.addr)
+        .collect();
+    let size = all.len();
     let n = AddrBook::selection_size(size);
-    let mut all: Vec<NetAddress> = book.slots.iter().map(|ka| ka.addr).collect();
     for i in 0..n {
         let j = i + book.random_index(size - i);
         all.swap(i, j);
@@ -70,9 +74,10 @@ pub(crate) fn selection(book: &mut AddrBook) -> Vec<NetAddress> {
 }
 
 /// Go `GetSelectionWithBias`: `max(round(bias% · n), n − old)` new addresses first, then old
-/// ones up to `n` (fewer when the book runs out).
+/// ones up to `n` (fewer when the book runs out). Unverified addresses are never served.
 pub(crate) fn selection_with_bias(book: &mut AddrBook, bias: u8) -> Vec<NetAddress> {
-    let size = book.n_new + book.n_old;
+    let unverified = book.slots.iter().filter(|ka| ka.unverified).count();
+    let size = (book.n_new + book.n_old).saturating_sub(unverified);
     if size == 0 {
         return Vec::new();
     }
@@ -106,8 +111,8 @@ fn random_pick(book: &mut AddrBook, kind: BucketKind, num: usize) -> Vec<NetAddr
             break;
         };
         if chosen.insert(id) {
-            if let Some(addr) = book.address(&id) {
-                out.push(addr);
+            if let Some(ka) = book.entry(&id).filter(|ka| !ka.unverified) {
+                out.push(ka.addr);
             }
             if out.len() >= num {
                 break;

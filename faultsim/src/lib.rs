@@ -16,6 +16,8 @@
     reason = "a test harness: a failed expectation is a test failure"
 )]
 
+pub mod eclipse;
+
 use std::cell::Cell;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

@@ -38,6 +38,10 @@ pub(crate) struct Options {
     pub(crate) chain_id: Option<String>,
     /// Stop starting new dials after this long.
     pub(crate) timeout: Duration,
+    /// Also follow non-routable addresses (loopback, private, link-local…) learned from PEX
+    /// (`--allow-private`). They are followed anyway when a seed given is itself such an
+    /// address (a local or private network); the seeds given are always dialed.
+    pub(crate) allow_private: bool,
     /// Nodes an earlier crawl reached, visited after the seeds whether or not an answer
     /// lists them (a PEX answer is a random part of a book, so one crawl can miss a node
     /// that the last one saw; and a node that left shows as unreachable instead of
@@ -315,6 +319,8 @@ pub(crate) async fn crawl(opts: Options) -> Result<Report, String> {
             }
         }
     }
+    // A seed in private space means a private network: follow what it tells us.
+    let allow_private = opts.allow_private || queue.iter().any(|a| !a.routable());
     for a in &opts.known {
         if seen_ids.len() < MAX_NODES && a.id() != key.node_id() && seen_ids.insert(a.id()) {
             queue.push_back(*a);
@@ -368,6 +374,7 @@ pub(crate) async fn crawl(opts: Options) -> Result<Report, String> {
                 for a in &reached.listed {
                     if seen_ids.len() < MAX_NODES
                         && a.id() != key.node_id()
+                        && (allow_private || a.routable())
                         && seen_ids.insert(a.id())
                     {
                         queue.push_back(*a);
@@ -584,6 +591,7 @@ mod tests {
             seeds: vec![first_addr.parse().unwrap(), dead.parse().unwrap()],
             chain_id: None,
             timeout: Duration::from_secs(20),
+            allow_private: true,
             known: Vec::new(),
             sink: None,
         })
@@ -635,6 +643,7 @@ mod tests {
                 seeds: vec![first_addr.parse().unwrap()],
                 chain_id: Some("crawl-chain".into()),
                 timeout: Duration::from_secs(20),
+                allow_private: false,
                 known,
                 sink: None,
             })

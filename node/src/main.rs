@@ -140,6 +140,10 @@ struct CrawlFlags {
     /// Stop --watch after this many rounds (default: until SIGINT or SIGTERM).
     #[arg(long, value_name = "N", hide = true)]
     rounds: Option<usize>,
+    /// Also follow loopback, private and other non-routable addresses learned from PEX
+    /// (followed anyway when a seed given is itself such an address).
+    #[arg(long = "allow-private")]
+    allow_private: bool,
 }
 
 /// CometBFT's flags for `start` and `seed`; each overrides the file.
@@ -494,6 +498,7 @@ fn crawl(
             json: flags.json,
             map_addr,
             rounds: flags.rounds,
+            allow_private: flags.allow_private,
         };
         let signals = {
             let _guard = runtime.enter();
@@ -513,8 +518,15 @@ fn crawl(
                                 .await
                                 .ok_or(crawl::NO_NETWORK)?,
                         };
-                        let (id, report) =
-                            watch::crawl_into(&store, &chain, &seeds, timeout, retention).await?;
+                        let (id, report) = watch::crawl_into(
+                            &store,
+                            &chain,
+                            &seeds,
+                            timeout,
+                            retention,
+                            flags.allow_private,
+                        )
+                        .await?;
                         Ok::<_, String>((report, Some(id)))
                     }
                     None => {
@@ -522,6 +534,7 @@ fn crawl(
                             seeds: seeds.clone(),
                             chain_id: flags.chain_id.clone(),
                             timeout,
+                            allow_private: flags.allow_private,
                             known: Vec::new(),
                             sink: None,
                         })

@@ -1,8 +1,10 @@
 //! `start` and `seed`: a node made of a TCP transport, the switch, PEX and the address book of
 //! a home directory, with the RPC and metrics servers, until SIGINT or SIGTERM.
 //!
-//! Shutdown order: stop the HTTP servers, stop the switch (stop accepting, flush and close
-//! every peer, stop the reactors), save the address book.
+//! Shutdown order: stop the HTTP servers, note the anchors (the outbound peers connected
+//! longest), stop the switch (stop accepting, flush and close every peer, stop the reactors),
+//! save the address book and the anchors (`anchors.json` beside the book, read and deleted at
+//! the next start, whose PEX dials them first).
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -37,6 +39,10 @@ pub(crate) struct Running {
     pub(crate) book: Arc<Mutex<mukan_addrbook::AddrBook>>,
     /// Where the book is saved.
     pub(crate) book_path: PathBuf,
+    /// PEX, when it runs (for the anchors).
+    pex: Option<mukan_pex::PexReactor>,
+    /// Where the anchors are saved on a clean stop.
+    anchors_path: PathBuf,
     /// The p2p listen address.
     pub(crate) p2p_addr: SocketAddr,
     /// The RPC address, if serving.
@@ -196,7 +202,15 @@ impl Reactor for Passive {
 }
 
 /// Reactors with the names they are registered under.
-type NamedReactors = Vec<(&'static str, Arc<dyn Reactor>)>;
+type NamedReactors = (
+    Vec<(&'static str, Arc<dyn Reactor>)>,
+    Option<mukan_pex::PexReactor>,
+);
+
+/// `anchors.json`: beside the address book (the config directory of a CometBFT home).
+pub(crate) fn anchors_path(book_path: &Path) -> PathBuf {
+    book_path.with_file_name("anchors.json")
+}
 
 /// The reactors of the node: PEX when `pex` is on (else a passive one on its channel).
 fn reactors(
@@ -205,6 +219,7 @@ fn reactors(
     concrete: &Arc<Mutex<mukan_addrbook::AddrBook>>,
     book_path: &Path,
     tuning: &Tuning,
+    anchors: Vec<mukan_reactor_api::NetAddress>,
 ) -> Result<NamedReactors, ConfigError> {
     let p = &setup.config.p2p;
     if !p.pex {
@@ -212,7 +227,7 @@ fn reactors(
             target: "mukan_p2p::run",
             "pex = false: this node only keeps its connections (it runs no other reactor)"
         );
-        return Ok(vec![("PASSIVE", Arc::new(Passive))]);
+        return Ok((vec![("PASSIVE", Arc::new(Passive))], None));
     }
     let mut config = mukan_pex::PexConfig::default();
     config.seeds = p.seeds.iter().map(ToString::to_string).collect();
@@ -229,6 +244,7 @@ fn reactors(
     if let Some(period) = tuning.ensure_peers_period {
         config.ensure_peers_period = period;
     }
+    config.anchors = anchors;
     let save: mukan_pex::SaveCallback = {
         let concrete = concrete.clone();
         let path = book_path.to_owned();
@@ -240,7 +256,7 @@ fn reactors(
     };
     let reactor = mukan_pex::PexReactor::new(config, book.clone(), Some(save))
         .map_err(|e| err(setup, "[p2p] seeds", e.to_string()))?;
-    Ok(vec![("PEX", Arc::new(reactor))])
+    Ok((vec![("PEX", Arc::new(reactor.clone()))], Some(reactor)))
 }
 
 /// Starts the node. Nothing is written before every check passed.
@@ -275,14 +291,26 @@ pub(crate) async fn start(setup: &NodeSetup, tuning: &Tuning) -> Result<Running,
     }
     let book = Arc::new(Mutex::new(concrete));
     let shared: SharedAddressBook = book.clone();
+    // Read now, deleted once the node has started (a crash must not replay them).
+    let anchors_path = anchors_path(&book_path);
+    let anchors = match mukan_addrbook::read_anchors(&anchors_path) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!(target: "mukan_p2p::run", "{e}; starting without anchors");
+            Vec::new()
+        }
+    };
+    if !anchors.is_empty() {
+        tracing::info!(target: "mukan_p2p::run", "dialing {} anchors first", anchors.len());
+    }
 
     let sw_config = switch_config(c);
     let totals = Totals::of(c);
     let t_config = transport_config(c, &sw_config, &totals);
     let mut builder = Builder::new(sw_config);
-    for (name, reactor) in
-        reactors(setup, &shared, &book, &book_path, tuning).map_err(|e| e.to_string())?
-    {
+    let (named, pex) =
+        reactors(setup, &shared, &book, &book_path, tuning, anchors).map_err(|e| e.to_string())?;
+    for (name, reactor) in named {
         builder
             .add_reactor(name, reactor)
             .map_err(|e| format!("reactor {name}: {e}"))?;
@@ -404,10 +432,15 @@ pub(crate) async fn start(setup: &NodeSetup, tuning: &Tuning) -> Result<Running,
         c.moniker,
         setup.chain_id
     );
+    if let Err(e) = mukan_addrbook::remove_anchors(&anchors_path) {
+        tracing::warn!(target: "mukan_p2p::run", "{e}");
+    }
     Ok(Running {
         switch,
         book,
         book_path,
+        pex,
+        anchors_path,
         p2p_addr,
         rpc_addr,
         metrics_addr,
@@ -418,9 +451,11 @@ pub(crate) async fn start(setup: &NodeSetup, tuning: &Tuning) -> Result<Running,
 }
 
 impl Running {
-    /// Stops everything in order and saves the address book.
+    /// Stops everything in order and saves the address book and the anchors.
     pub(crate) async fn stop(mut self) -> Result<(), String> {
         self.stop_servers.send_replace(true);
+        // Before the switch closes the peers.
+        let anchors = self.pex.as_ref().map(mukan_pex::PexReactor::anchors);
         if tokio::time::timeout(STOP_TIMEOUT, self.switch.stop())
             .await
             .is_err()
@@ -434,6 +469,21 @@ impl Running {
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("cannot save the address book: {e}"))?;
+        if let Some(anchors) = anchors {
+            let path = self.anchors_path.clone();
+            let n = anchors.len();
+            match tokio::task::spawn_blocking(move || mukan_addrbook::save_anchors(&path, &anchors))
+                .await
+            {
+                Ok(Ok(())) => tracing::info!(
+                    target: "mukan_p2p::run",
+                    "{n} anchors saved to {}",
+                    self.anchors_path.display()
+                ),
+                Ok(Err(e)) => tracing::warn!(target: "mukan_p2p::run", "{e}"),
+                Err(e) => tracing::warn!(target: "mukan_p2p::run", "cannot save the anchors: {e}"),
+            }
+        }
         tracing::info!(
             target: "mukan_p2p::run",
             "stopped; address book saved to {}",

@@ -226,6 +226,7 @@ async fn crawl_from_seed(seed: &str, chain: &str, nodes: &[Running]) -> usize {
         seeds: vec![seed],
         chain_id: Some(chain.to_owned()),
         timeout: Duration::from_secs(60),
+        allow_private: true,
         // Convergence is what the seed's network spreads, not what an earlier crawl saw.
         known: Vec::new(),
         sink: None,

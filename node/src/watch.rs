@@ -53,6 +53,8 @@ pub(crate) struct Options {
     pub(crate) map_addr: Option<SocketAddr>,
     /// Stop after this many rounds (`None`: until stopped).
     pub(crate) rounds: Option<usize>,
+    /// Follow non-routable addresses learned from PEX (`--allow-private`).
+    pub(crate) allow_private: bool,
 }
 
 /// Opens the database on the blocking pool.
@@ -82,6 +84,7 @@ pub(crate) async fn crawl_into(
     seeds: &[ParsedAddress],
     timeout: Duration,
     retention: Retention,
+    allow_private: bool,
 ) -> Result<(i64, Report), String> {
     let seed_list = seeds
         .iter()
@@ -133,6 +136,7 @@ pub(crate) async fn crawl_into(
         seeds: seeds.to_vec(),
         chain_id: Some(chain_id.to_owned()),
         timeout,
+        allow_private,
         known,
         sink: Some(tx),
     })
@@ -269,8 +273,15 @@ pub(crate) async fn run(opts: Options, until: impl Future<Output = ()>) -> Resul
                     continue;
                 };
                 let t = Instant::now();
-                let (crawl_id, report) =
-                    crawl_into(&store, &id, &chain.seeds, opts.timeout, opts.retention).await?;
+                let (crawl_id, report) = crawl_into(
+                    &store,
+                    &id,
+                    &chain.seeds,
+                    opts.timeout,
+                    opts.retention,
+                    opts.allow_private,
+                )
+                .await?;
                 if opts.json {
                     let mut j = report.to_json();
                     if let Some(o) = j.as_object_mut() {

@@ -550,3 +550,198 @@ fn start_loads_a_go_address_book_and_survives_an_unusable_one() {
         }
     }
 }
+
+/// A node started by [`start_node`]: the process, its log after the "serving" line, the lines
+/// before it, its `id@ip:port` and its RPC address.
+type Started = (Child, mpsc::Receiver<String>, Vec<String>, String, String);
+
+/// Starts `mukan-p2p start` on loopback with `extra` flags (the p2p address among them) and
+/// returns once it logged that it is serving.
+fn start_node(home: &Path, extra: &[&str]) -> Started {
+    let mut child = bin()
+        .arg("start")
+        .arg("--home")
+        .arg(home)
+        .args(["--rpc.laddr", "tcp://127.0.0.1:0"])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut before = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) if line.contains("serving: p2p ") => {
+                let rest = line.split("serving: p2p ").nth(1).unwrap();
+                let p2p = rest.split(',').next().unwrap().trim().to_owned();
+                let rpc = rest.split("rpc ").nth(1).unwrap();
+                let rpc = rpc.split(',').next().unwrap().trim().to_owned();
+                return (child, rx, before, p2p, rpc);
+            }
+            Ok(line) => before.push(line),
+            Err(e) => {
+                let _ = child.kill();
+                panic!("no 'serving' line: {e}");
+            }
+        }
+    }
+}
+
+/// The outbound peers' IDs in `/net_info` of the RPC server at `rpc`.
+fn outbound_ids(rpc: &str) -> Vec<String> {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(rpc) else {
+        return Vec::new();
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let req = format!("GET /net_info HTTP/1.1\r\nHost: {rpc}\r\nConnection: close\r\n\r\n");
+    if s.write_all(req.as_bytes()).is_err() {
+        return Vec::new();
+    }
+    let mut resp = String::new();
+    let _ = s.read_to_string(&mut resp);
+    let Some(body) = resp.split("\r\n\r\n").nth(1) else {
+        return Vec::new();
+    };
+    let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    v["result"]["peers"]
+        .as_array()
+        .map(|peers| {
+            peers
+                .iter()
+                .filter(|p| p["is_outbound"] == true)
+                .filter_map(|p| p["node_info"]["id"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn outbound_peers_fill_the_old_buckets_and_a_clean_stop_leaves_anchors() {
+    // A local network on loopback: hub A, two nodes C and D (no PEX of their own) that keep
+    // A as a persistent peer, and B, whose only seed is A. B learns C and D from A and dials them; an outbound
+    // handshake marks an address good, so B's saved book has old-bucket entries (Go and
+    // the code before only did that on consensus: none). The shipped configuration, except
+    // what loopback needs: every node on 127.0.0.1 (duplicate IPs allowed) and the book not
+    // strict (loopback is not routable).
+    let dir = tempfile::tempdir().unwrap();
+    let home = |name: &str| {
+        let h = cometbft_home(&dir.path().join(name), "v0.38.25");
+        // A key of its own (the copied homes share one).
+        std::fs::remove_file(h.join("config/node_key.json")).unwrap();
+        let init = bin().arg("init").arg("--home").arg(&h).output().unwrap();
+        assert!(init.status.success(), "{init:?}");
+        replace(&h, "addr_book_strict = true", "addr_book_strict = false");
+        replace(
+            &h,
+            "allow_duplicate_ip = false",
+            "allow_duplicate_ip = true",
+        );
+        h
+    };
+    // A listen address is sent as it is written (as Go does): each node gets a real port.
+    let laddr = || {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        ["--p2p.laddr".to_owned(), format!("tcp://127.0.0.1:{port}")]
+    };
+    let a_laddr = laddr();
+    let a_flags: Vec<&str> = a_laddr.iter().map(String::as_str).collect();
+    let (mut a, _, _, a_addr, _) = start_node(&home("a"), &a_flags);
+    let mut others = Vec::new();
+    for name in ["c", "d"] {
+        let l = laddr();
+        // Without PEX of their own, so that they do not dial B first.
+        let flags = [
+            l[0].as_str(),
+            &l[1],
+            "--p2p.persistent_peers",
+            &a_addr,
+            "--p2p.pex=false",
+        ];
+        let (child, _, _, addr, _) = start_node(&home(name), &flags);
+        others.push((child, addr));
+    }
+    let want: Vec<String> = others
+        .iter()
+        .map(|(_, addr)| addr.split('@').next().unwrap().to_owned())
+        .collect();
+    let b_home = home("b");
+    let b_laddr = laddr();
+    let b_flags = [b_laddr[0].as_str(), &b_laddr[1], "--p2p.seeds", &a_addr];
+    let (mut b, b_log, _, _, b_rpc) = start_node(&b_home, &b_flags);
+    // Bounded wait (the seed answer, then one ensure-peers run of 30 s at most).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut out = Vec::new();
+    while Instant::now() < deadline {
+        out = outbound_ids(&b_rpc);
+        if want.iter().all(|id| out.contains(id)) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    sigterm(&b);
+    let status = wait_with_timeout(&mut b, Duration::from_secs(30));
+    let log: Vec<String> = b_log.try_iter().collect();
+    for child in [&mut a]
+        .into_iter()
+        .chain(others.iter_mut().map(|(c, _)| c))
+    {
+        sigterm(child);
+        wait_with_timeout(child, Duration::from_secs(30));
+    }
+    assert_eq!(status.code(), Some(0), "{log:?}");
+    assert!(
+        want.iter().all(|id| out.contains(id)),
+        "B never dialed C and D: outbound {out:?}"
+    );
+    let book: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(b_home.join("config/addrbook.json")).unwrap(),
+    )
+    .unwrap();
+    let old: Vec<&str> = book["addrs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["bucket_type"] == 2)
+        .filter_map(|e| e["addr"]["id"].as_str())
+        .collect();
+    assert!(
+        want.iter().all(|id| old.contains(&id.as_str())),
+        "old-bucket entries {old:?}, want {want:?}"
+    );
+    // The two outbound peers connected longest (C and D; the seed A is none) are the
+    // anchors, saved beside the book; the next start reads and deletes them.
+    let anchors_path = b_home.join("config/anchors.json");
+    let anchors: Vec<String> =
+        serde_json::from_str(&std::fs::read_to_string(&anchors_path).unwrap()).unwrap();
+    assert_eq!(anchors.len(), 2, "{anchors:?}");
+    assert!(
+        anchors
+            .iter()
+            .all(|a| want.iter().any(|id| a.starts_with(id.as_str()))),
+        "{anchors:?}"
+    );
+    let (mut again, _, log, _, _) = start_node(&b_home, &[b_laddr[0].as_str(), &b_laddr[1]]);
+    assert!(!anchors_path.exists(), "anchors.json is deleted once read");
+    sigterm(&again);
+    wait_with_timeout(&mut again, Duration::from_secs(30));
+    assert!(
+        log.iter().any(|l| l.contains("dialing 2 anchors first")),
+        "{log:?}"
+    );
+}

@@ -7,11 +7,11 @@
 //! persisted), mutates the address book it is handed, and returns [`Action`]s for the caller
 //! to execute. [`PexCore::next_deadline`] says when `tick` is due next.
 
-use std::collections::{HashMap, HashSet};
-use std::net::{IpAddr, SocketAddr};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
-use mukan_reactor_api::{AddressBook, Direction, NetAddress, NodeId};
+use mukan_reactor_api::{AddressBook, Direction, NetAddress, NetGroup, NodeId};
 use rand::seq::SliceRandom;
 use rand::{Rng, RngCore};
 
@@ -39,8 +39,30 @@ pub const DEFAULT_SAVE_INTERVAL: Duration = Duration::from_secs(120);
 const CRAWL_RECORD_TTL: Duration = Duration::from_secs(24 * 3600);
 /// How often expired records are dropped.
 const CLEANUP_INTERVAL: Duration = Duration::from_secs(600);
-/// Upper bound on the per-address dial records and on the local ban list.
+/// Upper bound on the per-address dial records.
 const MAX_RECORDS: usize = 65_536;
+/// Upper bound on the core's own list of banned IDs (the book keeps its own bounded list,
+/// which is the one saved); past it the oldest ban is forgotten here.
+const MAX_LOCAL_BANS: usize = 10_000;
+/// At most this many addresses of one `PexAddrs` are considered (Go never sends more:
+/// `maxGetSelection`); the rest of the message is dropped, without a ban.
+pub const MAX_ADDRS_PER_MESSAGE: usize = 250;
+/// Addresses one peer connection may bring into the book: a token bucket that starts full
+/// with this many tokens (Bitcoin Core's burst)…
+pub const ADDR_TOKEN_BURST: f64 = 1_000.0;
+/// …and refills at this many tokens per second (Bitcoin Core: one address every 10 s).
+/// Each address of an answer takes one token; addresses beyond the tokens are dropped.
+pub const ADDR_TOKENS_PER_SECOND: f64 = 0.1;
+/// At most this many addresses that inbound peers reported for themselves are in the book
+/// at once (outside seed mode): inbound connections are what an attacker makes at will,
+/// with fresh keys; past the cap, self-adverts are dropped until one of those addresses
+/// leaves the book.
+pub const MAX_INBOUND_ADVERTS: usize = 64;
+/// Go-free feeler period (Bitcoin Core `FEELER_INTERVAL`): one short probe of a new-table
+/// address (or of an old entry a promotion would evict) every 2 minutes.
+pub const DEFAULT_FEELER_INTERVAL: Duration = Duration::from_secs(120);
+/// How many of the longest-connected outbound peers are saved as anchors on a clean stop.
+pub const DEFAULT_MAX_ANCHORS: usize = 2;
 
 /// Settings of the policy.
 #[derive(Clone, Debug)]
@@ -81,6 +103,16 @@ pub struct CoreConfig {
     /// addresses while the book needs more: every run at first, and each answer that brings
     /// nothing new doubles the interval up to this many ensure-peers runs (0: never ask).
     pub max_refresh_interval: u32,
+    /// Feeler period (not in seed mode): every period, one short probe ([`Action::Probe`])
+    /// of an old entry that a pending promotion would evict, else of a random new-table
+    /// address; a probe that completes the handshake marks the address good (zero: no
+    /// feelers). Default 2 minutes.
+    pub feeler_interval: Duration,
+    /// Anchors: addresses dialed first at start, before any pick from the book (the node
+    /// reads them from `anchors.json`, see [`PexCore::anchors`]).
+    pub anchors: Vec<NetAddress>,
+    /// How many anchors [`PexCore::anchors`] returns at most (default 2).
+    pub max_anchors: usize,
 }
 
 impl Default for CoreConfig {
@@ -100,6 +132,9 @@ impl Default for CoreConfig {
             persistent_ids: HashSet::new(),
             our_address: None,
             max_refresh_interval: 64,
+            feeler_interval: DEFAULT_FEELER_INTERVAL,
+            anchors: Vec::new(),
+            max_anchors: DEFAULT_MAX_ANCHORS,
         }
     }
 }
@@ -145,9 +180,6 @@ pub enum PexError {
     /// Addresses we did not ask for (Go `ErrUnsolicitedList`).
     #[error("unsolicited pexAddrsMessage")]
     Unsolicited,
-    /// The peer's `NodeInfo` has no usable address to use as the source of its addresses.
-    #[error("peer's NodeInfo has no usable address")]
-    BadSourceAddress,
     /// The peer is banned and connected anyway.
     #[error("peer is banned")]
     Banned,
@@ -185,6 +217,13 @@ pub enum Action {
     },
     /// Save a snapshot of the address book.
     SaveBook,
+    /// Feeler: connect to `addr`, complete the handshake and the `NodeInfo` exchange, then
+    /// close (not a peer: no reactor sees it, no outbound slot is used), and report with
+    /// [`PexCore::probe_finished`].
+    Probe {
+        /// The address.
+        addr: NetAddress,
+    },
     /// `peer` answered a request of ours: tell the switch the message was useful
     /// (`Network::mark_useful`), which protects the peer from inbound eviction.
     MarkUseful {
@@ -221,6 +260,36 @@ struct PeerState {
     recv: RecvTrack,
     seed_answered: bool,
     crawled: bool,
+    /// Address tokens ([`ADDR_TOKEN_BURST`], [`ADDR_TOKENS_PER_SECOND`]) as of `tokens_at`.
+    tokens: f64,
+    tokens_at: Instant,
+}
+
+impl PeerState {
+    fn new(info: PeerInfo, now: Instant) -> Self {
+        Self {
+            info,
+            connected_at: now,
+            added: false,
+            in_flight: false,
+            last_request_sent: None,
+            recv: RecvTrack::None,
+            seed_answered: false,
+            crawled: false,
+            tokens: ADDR_TOKEN_BURST,
+            tokens_at: now,
+        }
+    }
+
+    /// Takes up to `want` address tokens; returns how many were granted.
+    fn take_tokens(&mut self, want: usize, now: Instant) -> usize {
+        let elapsed = now.saturating_duration_since(self.tokens_at).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * ADDR_TOKENS_PER_SECOND).min(ADDR_TOKEN_BURST);
+        self.tokens_at = now;
+        let granted = (self.tokens.floor().max(0.0) as usize).min(want);
+        self.tokens -= granted as f64;
+        granted
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -237,8 +306,15 @@ pub struct PexCore {
     dialing: HashMap<NodeId, NetAddress>,
     attempts: HashMap<SocketAddr, Attempts>,
     bans: HashMap<NodeId, Instant>,
+    /// Ban order (all bans last [`DEFAULT_BAN_TIME`]: first in ends first).
+    ban_order: VecDeque<(Instant, NodeId)>,
+    next_feeler: Option<Instant>,
+    probing: Option<NetAddress>,
     crawled: HashMap<NodeId, Instant>,
     verified: HashMap<NodeId, (NetAddress, SystemTime)>,
+    /// IDs added to the book from inbound peers' self-adverts, oldest first (at most
+    /// [`MAX_INBOUND_ADVERTS`] still in the book).
+    inbound_adverts: VecDeque<NetAddress>,
     seed_queue: Vec<NetAddress>,
     seed_ids: HashSet<NodeId>,
     next_run: Option<Instant>,
@@ -260,20 +336,12 @@ impl std::fmt::Debug for PexCore {
     }
 }
 
-/// The diversity group of an address: its IPv4 /16 or IPv6 /32. Non-routable addresses are
-/// grouped the same way (so that a testnet on `127.x` or `10.x` exercises the rule; a
-/// network all in one group falls back to "nothing else on offer").
-fn group_of(addr: &NetAddress) -> Option<[u8; 5]> {
-    Some(match addr.ip() {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            [4, o[0], o[1], 0, 0]
-        }
-        IpAddr::V6(v6) => {
-            let o = v6.octets();
-            [6, o[0], o[1], o[2], o[3]]
-        }
-    })
+/// The diversity group of an address ([`NetGroup`] without strict mode: its IPv4 /16 or
+/// IPv6 /32, tunnels by their embedded IPv4). Non-routable addresses are grouped the same way
+/// (so that a testnet on `127.x` or `10.x` exercises the rule; a network all in one group
+/// falls back to "nothing else on offer").
+fn group_of(addr: &NetAddress) -> Option<NetGroup> {
+    Some(NetGroup::of(addr.ip(), false))
 }
 
 fn backoff(count: u32, jitter: Duration) -> Duration {
@@ -291,8 +359,12 @@ impl PexCore {
             dialing: HashMap::new(),
             attempts: HashMap::new(),
             bans: HashMap::new(),
+            ban_order: VecDeque::new(),
+            next_feeler: None,
+            probing: None,
             crawled: HashMap::new(),
             verified: HashMap::new(),
+            inbound_adverts: VecDeque::new(),
             seed_queue: Vec::new(),
             seed_ids,
             next_run: None,
@@ -367,10 +439,36 @@ impl PexCore {
 
     /// When [`PexCore::tick`] is due next (`None` before `start` or after `stop`).
     pub fn next_deadline(&self) -> Option<Instant> {
-        match (self.next_run, self.next_save) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+        [self.next_run, self.next_save, self.next_feeler]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// The anchors to save on a clean stop (none in seed mode): the outbound peers (not
+    /// persistent, not seeds) that have been connected longest, at most [`CoreConfig::max_anchors`], by the address
+    /// we dialed. Ask before the switch removes its peers.
+    pub fn anchors(&self) -> Vec<NetAddress> {
+        if self.cfg.seed_mode {
+            return Vec::new(); // a seed's outbound peers are crawled, not kept
         }
+        let mut out: Vec<(Instant, NetAddress)> = self
+            .peers
+            .values()
+            .filter(|p| p.added && p.info.direction.is_outbound() && !p.info.persistent)
+            .filter(|p| !self.seed_ids.contains(&p.info.id))
+            .map(|p| (p.connected_at, p.info.socket_addr))
+            .collect();
+        out.sort_unstable();
+        out.into_iter()
+            .take(self.cfg.max_anchors)
+            .map(|(_, a)| a)
+            .collect()
+    }
+
+    /// The feeler in flight, if any.
+    pub fn probing(&self) -> Option<NetAddress> {
+        self.probing
     }
 
     /// Starts the routines: records our address, schedules the first ensure-peers run (at
@@ -381,11 +479,18 @@ impl PexCore {
         now: Instant,
         wall: SystemTime,
     ) -> Vec<Action> {
-        let _ = wall;
         if let Some(ours) = self.cfg.our_address {
             book.add_our_address(ours);
         }
         self.stopped = false;
+        let mut out = Vec::new();
+        // Anchors first, once, before any pick from the book.
+        let anchors = std::mem::take(&mut self.cfg.anchors);
+        for a in anchors.into_iter().take(self.cfg.max_outbound) {
+            if self.dialable(book, &a, now, wall) {
+                self.dial(a, &mut out);
+            }
+        }
         let period = self.period();
         let first = if self.peers.is_empty() && self.dialing.is_empty() {
             now
@@ -394,7 +499,10 @@ impl PexCore {
         };
         self.next_run = Some(first);
         self.next_save = Some(now + self.cfg.save_interval);
-        Vec::new()
+        if !self.cfg.seed_mode && !self.cfg.feeler_interval.is_zero() {
+            self.next_feeler = Some(now + self.cfg.feeler_interval);
+        }
+        out
     }
 
     /// Stops the routines; the book is to be saved one last time.
@@ -402,6 +510,7 @@ impl PexCore {
         self.stopped = true;
         self.next_run = None;
         self.next_save = None;
+        self.next_feeler = None;
         vec![Action::SaveBook]
     }
 
@@ -442,7 +551,87 @@ impl PexCore {
                 self.ensure_peers(book, now, wall, true, &mut out);
             }
         }
+        if self.next_feeler.is_some_and(|t| t <= now) {
+            self.next_feeler = Some(now + self.cfg.feeler_interval);
+            self.feeler(book, now, wall, &mut out);
+        }
         out
+    }
+
+    /// One feeler (Bitcoin Core's, every 2 minutes): settle the collisions whose test is
+    /// done, then probe the old entry a pending promotion would evict, else a random
+    /// new-table address. Never more than one probe at a time.
+    fn feeler(
+        &mut self,
+        book: &mut dyn AddressBook,
+        now: Instant,
+        wall: SystemTime,
+        out: &mut Vec<Action>,
+    ) {
+        book.resolve_collisions(wall);
+        if self.probing.is_some() {
+            return;
+        }
+        let mut target = book
+            .tried_collision()
+            .filter(|a| self.probe_target(book, a, now, wall));
+        for _ in 0..8 {
+            if target.is_some() {
+                break;
+            }
+            target = book
+                .pick_address(100)
+                .filter(|a| self.probe_target(book, a, now, wall));
+        }
+        if let Some(addr) = target {
+            self.probing = Some(addr);
+            out.push(Action::Probe { addr });
+        }
+    }
+
+    fn probe_target(
+        &self,
+        book: &dyn AddressBook,
+        addr: &NetAddress,
+        now: Instant,
+        wall: SystemTime,
+    ) -> bool {
+        let id = addr.id();
+        !(self.peers.contains_key(&id)
+            || self.dialing.contains_key(&id)
+            || self.cfg.persistent_ids.contains(&id)
+            || self.cfg.our_address.is_some_and(|o| o.id() == id)
+            || self.is_banned(&id, now)
+            || book.is_banned(addr, wall))
+    }
+
+    /// A feeler could not be run (no probe capability, or the runtime is gone): forgotten,
+    /// nothing is marked.
+    pub fn probe_cancelled(&mut self, addr: NetAddress) {
+        if self.probing == Some(addr) {
+            self.probing = None;
+        }
+    }
+
+    /// A feeler ended: `reached` when the handshake and `NodeInfo` exchange completed with
+    /// the ID we dialed. Success marks the address good (into the old table, or a
+    /// collision to test); failure counts as a failed attempt.
+    pub fn probe_finished(
+        &mut self,
+        book: &mut dyn AddressBook,
+        addr: NetAddress,
+        reached: bool,
+        wall: SystemTime,
+    ) {
+        if self.probing == Some(addr) {
+            self.probing = None;
+        }
+        if reached {
+            book.mark_good(addr.id(), wall);
+        } else {
+            book.mark_attempt(&addr, wall);
+        }
+        book.resolve_collisions(wall);
     }
 
     fn housekeeping(&mut self, book: &mut dyn AddressBook, now: Instant, wall: SystemTime) {
@@ -455,7 +644,17 @@ impl PexCore {
             return;
         }
         self.last_cleanup = Some(now);
-        self.bans.retain(|_, until| *until > now);
+        while self
+            .ban_order
+            .front()
+            .is_some_and(|(until, _)| *until <= now)
+        {
+            if let Some((until, id)) = self.ban_order.pop_front() {
+                if self.bans.get(&id) == Some(&until) {
+                    self.bans.remove(&id);
+                }
+            }
+        }
         let long = Duration::from_secs(1u64 << MAX_ATTEMPTS_TO_DIAL) + DEFAULT_BAN_TIME;
         self.attempts
             .retain(|_, a| now.saturating_duration_since(a.last) < long);
@@ -488,24 +687,20 @@ impl PexCore {
             });
             return out;
         }
-        let state = self.peers.entry(info.id).or_insert_with(|| PeerState {
-            info,
-            connected_at: now,
-            added: false,
-            in_flight: false,
-            last_request_sent: None,
-            recv: RecvTrack::None,
-            seed_answered: false,
-            crawled: false,
-        });
+        let state = self
+            .peers
+            .entry(info.id)
+            .or_insert_with(|| PeerState::new(info, now));
         state.info = info;
         state.added = true;
         match info.direction {
             Direction::Outbound => {
                 self.attempts.remove(&info.socket_addr.socket_addr());
+                // A completed handshake to an address we dialed: that address is real, so
+                // it is good (Bitcoin Core; Go waits for consensus, so a node without it
+                // never fills its old buckets).
+                book.mark_good(info.id, wall);
                 if self.cfg.seed_mode {
-                    // A completed handshake to an address we dialed: that address is real.
-                    book.mark_good(info.id, wall);
                     if self.verified.len() < MAX_RECORDS || self.verified.contains_key(&info.id) {
                         self.verified.insert(info.id, (info.socket_addr, wall));
                     }
@@ -518,12 +713,39 @@ impl PexCore {
                 }
             }
             Direction::Inbound => {
+                // Bucketed by the group of the connection's IP, never by what the peer
+                // claims; a claimed IP other than the connection's is only unverified.
+                // Outside seed mode, at most MAX_INBOUND_ADVERTS such addresses are in the
+                // book at once (a seed learns from the nodes that dial it, and verifies
+                // before it vouches).
                 if let Some(addr) = info.self_addr {
-                    let _ = book.add_address(addr, addr, wall);
+                    let known = book.has_address(&addr);
+                    if known || self.cfg.seed_mode || self.inbound_advert_room(book) {
+                        let src = info.socket_addr;
+                        let added = if addr.ip() == src.ip() {
+                            book.add_address(addr, src, wall)
+                        } else {
+                            book.add_unverified_address(addr, src, wall)
+                        };
+                        if added.is_ok() && !known && !self.cfg.seed_mode && book.has_address(&addr)
+                        {
+                            self.inbound_adverts.push_back(addr);
+                        }
+                    }
                 }
             }
         }
         out
+    }
+
+    /// Whether one more inbound self-advert may enter the book: fewer than
+    /// [`MAX_INBOUND_ADVERTS`] of those added before are still there.
+    fn inbound_advert_room(&mut self, book: &dyn AddressBook) -> bool {
+        if self.inbound_adverts.len() >= MAX_INBOUND_ADVERTS {
+            // Forget those that left the book (evicted, banned, removed).
+            self.inbound_adverts.retain(|a| book.has_address(a));
+        }
+        self.inbound_adverts.len() < MAX_INBOUND_ADVERTS
     }
 
     /// A peer left: all its PEX state goes (tendermint #3338).
@@ -569,30 +791,24 @@ impl PexCore {
     }
 
     fn ban(&mut self, book: &mut dyn AddressBook, info: &PeerInfo, now: Instant, wall: SystemTime) {
-        // The book only bans IDs it knows (Go MarkBad); make it known first so the ban holds:
-        // the self-reported address if the book takes it, else the socket address.
-        let candidates = [info.self_addr, Some(info.socket_addr)];
-        let known = candidates
-            .iter()
+        // Banned by ID, never added to the table first: the book keeps a bounded ban list
+        // apart from its buckets (an ID it does not store is banned all the same).
+        let addr = [info.self_addr, Some(info.socket_addr)]
+            .into_iter()
             .flatten()
             .find(|a| book.has_address(a))
-            .copied()
-            .or_else(|| {
-                candidates
-                    .iter()
-                    .flatten()
-                    .find(|a| book.add_address(**a, **a, wall).is_ok())
-                    .copied()
-            });
-        if let Some(addr) = known {
-            book.mark_bad(&addr, DEFAULT_BAN_TIME, wall);
+            .unwrap_or(info.socket_addr);
+        book.mark_bad(&addr, DEFAULT_BAN_TIME, wall);
+        let until = now + DEFAULT_BAN_TIME;
+        while self.ban_order.len() >= MAX_LOCAL_BANS {
+            if let Some((old_until, old)) = self.ban_order.pop_front() {
+                if self.bans.get(&old) == Some(&old_until) {
+                    self.bans.remove(&old);
+                }
+            }
         }
-        if self.bans.len() >= MAX_RECORDS {
-            self.bans.retain(|_, until| *until > now);
-        }
-        if self.bans.len() < MAX_RECORDS {
-            self.bans.insert(info.id, now + DEFAULT_BAN_TIME);
-        }
+        self.bans.insert(info.id, until);
+        self.ban_order.push_back((until, info.id));
         self.verified.remove(&info.id);
     }
 
@@ -640,16 +856,9 @@ impl PexCore {
                 return out;
             }
         };
-        self.peers.entry(info.id).or_insert_with(|| PeerState {
-            info: *info,
-            connected_at: now,
-            added: false,
-            in_flight: false,
-            last_request_sent: None,
-            recv: RecvTrack::None,
-            seed_answered: false,
-            crawled: false,
-        });
+        self.peers
+            .entry(info.id)
+            .or_insert_with(|| PeerState::new(*info, now));
         match msg {
             PexMessage::Request => self.on_request(book, info, now, wall, &mut out),
             PexMessage::Addrs(addrs) => self.on_addrs(book, info, addrs, now, wall, &mut out),
@@ -752,23 +961,19 @@ impl PexCore {
         }
         p.in_flight = false;
         let crawled = p.crawled;
-        let Some(src) = info.self_addr else {
-            self.stop_peer(
-                book,
-                info,
-                PexError::BadSourceAddress,
-                false,
-                now,
-                wall,
-                out,
-            );
-            return;
-        };
         out.push(Action::MarkUseful { peer: info.id });
+        // At most 250 addresses per message, and no more than the peer's tokens allow; the
+        // rest is dropped (not a ban). Bucketed by the group of the connection's IP, not by
+        // the address the peer reports for itself.
+        let take = p.take_tokens(addrs.len().min(MAX_ADDRS_PER_MESSAGE), now);
+        let src = info.socket_addr;
+        // A configured seed is trusted by configuration: its addresses are spread by their
+        // own groups, so that one answer is not squeezed into the 32 buckets of its group.
+        let from_seed = !self.cfg.seed_mode && self.seed_ids.contains(&info.id);
         let before = book.size();
-        for a in addrs {
+        for a in addrs.into_iter().take(take) {
             // Individual refusals (invalid, ours, private, non-routable, banned) are skipped.
-            let _ = book.add_address(a, src, wall);
+            let _ = book.add_address(a, if from_seed { a } else { src }, wall);
         }
         self.refresh_interval = if book.size() > before {
             1
@@ -869,6 +1074,7 @@ impl PexCore {
             || self.cfg.persistent_ids.contains(&id)
             || self.cfg.our_address.is_some_and(|o| o.id() == id)
             || self.is_banned(&id, now)
+            || book.is_banned(addr, wall)
         {
             return false;
         }
@@ -906,7 +1112,7 @@ impl PexCore {
         let mut chosen: Vec<NetAddress> = Vec::new();
         if to_dial > 0 {
             let bias = u8::try_from(outbound.min(8) * 10 + 10).unwrap_or(90);
-            let mut groups: HashMap<[u8; 5], usize> = HashMap::new();
+            let mut groups: HashMap<NetGroup, usize> = HashMap::new();
             let current = self
                 .peers
                 .values()
@@ -925,7 +1131,7 @@ impl PexCore {
             // search for addresses in other groups.
             let base = to_dial * 3;
             let mut found_late = false;
-            for i in 0..base + to_dial * 10 {
+            for i in 0..base + to_dial * 30 {
                 if chosen.len() >= to_dial || (i >= base && deferred.is_empty()) {
                     break;
                 }
@@ -965,10 +1171,16 @@ impl PexCore {
             && self.runs.saturating_sub(self.last_refresh) >= u64::from(self.refresh_interval);
         if book.need_more_addrs() {
             if period_elapsed && (to_dial > 0 || refresh) {
+                // Ask outbound peers (we chose them; Bitcoin Core asks only those). Inbound
+                // slots are what an attacker fills first: an inbound peer is asked only by a
+                // node with no outbound peer and no seed to turn to.
+                let outbound_only = !self.cfg.seeds.is_empty()
+                    || (self.peers.values()).any(|p| p.added && p.info.direction.is_outbound());
                 let mut eligible: Vec<NodeId> = self
                     .peers
                     .values()
                     .filter(|p| self.can_request(p, now))
+                    .filter(|p| !outbound_only || p.info.direction.is_outbound())
                     .map(|p| p.info.id)
                     .collect();
                 eligible.sort_unstable();

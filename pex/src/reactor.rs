@@ -57,6 +57,10 @@ pub struct PexConfig {
     /// /32 unless the book offers nothing else ([`CoreConfig::max_outbound_per_group`];
     /// default 1, 0 = off). Beyond Go parity.
     pub max_outbound_per_group: usize,
+    /// Anchors read at start (`anchors.json`): dialed first ([`CoreConfig::anchors`]).
+    pub anchors: Vec<NetAddress>,
+    /// Feeler period ([`CoreConfig::feeler_interval`]; default 2 minutes, zero = off).
+    pub feeler_interval: Duration,
 }
 
 impl Default for PexConfig {
@@ -73,6 +77,8 @@ impl Default for PexConfig {
             persistent_peer_ids: Vec::new(),
             rng_seed: None,
             max_outbound_per_group: CoreConfig::default().max_outbound_per_group,
+            anchors: Vec::new(),
+            feeler_interval: crate::core::DEFAULT_FEELER_INTERVAL,
         }
     }
 }
@@ -169,6 +175,8 @@ impl PexReactor {
             save_interval: config.save_interval,
             request_spacing: config.ensure_peers_period / 2,
             max_outbound_per_group: config.max_outbound_per_group,
+            anchors: config.anchors.clone(),
+            feeler_interval: config.feeler_interval,
             persistent_ids: config
                 .persistent_peer_ids
                 .iter()
@@ -204,6 +212,12 @@ impl PexReactor {
         if let Some(h) = h {
             let _ = h.await;
         }
+    }
+
+    /// The anchors to save on a clean stop ([`PexCore::anchors`]): ask before stopping the
+    /// switch, while the peers are still there.
+    pub fn anchors(&self) -> Vec<NetAddress> {
+        self.inner.core.lock().anchors()
     }
 
     /// The policy core (for inspection).
@@ -316,6 +330,11 @@ impl Inner {
                         self.execute(acts);
                     }
                 }
+                Action::Probe { addr } => {
+                    // Feelers need a probe on the dialing side; until the switch offers one,
+                    // the probe is cancelled (nothing marked).
+                    self.core.lock().probe_cancelled(addr);
+                }
                 Action::SaveBook => {
                     if let Some(save) = self.save.clone() {
                         if let Ok(h) = tokio::runtime::Handle::try_current() {
@@ -350,7 +369,6 @@ fn reactor_error(e: &PexError) -> ReactorError {
         PexError::Decode(_) => violation("PEX message with no content"),
         PexError::RequestTooSoon { .. } => violation("PEX request too soon"),
         PexError::Unsolicited => violation("unsolicited PexAddrs"),
-        PexError::BadSourceAddress => violation("peer's NodeInfo has no usable address"),
         PexError::Banned => ReactorError::PeerRefused("peer is banned"),
     }
 }

@@ -40,6 +40,27 @@ pub trait AddressBook: Send {
         now: SystemTime,
     ) -> Result<(), AddAddressError>;
 
+    /// Adds an address a peer reported for itself that we have not reached: its IP is not
+    /// the IP of the connection it came over. It may be dialed, but it is never served to
+    /// others ([`selection`](Self::selection), [`selection_with_bias`](Self::selection_with_bias))
+    /// until a handshake with it succeeds ([`mark_good`](Self::mark_good)). Checks and
+    /// errors as [`add_address`](Self::add_address); an ID already stored is left as it is.
+    ///
+    /// The default stores nothing: a book that cannot keep such an address out of its
+    /// selections must not take it.
+    ///
+    /// # Errors
+    /// As [`add_address`](Self::add_address).
+    fn add_unverified_address(
+        &mut self,
+        addr: NetAddress,
+        src: NetAddress,
+        now: SystemTime,
+    ) -> Result<(), AddAddressError> {
+        let _ = (addr, src, now);
+        Ok(())
+    }
+
     /// Forgets the entry with `addr`'s ID (Go `RemoveAddress`).
     fn remove_address(&mut self, addr: &NetAddress);
 
@@ -64,17 +85,36 @@ pub trait AddressBook: Send {
     /// `√old·(100−b) / (√old·(100−b) + √new·b)`, else a new one.
     fn pick_address(&mut self, bias_towards_new: u8) -> Option<NetAddress>;
 
-    /// Marks the peer good: attempts reset, moved to an old bucket (Go `MarkGood`).
+    /// Marks the peer good: attempts reset, moved to an old bucket (Go `MarkGood`). A book
+    /// with test-before-evict may instead keep it new until the old entry it would evict
+    /// has been tested ([`tried_collision`](Self::tried_collision)).
     fn mark_good(&mut self, id: NodeId, now: SystemTime);
+
+    /// Test-before-evict: the address of an old entry that a pending promotion would evict,
+    /// for the caller to test with a short connection (a feeler), reporting the outcome with
+    /// [`mark_good`](Self::mark_good) or [`mark_attempt`](Self::mark_attempt). `None` when
+    /// nothing waits (the default).
+    fn tried_collision(&mut self) -> Option<NetAddress> {
+        None
+    }
+
+    /// Settles the pending promotions whose resident was tested: a resident that answered
+    /// recently stays, one that failed its test (or was not tested in time) is demoted and
+    /// the newcomer takes its place. The default does nothing.
+    fn resolve_collisions(&mut self, now: SystemTime) {
+        let _ = now;
+    }
 
     /// Records a failed dial attempt (Go `MarkAttempt`).
     fn mark_attempt(&mut self, addr: &NetAddress, now: SystemTime);
 
-    /// Bans the peer for `ban` from `now` and removes it from the buckets (Go `MarkBad`);
-    /// unknown IDs are ignored, as in Go.
+    /// Bans the peer's ID for `ban` from `now` and removes it from the buckets (Go
+    /// `MarkBad`). Go ignores an ID it does not store; an implementation may record the ban
+    /// anyway (without adding the address to its table), as long as its bans are bounded.
     fn mark_bad(&mut self, addr: &NetAddress, ban: Duration, now: SystemTime);
 
-    /// Returns every peer whose ban has expired to a new bucket (Go `ReinstateBadPeers`).
+    /// Returns peers whose ban has ended to a new bucket (Go `ReinstateBadPeers`, which
+    /// returns all of them; an implementation may return them a few at a time).
     fn reinstate_bad_peers(&mut self, now: SystemTime);
 
     /// Whether the entry with `addr`'s ID is in an old bucket (Go `IsGood`).

@@ -56,23 +56,34 @@ case_addrbook_go_to_rust() {
 }
 
 # A book we write loads in a Go node (PEX + address book), which saves it back on stop; the
-# saved file loads in ours with the same addresses.
+# saved file loads in ours with the same addresses. The book carries what our format adds:
+# an unverified self-advert ("mukan_unverified") and bans kept apart from the table
+# ("mukan_banned", one of them "mukan_ban_only"); Go ignores those fields, so it loads the
+# six addresses, and the bans (which Go does not keep) are gone from what it saves.
 case_addrbook_rust_to_go() {
-    local i id ids=() addrs=() p book="$CASE_DIR/g/config/addrbook.json" got want
-    for i in 1 2 3 4 5; do
+    local i id ids=() addrs=() p book="$CASE_DIR/g/config/addrbook.json" got want unverified banned
+    for i in 1 2 3 4 5 6 7; do
         id=$(new_key "x$i") || { fail "key generation failed"; return; }
         ids+=("$id")
-        addrs+=("$id@127.0.0.$((i + 1)):$((40000 + i))")
+        [ "$i" -le 5 ] && addrs+=("$id@127.0.0.$((i + 1)):$((40000 + i))")
     done
+    unverified="${ids[5]}@127.0.0.7:40006"
+    banned="${ids[6]}@127.0.0.8:40007"
     mkdir -p "$CASE_DIR/g/config"
     "$RUST_PEER" addrbook-write --file "$book" --src "${ids[0]}@127.0.0.2:40001" \
-        --addrs "$(IFS=,; echo "${addrs[*]}")" --good "${ids[1]}" >"$CASE_DIR/write.out" 2>&1 ||
+        --addrs "$(IFS=,; echo "${addrs[*]}")" --good "${ids[1]}" \
+        --unverified "$unverified" --ban "$banned" >"$CASE_DIR/write.out" 2>&1 ||
         { fail "addrbook-write failed: $(cat "$CASE_DIR/write.out")"; return; }
+    for f in mukan_unverified mukan_banned mukan_ban_only; do
+        grep -q "\"$f\"" "$book" || { fail "the book we wrote has no $f field"; return; }
+    done
+    addrs+=("$unverified")
     p=$(ports 1)
     start_peer go g "${COMMON[@]}" --home "$CASE_DIR/g" --listen "tcp://127.0.0.1:$p" --moniker g --pex
-    expect g 30s event=addrbook size=5 || return
+    expect g 30s event=addrbook size=6 || return
     stop_pid "$LAST_PID"
-    expect g 5s event=addrbook_saved size=5 || return
+    expect g 5s event=addrbook_saved size=6 || return
+    ! grep -q "${ids[6]}" "$book" || fail "Go kept the banned ID in its table"
     got=$("$RUST_PEER" addrbook-dump --file "$book" 2>"$CASE_DIR/dump.err") ||
         { fail "our loader refused the book Go saved: $(cat "$CASE_DIR/dump.err")"; return; }
     want=$(printf '%s\n' "${addrs[@]}" | sort)

@@ -1420,8 +1420,10 @@ mod addrbook_tool {
         ExitCode::SUCCESS
     }
 
-    /// `addrbook-write --file F --src ID@IP:PORT --addrs A,B,… [--good ID,…]`: a fresh book
-    /// with those addresses (the `--good` ones moved to old buckets), saved to F.
+    /// `addrbook-write --file F --src ID@IP:PORT --addrs A,B,… [--good ID,…]
+    /// [--unverified A,…] [--ban A,…]`: a fresh book with those addresses (the `--good` ones
+    /// moved to old buckets, the `--unverified` ones added as unverified self-adverts, the
+    /// `--ban` ones banned without entering the table), saved to F.
     pub(crate) fn write(args: &[String]) -> ExitCode {
         let (Some(file), Some(src), Some(addrs)) = (
             flag(args, "--file"),
@@ -1448,6 +1450,17 @@ mod addrbook_tool {
                 if let Ok(id) = id.trim().parse() {
                     book.mark_good(id, now);
                 }
+            }
+            let list = |name: &str| flag(args, name).unwrap_or_default();
+            for a in list("--unverified")
+                .split(',')
+                .filter(|a| !a.trim().is_empty())
+            {
+                book.add_unverified_address(parse(a)?, src, now)
+                    .map_err(|e| format!("{a}: {e}"))?;
+            }
+            for a in list("--ban").split(',').filter(|a| !a.trim().is_empty()) {
+                book.mark_bad(&parse(a)?, std::time::Duration::from_secs(24 * 3600), now);
             }
             book.save(&PathBuf::from(&file))
                 .map_err(|e| e.to_string())?;

@@ -70,6 +70,10 @@ enum Event {
         from: usize,
         addr: NetAddress,
     },
+    Probed {
+        from: usize,
+        addr: NetAddress,
+    },
     Deliver {
         from: usize,
         to: usize,
@@ -317,6 +321,9 @@ impl Sim {
                 Action::Dial { addr } => {
                     self.push(self.cfg.latency * 2, Event::Dialed { from: i, addr });
                 }
+                Action::Probe { addr } => {
+                    self.push(self.cfg.latency * 2, Event::Probed { from: i, addr });
+                }
                 Action::SaveBook => self.nodes[i].saves += 1,
                 Action::MarkUseful { .. } => {}
             }
@@ -406,6 +413,16 @@ impl Sim {
                 self.apply(node, acts);
             }
             Event::Dialed { from, addr } => self.dialed(from, addr),
+            Event::Probed { from, addr } => {
+                // A feeler: handshake only, no connection kept.
+                let ok = (self.by_id.get(&addr.id()))
+                    .is_some_and(|&t| self.nodes[t].online && self.nodes[t].addr == addr);
+                let n = &mut self.nodes[from];
+                if n.online {
+                    n.core.probe_finished(&mut n.book, addr, ok, wall);
+                    self.schedule_tick(from);
+                }
+            }
             Event::Deliver {
                 from,
                 to,
