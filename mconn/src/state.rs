@@ -131,6 +131,12 @@ pub struct MConnState {
     pong_due: bool,
     /// When the pong we wait for is overdue, and when that wait began.
     pong_deadline: Option<Instant>,
+    /// When our last ping was written and not yet answered.
+    ping_sent_at: Option<Instant>,
+    /// When bytes were last fed to the state (the pong that ends a round trip came then).
+    last_read_at: Instant,
+    /// The lowest round trip between one of our pings and the next pong.
+    min_ping: Option<Duration>,
     pong_armed_at: Instant,
     /// The shared receive budget holds reading back.
     recv_held: bool,
@@ -212,6 +218,9 @@ impl MConnState {
             ping_due: false,
             pong_due: false,
             pong_deadline: None,
+            ping_sent_at: None,
+            last_read_at: now,
+            min_ping: None,
             pong_armed_at: now,
             recv_held: false,
             read_held_since: None,
@@ -321,6 +330,7 @@ impl MConnState {
         out: &mut impl Deliver,
     ) -> Result<(), Error> {
         if added > 0 {
+            self.last_read_at = now;
             self.recv_limit.consume(added, now);
             if let Some(total) = &self.recv_total {
                 total.consume(added, now);
@@ -420,7 +430,14 @@ impl MConnState {
         match packet {
             Packet::Ping => self.pong_due = true,
             // Unsolicited pongs are harmless.
-            Packet::Pong => self.pong_deadline = None,
+            Packet::Pong => {
+                self.pong_deadline = None;
+                // The round trip of our last ping (an unsolicited pong measures nothing).
+                if let Some(sent) = self.ping_sent_at.take() {
+                    let rtt = self.last_read_at.saturating_duration_since(sent);
+                    self.min_ping = Some(self.min_ping.map_or(rtt, |m| m.min(rtt)));
+                }
+            }
             Packet::Msg(msg) => {
                 let channel = msg.channel;
                 let Some(i) = self.channel_index(channel) else {
@@ -681,6 +698,7 @@ impl MConnState {
         if self.ping_due {
             self.ping_due = false;
             self.push_control(Packet::Ping, now, out);
+            self.ping_sent_at = Some(now);
             // Armed when the ping fell due (`handle_timeout`); kept if already running.
             self.arm_pong_deadline(now);
         }
@@ -788,5 +806,6 @@ impl MConnState {
             self.recv_meter.status(now),
             channels,
         )
+        .with_min_ping(self.min_ping)
     }
 }
