@@ -255,6 +255,27 @@ fn reactors(
     Ok((vec![("PEX", Arc::new(reactor.clone()))], Some(reactor)))
 }
 
+/// Feelers' probes ([`mukan_pex::ProbeCallback`]) through a transport of their own (the
+/// node's key, `NodeInfo` and settings): a probe completes the handshake and the `NodeInfo`
+/// exchange (which checks the ID dialed), then closes; it is never a switch peer and takes no
+/// outbound slot.
+fn feeler_probe(transport: Arc<TcpTransport>) -> mukan_pex::ProbeCallback {
+    Arc::new(move |addr| {
+        let transport = transport.clone();
+        Box::pin(async move {
+            use mukan_reactor_api::Transport;
+            let config = mukan_reactor_api::PeerConfig::new(vec![mukan_pex::channel_descriptor()]);
+            match transport.dial(addr, config).await {
+                Ok(peer) => {
+                    peer.stop();
+                    true
+                }
+                Err(_) => false,
+            }
+        })
+    })
+}
+
 /// Starts the node. Nothing is written before every check passed.
 pub(crate) async fn start(setup: &NodeSetup, tuning: &Tuning) -> Result<Running, String> {
     let c = &setup.config;
@@ -315,6 +336,13 @@ pub(crate) async fn start(setup: &NodeSetup, tuning: &Tuning) -> Result<Running,
     let info = node_info(setup, builder.channel_ids());
     info.validate()
         .map_err(|e| format!("our NodeInfo is invalid: {e}"))?;
+    if let Some(pex) = &pex {
+        pex.set_probe(feeler_probe(Arc::new(TcpTransport::new(
+            setup.key.clone(),
+            info.clone(),
+            t_config.clone(),
+        ))));
+    }
     let transport = TcpTransport::new(setup.key.clone(), info, t_config);
     let bind = p2p_bind
         .resolve()
@@ -992,5 +1020,44 @@ pub(crate) mod tests {
         // beta learned alpha's address from its persistent peers.
         let book = std::fs::read_to_string(b_home.join("config/addrbook.json")).unwrap();
         assert!(book.contains(&a_id), "{book}");
+    }
+
+    /// A feeler's probe completes the handshake with the ID dialed and closes: the node probed
+    /// never keeps it as a peer; a wrong ID or a closed port is a failed probe.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_feeler_probe_reaches_the_id_dialed_and_leaves_no_peer() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = loopback_home(dir.path(), "probed", "chain-f");
+        let node = start(&setup(&home, &Overrides::default()), &Tuning::default())
+            .await
+            .unwrap();
+        let target = mukan_reactor_api::NetAddress::new(
+            node.node_info.id.parse().unwrap(),
+            node.p2p_addr.ip(),
+            node.p2p_addr.port(),
+        );
+        let key = dial_key();
+        let mut info = crate::rpc::tests::sample_info("feeler", "tcp://127.0.0.1:1");
+        info.id = key.node_id().to_string();
+        info.network = "chain-f".into();
+        let probe = feeler_probe(Arc::new(TcpTransport::new(
+            key,
+            info,
+            mukan_transport::Config::default(),
+        )));
+        assert!(probe(target).await, "the probe reaches the node");
+        let wrong = mukan_reactor_api::NetAddress::new(
+            mukan_reactor_api::NodeId([7; 20]),
+            node.p2p_addr.ip(),
+            node.p2p_addr.port(),
+        );
+        assert!(!probe(wrong).await, "another ID answered");
+        let closed = mukan_reactor_api::NetAddress::new(target.id(), node.p2p_addr.ip(), 1);
+        assert!(!probe(closed).await, "nothing listens");
+        wait_for("the probe's connection gone", async || {
+            node.switch.peer_infos().is_empty()
+        })
+        .await;
+        node.stop().await.unwrap();
     }
 }
