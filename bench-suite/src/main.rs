@@ -798,20 +798,22 @@ fn broadcast(nodes: &Nodes, scale: Scale) {
     let hub = run_on(&nodes.b, {
         let hub_key = hub_key.clone();
         async move {
-            let mut config = mukan_switch::Config::default();
-            config.allow_duplicate_ip = true;
-            config.max_num_inbound_peers = peers + 10;
-            let mut builder = mukan_switch::Builder::new(config);
-            builder.add_reactor("bench", Arc::new(Quiet)).unwrap();
-            let mut tconfig = mukan_transport::Config::default();
-            tconfig.allow_duplicate_ip = true;
-            let mut info = node_info(&hub_key);
-            info.channels = vec![BCAST_CHANNEL];
-            let t = TcpTransport::new(hub_key.clone(), info, tconfig);
-            t.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
-            let sw = builder.build(t).unwrap();
-            sw.start().unwrap();
-            sw
+            let info = node_info(&hub_key);
+            let node = mukan_node::NodeBuilder::new(hub_key.clone(), info.network)
+                .moniker(info.moniker)
+                .version(info.version)
+                .tx_index(info.other.tx_index)
+                .external_address(info.listen_addr)
+                .listen("127.0.0.1:0".parse().unwrap())
+                .map_switch_config(|c| {
+                    c.allow_duplicate_ip = true;
+                    c.max_num_inbound_peers = peers + 10;
+                })
+                .reactor("bench", Arc::new(Quiet))
+                .start()
+                .await
+                .unwrap();
+            node.switch().clone()
         }
     });
     let addr = hub.net_address();

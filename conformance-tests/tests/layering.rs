@@ -33,6 +33,7 @@ const NORMAL: &[(&str, &[&str])] = &[
             "mukan-node-key",
             "mukan-switch",
             "mukan-transport",
+            "mukan-node",
         ],
     ),
 ];

@@ -1,14 +1,16 @@
 //! A node for the two programs: a CometBFT home's key, chain and `[p2p]` settings, the
-//! programs' reactors, and a switch over TCP dialing the persistent peers.
+//! programs' reactors, and a switch over TCP dialing the persistent peers, assembled by
+//! `mukan_node::NodeBuilder` (which checks our `NodeInfo` and fills its channels).
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use mukan_node::NodeBuilder;
 use mukan_node_key::NodeKey;
-use mukan_reactor_api::{NodeInfo, Other, ProtocolVersion, Reactor};
-use mukan_switch::{Builder, Switch};
+use mukan_reactor_api::{ParsedAddress, Reactor};
+use mukan_switch::Switch;
 use mukan_transport::TcpTransport;
 
 /// The running switch.
@@ -58,35 +60,22 @@ pub async fn start(
         .and_then(|c| c.as_str())
         .ok_or("genesis.json has no chain_id")?
         .to_owned();
-    let mut sconfig = mukan_switch::Config::default();
-    sconfig.persistent_peers = peers;
-    sconfig.allow_duplicate_ip = true;
-    sconfig.dial_randomizer = Duration::ZERO;
-    let mut builder = Builder::new(sconfig);
+    let peers = peers
+        .iter()
+        .map(|p| p.parse().map_err(|e| format!("peer {p:?}: {e}")))
+        .collect::<Result<Vec<ParsedAddress>, String>>()?;
+    let mut builder = NodeBuilder::new(Arc::new(key), chain)
+        .moniker(moniker)
+        .version("0.38.25")
+        .listen(listen)
+        .persistent_peers(peers)
+        .map_switch_config(|c| {
+            c.allow_duplicate_ip = true;
+            c.dial_randomizer = Duration::ZERO;
+        });
     for (name, r) in reactors {
-        builder.add_reactor(name, r).map_err(|e| e.to_string())?;
+        builder = builder.reactor(name, r);
     }
-    let key = Arc::new(key);
-    let info = NodeInfo {
-        protocol_version: ProtocolVersion {
-            p2p: 8,
-            block: 11,
-            app: 0,
-        },
-        id: key.node_id().to_string(),
-        listen_addr: format!("tcp://{listen}"),
-        network: chain,
-        version: "0.38.25".into(),
-        channels: builder.channel_ids(),
-        moniker: moniker.into(),
-        other: Other::default(),
-    };
-    let mut tconfig = mukan_transport::Config::default();
-    tconfig.allow_duplicate_ip = true;
-    let transport = TcpTransport::new(key, info, tconfig);
-    transport.listen(listen).await.map_err(|e| e.to_string())?;
-    let switch = builder.build(transport).map_err(|e| e.to_string())?;
-    switch.start().map_err(|e| e.to_string())?;
-    switch.dial_persistent_peers();
-    Ok(switch)
+    let node = builder.start().await.map_err(|e| e.to_string())?;
+    Ok(node.switch().clone())
 }

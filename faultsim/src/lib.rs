@@ -27,13 +27,14 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use mukan_addrbook::AddrBook;
+use mukan_node::NodeBuilder;
 use mukan_node_key::NodeKey;
 use mukan_pex::{PexConfig, PexReactor};
 use mukan_reactor_api::{
-    ChannelDescriptor, ChannelId, Envelope, NetAddress, Network as _, NodeId, NodeInfo, Other,
-    Peer, ProtocolVersion, Reactor, SharedAddressBook, StopReason,
+    ChannelDescriptor, ChannelId, Envelope, NetAddress, Network as _, NodeId, Peer, Reactor,
+    SharedAddressBook, StopReason,
 };
-use mukan_switch::{Builder, Switch};
+use mukan_switch::Switch;
 use mukan_transport::{MemoryNetwork, MemoryTransport, NetEvent};
 use parking_lot::Mutex;
 use rand::{Rng, SeedableRng};
@@ -353,12 +354,11 @@ impl Sim {
         let mut sw_cfg = mukan_switch::Config::default();
         sw_cfg.max_num_outbound_peers = cfg.max_outbound;
         sw_cfg.max_num_inbound_peers = cfg.max_inbound;
-        sw_cfg.persistent_peers = spec.persistent.clone();
+        sw_cfg.persistent_peers = spec.persistent.iter().map(|p| p.parse().unwrap()).collect();
         sw_cfg.dial_randomizer = Duration::from_millis(300);
         sw_cfg.rng_seed = Some(self.rand_u64());
         sw_cfg.flush_timeout = Duration::from_millis(500);
-        sw_cfg.recv_stall_timeout = Duration::from_secs(2);
-        let deny = sw_cfg.deny_list.clone();
+        sw_cfg.allow_duplicate_ip = false;
         let book = spec.book.clone().unwrap_or_else(|| {
             let rng = ChaCha8Rng::seed_from_u64(self.rand_u64());
             Arc::new(Mutex::new(AddrBook::new(
@@ -367,10 +367,28 @@ impl Sim {
             )))
         });
         let shared: SharedAddressBook = book.clone();
-        let mut builder = Builder::new(sw_cfg);
+        let mut tcfg = mukan_transport::Config::default();
+        tcfg.dial_timeout = cfg.dial_timeout;
+        tcfg.handshake_timeout = cfg.handshake_timeout;
+        tcfg.node_info_timeout = cfg.handshake_timeout;
+        let rate = cfg.rate.and_then(std::num::NonZeroU64::new);
+        tcfg.mconn = mukan_mconn::Config::node_default()
+            .with_rates(rate, rate)
+            .with_ping(cfg.ping, cfg.pong)
+            .with_flush_throttle(Duration::from_millis(10))
+            .with_recv_stall_timeout(Duration::from_secs(2));
         let app = Arc::new(AppReactor::default());
-        builder.add_reactor("app", app.clone()).unwrap();
-        let pex = if spec.pex {
+        let mut builder = NodeBuilder::new(key.clone(), "faultsim")
+            .moniker(format!("n{}", spec.key_id))
+            .version("0.38.25")
+            .tx_index("")
+            .external_address(format!("tcp://{ip}:{PORT}"))
+            .listen(SocketAddr::new(ip, PORT))
+            .switch_config(sw_cfg)
+            .transport_config(tcfg)
+            .address_book(shared)
+            .reactor("app", app.clone());
+        if spec.pex {
             let mut pc = PexConfig::default();
             pc.seeds = spec.seeds.clone();
             pc.seed_mode = spec.seed_mode;
@@ -378,52 +396,15 @@ impl Sim {
             pc.strict_addr_book = cfg.strict_book;
             pc.rng_seed = Some(self.rand_u64());
             pc.max_outbound_per_group = cfg.max_outbound_per_group;
-            pc.persistent_peer_ids = spec
-                .persistent
-                .iter()
-                .filter_map(|p| p.split('@').next()?.parse().ok())
-                .collect();
-            let r = PexReactor::new(pc, shared.clone(), None).unwrap();
-            builder.add_reactor("pex", Arc::new(r.clone())).unwrap();
-            Some(r)
-        } else {
-            None
-        };
-        builder = builder.address_book(shared);
-        let info = NodeInfo {
-            protocol_version: ProtocolVersion {
-                p2p: 8,
-                block: 11,
-                app: 0,
-            },
-            id: key.node_id().to_string(),
-            listen_addr: format!("tcp://{ip}:{PORT}"),
-            network: "faultsim".into(),
-            version: "0.38.25".into(),
-            channels: builder.channel_ids(),
-            moniker: format!("n{}", spec.key_id),
-            other: Other::default(),
-        };
-        let mut tcfg = mukan_transport::Config::default();
-        tcfg.dial_timeout = cfg.dial_timeout;
-        tcfg.handshake_timeout = cfg.handshake_timeout;
-        tcfg.node_info_timeout = cfg.handshake_timeout;
-        tcfg.allow_duplicate_ip = false;
-        let rate = cfg.rate.and_then(std::num::NonZeroU64::new);
-        tcfg.mconn = mukan_mconn::Config::node_default()
-            .with_rates(rate, rate)
-            .with_ping(cfg.ping, cfg.pong)
-            .with_flush_throttle(Duration::from_millis(10))
-            .with_recv_stall_timeout(Duration::from_secs(2))
-            .with_flush_timeout(Duration::from_millis(500));
-        tcfg.deny = deny;
-        let mt = MemoryTransport::new(&self.inner.net, ip, key.clone(), info, tcfg);
-        mt.listen(SocketAddr::new(ip, PORT)).await.unwrap();
-        let sw = builder.build(mt).unwrap();
-        sw.start().unwrap();
-        if !spec.persistent.is_empty() {
-            sw.dial_persistent_peers();
+            builder = builder.pex(pc);
         }
+        let net = &self.inner.net;
+        let node = builder
+            .start_with(|p| MemoryTransport::new(net, ip, p.key, p.node_info, p.config))
+            .await
+            .unwrap();
+        let sw = node.switch().clone();
+        let pex = node.pex().cloned();
         self.note(format_args!(
             "start n{} {ip} {}",
             spec.key_id,

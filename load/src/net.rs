@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mukan_mconn::{Config as MConfig, Event, MConnection};
+use mukan_node::NodeBuilder;
 use mukan_node_key::NodeKey;
 use mukan_reactor_api::{
     ChannelDescriptor, ChannelId, Envelope, Network as _, NodeId, NodeInfo, Other, Peer,
@@ -578,16 +579,25 @@ impl Hub {
         reactor: LoadReactor,
     ) -> Self {
         let key = Arc::new(key(0xffff_0000));
+        let reactor = Arc::new(reactor);
         let mut config = mukan_switch::Config::default();
         config.max_num_inbound_peers = max_inbound;
         config.allow_duplicate_ip = tconfig.allow_duplicate_ip;
-        let mut builder = mukan_switch::Builder::new(config);
-        let reactor = Arc::new(reactor);
-        builder.add_reactor("load", reactor.clone()).unwrap();
-        let t = TcpTransport::new(key.clone(), node_info(&key), tconfig);
-        let addr = t.listen("127.0.0.1:0".parse().unwrap()).await.unwrap();
-        let sw = builder.build(t).unwrap();
-        sw.start().unwrap();
+        let info = node_info(&key);
+        let node = NodeBuilder::new(key.clone(), info.network)
+            .moniker(info.moniker)
+            .version(info.version)
+            .tx_index("")
+            .external_address(info.listen_addr)
+            .listen("127.0.0.1:0".parse().unwrap())
+            .switch_config(config)
+            .transport_config(tconfig)
+            .reactor("load", reactor.clone())
+            .start()
+            .await
+            .unwrap();
+        let sw = node.switch().clone();
+        let addr = node.local_addr().unwrap();
         Self {
             sw,
             reactor,

@@ -11,10 +11,11 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use mukan_node::NodeBuilder;
 use mukan_pex::{PexMessage, channel_descriptor};
 use mukan_reactor_api::{
-    ChannelId, InboxItem, ManagedPeer, NetAddress, NodeId, NodeInfo, Other, ParsedAddress,
-    PeerConfig, ProtocolVersion, Transport, TransportError,
+    ChannelId, InboxItem, ManagedPeer, NetAddress, NodeId, NodeInfo, ParsedAddress, PeerConfig,
+    Transport, TransportError,
 };
 use mukan_transport::TcpTransport;
 use serde_json::json;
@@ -99,31 +100,18 @@ pub(crate) struct Report {
     pub(crate) unreachable: Vec<Unreached>,
 }
 
-fn crawler_info(key: &mukan_node_key::NodeKey, network: &str) -> NodeInfo {
-    NodeInfo {
-        protocol_version: ProtocolVersion {
-            p2p: 8,
-            block: 11,
-            app: 0,
-        },
-        id: key.node_id().to_string(),
-        listen_addr: "tcp://0.0.0.0:0".into(),
-        network: network.into(),
-        version: crate::VERSION.into(),
-        channels: vec![ChannelId(0x00)],
-        moniker: "mukan-crawler".into(),
-        other: Other {
-            tx_index: "off".into(),
-            rpc_address: String::new(),
-        },
-    }
-}
-
-fn transport(key: &Arc<mukan_node_key::NodeKey>, network: &str) -> TcpTransport {
-    let mut config = mukan_transport::Config::default();
-    // One connection per node, but many nodes may share an IP.
-    config.allow_duplicate_ip = true;
-    TcpTransport::new(key.clone(), crawler_info(key, network), config)
+/// The crawler's transport, assembled by [`NodeBuilder`]: our `NodeInfo` (the PEX channel, an
+/// address nobody dials) checked as a node's is, one connection per node but many nodes per IP.
+fn transport(key: &Arc<mukan_node_key::NodeKey>, network: &str) -> Result<TcpTransport, String> {
+    NodeBuilder::new(key.clone(), network)
+        .moniker("mukan-crawler")
+        .version(crate::VERSION)
+        .external_address("tcp://0.0.0.0:0")
+        .map_switch_config(|c| c.allow_duplicate_ip = true)
+        .build_transport(&[channel_descriptor()], |p| {
+            TcpTransport::new(p.key, p.node_info, p.config)
+        })
+        .map_err(|e| e.to_string())
 }
 
 fn peer_config() -> PeerConfig {
@@ -247,7 +235,13 @@ async fn learn_network(
     key: &Arc<mukan_node_key::NodeKey>,
     seeds: &VecDeque<NetAddress>,
 ) -> Option<String> {
-    let probe = transport(key, "mukan-crawler-probe");
+    let probe = match transport(key, "mukan-crawler-probe") {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(target: "mukan_p2p::crawl", "cannot build the probe: {e}");
+            return None;
+        }
+    };
     let mut found = None;
     for a in seeds {
         let r = tokio::time::timeout(Duration::from_secs(10), probe.dial(*a, peer_config())).await;
@@ -271,7 +265,7 @@ async fn learn_network(
 
 /// The network of the first of `seeds` that answers (`None`: none did).
 pub(crate) async fn network_of_seeds(seeds: &[ParsedAddress]) -> Option<String> {
-    let key = Arc::new(mukan_node_key::NodeKey::generate(&mut rand::rngs::OsRng));
+    let key = Arc::new(mukan_node_key::NodeKey::generate_os());
     let mut queue = VecDeque::new();
     for s in seeds {
         if let Ok(a) = resolve(s).await {
@@ -283,7 +277,7 @@ pub(crate) async fn network_of_seeds(seeds: &[ParsedAddress]) -> Option<String> 
 
 /// Crawls from `opts.seeds`.
 pub(crate) async fn crawl(opts: Options) -> Result<Report, String> {
-    let key = Arc::new(mukan_node_key::NodeKey::generate(&mut rand::rngs::OsRng));
+    let key = Arc::new(mukan_node_key::NodeKey::generate_os());
     let mut report = Report::default();
     let mut queue: VecDeque<NetAddress> = VecDeque::new();
     let mut seen_ids: HashSet<NodeId> = HashSet::new();
@@ -333,7 +327,7 @@ pub(crate) async fn crawl(opts: Options) -> Result<Report, String> {
         None => learn_network(&key, &queue).await.ok_or(NO_NETWORK)?,
     };
     report.network.clone_from(&network);
-    let t = transport(&key, &network);
+    let t = transport(&key, &network)?;
 
     // An address that failed is tried once more after the others (a busy node may miss a
     // handshake deadline); its second answer is the one recorded.

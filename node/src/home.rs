@@ -10,7 +10,7 @@ use mukan_node_key::NodeKey;
 use crate::config::{Config, ConfigError, format_go_duration};
 
 /// The home directory's default location: `$CMTHOME`, else `~/.cometbft`.
-pub(crate) fn default_home() -> PathBuf {
+pub fn default_home() -> PathBuf {
     if let Some(h) = std::env::var_os("CMTHOME").filter(|h| !h.is_empty()) {
         return PathBuf::from(h);
     }
@@ -19,12 +19,12 @@ pub(crate) fn default_home() -> PathBuf {
 }
 
 /// `config/config.toml` under `home`.
-pub(crate) fn config_path(home: &Path) -> PathBuf {
+pub fn config_path(home: &Path) -> PathBuf {
     home.join("config").join("config.toml")
 }
 
 /// Reads `chain_id` from a genesis file (only that field is kept; the file may be large).
-pub(crate) fn chain_id(path: &Path) -> Result<String, ConfigError> {
+pub fn chain_id(path: &Path) -> Result<String, ConfigError> {
     #[derive(serde::Deserialize)]
     struct Genesis {
         chain_id: Option<serde_json::Value>,
@@ -61,7 +61,7 @@ pub(crate) fn chain_id(path: &Path) -> Result<String, ConfigError> {
 }
 
 /// Loads the node key; a missing file is an error (`init` creates one).
-pub(crate) fn node_key(path: &Path) -> Result<NodeKey, ConfigError> {
+pub fn node_key(path: &Path) -> Result<NodeKey, ConfigError> {
     let shown = path.display().to_string();
     if !path.exists() {
         return Err(ConfigError::new(
@@ -81,7 +81,7 @@ pub(crate) fn node_key(path: &Path) -> Result<NodeKey, ConfigError> {
 
 /// What `init` did to each file.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Outcome {
+pub enum Outcome {
     /// Written now.
     Created(PathBuf),
     /// Already there: left untouched.
@@ -113,11 +113,7 @@ fn create_new(path: &Path, contents: &[u8], mode: u32) -> io::Result<bool> {
 }
 
 /// Creates a CometBFT-style home; existing files are kept as they are.
-pub(crate) fn init(
-    home: &Path,
-    moniker: &str,
-    chain_id: Option<&str>,
-) -> Result<Vec<Outcome>, String> {
+pub fn init(home: &Path, moniker: &str, chain_id: Option<&str>) -> Result<Vec<Outcome>, String> {
     let config_dir = home.join("config");
     fs::create_dir_all(&config_dir)
         .map_err(|e| format!("{}: cannot create: {e}", config_dir.display()))?;
@@ -199,7 +195,7 @@ fn toml_list(items: &[String]) -> String {
 
 /// The `config.toml` that `init` writes: the keys this program reads, with CometBFT's
 /// defaults, explained. CometBFT reads the same file (missing keys take its defaults).
-pub(crate) fn config_template(c: &Config) -> String {
+pub fn config_template(c: &Config) -> String {
     let p = &c.p2p;
     format!(
         r#"# mukan-p2p configuration, in CometBFT's config.toml format.

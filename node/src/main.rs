@@ -14,10 +14,8 @@
     )
 )]
 
-mod config;
 mod crawl;
 mod graph;
-mod home;
 mod http;
 mod logging;
 mod metrics;
@@ -35,10 +33,11 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{ConfigError, Overrides};
+use mukan_node::config::{self, Overrides};
+use mukan_node::{NodeSetup, home, load_node};
 
 /// The version this program reports (`version`, `NodeInfo.version`, `/status`).
-pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub(crate) use mukan_node::VERSION;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -360,32 +359,6 @@ fn start(
     runtime.block_on(run::run_until(&setup, signals.wait()))
 }
 
-/// Everything `start` reads from a home, checked before anything is started or written.
-pub(crate) struct NodeSetup {
-    pub(crate) home: PathBuf,
-    pub(crate) config: config::Config,
-    pub(crate) ignored: Vec<String>,
-    pub(crate) key: std::sync::Arc<mukan_node_key::NodeKey>,
-    pub(crate) chain_id: String,
-}
-
-/// Reads config.toml (with flags applied), the node key and the chain ID. Writes nothing.
-pub(crate) fn load_node(home: &Path, overrides: &Overrides) -> Result<NodeSetup, ConfigError> {
-    let loaded = config::load(&home::config_path(home), overrides)?;
-    let key = std::sync::Arc::new(home::node_key(&config::rootify(
-        home,
-        &loaded.config.node_key_file,
-    ))?);
-    let chain_id = home::chain_id(&config::rootify(home, &loaded.config.genesis_file))?;
-    Ok(NodeSetup {
-        home: home.to_owned(),
-        config: loaded.config,
-        ignored: loaded.ignored,
-        key,
-        chain_id,
-    })
-}
-
 fn parse_seeds(list: &str) -> Result<Vec<mukan_reactor_api::ParsedAddress>, String> {
     let seeds = config::split_list(list)
         .map(|s| {
@@ -479,7 +452,7 @@ fn crawl(
                 .map_err(|e| format!("--rpc.laddr: {e}"))?;
             Some(
                 runtime
-                    .block_on(hp.resolve())
+                    .block_on(config::resolve(&hp))
                     .map_err(|e| format!("--rpc.laddr: {e}"))?,
             )
         };

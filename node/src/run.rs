@@ -1,5 +1,6 @@
-//! `start` and `seed`: a node made of a TCP transport, the switch, PEX and the address book of
-//! a home directory, with the RPC and metrics servers, until SIGINT or SIGTERM.
+//! `start` and `seed`: the node a home directory describes, assembled by
+//! [`NodeBuilder::from_home`] (a TCP transport, the switch, PEX and the address book), with
+//! the RPC and metrics servers, until SIGINT or SIGTERM.
 //!
 //! Shutdown order: stop the HTTP servers, note the anchors (the outbound peers connected
 //! longest), stop the switch (stop accepting, flush and close every peer, stop the reactors),
@@ -9,24 +10,23 @@
 use std::collections::HashSet;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::num::{NonZeroU64, NonZeroUsize};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use hyper::StatusCode;
-use mukan_reactor_api::{NodeInfo, Other, ProtocolVersion, Reactor, SharedAddressBook};
-use mukan_switch::{Builder, Switch};
+use mukan_node::{BuildError, HomeBook, Node, NodeBuilder};
+use mukan_reactor_api::{HostPort, NodeInfo};
+use mukan_switch::Switch;
 use mukan_transport::TcpTransport;
 use parking_lot::Mutex;
-use rand::SeedableRng;
 use tokio::sync::watch;
 
-use crate::config::{Config, ConfigError, parse_host_port, rootify};
+use crate::NodeSetup;
+use crate::config::{ConfigError, parse_host_port};
 use crate::http::{self, Handler, Req, Resp};
 use crate::metrics::{Metrics, MetricsObserver};
 use crate::rpc::{NodeView, PeerView};
-use crate::{NodeSetup, VERSION};
 
 /// How long the switch may take to stop before we save and exit anyway.
 const STOP_TIMEOUT: Duration = Duration::from_secs(20);
@@ -39,10 +39,6 @@ pub(crate) struct Running {
     pub(crate) book: Arc<Mutex<mukan_addrbook::AddrBook>>,
     /// Where the book is saved.
     pub(crate) book_path: PathBuf,
-    /// PEX, when it runs (for the anchors).
-    pex: Option<mukan_pex::PexReactor>,
-    /// Where the anchors are saved on a clean stop.
-    anchors_path: PathBuf,
     /// The p2p listen address.
     pub(crate) p2p_addr: SocketAddr,
     /// The RPC address, if serving.
@@ -53,6 +49,8 @@ pub(crate) struct Running {
     pub(crate) node_info: NodeInfo,
     stop_servers: watch::Sender<bool>,
     servers: tokio::task::JoinSet<()>,
+    node: Node<TcpTransport>,
+    home_book: HomeBook,
 }
 
 /// What to start besides the config (the testnet sets these).
@@ -72,317 +70,87 @@ fn err(setup: &NodeSetup, key: &str, problem: impl Into<String>) -> ConfigError 
     )
 }
 
-/// Our `NodeInfo` (Go `makeNodeInfo`): `listen_addr` is `external_address`, else `laddr`.
-pub(crate) fn node_info(
+/// Binds an HTTP listener for the setting `key` (`[rpc] laddr`, …): every check before the
+/// node starts.
+async fn bind_http(
     setup: &NodeSetup,
-    channels: Vec<mukan_reactor_api::ChannelId>,
-) -> NodeInfo {
-    let c = &setup.config;
-    let listen = if c.p2p.external_address.is_empty() {
-        c.p2p.laddr.clone()
-    } else {
-        c.p2p.external_address.clone()
-    };
-    NodeInfo {
-        protocol_version: ProtocolVersion {
-            p2p: 8,
-            block: 11,
-            app: 0,
-        },
-        id: setup.key.node_id().to_string(),
-        listen_addr: listen,
-        network: setup.chain_id.clone(),
-        version: VERSION.into(),
-        channels,
-        moniker: c.moniker.clone(),
-        other: Other {
-            tx_index: "off".into(),
-            rpc_address: c.rpc.laddr.clone(),
-        },
-    }
+    key: &str,
+    value: &str,
+    allow_empty_host: bool,
+) -> Result<(HostPort, tokio::net::TcpListener), String> {
+    let hp =
+        parse_host_port(value, allow_empty_host).map_err(|e| err(setup, key, e).to_string())?;
+    let addr = crate::config::resolve(&hp)
+        .await
+        .map_err(|e| err(setup, key, e.to_string()).to_string())?;
+    let listener = http::bind(addr)
+        .await
+        .map_err(|e| err(setup, key, format!("cannot listen on {addr}: {e}")).to_string())?;
+    Ok((hp, listener))
 }
 
-/// The node-wide bandwidth budgets (`[p2p] max_send_rate_total` / `max_recv_rate_total`; 0 =
-/// none), shared by every connection of the node.
+/// The node-wide bandwidth budgets (`[p2p] max_send_rate_total` / `max_recv_rate_total`;
+/// `None`: no total), shared by every connection of the node; the metrics read them.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Totals {
     pub(crate) send: Option<mukan_mconn::Budget>,
     pub(crate) recv: Option<mukan_mconn::Budget>,
 }
 
-impl Totals {
-    fn of(c: &Config) -> Self {
-        let budget = |rate: u64| {
-            NonZeroU64::new(rate).map(|r| mukan_mconn::Budget::new(r, std::time::Instant::now()))
-        };
-        Self {
-            send: budget(c.p2p.max_send_rate_total),
-            recv: budget(c.p2p.max_recv_rate_total),
-        }
-    }
-}
-
-fn transport_config(
-    c: &Config,
-    s: &mukan_switch::Config,
-    totals: &Totals,
-) -> mukan_transport::Config {
-    let p = &c.p2p;
-    let mut t = mukan_transport::Config::default();
-    t.allow_duplicate_ip = p.allow_duplicate_ip;
-    t.dial_timeout = p.dial_timeout;
-    t.max_inbound = NonZeroUsize::new(p.max_num_inbound_peers + p.unconditional_peer_ids.len());
-    let mut m = mukan_mconn::Config::node_default()
-        .with_rates(NonZeroU64::new(p.send_rate), NonZeroU64::new(p.recv_rate))
-        .with_flush_throttle(p.flush_throttle_timeout)
-        .with_totals(totals.send.clone(), totals.recv.clone());
-    // The switch's stall and flush bounds are enforced by each connection.
-    m.recv_stall_timeout = s.recv_stall_timeout;
-    m.flush_timeout = s.flush_timeout;
-    if let Some(size) = NonZeroUsize::new(p.max_packet_msg_payload_size) {
-        m = m.with_max_packet_msg_payload_size(size);
-    }
-    t.mconn = m;
-    // One deny list, checked by the transport at accept and by the switch before dials.
-    t.deny = s.deny_list.clone();
-    t
-}
-
-fn switch_config(c: &Config) -> mukan_switch::Config {
-    let p = &c.p2p;
-    let mut s = mukan_switch::Config::default();
-    s.max_num_inbound_peers = p.max_num_inbound_peers;
-    s.max_num_outbound_peers = p.max_num_outbound_peers;
-    s.persistent_peers = p.persistent_peers.iter().map(ToString::to_string).collect();
-    s.unconditional_peer_ids = p.unconditional_peer_ids.clone();
-    s.private_peer_ids = p.private_peer_ids.clone();
-    s.persistent_peers_max_dial_period = p.persistent_peers_max_dial_period;
-    s.allow_duplicate_ip = p.allow_duplicate_ip;
-    // A public network: a seed's or persistent peer's name must not lead inside.
-    s.routable_names_only = p.addr_book_strict;
-    s
-}
-
-/// Writes the book atomically through [`mukan_addrbook::AddrBook::save_snapshot`]: the
-/// book's lock is held only to serialize it, saves are serialized (PEX saves on its own
-/// schedule and on stop; the node saves last), so the newest snapshot is the one left on disk.
-pub(crate) fn save_book(
-    book: &Mutex<mukan_addrbook::AddrBook>,
-    path: &Path,
-) -> Result<(), mukan_addrbook::PersistError> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| mukan_addrbook::PersistError::Io {
-            path: dir.to_owned(),
-            source,
-        })?;
-    }
-    mukan_addrbook::AddrBook::save_snapshot(path, || book.lock().snapshot())
-}
-
-/// Holds channel 0x00 open and drops what arrives: what runs when `pex = false` (a connection
-/// needs at least one channel; Go always has its other reactors).
-struct Passive;
-
-impl Reactor for Passive {
-    fn channels(&self) -> Vec<mukan_reactor_api::ChannelDescriptor> {
-        vec![mukan_reactor_api::ChannelDescriptor::new(
-            mukan_reactor_api::ChannelId(0x00),
-            std::num::NonZeroU32::MIN,
-        )]
-    }
-
-    fn receive(
-        &self,
-        _: mukan_reactor_api::Envelope,
-    ) -> Result<(), mukan_reactor_api::ReactorError> {
-        Ok(())
-    }
-}
-
-/// Reactors with the names they are registered under.
-type NamedReactors = (
-    Vec<(&'static str, Arc<dyn Reactor>)>,
-    Option<mukan_pex::PexReactor>,
-);
-
-/// `anchors.json`: beside the address book (the config directory of a CometBFT home).
-pub(crate) fn anchors_path(book_path: &Path) -> PathBuf {
-    book_path.with_file_name("anchors.json")
-}
-
-/// The reactors of the node: PEX when `pex` is on (else a passive one on its channel).
-fn reactors(
-    setup: &NodeSetup,
-    book: &SharedAddressBook,
-    concrete: &Arc<Mutex<mukan_addrbook::AddrBook>>,
-    book_path: &Path,
-    tuning: &Tuning,
-    anchors: Vec<mukan_reactor_api::NetAddress>,
-) -> Result<NamedReactors, ConfigError> {
-    let p = &setup.config.p2p;
-    if !p.pex {
-        tracing::warn!(
-            target: "mukan_p2p::run",
-            "pex = false: this node only keeps its connections (it runs no other reactor)"
-        );
-        return Ok((vec![("PASSIVE", Arc::new(Passive))], None));
-    }
-    let mut config = mukan_pex::PexConfig::default();
-    config.seeds = p.seeds.iter().map(ToString::to_string).collect();
-    config.seed_mode = p.seed_mode;
-    config.strict_addr_book = p.addr_book_strict;
-    config.persistent_peer_ids = p
-        .persistent_peers
-        .iter()
-        .map(|a| match a {
-            mukan_reactor_api::ParsedAddress::Resolved(a) => a.id(),
-            mukan_reactor_api::ParsedAddress::Unresolved(u) => u.id,
-        })
-        .collect();
-    if let Some(period) = tuning.ensure_peers_period {
-        config.ensure_peers_period = period;
-    }
-    config.anchors = anchors;
-    let save: mukan_pex::SaveCallback = {
-        let concrete = concrete.clone();
-        let path = book_path.to_owned();
-        Arc::new(move || {
-            if let Err(e) = save_book(&concrete, &path) {
-                tracing::warn!(target: "mukan_p2p::run", "cannot save the address book: {e}");
-            }
-        })
-    };
-    let reactor = mukan_pex::PexReactor::new(config, book.clone(), Some(save))
-        .map_err(|e| err(setup, "[p2p] seeds", e.to_string()))?;
-    Ok((vec![("PEX", Arc::new(reactor.clone()))], Some(reactor)))
-}
-
-/// Feelers' probes ([`mukan_pex::ProbeCallback`]) through a transport of their own (the
-/// node's key, `NodeInfo` and settings): a probe completes the handshake and the `NodeInfo`
-/// exchange (which checks the ID dialed), then closes; it is never a switch peer and takes no
-/// outbound slot.
-fn feeler_probe(transport: Arc<TcpTransport>) -> mukan_pex::ProbeCallback {
-    Arc::new(move |addr| {
-        let transport = transport.clone();
-        Box::pin(async move {
-            use mukan_reactor_api::Transport;
-            let config = mukan_reactor_api::PeerConfig::new(vec![mukan_pex::channel_descriptor()]);
-            match transport.dial(addr, config).await {
-                Ok(peer) => {
-                    peer.stop();
-                    true
-                }
-                Err(_) => false,
-            }
-        })
-    })
-}
-
-/// Starts the node. Nothing is written before every check passed.
+/// Starts the node: the HTTP listeners are bound first, then the node the home describes
+/// ([`NodeBuilder::from_home`]) with the metrics observer; nothing is written before every
+/// check passed.
 pub(crate) async fn start(setup: &NodeSetup, tuning: &Tuning) -> Result<Running, String> {
     let c = &setup.config;
-    let p2p_bind = parse_host_port(&c.p2p.laddr, false)
-        .map_err(|e| err(setup, "[p2p] laddr", e).to_string())?;
     let metrics = Arc::new(Metrics::new(&c.instrumentation.namespace, &setup.chain_id));
-
-    let book_path = rootify(&setup.home, &c.p2p.addr_book_file);
-    let mut concrete = mukan_addrbook::AddrBook::new(
-        mukan_addrbook::Config::with_strict(c.p2p.addr_book_strict),
-        rand::rngs::StdRng::from_entropy(),
-    );
-    match concrete.load(&book_path, SystemTime::now()) {
-        Ok(report) => tracing::info!(
-            target: "mukan_p2p::run",
-            "address book {}: {report:?}",
-            book_path.display()
-        ),
-        Err(e) => match e.moved_aside() {
-            Some(to) => tracing::warn!(
-                target: "mukan_p2p::run",
-                "address book: {e}; starting with an empty book, the unusable file is kept as {}",
-                to.display()
-            ),
-            None => tracing::warn!(
-                target: "mukan_p2p::run",
-                "address book: {e}; starting with an empty book"
-            ),
-        },
-    }
-    let book = Arc::new(Mutex::new(concrete));
-    let shared: SharedAddressBook = book.clone();
-    // Read now, deleted once the node has started (a crash must not replay them).
-    let anchors_path = anchors_path(&book_path);
-    let anchors = match mukan_addrbook::read_anchors(&anchors_path) {
-        Ok(a) => a,
-        Err(e) => {
-            tracing::warn!(target: "mukan_p2p::run", "{e}; starting without anchors");
-            Vec::new()
-        }
+    let rpc = if c.rpc.laddr.is_empty() {
+        None
+    } else {
+        Some(bind_http(setup, "[rpc] laddr", &c.rpc.laddr, false).await?)
     };
-    if !anchors.is_empty() {
-        tracing::info!(target: "mukan_p2p::run", "dialing {} anchors first", anchors.len());
-    }
-
-    let sw_config = switch_config(c);
-    let totals = Totals::of(c);
-    let t_config = transport_config(c, &sw_config, &totals);
-    let mut builder = Builder::new(sw_config);
-    let (named, pex) =
-        reactors(setup, &shared, &book, &book_path, tuning, anchors).map_err(|e| e.to_string())?;
-    for (name, reactor) in named {
-        builder
-            .add_reactor(name, reactor)
-            .map_err(|e| format!("reactor {name}: {e}"))?;
-    }
-    let observer = MetricsObserver::new(metrics.clone(), &builder.channel_ids());
-    let info = node_info(setup, builder.channel_ids());
-    info.validate()
-        .map_err(|e| format!("our NodeInfo is invalid: {e}"))?;
-    if let Some(pex) = &pex {
-        pex.set_probe(feeler_probe(Arc::new(TcpTransport::new(
-            setup.key.clone(),
-            info.clone(),
-            t_config.clone(),
-        ))));
-    }
-    let transport = TcpTransport::new(setup.key.clone(), info, t_config);
-    let bind = p2p_bind
-        .resolve()
+    let prometheus = if c.instrumentation.prometheus {
+        let key = "[instrumentation] prometheus_listen_addr";
+        Some(bind_http(setup, key, &c.instrumentation.prometheus_listen_addr, true).await?)
+    } else {
+        None
+    };
+    let (builder, home_book) = NodeBuilder::from_home(setup)
         .await
         .map_err(|e| err(setup, "[p2p] laddr", format!("{:?}: {e}", c.p2p.laddr)).to_string())?;
-    let p2p_addr = transport.listen(bind).await.map_err(|e| {
-        err(
+    // The budgets `from_home` gave the transport (one per direction, shared by every
+    // connection), read by the metrics at each scrape.
+    let totals = Totals {
+        send: builder.transport_settings().mconn.send_total.clone(),
+        recv: builder.transport_settings().mconn.recv_total.clone(),
+    };
+    let observed = metrics.clone();
+    let builder = builder
+        .map_pex(|p| {
+            if let Some(period) = tuning.ensure_peers_period {
+                p.ensure_peers_period = period;
+            }
+        })
+        .observer_with(move |channels| Arc::new(MetricsObserver::new(observed, channels)));
+    let node = builder.start().await.map_err(|e| match e {
+        BuildError::Listen { addr, source } => err(
             setup,
             "[p2p] laddr",
-            format!("cannot listen on {bind}: {e}"),
+            format!("cannot listen on {addr}: {source}"),
         )
-        .to_string()
+        .to_string(),
+        BuildError::Pex(e) => err(setup, "[p2p] seeds", e.to_string()).to_string(),
+        other => other.to_string(),
     })?;
-    let node_info = transport.node_info();
-    let switch = builder
-        .address_book(shared)
-        .observer(Arc::new(observer))
-        .build(transport)
-        .map_err(|e| e.to_string())?;
+    let switch = node.switch().clone();
+    let node_info = node.node_info().clone();
+    let p2p_addr = node
+        .local_addr()
+        .ok_or_else(|| "the node does not listen".to_owned())?;
 
     let (stop_servers, stop_rx) = watch::channel(false);
     let mut servers = tokio::task::JoinSet::new();
     let mut rpc_addr = None;
-    if !c.rpc.laddr.is_empty() {
-        let hp = parse_host_port(&c.rpc.laddr, false)
-            .map_err(|e| err(setup, "[rpc] laddr", e).to_string())?;
-        let addr = hp
-            .resolve()
-            .await
-            .map_err(|e| err(setup, "[rpc] laddr", e.to_string()).to_string())?;
-        let listener = http::bind(addr).await.map_err(|e| {
-            err(
-                setup,
-                "[rpc] laddr",
-                format!("cannot listen on {addr}: {e}"),
-            )
-            .to_string()
-        })?;
+    if let Some((hp, listener)) = rpc {
         rpc_addr = listener.local_addr().ok();
         let hidden = if c.rpc.show_private_peers {
             HashSet::new()
@@ -398,7 +166,7 @@ pub(crate) async fn start(setup: &NodeSetup, tuning: &Tuning) -> Result<Running,
         // The map on `/` (private peers hidden as in the RPC), the RPC behind it.
         let map = Arc::new(crate::nodemap::NodeMap::new(
             switch.clone(),
-            book.clone(),
+            home_book.book.clone(),
             node_info.clone(),
             p2p_addr,
             c.p2p.seed_mode,
@@ -414,29 +182,11 @@ pub(crate) async fn start(setup: &NodeSetup, tuning: &Tuning) -> Result<Running,
         ));
     }
     let mut metrics_addr = None;
-    if c.instrumentation.prometheus {
-        let hp = parse_host_port(&c.instrumentation.prometheus_listen_addr, true)
-            .map_err(|e| err(setup, "[instrumentation] prometheus_listen_addr", e).to_string())?;
-        let addr = hp.resolve().await.map_err(|e| {
-            err(
-                setup,
-                "[instrumentation] prometheus_listen_addr",
-                e.to_string(),
-            )
-            .to_string()
-        })?;
-        let listener = http::bind(addr).await.map_err(|e| {
-            err(
-                setup,
-                "[instrumentation] prometheus_listen_addr",
-                format!("cannot listen on {addr}: {e}"),
-            )
-            .to_string()
-        })?;
+    if let Some((hp, listener)) = prometheus {
         metrics_addr = listener.local_addr().ok();
         let handler = metrics_handler(
             switch.clone(),
-            book.clone(),
+            home_book.book.clone(),
             metrics.clone(),
             totals.clone(),
         );
@@ -448,9 +198,6 @@ pub(crate) async fn start(setup: &NodeSetup, tuning: &Tuning) -> Result<Running,
             stop_rx.clone(),
         ));
     }
-
-    switch.start().map_err(|e| e.to_string())?;
-    switch.dial_persistent_peers();
     tracing::info!(
         target: "mukan_p2p::run",
         "node {} ({}) on chain {} listening on {p2p_addr}",
@@ -458,21 +205,23 @@ pub(crate) async fn start(setup: &NodeSetup, tuning: &Tuning) -> Result<Running,
         c.moniker,
         setup.chain_id
     );
-    if let Err(e) = mukan_addrbook::remove_anchors(&anchors_path) {
+    // The anchors were read by `from_home`; deleted once the node has started (a crash must
+    // not replay them).
+    if let Err(e) = mukan_addrbook::remove_anchors(&home_book.anchors) {
         tracing::warn!(target: "mukan_p2p::run", "{e}");
     }
     Ok(Running {
         switch,
-        book,
-        book_path,
-        pex,
-        anchors_path,
+        book: home_book.book.clone(),
+        book_path: home_book.path.clone(),
         p2p_addr,
         rpc_addr,
         metrics_addr,
         node_info,
         stop_servers,
         servers,
+        node,
+        home_book,
     })
 }
 
@@ -481,22 +230,21 @@ impl Running {
     pub(crate) async fn stop(mut self) -> Result<(), String> {
         self.stop_servers.send_replace(true);
         // Before the switch closes the peers.
-        let anchors = self.pex.as_ref().map(mukan_pex::PexReactor::anchors);
-        if tokio::time::timeout(STOP_TIMEOUT, self.switch.stop())
+        let anchors = self.node.pex().map(mukan_pex::PexReactor::anchors);
+        if tokio::time::timeout(STOP_TIMEOUT, self.node.stop())
             .await
             .is_err()
         {
             tracing::warn!(target: "mukan_p2p::run", "the switch did not stop within {STOP_TIMEOUT:?}");
         }
         while self.servers.join_next().await.is_some() {}
-        let book = self.book.clone();
-        let path = self.book_path.clone();
-        tokio::task::spawn_blocking(move || save_book(&book, &path))
+        let book = self.home_book.clone();
+        tokio::task::spawn_blocking(move || book.save())
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("cannot save the address book: {e}"))?;
         if let Some(anchors) = anchors {
-            let path = self.anchors_path.clone();
+            let path = self.home_book.anchors.clone();
             let n = anchors.len();
             match tokio::task::spawn_blocking(move || mukan_addrbook::save_anchors(&path, &anchors))
                 .await
@@ -504,7 +252,7 @@ impl Running {
                 Ok(Ok(())) => tracing::info!(
                     target: "mukan_p2p::run",
                     "{n} anchors saved to {}",
-                    self.anchors_path.display()
+                    self.home_book.anchors.display()
                 ),
                 Ok(Err(e)) => tracing::warn!(target: "mukan_p2p::run", "{e}"),
                 Err(e) => tracing::warn!(target: "mukan_p2p::run", "cannot save the anchors: {e}"),
@@ -664,26 +412,10 @@ pub(crate) async fn run_until(
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use std::path::Path;
+    use std::time::SystemTime;
 
-    #[test]
-    fn bandwidth_totals_are_one_budget_per_direction_shared_by_every_connection() {
-        let mut c = Config::default();
-        let s = mukan_switch::Config::default();
-        let off = transport_config(&c, &s, &Totals::of(&c));
-        assert_eq!((off.mconn.send_total, off.mconn.recv_total), (None, None));
-        c.p2p.max_send_rate_total = 1_000_000;
-        let totals = Totals::of(&c);
-        let t = transport_config(&c, &s, &totals);
-        // Each connection gets a clone of this config: the same budget.
-        assert_eq!(t.mconn.send_total, totals.send);
-        assert_eq!(
-            t.mconn.send_total.as_ref().map(|b| b.rate().get()),
-            Some(1_000_000)
-        );
-        assert_eq!(t.mconn.recv_total, None);
-        // Each connection's own rates still apply.
-        assert_eq!(t.mconn.send_rate.map(|r| r.get()), Some(5_120_000));
-    }
+    use mukan_node::save_book;
 
     use super::*;
     use crate::config::Overrides;
@@ -1042,7 +774,7 @@ pub(crate) mod tests {
         let mut info = crate::rpc::tests::sample_info("feeler", "tcp://127.0.0.1:1");
         info.id = key.node_id().to_string();
         info.network = "chain-f".into();
-        let probe = feeler_probe(Arc::new(TcpTransport::new(
+        let probe = mukan_node::feeler_probe(Arc::new(TcpTransport::new(
             key,
             info,
             mukan_transport::Config::default(),

@@ -277,7 +277,10 @@ fn start_and_wait_logged(
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
-            Ok(line) if line.contains("serving:") => return (child, rx, before),
+            Ok(line) if line.contains("serving:") => {
+                before.push(line);
+                return (child, rx, before);
+            }
             Ok(line) => before.push(line),
             Err(e) => {
                 let _ = child.kill();
@@ -744,4 +747,107 @@ fn outbound_peers_fill_the_old_buckets_and_a_clean_stop_leaves_anchors() {
         log.iter().any(|l| l.contains("dialing 2 anchors first")),
         "{log:?}"
     );
+}
+
+/// The line of `log` (read before) or of `rx` (waiting up to 30 s) containing every one of
+/// `what`; panics with what was read.
+fn wait_for(rx: &mpsc::Receiver<String>, what: &[&str], log: &mut Vec<String>) -> String {
+    if let Some(l) = log.iter().find(|l| what.iter().all(|w| l.contains(w))) {
+        return l.clone();
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) => {
+                log.push(l.clone());
+                if what.iter().all(|w| l.contains(w)) {
+                    return l;
+                }
+            }
+            Err(e) => panic!("no line with {what:?} ({e}):\n{}", log.join("\n")),
+        }
+    }
+}
+
+/// With `--log_level p2p:debug` the node says what happened to each connection, with the
+/// typed reason: a dial (succeeded, or failed with its outcome), a connection accepted, an
+/// inbound connection refused during the upgrade, a peer stopped, one DEBUG line each; a
+/// persistent peer lost is an INFO line.
+#[test]
+fn p2p_debug_logs_each_dial_accept_refusal_and_stop_with_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let init = |name: &str| {
+        let home = dir.path().join(name);
+        let out = bin()
+            .args(["init", "--chain-id", "log-test", "--moniker", name])
+            .arg("--home")
+            .arg(&home)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        home
+    };
+    let (a_home, b_home) = (init("a"), init("b"));
+    let debug = ["--log_level", "p2p:debug,*:error"];
+    let (mut b, b_rx, mut b_log) = start_and_wait_logged(&b_home, &debug);
+    let serving = b_log.last().unwrap();
+    let b_addr = serving
+        .split("serving: p2p ")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .unwrap()
+        .to_owned();
+    let b_id = b_addr.split('@').next().unwrap().to_owned();
+    let mut args = debug.to_vec();
+    args.extend(["--p2p.persistent_peers", &b_addr]);
+    let (mut a, rx, mut log) = start_and_wait_logged(&a_home, &args);
+    let a_addr = log
+        .last()
+        .unwrap()
+        .split("serving: p2p ")
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    let a_sock = a_addr.split(',').next().unwrap().split('@').nth(1).unwrap();
+    let a_sock: std::net::SocketAddr = a_sock.parse().unwrap();
+
+    // A dials B: the dial and the connection are one line each; B logs the accepted one.
+    wait_for(&rx, &["DEBUG", "dialed", &b_id], &mut log);
+    wait_for(
+        &rx,
+        &["DEBUG", "peer connected", &b_id, "Outbound"],
+        &mut log,
+    );
+    let a_id = a_addr.split('@').next().unwrap().to_owned();
+    wait_for(
+        &b_rx,
+        &["DEBUG", "peer connected", &a_id, "Inbound"],
+        &mut b_log,
+    );
+
+    // Bytes that are not a handshake: refused during the upgrade, with the reason.
+    {
+        use std::io::Write as _;
+        let mut s = std::net::TcpStream::connect(a_sock).unwrap();
+        s.write_all(&[0xAB; 64]).unwrap();
+    }
+    wait_for(
+        &rx,
+        &["DEBUG", "inbound connection refused", "reason="],
+        &mut log,
+    );
+
+    // B goes away: A loses a persistent peer (INFO, with the stop reason), then its redial
+    // fails (DEBUG, with the typed outcome).
+    b.kill().unwrap();
+    b.wait().unwrap();
+    let lost = wait_for(&rx, &["INFO", "persistent peer lost", &b_id], &mut log);
+    assert!(lost.contains("reason="), "{lost}");
+    let failed = wait_for(&rx, &["DEBUG", "dial failed", &b_id], &mut log);
+    assert!(failed.contains("outcome="), "{failed}");
+
+    sigterm(&a);
+    let status = wait_with_timeout(&mut a, Duration::from_secs(30));
+    assert_eq!(status.code(), Some(0), "{log:?}");
 }

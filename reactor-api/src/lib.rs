@@ -94,6 +94,11 @@
     )
 )]
 
+/// The code in `README.md`, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 mod addr_book;
 mod channel;
 mod deny;

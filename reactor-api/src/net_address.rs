@@ -332,6 +332,79 @@ impl FromStr for ParsedAddress {
     }
 }
 
+/// A host and port from configuration (`host:port`, `[v6]:port`, `:port`), parsed with the
+/// rules of a [`ParsedAddress`]'s host and port (Go `net.SplitHostPort`, an IP literal or a
+/// DNS name, a decimal port): the one host:port parser of the stack, for listen addresses
+/// and the like. A leading `proto://` is stripped ([`strip_protocol`]); which protocols a
+/// caller accepts is its own business.
+///
+/// ```
+/// use mukan_reactor_api::HostPort;
+/// let hp = HostPort::parse("tcp://[::1]:26656", false).unwrap();
+/// assert_eq!((hp.host.as_str(), hp.port), ("::1", 26656));
+/// assert_eq!(hp.to_string(), "[::1]:26656");
+/// assert!(HostPort::parse(":26660", true).unwrap().host.is_empty());
+/// assert!(HostPort::parse(":26660", false).is_err());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct HostPort {
+    /// An IP literal (without brackets) or a DNS name; empty for every interface.
+    pub host: String,
+    /// The port.
+    pub port: u16,
+}
+
+impl HostPort {
+    /// Parses `[proto://]host:port`; `allow_empty_host` accepts `:port` (every interface).
+    ///
+    /// # Errors
+    /// [`NetAddressError::BadHostPort`], [`NetAddressError::EmptyHost`],
+    /// [`NetAddressError::BadHost`] or [`NetAddressError::BadPort`].
+    pub fn parse(s: &str, allow_empty_host: bool) -> Result<Self, NetAddressError> {
+        let host_port = strip_protocol(s);
+        let (host, port) =
+            split_host_port(host_port).map_err(|reason| NetAddressError::BadHostPort {
+                addr: host_port.to_owned(),
+                reason,
+            })?;
+        if host.is_empty() && !allow_empty_host {
+            return Err(NetAddressError::EmptyHost {
+                addr: host_port.to_owned(),
+            });
+        }
+        if !host.is_empty() && parse_ip(host).is_none() && !is_dns_name(host) {
+            return Err(NetAddressError::BadHost {
+                host: host.to_owned(),
+            });
+        }
+        let Some(port) = parse_port(port) else {
+            return Err(NetAddressError::BadPort {
+                port: port.to_owned(),
+            });
+        };
+        Ok(Self {
+            host: host.to_owned(),
+            port,
+        })
+    }
+
+    /// The host as an IP address, when it is an IP literal.
+    pub fn ip(&self) -> Option<IpAddr> {
+        parse_ip(&self.host)
+    }
+}
+
+impl fmt::Display for HostPort {
+    /// `host:port`, an IPv6 host in brackets.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
 /// `id@name:port` whose host is a DNS name not yet resolved.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct UnresolvedAddress {

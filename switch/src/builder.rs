@@ -93,10 +93,10 @@ impl Builder {
     /// ([`Reactor::set_switch`], then [`Reactor::set_dialer`]).
     ///
     /// # Errors
-    /// [`Error::PersistentPeer`] when a persistent peer does not parse (an unresolvable host
-    /// name is fine: it is resolved at each dial).
+    /// None today (registration errors come from [`Builder::add_reactor`]); kept so that a
+    /// check at build time is not a breaking change.
     pub fn build<T: Transport>(self, transport: T) -> Result<Arc<Switch<T>>, Error> {
-        let persistent = self.config.parse_persistent()?;
+        let persistent = self.config.persistent_peers.clone();
         let persistent_ids: Arc<HashSet<NodeId>> =
             Arc::new(persistent.iter().map(parsed_id).collect());
         let unconditional: HashSet<NodeId> =

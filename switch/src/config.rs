@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use mukan_reactor_api::{ChannelId, DenyList, NetAddressError, NodeId, ParsedAddress};
+use mukan_reactor_api::{ChannelId, DenyList, NodeId, ParsedAddress};
 
 use crate::backoff::RedialPolicy;
 
@@ -17,9 +17,9 @@ pub struct Config {
     /// Outbound peers kept, persistent and unconditional peers not counted
     /// (`max_num_outbound_peers`, 10). Enforced on every dial path.
     pub max_num_outbound_peers: usize,
-    /// `id@host:port` of the peers to keep connected (`persistent_peers`), kept as written: a
-    /// host name is resolved again at every dial.
-    pub persistent_peers: Vec<String>,
+    /// The peers to keep connected (`persistent_peers`), parsed once; a host name is kept
+    /// and resolved again at every dial.
+    pub persistent_peers: Vec<ParsedAddress>,
     /// Peers exempt from both peer limits (`unconditional_peer_ids`).
     pub unconditional_peer_ids: Vec<NodeId>,
     /// Peers whose addresses are never gossiped (`private_peer_ids`); handed to the address
@@ -34,17 +34,20 @@ pub struct Config {
     /// Keep redialing persistent peers after Go's 30 attempts.
     pub redial_persistent_forever: bool,
     /// Upper bound (exclusive) on the random delay before each dial of
-    /// [`Switch::dial_peers_async`](crate::Switch::dial_peers_async) (Go: 3 s).
+    /// [`Switch::dial_peers_async`](crate::Switch::dial_peers_async) and
+    /// [`Switch::dial_persistent_peers`](crate::Switch::dial_persistent_peers) (Go's
+    /// `DialPeersAsync`: 3 s, so that nodes started together do not dial at once). Zero dials
+    /// at once. An explicit dial ([`Dialer::dial_peer_with_address`]) never waits, nor does a
+    /// redial (it has its own schedule).
+    ///
+    /// [`Dialer::dial_peer_with_address`]: mukan_reactor_api::Dialer::dial_peer_with_address
     pub dial_randomizer: Duration,
     /// Allow several peers with one IP (`allow_duplicate_ip`); when false, an address whose
     /// IP is already connected counts as existing.
     pub allow_duplicate_ip: bool,
-    /// How long a full channel receive budget may pause reading before the peer is stopped as
-    /// a slow receiver. The transport enforces it (its MConnection config); the switch only
-    /// records it so the node passes one value to both.
-    pub recv_stall_timeout: Duration,
-    /// Bound on flushing a peer's queues on a graceful stop and at shutdown; also passed to
-    /// the transport. The switch waits at most this long for each `flush_stop`.
+    /// Bound on flushing a peer's queues on a graceful stop and at shutdown: the switch waits
+    /// at most this long for each `flush_stop`. (The connection bounds its own flush by its
+    /// MConnection setting; `mukan_node::NodeBuilder` sets both from this one value.)
     pub flush_timeout: Duration,
     /// Bound on one host-name resolution.
     pub resolve_timeout: Duration,
@@ -71,7 +74,6 @@ impl Default for Config {
             redial_persistent_forever: false,
             dial_randomizer: Duration::from_secs(3),
             allow_duplicate_ip: false,
-            recv_stall_timeout: Duration::from_secs(10),
             flush_timeout: Duration::from_secs(10),
             resolve_timeout: Duration::from_secs(5),
             routable_names_only: false,
@@ -87,20 +89,6 @@ impl Config {
                 .then_some(self.persistent_peers_max_dial_period),
             forever: self.redial_persistent_forever,
         }
-    }
-
-    /// Parses the persistent peers, keeping host names unresolved.
-    pub(crate) fn parse_persistent(&self) -> Result<Vec<ParsedAddress>, Error> {
-        self.persistent_peers
-            .iter()
-            .map(|s| {
-                s.parse::<ParsedAddress>()
-                    .map_err(|source| Error::PersistentPeer {
-                        addr: s.clone(),
-                        source,
-                    })
-            })
-            .collect()
     }
 }
 
@@ -121,27 +109,8 @@ pub enum Error {
         /// The reactor that claimed it again.
         second: String,
     },
-    /// A persistent peer address does not parse (a host name that does not resolve is not an
-    /// error: it is a failed dial).
-    #[error("persistent peer {addr:?}: {source}")]
-    PersistentPeer {
-        /// The address as configured.
-        addr: String,
-        /// Why it does not parse.
-        #[source]
-        source: NetAddressError,
-    },
-    /// An address given to [`Switch::dial_peers_async`](crate::Switch::dial_peers_async)
-    /// does not parse.
-    #[error("peer address {addr:?}: {source}")]
-    Address {
-        /// The address as given.
-        addr: String,
-        /// Why it does not parse.
-        #[source]
-        source: NetAddressError,
-    },
-    /// [`Switch::start`](crate::Switch::start) was called twice, or after stop.
+    /// [`Switch::start`](crate::Switch::start) was called twice, or after
+    /// [`Switch::stop`](crate::Switch::stop).
     #[error("the switch was already started")]
     AlreadyStarted,
 }

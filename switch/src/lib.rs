@@ -47,6 +47,11 @@
     )
 )]
 
+/// The code in `README.md`, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 mod admission;
 mod backoff;
 mod builder;

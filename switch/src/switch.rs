@@ -87,7 +87,14 @@ impl<T: Transport> Switch<T> {
     /// Stops the switch, in order: stop accepting and dialing (the transport is closed),
     /// flush and close every peer (each flush bounded by the flush timeout) and remove it from
     /// every reactor, then stop the reactors ([`Reactor::on_stop`]). Returns when all of that
-    /// is done. A no-op unless running.
+    /// is done.
+    ///
+    /// Before [`Switch::start`], it closes the transport and marks the switch stopped, so that
+    /// a later `start` fails ([`Error::AlreadyStarted`]). A second `stop` is a no-op.
+    ///
+    /// Dropping the last handle to a started switch stops it too, without waiting: every
+    /// connection is closed at once (no flush), the tasks end, and the reactors get `on_stop`
+    /// once their peers are removed.
     ///
     /// # Cancel safety
     /// Not cancel-safe: dropping the future leaves the reactors unstopped (the peers still
@@ -96,8 +103,15 @@ impl<T: Transport> Switch<T> {
         let inner = &self.inner;
         let live: Vec<Arc<Conn>> = {
             let mut t = inner.table.lock();
-            if t.state != RunState::Running {
-                return;
+            match t.state {
+                RunState::Running => {}
+                RunState::Created => {
+                    t.state = RunState::Stopped;
+                    drop(t);
+                    inner.transport.close();
+                    return;
+                }
+                _ => return,
             }
             t.state = RunState::Stopping;
             t.live.values().cloned().collect()
@@ -121,25 +135,13 @@ impl<T: Transport> Switch<T> {
         inner.table.lock().state = RunState::Stopped;
     }
 
-    /// Dials `addrs` (`id@host:port`) in random order, each after a random delay below
-    /// `dial_randomizer` (Go `DialPeersAsync`), in background tasks. Addresses given by name
-    /// are resolved when dialed; IP addresses are added to the address book first. Our own
-    /// address is skipped.
-    ///
-    /// # Errors
-    /// The first address that does not parse; nothing is dialed then.
-    pub fn dial_peers_async(&self, addrs: &[String]) -> Result<(), Error> {
-        let parsed: Vec<ParsedAddress> = addrs
-            .iter()
-            .map(|s| {
-                s.parse::<ParsedAddress>().map_err(|source| Error::Address {
-                    addr: s.clone(),
-                    source,
-                })
-            })
-            .collect::<Result<_, _>>()?;
-        self.inner.dial_async(parsed);
-        Ok(())
+    /// Dials `addrs` in random order, each after a random delay below
+    /// [`Config::dial_randomizer`] (Go `DialPeersAsync`, which spreads the dials of nodes
+    /// started together; zero dials at once), in background tasks. Addresses given by name are
+    /// resolved when dialed; IP addresses are added to the address book first. Our own address
+    /// is skipped. To dial one address now, use [`Dialer::dial_peer_with_address`].
+    pub fn dial_peers_async(&self, addrs: &[ParsedAddress]) {
+        self.inner.dial_async(addrs.to_vec());
     }
 
     /// Dials every configured persistent peer as [`Switch::dial_peers_async`] does (what a
@@ -213,6 +215,14 @@ impl<T: Transport> Switch<T> {
     /// Number of persistent peers with a redial routine running.
     pub fn num_reconnecting(&self) -> usize {
         self.inner.table.lock().reconnecting.len()
+    }
+}
+
+impl<T: Transport> Drop for Switch<T> {
+    /// The last handle is gone: nobody can stop the switch any more, so it stops itself
+    /// without waiting (its tasks would otherwise keep it, and every connection, alive).
+    fn drop(&mut self) {
+        self.inner.abandon();
     }
 }
 
@@ -362,6 +372,47 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
+    /// What [`Switch`]'s `Drop` does: if started, stop accepting and dialing, close every
+    /// connection at once (each connection's task still runs its stop path, so reactors get
+    /// `remove_peer`), then `on_stop` once they are done (in a task, when in a runtime).
+    pub(crate) fn abandon(self: &Arc<Self>) {
+        let live: Vec<Arc<Conn>> = {
+            let mut t = self.table.lock();
+            match t.state {
+                RunState::Running => t.state = RunState::Stopping,
+                RunState::Created => {
+                    t.state = RunState::Stopped;
+                    return;
+                }
+                _ => return,
+            }
+            t.live.values().cloned().collect()
+        };
+        self.shutdown.send_replace(true);
+        self.transport.close();
+        if let Some(task) = self.accept_task.lock().take() {
+            task.abort();
+        }
+        for conn in &live {
+            self.stop_conn(conn, StopReason::Shutdown, false);
+        }
+        let inner = self.clone();
+        let finish = async move {
+            for conn in &live {
+                let mut done = conn.done();
+                let _ = done.wait_for(|d| *d).await;
+            }
+            for reactor in inner.routes.reactors() {
+                guarded(|| reactor.on_stop());
+            }
+            inner.table.lock().state = RunState::Stopped;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => drop(handle.spawn(finish)),
+            Err(_) => self.table.lock().state = RunState::Stopped,
+        }
+    }
+
     pub(crate) fn is_running(&self) -> bool {
         self.table.lock().state == RunState::Running
     }

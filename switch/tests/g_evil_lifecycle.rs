@@ -15,7 +15,8 @@ use common::*;
 use mukan_reactor_api::testing::{ReactorCall, check_grammar};
 use mukan_reactor_api::{
     ChannelDescriptor, ChannelId, DialError, Dialer as _, Direction, Envelope, InboxItem,
-    Network as _, NodeId, Peer, PeerConfig, Reactor, ReactorError, StopReason, Transport as _,
+    Network as _, NodeId, ParsedAddress, Peer, PeerConfig, Reactor, ReactorError, StopReason,
+    Transport as _,
 };
 use mukan_transport::{MemoryNetwork, MemoryTransport};
 use parking_lot::Mutex;
@@ -259,7 +260,7 @@ async fn g5_a_reactor_refusing_a_message_from_a_persistent_peer_leads_to_a_redia
     let net = MemoryNetwork::default();
     let target = memory_node(&net, NodeSpec::new(2)).await;
     let mut spec = NodeSpec::new(1);
-    spec.config.persistent_peers = vec![target.addr.to_string()];
+    spec.config.persistent_peers = vec![ParsedAddress::Resolved(target.addr)];
     let hub = memory_node(&net, spec).await;
     hub.sw.dial_persistent_peers();
     wait_until("connected", Duration::from_secs(10), || {

@@ -249,7 +249,7 @@ async fn simultaneous_persistent_dials_converge_with_the_duplicate_ip_filter() {
             let mut s = spec(seed);
             s.port = 26_656;
             s.transport.allow_duplicate_ip = false;
-            s.config.persistent_peers = vec![addr(other)];
+            s.config.persistent_peers = vec![addr(other).parse().unwrap()];
             s.config.dial_randomizer = Duration::ZERO;
             s.config.rng_seed = Some(u64::from(seed));
             s

@@ -92,7 +92,8 @@ async fn address_book_hears_of_us_private_ids_good_peers_dials_and_self() {
     assert_eq!(book.lock().private, vec![private]);
 
     let other = memory_node(&net, NodeSpec::new(2)).await;
-    hub.sw.dial_peers_async(&[other.addr.to_string()]).unwrap();
+    hub.sw
+        .dial_peers_async(&[mukan_reactor_api::ParsedAddress::Resolved(other.addr)]);
     assert_eq!(book.lock().added, vec![(other.addr, hub.addr)]);
     wait_until("dialed", Duration::from_secs(5), || {
         hub.sw.peer(&other.id()).is_some()
@@ -185,8 +186,6 @@ async fn registration_refuses_duplicates_and_reactors_are_reachable_by_type() {
     b.add_reactor("b", Arc::new(RecordingReactor::new(vec![descriptor(CH_B)])))
         .unwrap();
     assert_eq!(b.channel_ids(), vec![CH_A, CH_B]);
-    let mut bad = Config::default();
-    bad.persistent_peers = vec!["not an address".into()];
     let k = key(1);
     let net = MemoryNetwork::default();
     let t = MemoryTransport::new(
@@ -196,10 +195,6 @@ async fn registration_refuses_duplicates_and_reactors_are_reachable_by_type() {
         node_info(&k, vec![CH_A], "tcp://127.1.0.1:1"),
         transport_config(),
     );
-    assert!(matches!(
-        Builder::new(bad).build(t.clone()),
-        Err(Error::PersistentPeer { .. })
-    ));
     let sw = b.build(t).unwrap();
     let as_dyn: Arc<dyn Network> = sw.clone();
     assert!(as_dyn.reactor_as::<RecordingReactor>("a").is_some());
@@ -266,7 +261,7 @@ async fn errors_redial_persistent_peers_graceful_stops_do_not() {
     let net = MemoryNetwork::default();
     let target = memory_node(&net, NodeSpec::new(2)).await;
     let mut spec = NodeSpec::new(1);
-    spec.config.persistent_peers = vec![target.addr.to_string()];
+    spec.config.persistent_peers = vec![mukan_reactor_api::ParsedAddress::Resolved(target.addr)];
     let hub = memory_node(&net, spec).await;
     hub.sw.dial_persistent_peers();
     wait_until("connected", Duration::from_secs(10), || {
@@ -432,4 +427,81 @@ async fn a_panicking_reactor_stops_the_peer_not_the_switch() {
     mukan_reactor_api::testing::check_grammar(&hub.rec().calls()).unwrap();
     hub.sw.stop().await;
     client.sw.stop().await;
+}
+
+/// `stop` before `start` closes the transport (nobody can connect to a switch that will never
+/// run) and a later `start` is refused; the reactors are never started.
+#[tokio::test(start_paused = true)]
+async fn stop_before_start_closes_the_transport_and_start_is_refused() {
+    let net = MemoryNetwork::default();
+    let k = key(40);
+    let t = MemoryTransport::new(
+        &net,
+        ip(40),
+        k.clone(),
+        node_info(&k, vec![CH_A], "tcp://0.0.0.0:0"),
+        transport_config(),
+    );
+    let bound = t.listen(SocketAddr::new(ip(40), 0)).await.unwrap();
+    let rec = Arc::new(RecordingReactor::new(vec![descriptor(CH_A)]));
+    let mut b = Builder::new(Config::default());
+    b.add_reactor("r", rec.clone()).unwrap();
+    let sw = b.build(t).unwrap();
+    sw.stop().await;
+    assert!(matches!(sw.start(), Err(Error::AlreadyStarted)));
+    let other = memory_node(&net, NodeSpec::new(41)).await;
+    let target = NetAddress::new(k.node_id(), bound.ip(), bound.port());
+    let dialed = other.sw.dial_peer_with_address(target).await;
+    assert!(dialed.is_err(), "{dialed:?}");
+    assert!(!rec.calls().contains(&ReactorCall::OnStart));
+    other.sw.stop().await;
+}
+
+/// Dropping the last handle to a started switch stops it: its connections close (the peer
+/// sees the disconnection), its reactors get `remove_peer` then `on_stop`, and every task it
+/// started ends.
+#[tokio::test(start_paused = true)]
+async fn dropping_a_started_switch_ends_its_connections_and_tasks() {
+    let net = MemoryNetwork::default();
+    let other = memory_node(&net, NodeSpec::new(51)).await;
+    let tasks = || {
+        tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks()
+    };
+    let baseline = tasks();
+    let hub = memory_node(&net, NodeSpec::new(50)).await;
+    hub.sw.dial_peer_with_address(other.addr).await.unwrap();
+    let hub_id = hub.id();
+    wait_until("connected", Duration::from_secs(5), || {
+        other.sw.peer(&hub_id).is_some() && hub.sw.peer(&other.id()).is_some()
+    })
+    .await;
+    assert!(tasks() > baseline);
+    let rec = hub.reactors[0].clone();
+    drop(hub);
+    wait_until(
+        "the peer saw the disconnection",
+        Duration::from_secs(30),
+        || other.sw.peer(&hub_id).is_none(),
+    )
+    .await;
+    wait_until("on_stop", Duration::from_secs(30), || {
+        rec.calls().contains(&ReactorCall::OnStop)
+    })
+    .await;
+    let calls = rec.calls();
+    assert!(
+        calls
+            .iter()
+            .any(|c| matches!(c, ReactorCall::RemovePeer(id, _) if *id == other.id()))
+    );
+    mukan_reactor_api::testing::check_grammar(&calls).unwrap();
+    wait_until(
+        "every task of the dropped switch ended",
+        Duration::from_secs(30),
+        || tasks() <= baseline,
+    )
+    .await;
+    other.sw.stop().await;
 }

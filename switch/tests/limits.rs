@@ -13,7 +13,7 @@ use common::*;
 use mukan_reactor_api::testing::ReactorCall;
 use mukan_reactor_api::{
     ChannelDescriptor, DenyEntry, DenyList, DialError, Dialer as _, Direction, Envelope,
-    Network as _, NodeId, Peer, Reactor, StopReason,
+    Network as _, NodeId, ParsedAddress, Peer, Reactor, StopReason,
 };
 use mukan_switch::Config;
 use mukan_transport::MemoryNetwork;
@@ -117,7 +117,7 @@ async fn outbound_limit_holds_on_every_dial_path() {
     });
     let mut spec = NodeSpec::new(1);
     spec.config.max_num_outbound_peers = 2;
-    spec.config.persistent_peers = vec![persistent.addr.to_string()];
+    spec.config.persistent_peers = vec![ParsedAddress::Resolved(persistent.addr)];
     spec.config.unconditional_peer_ids = vec![unconditional.id()];
     spec.extra = vec![("watch".into(), watch.clone())];
     let hub = memory_node(&net, spec).await;
@@ -139,8 +139,11 @@ async fn outbound_limit_holds_on_every_dial_path() {
     );
 
     // Path 2: dial_peers_async.
-    let addrs: Vec<String> = targets[4..].iter().map(|t| t.addr.to_string()).collect();
-    hub.sw.dial_peers_async(&addrs).unwrap();
+    let addrs: Vec<ParsedAddress> = targets[4..]
+        .iter()
+        .map(|t| ParsedAddress::Resolved(t.addr))
+        .collect();
+    hub.sw.dial_peers_async(&addrs);
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(watch.current.lock().len(), 2);
 
@@ -159,8 +162,11 @@ async fn outbound_limit_holds_on_every_dial_path() {
     let first = *watch.current.lock().iter().next().unwrap();
     hub.sw.stop_peer_gracefully(&first);
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let all: Vec<String> = targets.iter().map(|t| t.addr.to_string()).collect();
-    hub.sw.dial_peers_async(&all).unwrap();
+    let all: Vec<ParsedAddress> = targets
+        .iter()
+        .map(|t| ParsedAddress::Resolved(t.addr))
+        .collect();
+    hub.sw.dial_peers_async(&all);
     for t in &targets {
         let _ = hub.sw.dial_peer_with_address(t.addr).await;
     }

@@ -91,7 +91,7 @@ impl Dropper {
 
 fn persistent_spec(seed: u16, peer: NodeId, peer_ip: std::net::IpAddr) -> NodeSpec {
     let mut spec = NodeSpec::new(seed);
-    spec.config.persistent_peers = vec![format!("{peer}@{peer_ip}:{PORT}")];
+    spec.config.persistent_peers = vec![format!("{peer}@{peer_ip}:{PORT}").parse().unwrap()];
     spec.config.rng_seed = Some(u64::from(seed));
     spec
 }

@@ -187,7 +187,7 @@ async fn never_draining_reactor_gets_peer_stopped_as_slow_receiver() {
     let holder = Holder::new(None);
     let stamps = Arc::new(Stamps::default());
     let (receiver, sender) = pair(&net, holder.clone(), stamps).await;
-    let stall = mukan_switch::Config::default().recv_stall_timeout;
+    let stall = mukan_transport::Config::default().mconn.recv_stall_timeout;
     let to_receiver = sender.sw.peer(&receiver.id()).unwrap();
     let flood = tokio::spawn(async move {
         for _ in 0..10_000 {

@@ -30,12 +30,13 @@ use mukan_pex::{PexConfig, PexReactor, SaveCallback};
 use std::future::Future;
 use std::pin::Pin;
 
+use mukan_node::{BindTransport, NodeBuilder};
 use mukan_reactor_api::{
     AddressBook, ChannelDescriptor, ChannelId, DialError, Dialer, Envelope, IncompatibleError,
-    ManagedPeer, NetAddress, Network, NodeInfo, Other, Peer, PeerConfig, ProtocolVersion, Reactor,
-    RecvLease, RejectDetail, SharedAddressBook, StopReason, Transport, TransportError,
+    ManagedPeer, NetAddress, Network, NodeInfo, ParsedAddress, Peer, PeerConfig, ProtocolVersion,
+    Reactor, RecvLease, RejectDetail, StopReason, Transport, TransportError,
 };
-use mukan_switch::{Builder, Switch};
+use mukan_switch::Switch;
 use mukan_transport::TcpTransport;
 use parking_lot::Mutex;
 use rand::{Rng, SeedableRng};
@@ -395,6 +396,8 @@ struct Node {
     cfg: Cfg,
     ev: Events,
     switch: Arc<Switch<EventTransport>>,
+    /// The bound listen address.
+    local_addr: std::net::SocketAddr,
     echo: Arc<EchoReactor>,
     /// With `--pex`: the PEX reactor and its address book.
     pex: Option<Pex>,
@@ -402,14 +405,14 @@ struct Node {
 
 /// The PEX reactor (`--pex`) and the address book it shares with the switch.
 struct Pex {
-    reactor: PexReactor,
+    reactor: Option<PexReactor>,
     book: Arc<Mutex<AddrBook>>,
     path: PathBuf,
 }
 
 impl Pex {
-    /// Loads (or starts) the book at `--addrbook` and builds the reactor over it.
-    fn new(cfg: &Cfg) -> Result<Self, String> {
+    /// Loads (or starts) the book at `--addrbook`.
+    fn load(cfg: &Cfg) -> Result<Self, String> {
         let path = cfg.addrbook_file();
         let mut book = AddrBook::new(
             AddrBookConfig::with_strict(cfg.addr_book_strict),
@@ -417,30 +420,33 @@ impl Pex {
         );
         book.load(&path, SystemTime::now())
             .map_err(|e| format!("address book {}: {e}", path.display()))?;
-        let book = Arc::new(Mutex::new(book));
-        let save: SaveCallback = {
-            let (book, path) = (book.clone(), path.clone());
-            Arc::new(move || {
-                let _ = save_book(&book, &path);
-            })
-        };
+        Ok(Self {
+            reactor: None,
+            book: Arc::new(Mutex::new(book)),
+            path,
+        })
+    }
+
+    /// Saves the book (PEX's schedule and stop).
+    fn saver(&self) -> SaveCallback {
+        let (book, path) = (self.book.clone(), self.path.clone());
+        Arc::new(move || {
+            let _ = save_book(&book, &path);
+        })
+    }
+
+    /// The PEX settings of `cfg` (the builder adds the persistent peers' IDs).
+    fn config(&self, cfg: &Cfg) -> PexConfig {
         let mut pc = PexConfig::default();
         pc.seeds = cfg.seeds.clone();
         pc.seed_mode = cfg.seed_mode;
         pc.strict_addr_book = cfg.addr_book_strict;
-        pc.persistent_peer_ids = cfg
-            .persistent
-            .iter()
-            .filter_map(|s| s.split_once('@').and_then(|(id, _)| id.parse().ok()))
-            .collect();
-        let shared: SharedAddressBook = book.clone();
-        let reactor =
-            PexReactor::new(pc, shared, Some(save)).map_err(|e| format!("--seeds: {e}"))?;
-        Ok(Self {
-            reactor,
-            book,
-            path,
-        })
+        pc
+    }
+
+    fn with_reactor(mut self, reactor: PexReactor) -> Self {
+        self.reactor = Some(reactor);
+        self
     }
 
     fn size(&self) -> usize {
@@ -508,7 +514,7 @@ async fn run(cfg: Cfg) -> ExitCode {
         "listening",
         kv![
             "id" => key.node_id().to_string(),
-            "addr" => format!("{}@{}", key.node_id(), transport.local_addr),
+            "addr" => format!("{}@{}", key.node_id(), node.local_addr),
             "listen_addr" => transport.inner.node_info().listen_addr,
             "moniker" => cfg.moniker.clone(),
             "network" => cfg.chain_id.clone(),
@@ -522,10 +528,6 @@ async fn run(cfg: Cfg) -> ExitCode {
             "impl" => "rust",
         ],
     );
-    if let Err(e) = node.switch.start() {
-        ev.emit("error", kv!["error" => e.to_string()]);
-        return ExitCode::from(2);
-    }
     let watcher = tokio::spawn(watch_book(node.clone()));
     // Persistent peers: dialed at once (the switch's dial randomizer is zero here), then
     // redialed by the switch on Go's schedule.
@@ -578,7 +580,9 @@ async fn run(cfg: Cfg) -> ExitCode {
     watcher.abort();
     if let Some(pex) = &node.pex {
         // The reactor's own last save (started at its stop), then ours, reported.
-        pex.reactor.wait_saved().await;
+        if let Some(reactor) = &pex.reactor {
+            reactor.wait_saved().await;
+        }
         let (book, path) = (pex.book.clone(), pex.path.clone());
         let saved = tokio::task::spawn_blocking(move || save_book(&book, &path)).await;
         match saved {
@@ -600,12 +604,21 @@ async fn run(cfg: Cfg) -> ExitCode {
     code
 }
 
-/// The echo reactor, the transport (listening) and the switch over it.
+/// The echo reactor (and PEX), the transport (listening) and the switch over it, assembled by
+/// `mukan_node::NodeBuilder` and started (the persistent peers are dialed by the caller, once
+/// it printed `listening`).
 async fn build(cfg: &Cfg, ev: &Events, key: Arc<NodeKey>) -> Result<Arc<Node>, String> {
     let echo = Arc::new(EchoReactor::new(cfg, ev.clone()));
-    let pex = if cfg.pex { Some(Pex::new(cfg)?) } else { None };
+    let persistent = cfg
+        .persistent
+        .iter()
+        .map(|s| {
+            s.parse::<ParsedAddress>()
+                .map_err(|e| format!("--persistent-peers {s:?}: {e}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let mut sconfig = mukan_switch::Config::default();
-    sconfig.persistent_peers = cfg.persistent.clone();
+    sconfig.persistent_peers = persistent;
     sconfig.max_num_inbound_peers = cfg.max_inbound;
     sconfig.max_num_outbound_peers = cfg.max_outbound;
     sconfig.allow_duplicate_ip = cfg.allow_duplicate_ip;
@@ -613,60 +626,58 @@ async fn build(cfg: &Cfg, ev: &Events, key: Arc<NodeKey>) -> Result<Arc<Node>, S
     sconfig.dial_randomizer = Duration::ZERO;
     sconfig.persistent_peers_max_dial_period = cfg.persistent_max_dial_period;
     sconfig.redial_persistent_forever = cfg.redial_forever;
-    let mut builder = Builder::new(sconfig);
-    builder
-        .add_reactor(ECHO_REACTOR, echo.clone())
-        .map_err(|e| e.to_string())?;
-    // After the echo reactor, as gopeer (and a Go node) list the PEX channel last.
-    if let Some(pex) = &pex {
-        builder
-            .add_reactor(PEX_REACTOR, Arc::new(pex.reactor.clone()))
-            .map_err(|e| e.to_string())?;
-    }
-
     let listen_addr = if cfg.external_address.is_empty() {
         cfg.listen.clone()
     } else {
         cfg.external_address.clone()
     };
-    let node_info = NodeInfo {
-        protocol_version: ProtocolVersion {
-            p2p: cfg.p2p_version,
-            block: cfg.block_version,
-            app: cfg.app_version,
-        },
-        id: key.node_id().to_string(),
-        listen_addr,
-        network: cfg.chain_id.clone(),
-        version: cfg.node_version.clone(),
-        channels: builder.channel_ids(),
-        moniker: cfg.moniker.clone(),
-        other: Other {
-            tx_index: cfg.tx_index.clone(),
-            rpc_address: cfg.rpc_address.clone(),
-        },
-    };
-    let tconfig = cfg.transport_config();
-    let transport = TcpTransport::new(key.clone(), node_info, tconfig);
     let bind = cfg.listen.rsplit("://").next().unwrap_or("").to_owned();
     let bind: std::net::SocketAddr = bind
         .parse()
         .map_err(|e| format!("--listen {bind:?}: {e}"))?;
-    let local_addr = transport.listen(bind).await.map_err(|e| e.to_string())?;
-    let transport = EventTransport {
-        inner: transport,
-        ev: ev.clone(),
-        local_addr,
+    let mut builder = NodeBuilder::new(key.clone(), cfg.chain_id.clone())
+        .moniker(cfg.moniker.clone())
+        .version(cfg.node_version.clone())
+        .protocol_version(ProtocolVersion {
+            p2p: cfg.p2p_version,
+            block: cfg.block_version,
+            app: cfg.app_version,
+        })
+        .tx_index(cfg.tx_index.clone())
+        .rpc_address(cfg.rpc_address.clone())
+        .external_address(listen_addr)
+        .listen(bind)
+        .switch_config(sconfig)
+        .transport_config(cfg.transport_config())
+        .dial_persistent_peers(false)
+        .reactor(ECHO_REACTOR, echo.clone());
+    let pex = if cfg.pex {
+        let pex = Pex::load(cfg)?;
+        // After the echo reactor, as gopeer (and a Go node) list the PEX channel last.
+        builder = builder
+            .address_book(pex.book.clone())
+            .save_book_with(pex.saver())
+            .pex(pex.config(cfg));
+        Some(pex)
+    } else {
+        None
     };
-    if let Some(pex) = &pex {
-        let shared: SharedAddressBook = pex.book.clone();
-        builder = builder.address_book(shared);
-    }
-    let switch = builder.build(transport).map_err(|e| e.to_string())?;
+    let started = builder
+        .start_with(|p| EventTransport {
+            inner: TcpTransport::new(p.key, p.node_info, p.config),
+            ev: ev.clone(),
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    let pex = match (pex, started.pex()) {
+        (Some(p), Some(reactor)) => Some(p.with_reactor(reactor.clone())),
+        _ => None,
+    };
     Ok(Arc::new(Node {
         cfg: cfg.clone(),
         ev: ev.clone(),
-        switch,
+        switch: started.switch().clone(),
+        local_addr: started.local_addr().unwrap_or(bind),
         echo,
         pex,
     }))
@@ -709,7 +720,19 @@ async fn dial_once(node: Arc<Node>, addr: NetAddress) {
 struct EventTransport {
     inner: TcpTransport,
     ev: Events,
-    local_addr: std::net::SocketAddr,
+}
+
+impl BindTransport for EventTransport {
+    fn bind(
+        &self,
+        addr: std::net::SocketAddr,
+    ) -> Pin<Box<dyn Future<Output = std::io::Result<std::net::SocketAddr>> + Send + '_>> {
+        self.inner.bind(addr)
+    }
+
+    fn announced(&self) -> NodeInfo {
+        self.inner.announced()
+    }
 }
 
 type PeerFuture<'a> =
@@ -767,8 +790,6 @@ async fn terminate() {
 
 /// The echo reactor's name in the switch.
 const ECHO_REACTOR: &str = "ECHO";
-/// The PEX reactor's name in the switch (Go's).
-const PEX_REACTOR: &str = "PEX";
 
 /// Messages waiting to be echoed, per peer.
 const ECHO_QUEUE_MESSAGES: usize = 100_000;

@@ -1,479 +1,18 @@
-//! `config/config.toml`: the part of CometBFT's configuration this program uses, read into
-//! typed structs, with command-line flags applied on top.
-//!
-//! Sections and keys that some CometBFT line (v0.34 … v1.0) writes but that a p2p node has no
-//! use for are skipped with one warning. A key we do not know in a section we use, a value of
-//! the wrong type or an address that does not parse ends the load with a [`ConfigError`]
-//! naming the file, the key and the problem.
+//! Reading `config.toml` into the typed [`Config`]: every key checked (unknown keys refused
+//! with the nearest known one, keys of other CometBFT lines skipped with a warning), every
+//! value parsed, the flags applied.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use mukan_reactor_api::{NodeId, ParsedAddress};
 use toml::{Table, Value};
 
-/// One configuration problem: where, which key, what is wrong. Shown on one line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ConfigError {
-    /// The file (or "command line").
-    pub(crate) source: String,
-    /// The key, as the user wrote it (`[p2p] laddr`, `--p2p.laddr`).
-    pub(crate) key: String,
-    /// What is wrong.
-    pub(crate) problem: String,
-}
-
-impl ConfigError {
-    pub(crate) fn new(
-        source: impl Into<String>,
-        key: impl Into<String>,
-        problem: impl Into<String>,
-    ) -> Self {
-        Self {
-            source: source.into(),
-            key: key.into(),
-            problem: problem.into(),
-        }
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Never more than one line, whatever the problem text holds.
-        let problem = self.problem.replace(['\n', '\r'], " ");
-        if self.key.is_empty() {
-            write!(f, "{}: {problem}", self.source)
-        } else {
-            write!(f, "{}: {}: {problem}", self.source, self.key)
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
-/// How logs are written (`log_format`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum LogFormat {
-    /// Human-readable lines.
-    Plain,
-    /// One JSON object per line.
-    Json,
-}
-
-/// The whole configuration the node uses.
-#[derive(Clone, Debug)]
-pub(crate) struct Config {
-    /// The node's name in its `NodeInfo`.
-    pub(crate) moniker: String,
-    /// CometBFT-style log level (`info`, `p2p:debug,*:error`).
-    pub(crate) log_level: String,
-    /// Log format.
-    pub(crate) log_format: LogFormat,
-    /// Path of `genesis.json`, relative to the home unless absolute.
-    pub(crate) genesis_file: String,
-    /// Path of `node_key.json`, relative to the home unless absolute.
-    pub(crate) node_key_file: String,
-    /// `[p2p]`.
-    pub(crate) p2p: P2pConfig,
-    /// `[rpc]`.
-    pub(crate) rpc: RpcConfig,
-    /// `[instrumentation]`.
-    pub(crate) instrumentation: InstrumentationConfig,
-}
-
-/// `[p2p]` of `config.toml`, at CometBFT v0.38's defaults.
-#[derive(Clone, Debug)]
-pub(crate) struct P2pConfig {
-    /// `laddr`, verbatim (it goes into `NodeInfo.listen_addr`).
-    pub(crate) laddr: String,
-    /// `external_address`, verbatim; empty for none.
-    pub(crate) external_address: String,
-    /// `seeds`.
-    pub(crate) seeds: Vec<ParsedAddress>,
-    /// `persistent_peers`.
-    pub(crate) persistent_peers: Vec<ParsedAddress>,
-    /// `addr_book_file`, relative to the home unless absolute.
-    pub(crate) addr_book_file: String,
-    /// `addr_book_strict`: only routable addresses enter the book.
-    pub(crate) addr_book_strict: bool,
-    /// `max_num_inbound_peers`.
-    pub(crate) max_num_inbound_peers: usize,
-    /// `max_num_outbound_peers`.
-    pub(crate) max_num_outbound_peers: usize,
-    /// `unconditional_peer_ids`.
-    pub(crate) unconditional_peer_ids: Vec<NodeId>,
-    /// `persistent_peers_max_dial_period` (zero: no cap).
-    pub(crate) persistent_peers_max_dial_period: Duration,
-    /// `flush_throttle_timeout`.
-    pub(crate) flush_throttle_timeout: Duration,
-    /// `max_packet_msg_payload_size`.
-    pub(crate) max_packet_msg_payload_size: usize,
-    /// `send_rate`, bytes per second.
-    pub(crate) send_rate: u64,
-    /// `recv_rate`, bytes per second.
-    pub(crate) recv_rate: u64,
-    /// `max_send_rate_total` (ours): bytes per second over all connections, shared fairly
-    /// between peers; 0 = no total.
-    pub(crate) max_send_rate_total: u64,
-    /// `max_recv_rate_total` (ours): as `max_send_rate_total`, received.
-    pub(crate) max_recv_rate_total: u64,
-    /// `pex`.
-    pub(crate) pex: bool,
-    /// `seed_mode`.
-    pub(crate) seed_mode: bool,
-    /// `private_peer_ids`.
-    pub(crate) private_peer_ids: Vec<NodeId>,
-    /// `allow_duplicate_ip`.
-    pub(crate) allow_duplicate_ip: bool,
-    /// `handshake_timeout`.
-    pub(crate) handshake_timeout: Duration,
-    /// `dial_timeout`.
-    pub(crate) dial_timeout: Duration,
-}
-
-impl Default for P2pConfig {
-    fn default() -> Self {
-        Self {
-            laddr: "tcp://0.0.0.0:26656".into(),
-            external_address: String::new(),
-            seeds: Vec::new(),
-            persistent_peers: Vec::new(),
-            addr_book_file: "config/addrbook.json".into(),
-            addr_book_strict: true,
-            max_num_inbound_peers: 40,
-            max_num_outbound_peers: 10,
-            unconditional_peer_ids: Vec::new(),
-            persistent_peers_max_dial_period: Duration::ZERO,
-            flush_throttle_timeout: Duration::from_millis(100),
-            max_packet_msg_payload_size: 1024,
-            send_rate: 5_120_000,
-            recv_rate: 5_120_000,
-            max_send_rate_total: 0,
-            max_recv_rate_total: 0,
-            pex: true,
-            seed_mode: false,
-            private_peer_ids: Vec::new(),
-            allow_duplicate_ip: false,
-            handshake_timeout: Duration::from_secs(20),
-            dial_timeout: Duration::from_secs(3),
-        }
-    }
-}
-
-/// `[rpc]`: the listen address and what the HTTP servers answer.
-#[derive(Clone, Debug)]
-pub(crate) struct RpcConfig {
-    /// `laddr`, verbatim; empty: no HTTP server.
-    pub(crate) laddr: String,
-    /// `allowed_hosts` (ours, not CometBFT's): host names the RPC and metrics servers answer
-    /// besides IP literals, `localhost` and the listen address's name; `"*"`: any.
-    pub(crate) allowed_hosts: Vec<String>,
-    /// `show_private_peers` (ours): list the peers of `[p2p] private_peer_ids` in
-    /// `/net_info` and `/peers` too (CometBFT lists them).
-    pub(crate) show_private_peers: bool,
-}
-
-impl Default for RpcConfig {
-    fn default() -> Self {
-        Self {
-            laddr: "tcp://127.0.0.1:26657".into(),
-            allowed_hosts: Vec::new(),
-            show_private_peers: false,
-        }
-    }
-}
-
-/// `[instrumentation]`.
-#[derive(Clone, Debug)]
-pub(crate) struct InstrumentationConfig {
-    /// `prometheus`: serve metrics.
-    pub(crate) prometheus: bool,
-    /// `prometheus_listen_addr` (`:26660`, what `cometbft init` writes, means every
-    /// interface; ours defaults to `127.0.0.1:26660`).
-    pub(crate) prometheus_listen_addr: String,
-    /// `namespace`: the metric name prefix.
-    pub(crate) namespace: String,
-}
-
-impl Default for InstrumentationConfig {
-    fn default() -> Self {
-        Self {
-            prometheus: false,
-            prometheus_listen_addr: "127.0.0.1:26660".into(),
-            namespace: "cometbft".into(),
-        }
-    }
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            moniker: default_moniker(),
-            log_level: "info".into(),
-            log_format: LogFormat::Plain,
-            genesis_file: "config/genesis.json".into(),
-            node_key_file: "config/node_key.json".into(),
-            p2p: P2pConfig::default(),
-            rpc: RpcConfig::default(),
-            instrumentation: InstrumentationConfig::default(),
-        }
-    }
-}
-
-/// CometBFT's default moniker is the host name.
-pub(crate) fn default_moniker() -> String {
-    std::fs::read_to_string("/etc/hostname")
-        .ok()
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty() && s.bytes().all(|b| (33..=126).contains(&b)))
-        .unwrap_or_else(|| "mukan-p2p".into())
-}
-
-/// A host and port to bind or dial; the host may be empty (every interface).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct HostPort {
-    /// Host name or IP literal (without brackets); empty for every interface.
-    pub(crate) host: String,
-    /// Port.
-    pub(crate) port: u16,
-}
-
-impl HostPort {
-    /// `host:port` for `tokio::net::lookup_host` (an empty host binds every interface).
-    pub(crate) fn to_lookup(&self) -> String {
-        let host = if self.host.is_empty() {
-            "0.0.0.0"
-        } else {
-            &self.host
-        };
-        if host.contains(':') {
-            format!("[{host}]:{}", self.port)
-        } else {
-            format!("{host}:{}", self.port)
-        }
-    }
-
-    /// Resolves the address (first result).
-    pub(crate) async fn resolve(&self) -> std::io::Result<SocketAddr> {
-        tokio::net::lookup_host(self.to_lookup())
-            .await?
-            .next()
-            .ok_or_else(|| std::io::Error::other(format!("{} did not resolve", self.to_lookup())))
-    }
-}
-
-/// Parses `[tcp://]host:port`; `allow_empty_host` for `:26660`.
-pub(crate) fn parse_host_port(s: &str, allow_empty_host: bool) -> Result<HostPort, String> {
-    let rest = match s.split_once("://") {
-        Some(("tcp", rest)) => rest,
-        Some((proto, _)) => {
-            return Err(format!(
-                "{s:?}: only tcp:// addresses are supported, not {proto}://"
-            ));
-        }
-        None => s,
-    };
-    let (host, port) = if let Some(after) = rest.strip_prefix('[') {
-        let (host, tail) = after
-            .split_once(']')
-            .ok_or_else(|| format!("{s:?}: missing ']'"))?;
-        let port = tail
-            .strip_prefix(':')
-            .ok_or_else(|| format!("{s:?}: missing port"))?;
-        (host, port)
-    } else {
-        let (host, port) = rest
-            .rsplit_once(':')
-            .ok_or_else(|| format!("{s:?}: expected host:port"))?;
-        if host.contains(':') {
-            return Err(format!("{s:?}: too many colons (bracket IPv6 hosts)"));
-        }
-        (host, port)
-    };
-    if host.is_empty() && !allow_empty_host {
-        return Err(format!("{s:?}: empty host"));
-    }
-    if !host.is_empty()
-        && host.parse::<std::net::IpAddr>().is_err()
-        && !host
-            .split('.')
-            .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
-    {
-        return Err(format!("{s:?}: invalid host {host:?}"));
-    }
-    let port = port
-        .parse::<u16>()
-        .map_err(|_| format!("{s:?}: invalid port {port:?}"))?;
-    Ok(HostPort {
-        host: host.to_owned(),
-        port,
-    })
-}
-
-/// Parses a Go duration (`"0s"`, `"100ms"`, `"1h2m3.5s"`, `"10us"`).
-pub(crate) fn parse_go_duration(s: &str) -> Result<Duration, String> {
-    let bad = || format!("{s:?} is not a duration (like \"100ms\", \"3s\", \"1m30s\")");
-    if s == "0" {
-        return Ok(Duration::ZERO);
-    }
-    if s.starts_with('-') {
-        return Err(format!("{s:?}: must not be negative"));
-    }
-    let s2 = s.strip_prefix('+').unwrap_or(s);
-    if s2.is_empty() {
-        return Err(bad());
-    }
-    let mut total = 0f64;
-    let mut rest = s2;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        if num_len == 0 {
-            return Err(bad());
-        }
-        let value: f64 = rest[..num_len].parse().map_err(|_| bad())?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" | "μs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(bad()),
-        };
-        rest = &rest[unit_len..];
-        total += value * scale;
-    }
-    if !total.is_finite() || total > 1e12 {
-        return Err(format!("{s:?}: too large"));
-    }
-    Ok(Duration::from_secs_f64(total))
-}
-
-/// Formats a duration as Go does for the simple values we write (`0s`, `100ms`, `3s`).
-pub(crate) fn format_go_duration(d: Duration) -> String {
-    if d.is_zero() {
-        "0s".into()
-    } else if d.subsec_nanos() == 0 {
-        let s = d.as_secs();
-        if s >= 60 && s % 60 == 0 {
-            format!("{}m0s", s / 60)
-        } else {
-            format!("{s}s")
-        }
-    } else if d.as_nanos() % 1_000_000 == 0 {
-        format!("{}ms", d.as_millis())
-    } else {
-        format!("{}ns", d.as_nanos())
-    }
-}
-
-/// Command-line values that replace the file's (CometBFT's flag names).
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Overrides {
-    /// `--moniker`.
-    pub(crate) moniker: Option<String>,
-    /// `--p2p.laddr`.
-    pub(crate) p2p_laddr: Option<String>,
-    /// `--p2p.external-address`.
-    pub(crate) p2p_external_address: Option<String>,
-    /// `--p2p.seeds`.
-    pub(crate) p2p_seeds: Option<String>,
-    /// `--p2p.persistent_peers`.
-    pub(crate) p2p_persistent_peers: Option<String>,
-    /// `--p2p.unconditional_peer_ids`.
-    pub(crate) p2p_unconditional_peer_ids: Option<String>,
-    /// `--p2p.private_peer_ids`.
-    pub(crate) p2p_private_peer_ids: Option<String>,
-    /// `--p2p.pex`.
-    pub(crate) p2p_pex: Option<bool>,
-    /// `--p2p.seed_mode`.
-    pub(crate) p2p_seed_mode: Option<bool>,
-    /// `--p2p.max_send_rate_total` (ours).
-    pub(crate) p2p_max_send_rate_total: Option<u64>,
-    /// `--p2p.max_recv_rate_total` (ours).
-    pub(crate) p2p_max_recv_rate_total: Option<u64>,
-    /// `--rpc.laddr`.
-    pub(crate) rpc_laddr: Option<String>,
-    /// `--log_level`.
-    pub(crate) log_level: Option<String>,
-    /// `--log_format`.
-    pub(crate) log_format: Option<String>,
-}
-
-impl Overrides {
-    /// `(section, key, flag, value)` for every flag given.
-    fn entries(&self) -> Vec<(&'static str, &'static str, &'static str, Value)> {
-        let mut out = Vec::new();
-        let mut s = |sec, key, flag, v: &Option<String>| {
-            if let Some(v) = v {
-                out.push((sec, key, flag, Value::String(v.clone())));
-            }
-        };
-        s("", "moniker", "--moniker", &self.moniker);
-        s("p2p", "laddr", "--p2p.laddr", &self.p2p_laddr);
-        s(
-            "p2p",
-            "external_address",
-            "--p2p.external-address",
-            &self.p2p_external_address,
-        );
-        s("p2p", "seeds", "--p2p.seeds", &self.p2p_seeds);
-        s(
-            "p2p",
-            "persistent_peers",
-            "--p2p.persistent_peers",
-            &self.p2p_persistent_peers,
-        );
-        s(
-            "p2p",
-            "unconditional_peer_ids",
-            "--p2p.unconditional_peer_ids",
-            &self.p2p_unconditional_peer_ids,
-        );
-        s(
-            "p2p",
-            "private_peer_ids",
-            "--p2p.private_peer_ids",
-            &self.p2p_private_peer_ids,
-        );
-        s("rpc", "laddr", "--rpc.laddr", &self.rpc_laddr);
-        s("", "log_level", "--log_level", &self.log_level);
-        s("", "log_format", "--log_format", &self.log_format);
-        if let Some(b) = self.p2p_pex {
-            out.push(("p2p", "pex", "--p2p.pex", Value::Boolean(b)));
-        }
-        if let Some(b) = self.p2p_seed_mode {
-            out.push(("p2p", "seed_mode", "--p2p.seed_mode", Value::Boolean(b)));
-        }
-        for (key, flag, v) in [
-            (
-                "max_send_rate_total",
-                "--p2p.max_send_rate_total",
-                self.p2p_max_send_rate_total,
-            ),
-            (
-                "max_recv_rate_total",
-                "--p2p.max_recv_rate_total",
-                self.p2p_max_recv_rate_total,
-            ),
-        ] {
-            if let Some(v) = v {
-                let v = i64::try_from(v).unwrap_or(i64::MAX);
-                out.push(("p2p", key, flag, Value::Integer(v)));
-            }
-        }
-        out
-    }
-}
+use super::{
+    Config, ConfigError, LogFormat, Overrides, parse_go_duration, parse_host_port, parse_level,
+    split_list,
+};
 
 /// Top-level keys we read.
 const BASE_USED: &[&str] = &[
@@ -569,11 +108,11 @@ const INSTR_IGNORED: &[&str] = &["max_open_connections"];
 
 /// The result of a load: the config and what was skipped (for one warning line).
 #[derive(Debug)]
-pub(crate) struct Loaded {
+pub struct Loaded {
     /// The configuration.
-    pub(crate) config: Config,
+    pub config: Config,
     /// Keys and sections present but not used (`fast_sync`, `[mempool]`, `[rpc] unsafe`).
-    pub(crate) ignored: Vec<String>,
+    pub ignored: Vec<String>,
 }
 
 /// Reads a typed value, naming the key in errors.
@@ -728,11 +267,6 @@ impl Reader<'_> {
     }
 }
 
-/// Go `splitAndTrimEmpty(s, ",", " ")`.
-pub(crate) fn split_list(s: &str) -> impl Iterator<Item = &str> {
-    s.split(',').map(str::trim).filter(|p| !p.is_empty())
-}
-
 fn key_name(section: &str, key: &str) -> String {
     if section.is_empty() {
         key.to_owned()
@@ -814,7 +348,7 @@ fn closest<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
 }
 
 /// Parses the text of `config.toml` (`file` names it in errors) and applies `overrides`.
-pub(crate) fn parse(text: &str, file: &str, overrides: &Overrides) -> Result<Loaded, ConfigError> {
+pub fn parse(text: &str, file: &str, overrides: &Overrides) -> Result<Loaded, ConfigError> {
     let mut root: Table = text.parse::<Table>().map_err(|e| {
         let line = e
             .span()
@@ -903,7 +437,7 @@ pub(crate) fn parse(text: &str, file: &str, overrides: &Overrides) -> Result<Loa
         ));
     }
     r.string(&base, "", "log_level", &mut c.log_level)?;
-    crate::logging::parse_level(&c.log_level).map_err(|p| r.err("", "log_level", p))?;
+    parse_level(&c.log_level).map_err(|p| r.err("", "log_level", p))?;
     let mut format = "plain".to_owned();
     r.string(&base, "", "log_format", &mut format)?;
     c.log_format = match format.as_str() {
@@ -1036,7 +570,7 @@ pub(crate) fn parse(text: &str, file: &str, overrides: &Overrides) -> Result<Loa
 }
 
 /// Reads `path` and parses it; a missing file means every default (as CometBFT).
-pub(crate) fn load(path: &Path, overrides: &Overrides) -> Result<Loaded, ConfigError> {
+pub fn load(path: &Path, overrides: &Overrides) -> Result<Loaded, ConfigError> {
     let shown = path.display().to_string();
     let text = match std::fs::read(path) {
         Ok(bytes) => {
@@ -1049,7 +583,7 @@ pub(crate) fn load(path: &Path, overrides: &Overrides) -> Result<Loaded, ConfigE
 }
 
 /// `path` relative to `home` unless absolute (CometBFT `rootify`).
-pub(crate) fn rootify(home: &Path, path: &str) -> PathBuf {
+pub fn rootify(home: &Path, path: &str) -> PathBuf {
     let p = Path::new(path);
     if p.is_absolute() {
         p.to_owned()
@@ -1061,6 +595,7 @@ pub(crate) fn rootify(home: &Path, path: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::P2pConfig;
 
     fn data(version: &str, file: &str) -> String {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -1247,50 +782,5 @@ mod tests {
         let e = parse("[p2p\nx=1", "f", &Overrides::default()).unwrap_err();
         assert_eq!(e.key, "line 1");
         assert!(!e.to_string().contains('\n'), "{e}");
-    }
-
-    #[test]
-    fn go_durations() {
-        assert_eq!(parse_go_duration("0s").unwrap(), Duration::ZERO);
-        assert_eq!(
-            parse_go_duration("100ms").unwrap(),
-            Duration::from_millis(100)
-        );
-        assert_eq!(parse_go_duration("1m30s").unwrap(), Duration::from_secs(90));
-        assert_eq!(
-            parse_go_duration("1.5s").unwrap(),
-            Duration::from_millis(1500)
-        );
-        assert_eq!(
-            parse_go_duration("10us").unwrap(),
-            Duration::from_micros(10)
-        );
-        assert!(parse_go_duration("10").is_err());
-        assert!(parse_go_duration("-1s").is_err());
-        assert!(parse_go_duration("").is_err());
-        assert!(parse_go_duration("s").is_err());
-        for d in [0, 10, 100, 3000, 20_000, 60_000] {
-            let d = Duration::from_millis(d);
-            assert_eq!(parse_go_duration(&format_go_duration(d)).unwrap(), d);
-        }
-    }
-
-    #[test]
-    fn host_ports() {
-        assert_eq!(
-            parse_host_port(":26660", true).unwrap(),
-            HostPort {
-                host: String::new(),
-                port: 26660
-            }
-        );
-        assert!(parse_host_port(":26660", false).is_err());
-        assert_eq!(parse_host_port("tcp://[::1]:5", false).unwrap().host, "::1");
-        assert_eq!(
-            parse_host_port("localhost:5", false).unwrap().to_lookup(),
-            "localhost:5"
-        );
-        assert!(parse_host_port("::1:5", false).is_err());
-        assert!(parse_host_port("a b:5", false).is_err());
     }
 }
