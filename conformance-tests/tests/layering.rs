@@ -28,13 +28,7 @@ const NORMAL: &[(&str, &[&str])] = &[
     // Reactors of our own, built on the public API of the crates a user would take.
     (
         "mukan-example-reactors",
-        &[
-            "mukan-reactor-api",
-            "mukan-node-key",
-            "mukan-switch",
-            "mukan-transport",
-            "mukan-node",
-        ],
+        &["mukan-reactor-api", "mukan-transport", "mukan-node"],
     ),
 ];
 

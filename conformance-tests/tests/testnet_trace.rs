@@ -9,30 +9,31 @@
     reason = "test"
 )]
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use mukan_addrbook::{AddrBook, Config as BookConfig};
 use mukan_example_reactors::tx_relay::{ReceivedTx, TxRelay};
+use mukan_node::NodeBuilder;
 use mukan_node_key::NodeKey;
 use mukan_pex::{PexConfig, PexReactor};
 use mukan_reactor_api::testing::{CallTrace, Traced};
-use mukan_reactor_api::{Network as _, NodeInfo, Other, ProtocolVersion, SharedAddressBook};
-use mukan_switch::{Builder, Switch};
+use mukan_reactor_api::{Network as _, SharedAddressBook};
 use mukan_transport::TcpTransport;
 use parking_lot::Mutex;
 use rand::SeedableRng;
 use tokio::sync::mpsc;
 
 struct Node {
-    sw: Arc<Switch<TcpTransport>>,
+    node: mukan_node::Node<TcpTransport>,
     relay: Arc<TxRelay>,
     received: mpsc::Receiver<ReceivedTx>,
     trace: CallTrace,
 }
 
+/// A node built as any user builds one (`NodeBuilder`), its two reactors wrapped in `Traced`
+/// (so PEX is registered as a reactor of ours, over the node's address book).
 async fn node(n: u8, seeds: Vec<String>) -> Node {
     let key = Arc::new(NodeKey::from_seed([n + 1; 32]));
     let book = AddrBook::new(
@@ -49,44 +50,24 @@ async fn node(n: u8, seeds: Vec<String>) -> Node {
     let (tx, received) = mpsc::channel(64);
     let relay = Arc::new(TxRelay::new(tx));
     let trace = CallTrace::new();
-    let mut config = mukan_switch::Config::default();
-    config.allow_duplicate_ip = true;
-    config.dial_randomizer = Duration::ZERO;
-    let mut builder = Builder::new(config).address_book(book);
-    builder
-        .add_reactor(
+    let node = NodeBuilder::new(key, "testnet-trace")
+        .moniker(format!("node{n}"))
+        .listen("127.0.0.1:0".parse().unwrap())
+        .map_switch_config(|c| {
+            c.allow_duplicate_ip = true;
+            c.dial_randomizer = Duration::ZERO;
+        })
+        .address_book(book)
+        .reactor(
             "relay",
             Arc::new(Traced::new("relay", relay.clone(), &trace)),
         )
-        .unwrap();
-    builder
-        .add_reactor("pex", Arc::new(Traced::new("pex", pex, &trace)))
-        .unwrap();
-    let info = NodeInfo {
-        protocol_version: ProtocolVersion {
-            p2p: 8,
-            block: 11,
-            app: 0,
-        },
-        id: key.node_id().to_string(),
-        listen_addr: "tcp://127.0.0.1:0".into(),
-        network: "testnet-trace".into(),
-        version: "0.38.25".into(),
-        channels: builder.channel_ids(),
-        moniker: format!("node{n}"),
-        other: Other::default(),
-    };
-    let mut tconfig = mukan_transport::Config::default();
-    tconfig.allow_duplicate_ip = true;
-    let transport = TcpTransport::new(key, info, tconfig);
-    transport
-        .listen("127.0.0.1:0".parse::<SocketAddr>().unwrap())
+        .reactor("pex", Arc::new(Traced::new("pex", pex, &trace)))
+        .start()
         .await
         .unwrap();
-    let sw = builder.build(transport).unwrap();
-    sw.start().unwrap();
     Node {
-        sw,
+        node,
         relay,
         received,
         trace,
@@ -107,7 +88,7 @@ fn export(name: &str, trace: &CallTrace) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_seed_and_four_nodes_find_each_other_and_relay_a_transaction() {
     let seed = node(0, Vec::new()).await;
-    let seed_addr = seed.sw.net_address().to_string();
+    let seed_addr = seed.node.net_address().to_string();
     let mut nodes = Vec::new();
     for n in 1..=4 {
         nodes.push(node(n, vec![seed_addr.clone()]).await);
@@ -115,10 +96,12 @@ async fn a_seed_and_four_nodes_find_each_other_and_relay_a_transaction() {
     // Every node connected to the three others (the seed hangs up on them after answering).
     let until = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let ids: Vec<_> = nodes.iter().map(|n| n.sw.net_address().id()).collect();
+        let ids: Vec<_> = nodes.iter().map(|n| n.node.net_address().id()).collect();
         let meshed = nodes.iter().all(|n| {
             ids.iter()
-                .filter(|id| **id != n.sw.net_address().id() && n.sw.peer(id).is_some())
+                .filter(|id| {
+                    **id != n.node.net_address().id() && n.node.switch().peer(id).is_some()
+                })
                 .count()
                 == 3
         });
@@ -150,9 +133,9 @@ async fn a_seed_and_four_nodes_find_each_other_and_relay_a_transaction() {
             "a transaction is relayed once"
         );
     }
-    seed.sw.stop().await;
+    seed.node.stop().await;
     for n in &nodes {
-        n.sw.stop().await;
+        n.node.stop().await;
     }
     export("seed", &seed.trace);
     for (i, n) in nodes.iter().enumerate() {

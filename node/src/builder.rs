@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mukan_node_key::NodeKey;
-use mukan_pex::{PexConfig, PexReactor, SaveCallback};
+use mukan_pex::{PexConfig, PexObserver, PexReactor, SaveCallback};
 use mukan_reactor_api::{
     ChannelDescriptor, ChannelId, NetAddress, Network as _, NodeInfo, NodeInfoError, Observer,
     ParsedAddress, ProtocolVersion, Reactor, SharedAddressBook, Transport,
@@ -80,6 +80,7 @@ pub struct NodeBuilder {
     observer_makers: Vec<ObserverMaker>,
     resolver: Option<Arc<dyn Resolver>>,
     dial_persistent: bool,
+    pex_observer: Option<Arc<dyn PexObserver>>,
 }
 
 /// A reactor to register, or PEX (made at start, over the address book).
@@ -231,6 +232,7 @@ impl NodeBuilder {
             observer_makers: Vec::new(),
             resolver: None,
             dial_persistent: true,
+            pex_observer: None,
         }
     }
 
@@ -385,6 +387,14 @@ impl NodeBuilder {
                 break;
             }
         }
+        self
+    }
+
+    /// Tells `observer` what PEX serves (no effect without [`NodeBuilder::pex`]): the
+    /// addresses of each answer, which the switch's observers do not see.
+    #[must_use]
+    pub fn pex_observer(mut self, observer: Arc<dyn PexObserver>) -> Self {
+        self.pex_observer = Some(observer);
         self
     }
 
@@ -553,6 +563,9 @@ impl NodeBuilder {
                     }
                     let r =
                         PexReactor::new(*pex, book, self.saver.clone()).map_err(BuildError::Pex)?;
+                    if let Some(o) = self.pex_observer.clone() {
+                        r.set_observer(o);
+                    }
                     pex_reactor = Some(r.clone());
                     Arc::new(r)
                 }

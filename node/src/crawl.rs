@@ -556,15 +556,15 @@ mod tests {
             ensure_peers_period: Some(Duration::from_secs(1)),
         };
         let first = start(
-            &setup(
+            &[setup(
                 &loopback_home(dir.path(), "n0", "crawl-chain"),
                 &Overrides::default(),
-            ),
+            )],
             &tuning,
         )
         .await
         .unwrap();
-        let first_addr = format!("{}@{}", first.node_info.id, first.p2p_addr);
+        let first_addr = format!("{}@{}", first.main.node_info.id, first.main.p2p_addr);
         let mut nodes = vec![first];
         for i in 1..4 {
             let o = Overrides {
@@ -573,10 +573,10 @@ mod tests {
             };
             nodes.push(
                 start(
-                    &setup(
+                    &[setup(
                         &loopback_home(dir.path(), &format!("n{i}"), "crawl-chain"),
                         &o,
-                    ),
+                    )],
                     &tuning,
                 )
                 .await
@@ -585,7 +585,7 @@ mod tests {
         }
         // Wait until the first node knows the others (they dialed it, PEX told it).
         for _ in 0..200 {
-            if nodes[0].book.lock().addresses().count() >= 3 {
+            if nodes[0].main.book.lock().addresses().count() >= 3 {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -612,10 +612,10 @@ mod tests {
         for (r, n) in report.reachable.iter().filter_map(|r| {
             nodes
                 .iter()
-                .find(|n| n.node_info.id == r.info.id)
+                .find(|n| n.main.node_info.id == r.info.id)
                 .map(|n| (r, n))
         }) {
-            assert_eq!(r.info.moniker, n.node_info.moniker);
+            assert_eq!(r.info.moniker, n.main.node_info.moniker);
         }
         assert!(
             report.unreachable.iter().any(|u| u.address == dead),
@@ -630,17 +630,18 @@ mod tests {
         // A node no book lists is found only through what an earlier crawl knew; a known
         // node that is gone is reported, not forgotten.
         let lonely = start(
-            &setup(
+            &[setup(
                 &loopback_home(dir.path(), "lonely", "crawl-chain"),
                 &Overrides::default(),
-            ),
+            )],
             &tuning,
         )
         .await
         .unwrap();
-        let lonely_addr: NetAddress = format!("{}@{}", lonely.node_info.id, lonely.p2p_addr)
-            .parse()
-            .unwrap();
+        let lonely_addr: NetAddress =
+            format!("{}@{}", lonely.main.node_info.id, lonely.main.p2p_addr)
+                .parse()
+                .unwrap();
         let gone: NetAddress = format!("{}@127.0.0.1:1", "cd".repeat(20)).parse().unwrap();
         let with_history = |known: Vec<NetAddress>| {
             crawl(Options {

@@ -48,9 +48,10 @@ pub(crate) use mukan_node::VERSION;
         Without a command it runs `testnet`: a local network on loopback."
 )]
 struct Cli {
-    /// Home directory (default: $CMTHOME, else ~/.cometbft).
-    #[arg(long, global = true, value_name = "DIR")]
-    home: Option<PathBuf>,
+    /// Home directory (default: $CMTHOME, else ~/.cometbft). `start` and `seed` take it
+    /// several times: one chain per home, all in one process (see node/README.md).
+    #[arg(long, global = true, value_name = "DIR", action = clap::ArgAction::Append)]
+    home: Vec<PathBuf>,
     /// Log level as CometBFT spells it: "info", "debug", "p2p:debug,*:error".
     #[arg(long = "log_level", global = true, value_name = "LEVEL")]
     log_level: Option<String>,
@@ -211,7 +212,15 @@ impl NodeFlags {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let home = cli.home.clone().unwrap_or_else(home::default_home);
+    let homes = if cli.home.is_empty() {
+        vec![home::default_home()]
+    } else {
+        cli.home.clone()
+    };
+    let one_home = || match homes.as_slice() {
+        [one] => Ok(one.clone()),
+        _ => Err("--home: this command takes one home (start and seed take several)".to_owned()),
+    };
     let result = match cli.command {
         None => run_testnet(4, "60s", false, &cli.log_level, &cli.log_format),
         Some(Command::Testnet {
@@ -219,11 +228,13 @@ fn main() -> ExitCode {
             timeout,
             keep,
         }) => run_testnet(nodes, &timeout, keep, &cli.log_level, &cli.log_format),
-        Some(Command::Init { chain_id, moniker }) => init(&home, chain_id, moniker),
-        Some(Command::Start(flags)) => start(&home, &flags, cli.log_level, cli.log_format, false),
-        Some(Command::Seed(flags)) => start(&home, &flags, cli.log_level, cli.log_format, true),
+        Some(Command::Init { chain_id, moniker }) => {
+            one_home().and_then(|home| init(&home, chain_id, moniker))
+        }
+        Some(Command::Start(flags)) => start(&homes, &flags, cli.log_level, cli.log_format, false),
+        Some(Command::Seed(flags)) => start(&homes, &flags, cli.log_level, cli.log_format, true),
         Some(Command::Crawl(flags)) => crawl(&flags, &cli.log_level, &cli.log_format),
-        Some(Command::ShowNodeId) => show_node_id(&home),
+        Some(Command::ShowNodeId) => one_home().and_then(|home| show_node_id(&home)),
         Some(Command::Version) => {
             println!("{VERSION}");
             Ok(())
@@ -328,8 +339,39 @@ fn show_node_id(home: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// The flags that belong to one chain: refused with several homes (each home's config.toml
+/// says them).
+fn per_chain_flags(flags: &NodeFlags) -> Vec<&'static str> {
+    [
+        ("--p2p.laddr", flags.p2p_laddr.is_some()),
+        (
+            "--p2p.external-address",
+            flags.p2p_external_address.is_some(),
+        ),
+        ("--p2p.seeds", flags.p2p_seeds.is_some()),
+        (
+            "--p2p.persistent_peers",
+            flags.p2p_persistent_peers.is_some(),
+        ),
+        (
+            "--p2p.unconditional_peer_ids",
+            flags.p2p_unconditional_peer_ids.is_some(),
+        ),
+        (
+            "--p2p.private_peer_ids",
+            flags.p2p_private_peer_ids.is_some(),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(name, given)| given.then_some(name))
+    .collect()
+}
+
+/// `start` and `seed` on one or more homes (one chain each, one process): every home is read
+/// and checked before anything starts; the first home's log, RPC and metrics settings are
+/// the process's.
 fn start(
-    home: &Path,
+    homes: &[PathBuf],
     flags: &NodeFlags,
     log_level: Option<String>,
     log_format: Option<String>,
@@ -339,24 +381,41 @@ fn start(
     if seed {
         flags.p2p_seed_mode = Some(true);
     }
-    let setup =
-        load_node(home, &flags.overrides(log_level, log_format)).map_err(|e| e.to_string())?;
-    logging::init(&setup.config.log_level, setup.config.log_format)
+    if homes.len() > 1 {
+        let given = per_chain_flags(&flags);
+        if !given.is_empty() {
+            return Err(format!(
+                "{}: with several --home, set it in each home's config.toml",
+                given.join(", ")
+            ));
+        }
+    }
+    let overrides = flags.overrides(log_level, log_format);
+    let setups = homes
+        .iter()
+        .map(|home| load_node(home, &overrides).map_err(|e| e.to_string()))
+        .collect::<Result<Vec<NodeSetup>, String>>()?;
+    let Some(first) = setups.first() else {
+        return Err("--home: give at least one".into());
+    };
+    logging::init(&first.config.log_level, first.config.log_format)
         .map_err(|e| format!("log_level: {e}"))?;
-    if !setup.ignored.is_empty() {
-        tracing::warn!(
-            target: "mukan_p2p",
-            "{}: ignoring what a p2p node does not use: {}",
-            home::config_path(home).display(),
-            setup.ignored.join(", ")
-        );
+    for setup in &setups {
+        if !setup.ignored.is_empty() {
+            tracing::warn!(
+                target: "mukan_p2p",
+                "{}: ignoring what a p2p node does not use: {}",
+                home::config_path(&setup.home).display(),
+                setup.ignored.join(", ")
+            );
+        }
     }
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     let signals = {
         let _guard = runtime.enter();
         run::Signals::install().map_err(|e| format!("cannot install signal handlers: {e}"))?
     };
-    runtime.block_on(run::run_until(&setup, signals.wait()))
+    runtime.block_on(run::run_until(&setups, signals.wait()))
 }
 
 fn parse_seeds(list: &str) -> Result<Vec<mukan_reactor_api::ParsedAddress>, String> {
@@ -574,7 +633,7 @@ mod tests {
             "json",
         ])
         .unwrap();
-        assert_eq!(cli.home.as_deref(), Some(Path::new("/h")));
+        assert_eq!(cli.home, [PathBuf::from("/h")]);
         assert_eq!(cli.log_level.as_deref(), Some("p2p:debug,*:error"));
         let Some(Command::Start(f)) = cli.command else {
             panic!()

@@ -203,3 +203,44 @@ impl MapSource for NodeMap {
         }))
     }
 }
+
+/// The maps of several chains (a multi-chain `seed` or `start`), one view per chain.
+pub(crate) struct Chains(Vec<Arc<NodeMap>>);
+
+impl Chains {
+    /// The maps, in the order of the homes.
+    pub(crate) fn new(maps: Vec<Arc<NodeMap>>) -> Self {
+        Self(maps)
+    }
+
+    fn of(&self, chain: &str) -> Option<&Arc<NodeMap>> {
+        self.0.iter().find(|m| m.info.network == chain)
+    }
+}
+
+impl MapSource for Chains {
+    /// `seed` when a chain runs in seed mode.
+    fn kind(&self) -> &'static str {
+        if self.0.iter().any(|m| m.seed_mode) {
+            "seed"
+        } else {
+            "node"
+        }
+    }
+
+    fn chains(&self) -> Vec<String> {
+        self.0.iter().map(|m| m.info.network.clone()).collect()
+    }
+
+    fn graph(&self, chain: &str) -> Result<Option<Graph>, String> {
+        self.of(chain).map_or(Ok(None), |m| m.graph(chain))
+    }
+
+    fn history(&self, chain: &str) -> Result<Vec<CrawlSummary>, String> {
+        self.of(chain).map_or(Ok(Vec::new()), |m| m.history(chain))
+    }
+
+    fn book(&self, chain: &str) -> Option<Value> {
+        self.of(chain).and_then(|m| m.book(chain))
+    }
+}

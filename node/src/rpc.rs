@@ -1,7 +1,8 @@
 //! The RPC endpoints crawlers and dashboards read, in CometBFT's JSON-RPC response format:
 //! `/health`, `/status`, `/net_info`, plus `/peers` (JSON, or `?format=persistent_peers` for a
 //! ready-to-paste line). `GET /status` and a JSON-RPC `POST /` with `"method":"status"` both
-//! work, as on a CometBFT node.
+//! work, as on a CometBFT node. A process of several homes (chains) answers each of them:
+//! `?chain=ID` picks the chain ([`chains_handler`]).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -270,7 +271,8 @@ pub(crate) fn respond(view: &dyn NodeView, req: &Req) -> Resp {
         return Resp::new(
             StatusCode::OK,
             "text/plain",
-            "mukan-p2p endpoints: /health /status /net_info /peers /peers?format=persistent_peers\n"
+            "mukan-p2p endpoints: /health /status /net_info /peers /peers?format=persistent_peers \
+             (add chain=ID for another chain of a multi-chain node)\n"
                 .into(),
         );
     }
@@ -284,12 +286,35 @@ pub(crate) fn respond(view: &dyn NodeView, req: &Req) -> Resp {
     }
 }
 
-/// The HTTP handler over `view`.
-pub(crate) fn handler(view: Arc<dyn NodeView>) -> Handler {
+/// The HTTP handler over the views of several chains (one per home, the first home's first):
+/// `?chain=ID` picks the chain (on every endpoint; default: the first); a chain this process
+/// does not serve is a 404 naming those it serves.
+pub(crate) fn chains_handler(views: Vec<(String, Arc<dyn NodeView>)>) -> Handler {
+    let views = Arc::new(views);
     Arc::new(move |req: Req| {
-        let view = view.clone();
-        Box::pin(async move { respond(view.as_ref(), &req) })
-            as Pin<Box<dyn Future<Output = Resp> + Send>>
+        let views = views.clone();
+        Box::pin(async move {
+            let asked = crate::web::chain_param(req.query.as_deref());
+            let view = match &asked {
+                Some(c) => views.iter().find(|(id, _)| id == c),
+                None => views.first(),
+            };
+            match view {
+                Some((_, v)) => respond(v.as_ref(), &req),
+                None => {
+                    let served: Vec<&str> = views.iter().map(|(id, _)| id.as_str()).collect();
+                    Resp::new(
+                        StatusCode::NOT_FOUND,
+                        "text/plain",
+                        format!(
+                            "unknown chain {:?}; this node serves: {}\n",
+                            asked.unwrap_or_default(),
+                            served.join(", ")
+                        ),
+                    )
+                }
+            }
+        }) as Pin<Box<dyn Future<Output = Resp> + Send>>
     })
 }
 
@@ -533,7 +558,7 @@ pub(crate) mod tests {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let server = tokio::spawn(crate::http::serve(
             listener,
-            handler(Arc::new(one_peer())),
+            chains_handler(vec![("chain-x".into(), Arc::new(one_peer()))]),
             crate::http::Limits::rpc(),
             crate::http::HostAllow::new("127.0.0.1", &[]),
             stop_rx,
@@ -548,5 +573,74 @@ pub(crate) mod tests {
             .await
             .unwrap()
             .unwrap();
+    }
+
+    /// A node of `network` with no peers.
+    struct OnChain(&'static str);
+
+    impl NodeView for OnChain {
+        fn node_info(&self) -> NodeInfo {
+            let mut info = sample_info(self.0, "tcp://0.0.0.0:26656");
+            info.network = self.0.into();
+            info
+        }
+        fn listeners(&self) -> Vec<String> {
+            Vec::new()
+        }
+        fn listening(&self) -> bool {
+            true
+        }
+        fn peers(&self) -> Vec<PeerView> {
+            Vec::new()
+        }
+    }
+
+    /// `?chain=ID` picks the chain on every endpoint; none: the first; another: a 404 that
+    /// names the chains served.
+    #[tokio::test]
+    async fn the_chain_parameter_picks_the_chain() {
+        let h = chains_handler(vec![
+            ("chain-a".into(), Arc::new(OnChain("chain-a"))),
+            ("chain-b".into(), Arc::new(OnChain("chain-b"))),
+        ]);
+        let call = |path: &str, method: Method, body: &str| {
+            let (p, q) = path
+                .split_once('?')
+                .map_or((path, None), |(p, q)| (p, Some(q.to_owned())));
+            h(Req {
+                method,
+                path: p.into(),
+                query: q,
+                headers: Default::default(),
+                body: bytes::Bytes::from(body.to_owned()),
+            })
+        };
+        let network = |r: &Resp| {
+            let v: Value = serde_json::from_str(&r.body).unwrap();
+            v["result"]["node_info"]["network"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        assert_eq!(network(&call("/status", Method::GET, "").await), "chain-a");
+        assert_eq!(
+            network(&call("/status?chain=chain-b", Method::GET, "").await),
+            "chain-b"
+        );
+        let post = r#"{"jsonrpc":"2.0","id":1,"method":"status"}"#;
+        assert_eq!(
+            network(&call("/?chain=chain-b", Method::POST, post).await),
+            "chain-b"
+        );
+        let peers = call(
+            "/peers?chain=chain-b&format=persistent_peers",
+            Method::GET,
+            "",
+        )
+        .await;
+        assert_eq!((peers.status, peers.body.as_str()), (StatusCode::OK, "\n"));
+        let none = call("/peers?chain=chain-c", Method::GET, "").await;
+        assert_eq!(none.status, StatusCode::NOT_FOUND);
+        assert!(none.body.contains("chain-a, chain-b"), "{}", none.body);
     }
 }

@@ -177,7 +177,7 @@ fn make_home(dir: &Path, moniker: &str, large: bool) -> Result<std::path::PathBu
 fn progress(seed: &Running, nodes: &[Running]) -> Progress {
     let ids: std::collections::HashSet<mukan_reactor_api::NodeId> = nodes
         .iter()
-        .filter_map(|n| n.node_info.node_id().ok())
+        .filter_map(|n| n.main.node_info.node_id().ok())
         .collect();
     let mut p = Progress {
         discovered_goal: nodes.len() * (nodes.len() - 1),
@@ -185,15 +185,16 @@ fn progress(seed: &Running, nodes: &[Running]) -> Progress {
     };
     let mut links = 0;
     for n in nodes {
-        let me = n.node_info.node_id().ok();
+        let me = n.main.node_info.node_id().ok();
         let known = {
-            let book = n.book.lock();
+            let book = n.main.book.lock();
             book.addresses()
                 .filter(|a| Some(a.id()) != me && ids.contains(&a.id()))
                 .count()
         };
         p.discovered += known;
         let peers = n
+            .main
             .switch
             .peers()
             .iter()
@@ -208,7 +209,8 @@ fn progress(seed: &Running, nodes: &[Running]) -> Progress {
     p.messages = std::iter::once(seed)
         .chain(nodes)
         .map(|n| {
-            n.switch
+            n.main
+                .switch
                 .stats()
                 .channels
                 .iter()
@@ -240,7 +242,7 @@ async fn crawl_from_seed(seed: &str, chain: &str, nodes: &[Running]) -> usize {
         .collect();
     nodes
         .iter()
-        .filter(|n| reached.contains(n.node_info.id.as_str()))
+        .filter(|n| reached.contains(n.main.node_info.id.as_str()))
         .count()
 }
 
@@ -257,15 +259,18 @@ pub(crate) async fn run(opts: Options, until: impl Future<Output = ()>) -> Resul
     };
     let started = Instant::now();
     let seed_home = make_home(dir.path(), "seed", large)?;
-    let seed =
-        crate::run::start(&start_options(&seed_home, None, true, opts.keep)?, &tuning).await?;
-    let seed_addr = format!("{}@{}", seed.node_info.id, seed.p2p_addr);
-    let chain = seed.node_info.network.clone();
+    let seed = crate::run::start(
+        &[start_options(&seed_home, None, true, opts.keep)?],
+        &tuning,
+    )
+    .await?;
+    let seed_addr = format!("{}@{}", seed.main.node_info.id, seed.main.p2p_addr);
+    let chain = seed.main.node_info.network.clone();
     let mut nodes = Vec::with_capacity(opts.nodes);
     for i in 0..opts.nodes {
         let home = make_home(dir.path(), &format!("node{i}"), large)?;
         let setup = start_options(&home, Some(seed_addr.clone()), false, false)?;
-        nodes.push(crate::run::start(&setup, &tuning).await?);
+        nodes.push(crate::run::start(std::slice::from_ref(&setup), &tuning).await?);
     }
 
     let bar = opts.live.then(|| {
@@ -335,10 +340,10 @@ pub(crate) async fn run(opts: Options, until: impl Future<Output = ()>) -> Resul
     let lines: Vec<NodeLine> = nodes
         .iter()
         .map(|n| NodeLine {
-            moniker: n.node_info.moniker.clone(),
-            address: format!("{}@{}", n.node_info.id, n.p2p_addr),
-            peers: n.switch.peers().len(),
-            known: n.book.lock().addresses().count(),
+            moniker: n.main.node_info.moniker.clone(),
+            address: format!("{}@{}", n.main.node_info.id, n.main.p2p_addr),
+            peers: n.main.switch.peers().len(),
+            known: n.main.book.lock().addresses().count(),
         })
         .collect();
 

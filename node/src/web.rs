@@ -94,7 +94,7 @@ const ASSETS: &[Asset] = &[
 const JSON: &str = "application/json";
 
 /// The `chain` query parameter (percent-decoding the few characters a chain ID may hold).
-fn chain_param(query: Option<&str>) -> Option<String> {
+pub(crate) fn chain_param(query: Option<&str>) -> Option<String> {
     let q = query?;
     q.split('&').find_map(|kv| {
         let v = kv.strip_prefix("chain=")?;

@@ -2,8 +2,9 @@
 //! with WebDriver): a local network of `MAP_TEST_NODES` nodes (default 500) kept up by
 //! `testnet --keep`, crawled three times by `crawl --watch --db`; the watcher's map must load
 //! with no console error, show the node count and the version table, and draw as many nodes
-//! as the crawl found; the seed's map must show its book. Screenshots are kept under
-//! `target/tmp/map/` and their paths printed.
+//! as the crawl found; the seed's map must show its book. A seed of three chains in one
+//! process: its map has a tab per chain, each tab its own chain's nodes. Screenshots are kept
+//! under `target/tmp/map/` and their paths printed.
 //!
 //! Ignored in a plain `cargo test` (it needs the browser and takes minutes): `.ci/run`
 //! installs `chromium` and `chromium-driver` and runs it with `--ignored`; run by hand with
@@ -171,6 +172,43 @@ async fn screenshot(c: &Client, name: &str) -> PathBuf {
     path
 }
 
+/// A new browser session on `driver` (headless, console log kept).
+async fn session(driver: &Driver) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--window-size=1280,1100"],
+        }),
+    );
+    caps.insert("goog:loggingPrefs".into(), json!({"browser": "ALL"}));
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{}", driver.port))
+        .await
+        .unwrap()
+}
+
+/// A home of chain `chain` made by `mukan-p2p init`, listening on loopback port 0.
+fn loopback_home(dir: &Path, name: &str, chain: &str) -> PathBuf {
+    let home = dir.join(name);
+    let out = bin()
+        .args(["init", "--chain-id", chain, "--moniker", name, "--home"])
+        .arg(&home)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let path = home.join("config/config.toml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("tcp://0.0.0.0:26656", "tcp://127.0.0.1:0")
+        .replace("allow_duplicate_ip = false", "allow_duplicate_ip = true")
+        .replace("addr_book_strict = true", "addr_book_strict = false");
+    std::fs::write(&path, text).unwrap();
+    home
+}
+
 /// Summary line of `crawl --watch`: (crawl ID, reachable, unreachable, seconds).
 fn parse_summary(line: &str) -> (i64, usize, usize, f64) {
     // "crawl 3 of CHAIN: 501 reachable, 0 unreachable, 12345 edges in 7.9 s"
@@ -277,20 +315,7 @@ fn the_map_in_a_real_browser() {
     let driver = Driver::start();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".into(),
-            json!({
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                         "--window-size=1280,1100"],
-            }),
-        );
-        caps.insert("goog:loggingPrefs".into(), json!({"browser": "ALL"}));
-        let c = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(caps)
-            .connect(&format!("http://127.0.0.1:{}", driver.port))
-            .await
-            .unwrap();
+        let c = session(&driver).await;
 
         // The watcher's map: the latest crawl.
         // No refresh while the test reads the page (the table would be rebuilt under it).
@@ -299,9 +324,22 @@ fn the_map_in_a_real_browser() {
         assert_eq!(text_of(&c, "#node-count").await, all.to_string());
         assert_eq!(text_of(&c, "#reachable-count").await, all.to_string());
         assert_eq!(text_of(&c, "#unreachable-count").await, "0");
-        let circles = c.find_all(Locator::Css("svg#graph circle.node")).await.unwrap();
-        assert_eq!(circles.len(), all, "the graph draws every node the crawl found");
-        assert_eq!(c.find_all(Locator::Css("svg#graph circle.node.ours")).await.unwrap().len(), 1);
+        let circles = c
+            .find_all(Locator::Css("svg#graph circle.node"))
+            .await
+            .unwrap();
+        assert_eq!(
+            circles.len(),
+            all,
+            "the graph draws every node the crawl found"
+        );
+        assert_eq!(
+            c.find_all(Locator::Css("svg#graph circle.node.ours"))
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
         // The version table: a column per crawl (the one running shows what it wrote so far);
         // every reachable node runs our version, and at least three crawls saw all nodes.
         let row = |name: &str| format!("#versions tr[data-row=\"{name}\"] td");
@@ -322,7 +360,10 @@ fn the_map_in_a_real_browser() {
         // Let the layout settle for the picture.
         tokio::time::sleep(Duration::from_secs(8)).await;
         let errors = console_errors(&c, driver.port).await;
-        assert!(errors.is_empty(), "console errors on the crawl map: {errors:#?}");
+        assert!(
+            errors.is_empty(),
+            "console errors on the crawl map: {errors:#?}"
+        );
         screenshot(&c, "crawl-map.png").await;
 
         // The seed's map: the seed, its book, its health.
@@ -331,10 +372,16 @@ fn the_map_in_a_real_browser() {
         assert_eq!(text_of(&c, "#kind").await, "seed map");
         let shown: usize = text_of(&c, "#node-count").await.parse().unwrap();
         assert!(shown > 1, "the seed's map shows {shown} nodes");
-        let circles = c.find_all(Locator::Css("svg#graph circle.node")).await.unwrap();
+        let circles = c
+            .find_all(Locator::Css("svg#graph circle.node"))
+            .await
+            .unwrap();
         assert_eq!(circles.len(), shown);
         let book = c.find(Locator::Css("#book")).await.unwrap();
-        assert!(book.is_displayed().await.unwrap(), "no book section on the seed's map");
+        assert!(
+            book.is_displayed().await.unwrap(),
+            "no book section on the seed's map"
+        );
         for key in ["new", "old"] {
             c.find(Locator::Css(&format!("#book-table tr[data-key=\"{key}\"]")))
                 .await
@@ -342,7 +389,10 @@ fn the_map_in_a_real_browser() {
         }
         tokio::time::sleep(Duration::from_secs(5)).await;
         let errors = console_errors(&c, driver.port).await;
-        assert!(errors.is_empty(), "console errors on the seed's map: {errors:#?}");
+        assert!(
+            errors.is_empty(),
+            "console errors on the seed's map: {errors:#?}"
+        );
         screenshot(&c, "seed-map.png").await;
         c.close().await.unwrap();
     });
@@ -361,4 +411,129 @@ fn the_map_in_a_real_browser() {
         "browser test done in {:.0} s",
         started.elapsed().as_secs_f64()
     );
+}
+
+#[test]
+#[ignore = "needs chromium and chromedriver (Debian packages); .ci/run installs them and runs it"]
+fn a_seed_of_three_chains_has_a_map_tab_per_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let chains = ["chain-a", "chain-b", "chain-c"];
+    let homes: Vec<PathBuf> = chains
+        .iter()
+        .map(|c| loopback_home(dir.path(), &format!("seed-{c}"), c))
+        .collect();
+    let rpc = format!("127.0.0.1:{}", free_port());
+    let mut seed = bin();
+    seed.arg("seed");
+    for h in &homes {
+        seed.arg("--home").arg(h);
+    }
+    let mut seed = seed
+        .args(["--rpc.laddr", &format!("tcp://{rpc}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let rx = lines(&mut seed);
+    let mut log = Vec::new();
+    // "serving chain chain-b: p2p ID@ADDR (home …)"
+    let mut addrs = std::collections::HashMap::new();
+    for _ in chains {
+        let line = wait_line(&rx, "serving chain ", Duration::from_secs(30), &mut log);
+        let rest = line.split("serving chain ").nth(1).unwrap();
+        let (chain, rest) = rest.split_once(": p2p ").unwrap();
+        addrs.insert(
+            chain.to_owned(),
+            rest.split_whitespace().next().unwrap().to_owned(),
+        );
+    }
+    // Two nodes of chain b keep the seed as a persistent peer: chain b's tab shows three
+    // nodes, the others one (the seed itself).
+    let mut nodes = Vec::new();
+    for i in 0..2 {
+        let home = loopback_home(dir.path(), &format!("b{i}"), "chain-b");
+        let mut n = bin()
+            .arg("start")
+            .arg("--home")
+            .arg(&home)
+            .args([
+                "--rpc.laddr",
+                "",
+                "--p2p.persistent_peers",
+                &addrs["chain-b"],
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let nrx = lines(&mut n);
+        wait_line(&nrx, "serving:", Duration::from_secs(30), &mut log);
+        // Kept: its log is read to the end (a closed pipe would fail its writes).
+        nodes.push((n, nrx));
+    }
+    let driver = Driver::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let c = session(&driver).await;
+        c.goto(&format!("http://{rpc}/?refresh=1")).await.unwrap();
+        wait_ready(&c).await;
+        assert_eq!(text_of(&c, "#kind").await, "seed map");
+        let mut tabs = Vec::new();
+        for b in c.find_all(Locator::Css("#chains button")).await.unwrap() {
+            tabs.push(b.text().await.unwrap());
+        }
+        assert_eq!(tabs, chains, "a tab per chain, in the order of the homes");
+        for (chain, want) in [
+            ("chain-b", 3),
+            ("chain-a", 1),
+            ("chain-c", 1),
+            ("chain-b", 3),
+        ] {
+            c.find(Locator::Css(&format!(
+                "#chains button[data-chain=\"{chain}\"]"
+            )))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+            // The tab's data arrive with the next refresh (1 s): wait for its count.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                wait_ready(&c).await;
+                let active = text_of(&c, "#chains button.active").await;
+                let shown = text_of(&c, "#node-count").await;
+                let circles = c
+                    .find_all(Locator::Css("svg#graph circle.node"))
+                    .await
+                    .unwrap();
+                if active == chain && shown == want.to_string() && circles.len() == want {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{chain}: tab {active}, {shown} nodes, {} drawn; want {want}",
+                    circles.len()
+                );
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let errors = console_errors(&c, driver.port).await;
+        assert!(
+            errors.is_empty(),
+            "console errors on the multi-chain map: {errors:#?}"
+        );
+        screenshot(&c, "multichain-seed-map.png").await;
+        c.close().await.unwrap();
+    });
+    for (mut child, _log) in nodes.into_iter().chain([(seed, rx)]) {
+        let ok = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+        assert_eq!(child.wait().unwrap().code(), Some(0));
+    }
 }

@@ -554,6 +554,316 @@ fn start_loads_a_go_address_book_and_survives_an_unusable_one() {
     }
 }
 
+/// A cometbft-init home (v0.38.25) of chain `chain` in `dir/name`, listening on loopback
+/// port 0 (set in its config.toml: with several homes the listen flags are refused).
+fn chain_home(dir: &Path, name: &str, chain: &str) -> PathBuf {
+    let home = cometbft_home(&dir.join(name), "v0.38.25");
+    replace(&home, "tcp://0.0.0.0:26656", "tcp://127.0.0.1:0");
+    let genesis = home.join("config/genesis.json");
+    let text = std::fs::read_to_string(&genesis).unwrap();
+    std::fs::write(&genesis, text.replace("test-chain-eTE4V4", chain)).unwrap();
+    home
+}
+
+/// `mukan-p2p seed` (or `start`) on several homes, stderr piped.
+fn spawn_homes(command: &str, homes: &[&Path], extra: &[&str]) -> Child {
+    let mut c = bin();
+    c.arg(command);
+    for h in homes {
+        c.arg("--home").arg(h);
+    }
+    c.args(["--rpc.laddr", "tcp://127.0.0.1:0"])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits for the exit of a start that must fail; returns its stderr.
+fn failed_start(mut child: Child) -> String {
+    let status = wait_with_timeout(&mut child, Duration::from_secs(30));
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    err
+}
+
+#[test]
+fn a_seed_of_three_homes_serves_three_chains_and_sigterm_saves_every_book() {
+    let dir = tempfile::tempdir().unwrap();
+    let homes: Vec<PathBuf> = ["a", "b", "c"]
+        .iter()
+        .map(|c| chain_home(dir.path(), c, &format!("chain-{c}")))
+        .collect();
+    let refs: Vec<&Path> = homes.iter().map(PathBuf::as_path).collect();
+    let mut child = spawn_homes("seed", &refs, &[]);
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines().map_while(Result::ok);
+    let mut chains = Vec::new();
+    for line in lines.by_ref() {
+        if let Some(rest) = line.split("serving chain ").nth(1) {
+            chains.push(rest.split(':').next().unwrap().to_owned());
+        }
+        if line.contains("serving: p2p") {
+            break;
+        }
+    }
+    assert_eq!(chains, ["chain-a", "chain-b", "chain-c"]);
+    sigterm(&child);
+    let rest: Vec<String> = lines.collect();
+    let status = wait_with_timeout(&mut child, Duration::from_secs(30));
+    assert_eq!(status.code(), Some(0), "{rest:?}");
+    for h in &homes {
+        let book = std::fs::read_to_string(h.join("config/addrbook.json"))
+            .unwrap_or_else(|e| panic!("{}: no book: {e}; {rest:?}", h.display()));
+        assert!(book.contains("\"addrs\""), "{book}");
+    }
+}
+
+#[test]
+fn a_bad_home_among_several_is_one_line_naming_it_and_nothing_starts_or_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    type Mutate = fn(&Path);
+    let cases: Vec<(&str, Mutate, &str)> = vec![
+        (
+            "unknown key",
+            |h| append_to_section(h, "[p2p]", "max_num_inbund_peers = 3"),
+            "[p2p] max_num_inbund_peers",
+        ),
+        (
+            "no genesis",
+            |h| std::fs::remove_file(h.join("config/genesis.json")).unwrap(),
+            "genesis.json",
+        ),
+        (
+            "the chain of another home",
+            |h| {
+                let g = h.join("config/genesis.json");
+                let text = std::fs::read_to_string(&g).unwrap();
+                std::fs::write(&g, text.replace("chain-bad", "chain-good")).unwrap();
+            },
+            "already served by the home",
+        ),
+    ];
+    for (i, (name, mutate, want)) in cases.into_iter().enumerate() {
+        let good = chain_home(&dir.path().join(i.to_string()), "good", "chain-good");
+        let other = chain_home(&dir.path().join(i.to_string()), "other", "chain-other");
+        let bad = chain_home(&dir.path().join(i.to_string()), "bad", "chain-bad");
+        mutate(&bad);
+        let before: Vec<_> = [&good, &other, &bad].map(|h| snapshot(h)).into();
+        let err = failed_start(spawn_homes("seed", &[&good, &other, &bad], &[]));
+        // The error is the last line, one line (logs may come before it).
+        let line = err.trim_end().lines().last().unwrap();
+        assert!(line.starts_with("mukan-p2p: "), "{name}: {err}");
+        assert!(line.contains(&bad.display().to_string()), "{name}: {err}");
+        assert!(line.contains(want), "{name}: {err}");
+        let after: Vec<_> = [&good, &other, &bad].map(|h| snapshot(h)).into();
+        assert_eq!(after, before, "{name}: a file changed");
+    }
+}
+
+#[test]
+fn a_port_in_use_in_the_last_home_starts_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = chain_home(dir.path(), "a", "chain-a");
+    let b = chain_home(dir.path(), "b", "chain-b");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let laddr = format!("tcp://{}", taken.local_addr().unwrap());
+    replace(&b, "tcp://127.0.0.1:0", &laddr);
+    let before = [&a, &b].map(|h| snapshot(h));
+    let err = failed_start(spawn_homes("start", &[&a, &b], &[]));
+    let last = err.trim_end().lines().last().unwrap();
+    assert!(
+        last.contains(&format!(
+            "{}: [p2p] laddr: cannot listen on",
+            b.join("config/config.toml").display()
+        )) && last.starts_with("mukan-p2p: "),
+        "{err}"
+    );
+    // Nothing ran: no book was written (a node that ran saves its book when it stops).
+    assert_eq!([&a, &b].map(|h| snapshot(h)), before);
+}
+
+#[test]
+fn per_chain_flags_are_refused_with_several_homes() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = chain_home(dir.path(), "a", "chain-a");
+    let b = chain_home(dir.path(), "b", "chain-b");
+    let err = failed_start(spawn_homes(
+        "start",
+        &[&a, &b],
+        &["--p2p.seeds", "x", "--p2p.laddr", "tcp://127.0.0.1:0"],
+    ));
+    assert!(
+        err.contains("--p2p.laddr, --p2p.seeds: with several --home"),
+        "{err}"
+    );
+    // init and show-node-id take one home.
+    let out = bin()
+        .arg("show-node-id")
+        .arg("--home")
+        .arg(&a)
+        .arg("--home")
+        .arg(&b)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("takes one home"));
+}
+
+/// The resident set (KiB) of process `pid`.
+#[cfg(target_os = "linux")]
+fn vm_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Issue 23's bound: each extra chain of a seed costs at most 5 MiB resident, idle. A seed
+/// on one home and a seed on three, side by side, once serving and settled (the figure for
+/// a release build is in node/README.md: node/scripts/rss-per-chain.sh).
+#[cfg(target_os = "linux")]
+#[test]
+fn an_extra_chain_costs_at_most_5_mib_resident_idle() {
+    let dir = tempfile::tempdir().unwrap();
+    let single = chain_home(dir.path(), "single", "chain-a");
+    let homes: Vec<PathBuf> = ["a", "b", "c"]
+        .iter()
+        .map(|c| chain_home(dir.path(), c, &format!("chain-{c}")))
+        .collect();
+    let refs: Vec<&Path> = homes.iter().map(PathBuf::as_path).collect();
+    let mut seeds = [
+        spawn_homes("seed", &[&single], &[]),
+        spawn_homes("seed", &refs, &[]),
+    ];
+    for child in &mut seeds {
+        let stderr = child.stderr.take().unwrap();
+        let mut lines = BufReader::new(stderr).lines().map_while(Result::ok);
+        assert!(lines.any(|l| l.contains("serving: p2p")));
+        // Keep reading so the child never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let [one, three] = [&seeds[0], &seeds[1]].map(|c| vm_rss_kib(c.id()));
+    for child in &mut seeds {
+        sigterm(child);
+        assert_eq!(
+            wait_with_timeout(child, Duration::from_secs(30)).code(),
+            Some(0)
+        );
+    }
+    let per_chain = three.saturating_sub(one) / 2;
+    eprintln!("VmRSS: 1 home {one} KiB, 3 homes {three} KiB: {per_chain} KiB per extra chain");
+    assert!(
+        per_chain <= 5 * 1024,
+        "an extra chain costs {per_chain} KiB (1 home {one} KiB, 3 homes {three} KiB)"
+    );
+}
+
+/// The line of `log` (read before) or of `rx` (waiting up to 30 s) containing every one of
+/// `what`; panics with what was read.
+fn wait_for(rx: &mpsc::Receiver<String>, what: &[&str], log: &mut Vec<String>) -> String {
+    if let Some(l) = log.iter().find(|l| what.iter().all(|w| l.contains(w))) {
+        return l.clone();
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) => {
+                log.push(l.clone());
+                if what.iter().all(|w| l.contains(w)) {
+                    return l;
+                }
+            }
+            Err(e) => panic!("no line with {what:?} ({e}):\n{}", log.join("\n")),
+        }
+    }
+}
+
+/// With `--log_level p2p:debug` the node says what happened to each connection, with the
+/// typed reason: a dial (succeeded, or failed with its outcome), a connection accepted, an
+/// inbound connection refused during the upgrade, a peer stopped, one DEBUG line each; a
+/// persistent peer lost is an INFO line.
+#[test]
+fn p2p_debug_logs_each_dial_accept_refusal_and_stop_with_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let init = |name: &str| {
+        let home = dir.path().join(name);
+        let out = bin()
+            .args(["init", "--chain-id", "log-test", "--moniker", name])
+            .arg("--home")
+            .arg(&home)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        home
+    };
+    let (a_home, b_home) = (init("a"), init("b"));
+    let debug = ["--log_level", "p2p:debug,*:error"];
+    let (mut b, b_rx, mut b_log) = start_and_wait_logged(&b_home, &debug);
+    let serving = b_log.last().unwrap();
+    let b_addr = serving
+        .split("serving: p2p ")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .unwrap()
+        .to_owned();
+    let b_id = b_addr.split('@').next().unwrap().to_owned();
+    let mut args = debug.to_vec();
+    args.extend(["--p2p.persistent_peers", &b_addr]);
+    let (mut a, rx, mut log) = start_and_wait_logged(&a_home, &args);
+    let a_addr = log
+        .last()
+        .unwrap()
+        .split("serving: p2p ")
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    let a_sock = a_addr.split(',').next().unwrap().split('@').nth(1).unwrap();
+    let a_sock: std::net::SocketAddr = a_sock.parse().unwrap();
+
+    // A dials B: the dial and the connection are one line each; B logs the accepted one.
+    wait_for(&rx, &["DEBUG", "dialed", &b_id], &mut log);
+    wait_for(
+        &rx,
+        &["DEBUG", "peer connected", &b_id, "Outbound"],
+        &mut log,
+    );
+    let a_id = a_addr.split('@').next().unwrap().to_owned();
+    wait_for(
+        &b_rx,
+        &["DEBUG", "peer connected", &a_id, "Inbound"],
+        &mut b_log,
+    );
+
+    // Bytes that are not a handshake: refused during the upgrade, with the reason.
+    {
+        use std::io::Write as _;
+        let mut s = std::net::TcpStream::connect(a_sock).unwrap();
+        s.write_all(&[0xAB; 64]).unwrap();
+    }
+    wait_for(
+        &rx,
+        &["DEBUG", "inbound connection refused", "reason="],
+        &mut log,
+    );
+
+    // B goes away: A loses a persistent peer (INFO, with the stop reason), then its redial
+    // fails (DEBUG, with the typed outcome).
+    b.kill().unwrap();
+    b.wait().unwrap();
+    let lost = wait_for(&rx, &["INFO", "persistent peer lost", &b_id], &mut log);
+    assert!(lost.contains("reason="), "{lost}");
+    let failed = wait_for(&rx, &["DEBUG", "dial failed", &b_id], &mut log);
+    assert!(failed.contains("outcome="), "{failed}");
+
+    sigterm(&a);
+    let status = wait_with_timeout(&mut a, Duration::from_secs(30));
+    assert_eq!(status.code(), Some(0), "{log:?}");
+}
+
 /// A node started by [`start_node`]: the process, its log after the "serving" line, the lines
 /// before it, its `id@ip:port` and its RPC address.
 type Started = (Child, mpsc::Receiver<String>, Vec<String>, String, String);
@@ -747,107 +1057,4 @@ fn outbound_peers_fill_the_old_buckets_and_a_clean_stop_leaves_anchors() {
         log.iter().any(|l| l.contains("dialing 2 anchors first")),
         "{log:?}"
     );
-}
-
-/// The line of `log` (read before) or of `rx` (waiting up to 30 s) containing every one of
-/// `what`; panics with what was read.
-fn wait_for(rx: &mpsc::Receiver<String>, what: &[&str], log: &mut Vec<String>) -> String {
-    if let Some(l) = log.iter().find(|l| what.iter().all(|w| l.contains(w))) {
-        return l.clone();
-    }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(l) => {
-                log.push(l.clone());
-                if what.iter().all(|w| l.contains(w)) {
-                    return l;
-                }
-            }
-            Err(e) => panic!("no line with {what:?} ({e}):\n{}", log.join("\n")),
-        }
-    }
-}
-
-/// With `--log_level p2p:debug` the node says what happened to each connection, with the
-/// typed reason: a dial (succeeded, or failed with its outcome), a connection accepted, an
-/// inbound connection refused during the upgrade, a peer stopped, one DEBUG line each; a
-/// persistent peer lost is an INFO line.
-#[test]
-fn p2p_debug_logs_each_dial_accept_refusal_and_stop_with_its_reason() {
-    let dir = tempfile::tempdir().unwrap();
-    let init = |name: &str| {
-        let home = dir.path().join(name);
-        let out = bin()
-            .args(["init", "--chain-id", "log-test", "--moniker", name])
-            .arg("--home")
-            .arg(&home)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
-        home
-    };
-    let (a_home, b_home) = (init("a"), init("b"));
-    let debug = ["--log_level", "p2p:debug,*:error"];
-    let (mut b, b_rx, mut b_log) = start_and_wait_logged(&b_home, &debug);
-    let serving = b_log.last().unwrap();
-    let b_addr = serving
-        .split("serving: p2p ")
-        .nth(1)
-        .and_then(|r| r.split(',').next())
-        .unwrap()
-        .to_owned();
-    let b_id = b_addr.split('@').next().unwrap().to_owned();
-    let mut args = debug.to_vec();
-    args.extend(["--p2p.persistent_peers", &b_addr]);
-    let (mut a, rx, mut log) = start_and_wait_logged(&a_home, &args);
-    let a_addr = log
-        .last()
-        .unwrap()
-        .split("serving: p2p ")
-        .nth(1)
-        .unwrap()
-        .to_owned();
-    let a_sock = a_addr.split(',').next().unwrap().split('@').nth(1).unwrap();
-    let a_sock: std::net::SocketAddr = a_sock.parse().unwrap();
-
-    // A dials B: the dial and the connection are one line each; B logs the accepted one.
-    wait_for(&rx, &["DEBUG", "dialed", &b_id], &mut log);
-    wait_for(
-        &rx,
-        &["DEBUG", "peer connected", &b_id, "Outbound"],
-        &mut log,
-    );
-    let a_id = a_addr.split('@').next().unwrap().to_owned();
-    wait_for(
-        &b_rx,
-        &["DEBUG", "peer connected", &a_id, "Inbound"],
-        &mut b_log,
-    );
-
-    // Bytes that are not a handshake: refused during the upgrade, with the reason.
-    {
-        use std::io::Write as _;
-        let mut s = std::net::TcpStream::connect(a_sock).unwrap();
-        s.write_all(&[0xAB; 64]).unwrap();
-    }
-    wait_for(
-        &rx,
-        &["DEBUG", "inbound connection refused", "reason="],
-        &mut log,
-    );
-
-    // B goes away: A loses a persistent peer (INFO, with the stop reason), then its redial
-    // fails (DEBUG, with the typed outcome).
-    b.kill().unwrap();
-    b.wait().unwrap();
-    let lost = wait_for(&rx, &["INFO", "persistent peer lost", &b_id], &mut log);
-    assert!(lost.contains("reason="), "{lost}");
-    let failed = wait_for(&rx, &["DEBUG", "dial failed", &b_id], &mut log);
-    assert!(failed.contains("outcome="), "{failed}");
-
-    sigterm(&a);
-    let status = wait_with_timeout(&mut a, Duration::from_secs(30));
-    assert_eq!(status.code(), Some(0), "{log:?}");
 }

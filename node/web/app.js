@@ -97,6 +97,8 @@
   function tick() {
     for (const [id, c] of circles) {
       const n = nodesById.get(id);
+      // Between a switch of chain (the nodes forgotten) and the next data: nothing to place.
+      if (!n) continue;
       c.setAttribute("cx", n.x.toFixed(1));
       c.setAttribute("cy", n.y.toFixed(1));
     }

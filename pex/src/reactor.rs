@@ -40,6 +40,16 @@ pub type ProbeCallback =
 /// The longest a feeler may take before it counts as failed.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Told what PEX does that the switch's observers cannot see (the switch only sees a
+/// message's type and size): for a node's seed-quality metrics. Calls come from PEX's tasks
+/// and must be cheap; every method has a no-op default.
+pub trait PexObserver: Send + Sync + 'static {
+    /// We answered `peer`'s request with `addrs` (handed to the peer's send queue).
+    fn addrs_served(&self, peer: &NodeId, addrs: &[NetAddress]) {
+        let _ = (peer, addrs);
+    }
+}
+
 /// Settings of the PEX reactor (the PEX part of CometBFT's `[p2p]` config).
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -125,6 +135,7 @@ struct Inner {
     task: Mutex<Option<JoinHandle<()>>>,
     last_save: Mutex<Option<JoinHandle<()>>>,
     dial_slots: Mutex<Arc<Semaphore>>,
+    observer: std::sync::OnceLock<Arc<dyn PexObserver>>,
 }
 
 /// The PEX reactor (channel `0x00`). See the crate docs.
@@ -217,6 +228,7 @@ impl PexReactor {
                 task: Mutex::new(None),
                 last_save: Mutex::new(None),
                 dial_slots: Mutex::new(Arc::new(Semaphore::new(10))),
+                observer: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -227,6 +239,12 @@ impl PexReactor {
         if let Some(h) = h {
             let _ = h.await;
         }
+    }
+
+    /// Tells `observer` what PEX serves ([`PexObserver`]); set once, before the reactor
+    /// starts (a second observer is ignored: `false`).
+    pub fn set_observer(&self, observer: Arc<dyn PexObserver>) -> bool {
+        self.inner.observer.set(observer).is_ok()
     }
 
     /// The anchors to save on a clean stop ([`PexCore::anchors`]): ask before stopping the
@@ -280,13 +298,24 @@ impl Inner {
                         continue;
                     };
                     let bytes = Bytes::from(message.encode());
+                    let served = |message: &crate::msg::PexMessage| {
+                        if let (crate::msg::PexMessage::Addrs(addrs), Some(o)) =
+                            (message, self.observer.get())
+                        {
+                            o.addrs_served(&peer, addrs);
+                        }
+                    };
                     match p.try_send(PEX_CHANNEL, bytes.clone()) {
-                        Ok(()) => {}
+                        Ok(()) => served(&message),
                         Err(TrySendError::Full) => {
                             let this = self.clone();
                             spawn(async move {
                                 if p.send(PEX_CHANNEL, bytes).await.is_err() {
                                     this.core.lock().send_failed(&peer, &message);
+                                } else if let (crate::msg::PexMessage::Addrs(addrs), Some(o)) =
+                                    (&message, this.observer.get())
+                                {
+                                    o.addrs_served(&peer, addrs);
                                 }
                             });
                         }

@@ -211,6 +211,44 @@ async fn seed_answers_an_inbound_peer_then_stops_it_gracefully() {
     assert_eq!(p.sent().len(), 1);
 }
 
+/// The observer is told every answer with the addresses it holds, and nothing else (our own
+/// requests are not answers).
+#[tokio::test(start_paused = true)]
+async fn the_observer_is_told_of_every_answer_with_its_addresses() {
+    #[derive(Default)]
+    struct Served(Mutex<Vec<(NodeId, Vec<NetAddress>)>>);
+    impl mukan_pex::PexObserver for Served {
+        fn addrs_served(&self, peer: &NodeId, addrs: &[NetAddress]) {
+            self.0.lock().push((*peer, addrs.to_vec()));
+        }
+    }
+    let mut cfg = PexConfig::default();
+    cfg.seed_mode = true;
+    let s = setup(cfg);
+    let served = Arc::new(Served::default());
+    assert!(s.reactor.set_observer(served.clone()));
+    assert!(!s.reactor.set_observer(Arc::new(Served::default())));
+    {
+        let mut b = s.book.lock();
+        for n in 10..20 {
+            let _ = b.add_address(addr(n), addr(100), SystemTime::now());
+        }
+    }
+    // An outbound peer is asked (a request of ours): not an answer.
+    let out = fake_peer(addr(2), Direction::Outbound);
+    add(&s, &out);
+    assert!(served.0.lock().is_empty());
+    let p = fake_peer(addr(1), Direction::Inbound);
+    add(&s, &p);
+    deliver(&s, &p, &PexMessage::Request);
+    let sent = p.sent();
+    let Ok(PexMessage::Addrs(list)) = PexMessage::decode(&sent[0].1) else {
+        panic!("not an answer: {sent:?}");
+    };
+    let told = served.0.lock().clone();
+    assert_eq!(told, vec![(addr(1).id(), list)]);
+}
+
 #[test]
 fn a_bad_seed_entry_is_a_config_error() {
     let mut cfg = PexConfig::default();

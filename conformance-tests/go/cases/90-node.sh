@@ -12,6 +12,9 @@
 #   node-addrbook-to-go           the addrbook.json our node saves on SIGTERM goes
 #                                 into the home of a fresh real node, which starts,
 #                                 and dials the addresses it holds
+#   node-multichain-seed          one `mukan-p2p seed` process on three homes (three
+#                                 chains); real nodes of two of them bootstrap from
+#                                 it and only ever hear of their own chain
 
 # ours_home NAME: `cometbft init` (v0.38.25) in $CASE_DIR/NAME with the genesis
 # of the node of node_init, configured for loopback like node_init does. Sets
@@ -182,6 +185,156 @@ case_node_addrbook_to_go() {
     say "    a fresh cometbft started on our addrbook.json and dialed all 3 addresses in it"
 }
 
+# http_get PORT PATH: the body of GET http://127.0.0.1:PORT/PATH (bash's
+# /dev/tcp; HTTP/1.0, so the server closes when it has answered).
+http_get() {
+    local fd reply
+    exec {fd}<>"/dev/tcp/127.0.0.1/$1" || return 1
+    printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$2" >&"$fd"
+    reply=$(timeout 10 cat <&"$fd")
+    exec {fd}>&-
+    printf '%s\n' "${reply#*$'\r\n\r\n'}"
+}
+
+# dump_ids FILE: the IDs of the addresses in the address book FILE, one a line.
+dump_ids() {
+    "$RUST_PEER" addrbook-dump --file "$1" | sed -n 's/.* \([0-9a-f]\{40\}\)@.*/\1/p'
+}
+
+case_node_multichain_seed() {
+    local pts i home chains=() seed_ids=() seed_addrs=() p_ids=() node_ids=() node_rpcs=() node_pids=()
+    # Chains a and b: the genesis of two `cometbft init` (each its own chain ID);
+    # chain c: ours only.
+    node_init na "$COMETBFT" || return
+    local na_home=$node_home
+    node_ids[0]=$node_id chains[0]=$chain_id
+    node_init nb "$COMETBFT" || return
+    local nb_home=$node_home
+    node_ids[1]=$node_id chains[1]=$chain_id
+    chains[2]="mukan-third-$RANDOM"
+    [ "${chains[0]}" != "${chains[1]}" ] || { fail "both nodes got chain ${chains[0]}"; return; }
+    # Ports: the seed's p2p (3), RPC and metrics; one Go peer per chain (3).
+    mapfile -t pts < <(ports 8)
+    local rpc_port=${pts[3]} metrics_port=${pts[4]}
+    for i in 0 1 2; do
+        home="$CASE_DIR/seed-$i"
+        "$MUKAN_P2P" init --home "$home" --chain-id "${chains[i]}" --moniker "multiseed-$i" \
+            >"$CASE_DIR/seed-$i-init.log" 2>&1 || { fail "mukan-p2p init failed"; return; }
+        sed -i -e "s|tcp://0.0.0.0:26656|tcp://127.0.0.1:${pts[i]}|" \
+            -e 's/^allow_duplicate_ip = .*/allow_duplicate_ip = true/' \
+            -e 's/^addr_book_strict = .*/addr_book_strict = false/' "$home/config/config.toml"
+        seed_ids[i]=$("$MUKAN_P2P" show-node-id --home "$home") || { fail "show-node-id failed"; return; }
+        seed_addrs[i]="${seed_ids[i]}@127.0.0.1:${pts[i]}"
+    done
+    # The first home's [instrumentation] is the process's.
+    sed -i -e 's/^prometheus = .*/prometheus = true/' \
+        -e "s|^prometheus_listen_addr = .*|prometheus_listen_addr = \"127.0.0.1:$metrics_port\"|" \
+        "$CASE_DIR/seed-0/config/config.toml"
+    timeout -k 5 "$PROCESS_LIFETIME" "$MUKAN_P2P" seed --home "$CASE_DIR/seed-0" --home "$CASE_DIR/seed-1" \
+        --home "$CASE_DIR/seed-2" --rpc.laddr "tcp://127.0.0.1:$rpc_port" >"$CASE_DIR/seed.log" 2>&1 &
+    local seed_pid=$!
+    CASE_PIDS+=("$seed_pid")
+    wait_until 30s grep -q "serving: p2p" "$CASE_DIR/seed.log" || { fail "the seed did not start: $(tail -n 3 "$CASE_DIR/seed.log")"; return; }
+    # A Go peer of each chain registers with the seed (its book keeps the peer):
+    # it dials the seed once (--dial, not --seeds: it never asks the seed
+    # again, so it cannot learn a node's address and dial it first).
+    for i in 0 1 2; do
+        p_ids[i]=$(new_key "p$i") || { fail "key generation failed"; return; }
+        start_peer go "p$i" --log-level info --chain-id "${chains[i]}" --home "$CASE_DIR/p$i" \
+            --listen "tcp://127.0.0.1:${pts[5 + i]}" --moniker "multi-p$i" --pex --dial "${seed_addrs[i]}"
+    done
+    for i in 0 1 2; do
+        expect "p$i" 60s event=peer_added "id=${seed_ids[i]}" || { fail "p$i did not reach the seed of its chain"; return; }
+        expect "p$i" 30s event=peer_removed "id=${seed_ids[i]}" || { fail "the seed did not serve p$i"; return; }
+    done
+    # Real nodes of chains a and b, with the seed's address of their chain as
+    # their only seed and an empty book: all they learn, they learn from it.
+    node_home=$na_home node_id=${node_ids[0]}
+    node_start na --p2p.seeds "${seed_addrs[0]}"
+    node_rpcs[0]=$node_rpc node_pids[0]=$node_pid
+    node_home=$nb_home node_id=${node_ids[1]}
+    node_start nb --p2p.seeds "${seed_addrs[1]}"
+    node_rpcs[1]=$node_rpc node_pids[1]=$node_pid
+    for i in 0 1; do
+        rpc_lists "${node_rpcs[i]}" "${p_ids[i]}" 90s ||
+            { fail "the chain-${chains[i]} node did not connect to p$i, which only our seed knew"; return; }
+        expect "p$i" 30s event=peer_added "id=${node_ids[i]}" outbound=false || return
+    done
+    say "    real nodes of ${chains[0]} and ${chains[1]} bootstrapped from one seed process of three chains"
+    # Each node only ever heard of its own chain: it lists no node of another
+    # chain, it dialed none (a dial of another chain's address is refused by
+    # both sides: the Go peers print no rejection, the nodes log no
+    # "different network"), and the seed's per-chain views agree.
+    local id j
+    for i in 0 1; do
+        for j in 0 1 2; do
+            [ "$j" = "$i" ] && continue
+            for id in "${p_ids[j]}" "${seed_ids[j]}" "${node_ids[j]:-}"; do
+                [ -n "$id" ] || continue
+                WAIT_KIND=none rpc_lists "${node_rpcs[i]}" "$id" 1s && fail "the ${chains[i]} node lists $id of ${chains[j]}"
+            done
+        done
+    done
+    for i in 0 1 2; do expect_none "p$i" 1s event=rejected reason=incompatible; done
+    grep -l "different network" "$CASE_DIR/na.log" "$CASE_DIR/nb.log" && fail "a node dialed another chain's address"
+    for i in 0 1 2; do
+        http_get "$rpc_port" "/status?chain=${chains[i]}" | grep -q "\"id\":\"${seed_ids[i]}\".*\"network\":\"${chains[i]}\"" ||
+            fail "/status?chain=${chains[i]} is not the seed's node of that chain"
+    done
+    http_get "$rpc_port" "/status?chain=unknown" | grep -q "unknown chain" || fail "/status of an unknown chain answered"
+    local metrics served
+    metrics=$(http_get "$metrics_port" /metrics)
+    for i in 0 1 2; do
+        grep -q "^cometbft_p2p_peers{chain_id=\"${chains[i]}\"}" <<<"$metrics" || fail "no metrics of ${chains[i]}"
+        served=$(sed -n "s/^cometbft_p2p_seed_addrs_served_count{chain_id=\"${chains[i]}\"} //p" <<<"$metrics")
+        [ "${served:-0}" -ge 1 ] || fail "the seed counts no answer on ${chains[i]}: $served"
+    done
+    # The seed's next crawl (30 s after its start) verifies what it learned:
+    # dials of the Go peers and nodes that get through every stage.
+    seed_verified() {
+        http_get "$metrics_port" /metrics |
+            grep -q "^cometbft_p2p_seed_verify_dials_total{chain_id=\"$1\",outcome=\"connected\",stage=\"done\"} [1-9]"
+    }
+    for i in 0 1 2; do
+        wait_until 90s seed_verified "${chains[i]}" || fail "the seed counted no verify dial that connected on ${chains[i]}"
+    done
+    # SIGTERM: exit 0, each home's book saved, holding its chain's Go peer and
+    # nothing of another chain.
+    ours_stop "$seed_pid" seed || return
+    for i in 0 1 2; do
+        book_has "$CASE_DIR/seed-$i/config/addrbook.json" "${p_ids[i]}" || fail "the ${chains[i]} book lacks p$i"
+        for id in $(dump_ids "$CASE_DIR/seed-$i/config/addrbook.json"); do
+            for j in 0 1 2; do
+                [ "$j" = "$i" ] && continue
+                [[ " ${p_ids[j]} ${node_ids[j]:-} ${seed_ids[j]} " == *" $id "* ]] &&
+                    fail "the ${chains[i]} book holds $id of ${chains[j]}"
+            done
+        done
+    done
+    # The nodes' own books: a node writes addrbook.json from a goroutine at stop
+    # (not always before it exits: often it is the empty book of its start);
+    # whatever it wrote holds its own chain only.
+    local written="" homes=("$na_home" "$nb_home")
+    for i in 0 1; do
+        node_pid=${node_pids[i]}
+        node_stop
+        [ -s "${homes[i]}/config/addrbook.json" ] || continue
+        local ids_in
+        ids_in=$(dump_ids "${homes[i]}/config/addrbook.json")
+        written+=" ${chains[i]} ($(wc -w <<<"$ids_in") addresses)"
+        for id in $ids_in; do
+            for j in 0 1 2; do
+                [ "$j" = "$i" ] && continue
+                [[ " ${p_ids[j]} ${node_ids[j]:-} ${seed_ids[j]} " == *" $id "* ]] &&
+                    fail "the ${chains[i]} node's book holds $id of ${chains[j]}"
+            done
+        done
+    done
+    say "    the nodes' saved books (written by:${written:- none}) hold their own chain only"
+    say "    /status?chain and the metrics tell the chains apart; SIGTERM saved three books, each of its own chain"
+}
+
 run_case_parallel node-start-on-cometbft-home case_node_start rust mukan-p2p
 run_case_parallel node-crawl-mixed-network case_node_crawl rust mukan-p2p
 run_case_parallel node-addrbook-to-go case_node_addrbook_to_go rust mukan-p2p
+run_case_parallel node-multichain-seed case_node_multichain_seed rust mukan-p2p

@@ -123,7 +123,7 @@ async fn run(args: Args) -> Result<(), String> {
     let node = node::start(
         &args.home,
         "consensus-watch",
-        vec![("consensus", watch.clone())],
+        ("consensus", watch.clone()),
         &args.peers,
         args.laddr.as_deref(),
     )

@@ -70,13 +70,13 @@ async fn run(args: Args) -> Result<(), String> {
     let node = node::start(
         &args.home,
         "tx-relay",
-        vec![("mempool", relay.clone())],
+        ("mempool", relay.clone()),
         &args.peers,
         args.laddr.as_deref(),
     )
     .await?;
     let connected = async {
-        while node.peers().is_empty() {
+        while node.switch().peers().is_empty() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     };
