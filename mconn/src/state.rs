@@ -72,6 +72,12 @@ pub struct MConnState {
     pong_due: bool,
     /// When the pong we wait for is overdue, and when that wait began.
     pong_deadline: Option<Instant>,
+    /// When our last ping was written and not yet answered.
+    ping_sent_at: Option<Instant>,
+    /// When bytes were last fed to the state (the pong that ends a round trip came then).
+    last_read_at: Instant,
+    /// The lowest round trip between one of our pings and the next pong.
+    min_ping: Option<Duration>,
     pong_armed_at: Instant,
     /// The driver has paused reading on purpose (its consumer is behind).
     read_paused: bool,
@@ -148,6 +154,9 @@ impl MConnState {
             ping_due: false,
             pong_due: false,
             pong_deadline: None,
+            ping_sent_at: None,
+            last_read_at: now,
+            min_ping: None,
             pong_armed_at: now,
             read_paused: false,
             recv_held: false,
@@ -237,6 +246,7 @@ impl MConnState {
     }
 
     fn process(&mut self, added: usize, now: Instant) -> Result<(), Error> {
+        self.last_read_at = now;
         self.recv_limit.consume(added, now);
         if let Some(total) = &self.recv_total {
             total.consume(added, now);
@@ -318,7 +328,14 @@ impl MConnState {
         match packet {
             Packet::Ping => self.pong_due = true,
             // Unsolicited pongs are harmless.
-            Packet::Pong => self.pong_deadline = None,
+            Packet::Pong => {
+                self.pong_deadline = None;
+                // The round trip of our last ping (an unsolicited pong measures nothing).
+                if let Some(sent) = self.ping_sent_at.take() {
+                    let rtt = self.last_read_at.saturating_duration_since(sent);
+                    self.min_ping = Some(self.min_ping.map_or(rtt, |m| m.min(rtt)));
+                }
+            }
             Packet::Msg(msg) => {
                 let channel = msg.channel;
                 let Some(ch) = (self.channel_index(channel)).and_then(|i| self.channels.get_mut(i))
@@ -483,6 +500,7 @@ impl MConnState {
         if self.ping_due {
             self.ping_due = false;
             self.push_control(Packet::Ping, now);
+            self.ping_sent_at = Some(now);
             // Armed when the ping fell due (`handle_timeout`); kept if already running.
             self.arm_pong_deadline(now);
         }
@@ -608,5 +626,6 @@ impl MConnState {
             self.recv_meter.status(now),
             channels,
         )
+        .with_min_ping(self.min_ping)
     }
 }

@@ -231,6 +231,25 @@ fn unsolicited_pongs_are_harmless_and_pings_are_answered_once() {
 }
 
 #[test]
+fn the_lowest_ping_round_trip_is_in_the_status() {
+    let config = unlimited().with_ping(Duration::from_secs(10), Duration::from_secs(5));
+    let t0 = Instant::now();
+    let mut s = MConnState::new(&[desc(1, 1)], config, t0).unwrap();
+    // An unsolicited pong measures nothing.
+    s.handle_read(&[0x02, 0x12, 0x00], t0).unwrap();
+    assert_eq!(s.status(t0).min_ping, None);
+    let mut at = t0;
+    for rtt_ms in [300, 80, 200] {
+        at += Duration::from_secs(10);
+        s.handle_timeout(at).unwrap();
+        assert_eq!(&drain(&mut s, at)[..], &[0x02, 0x0a, 0x00], "a ping");
+        s.handle_read(&[0x02, 0x12, 0x00], at + Duration::from_millis(rtt_ms))
+            .unwrap();
+    }
+    assert_eq!(s.status(at).min_ping, Some(Duration::from_millis(80)));
+}
+
+#[test]
 fn local_send_errors() {
     let now = Instant::now();
     let d = desc(0x20, 1).with_send_queue_capacity(NonZeroUsize::new(2).unwrap());

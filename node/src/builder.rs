@@ -28,7 +28,8 @@ use mukan_transport::TcpTransport;
 ///   listen address, …);
 /// - the switch and the transport share one deny list, one duplicate-IP rule, and one flush
 ///   timeout (the switch's), and the transport's inbound slots are the switch's inbound limit
-///   plus its unconditional peers (Go's `LimitListener`);
+///   plus its unconditional peers plus the transport's pending pool, so that newcomers reach
+///   the switch, which decides who holds the slots (eviction);
 /// - the persistent peers are typed addresses, parsed once, dialed at start (with the
 ///   switch's `dial_randomizer`, Go's jitter; zero dials at once).
 ///
@@ -526,8 +527,13 @@ impl NodeBuilder {
         t.allow_duplicate_ip = s.allow_duplicate_ip;
         t.mconn.flush_timeout = s.flush_timeout;
         if !self.transport_inbound_set {
-            t.max_inbound =
-                NonZeroUsize::new(s.max_num_inbound_peers + s.unconditional_peer_ids.len());
+            // The peer slots plus the pending pool: every newcomer is answered and upgraded,
+            // and the switch decides who holds the slots (per-netgroup cap, eviction).
+            t.max_inbound = NonZeroUsize::new(
+                s.max_num_inbound_peers
+                    + s.unconditional_peer_ids.len()
+                    + t.max_pending_upgrades.get(),
+            );
         }
         t
     }

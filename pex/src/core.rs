@@ -224,6 +224,12 @@ pub enum Action {
         /// The address.
         addr: NetAddress,
     },
+    /// `peer` answered a request of ours: tell the switch the message was useful
+    /// (`Network::mark_useful`), which protects the peer from inbound eviction.
+    MarkUseful {
+        /// The peer.
+        peer: NodeId,
+    },
 }
 
 /// The outcome of a dial.
@@ -955,6 +961,7 @@ impl PexCore {
         }
         p.in_flight = false;
         let crawled = p.crawled;
+        out.push(Action::MarkUseful { peer: info.id });
         // At most 250 addresses per message, and no more than the peer's tokens allow; the
         // rest is dropped (not a ban). Bucketed by the group of the connection's IP, not by
         // the address the peer reports for itself.

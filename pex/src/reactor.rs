@@ -342,6 +342,11 @@ impl Inner {
                         s.stop_peer_gracefully(&peer);
                     }
                 }
+                Action::MarkUseful { peer } => {
+                    if let Some(s) = &sw {
+                        s.mark_useful(&peer);
+                    }
+                }
                 Action::Dial { addr } => {
                     let Some(s) = self.dialer() else {
                         continue;

@@ -235,11 +235,21 @@ fn a_second_answer_to_one_request_is_unsolicited() {
     let acts = n.recv(&p, &PexMessage::Addrs(vec![spread(2)]));
     assert!(stop_of(&acts).is_none());
     assert!(n.book.has_address(&spread(2)));
+    // The answer we asked for is useful (it protects the peer from inbound eviction)...
+    assert!(
+        acts.contains(&Action::MarkUseful { peer: p.id }),
+        "{acts:?}"
+    );
     let acts = n.recv(&p, &PexMessage::Addrs(vec![spread(3)]));
     assert!(matches!(
         stop_of(&acts),
         Some((PexError::Unsolicited, true))
     ));
+    // ...an unsolicited one is not.
+    assert!(
+        !acts.iter().any(|a| matches!(a, Action::MarkUseful { .. })),
+        "{acts:?}"
+    );
 }
 
 fn raw_addrs(list: Vec<NetAddressProto>) -> Vec<u8> {

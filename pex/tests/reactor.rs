@@ -109,7 +109,14 @@ async fn outbound_peer_is_asked_and_its_answer_stored() {
     deliver(&s, &p, &PexMessage::Addrs(vec![addr(2), addr(3)]));
     assert!(s.book.lock().has_address(&addr(2)));
     assert!(s.book.lock().has_address(&addr(3)));
-    assert!(s.switch.calls().is_empty(), "{:?}", s.switch.calls());
+    // The answer to our request is useful: the switch hears of it (eviction protects the
+    // peers that do us good), and of nothing else.
+    assert_eq!(
+        s.switch.calls(),
+        vec![SwitchCall::MarkUseful(p.id())],
+        "{:?}",
+        s.switch.calls()
+    );
 }
 
 #[tokio::test(start_paused = true)]

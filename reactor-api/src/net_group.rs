@@ -99,6 +99,28 @@ impl NetGroup {
     }
 }
 
+impl NetGroup {
+    /// The group `ip` counts against where peers are capped per netgroup (the switch's
+    /// inbound peers, the transport's pending handshakes): the non-strict [`NetGroup::of`],
+    /// or `None` for an address that is exempt because it is not routable on the internet
+    /// (loopback, private networks, link-local, unique-local…). Local testnets, containers
+    /// and tests put every node on such addresses, and nobody reaches them from outside.
+    ///
+    /// ```
+    /// use mukan_reactor_api::NetGroup;
+    /// assert!(NetGroup::capped("127.0.0.1".parse().unwrap()).is_none());
+    /// assert!(NetGroup::capped("10.1.2.3".parse().unwrap()).is_none());
+    /// assert_eq!(
+    ///     NetGroup::capped("45.34.1.1".parse().unwrap()).map(|g| g.to_string()),
+    ///     Some("45.34.0.0".to_owned())
+    /// );
+    /// ```
+    pub fn capped(ip: IpAddr) -> Option<Self> {
+        let ip = canonical_ip(ip);
+        ip_range::routable(ip).then(|| Self::of(ip, false))
+    }
+}
+
 fn v4_slash16([a, b, ..]: [u8; 4]) -> NetGroup {
     NetGroup::V4([a, b])
 }

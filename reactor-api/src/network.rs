@@ -50,6 +50,14 @@ pub trait Network: Send + Sync + 'static {
     /// Tells the address book that peer `id` behaved well (Go `MarkPeerAsGood`).
     fn mark_peer_as_good(&self, id: &NodeId);
 
+    /// Peer `id` just sent a message that did us good (an answer we asked for, something
+    /// new): call it from [`Reactor::receive`] after checking the message. When the inbound
+    /// slots are full, the peers that most recently did so are among those protected from
+    /// eviction, so an attacker must do useful work to keep a slot that way. No-op if the
+    /// peer is not connected. Cheap (a lookup and a store; nothing waits). Required (no default),
+    /// so that a wrapper cannot silently lose the signal.
+    fn mark_useful(&self, id: &NodeId);
+
     /// The reactor registered under `name` (see also `reactor_as` on `dyn Network`).
     fn reactor(&self, name: &str) -> Option<Arc<dyn Reactor>>;
 }

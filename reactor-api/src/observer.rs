@@ -77,19 +77,24 @@ pub enum AdmissionRefusal {
     Denied,
     /// A connection to this peer is kept instead.
     Duplicate,
-    /// The inbound limit is reached.
+    /// The inbound limit is reached and no connected peer may be evicted for it.
     InboundLimit,
+    /// Its netgroup ([`NetGroup::capped`](crate::NetGroup::capped)) already holds the most
+    /// inbound peers one netgroup may hold.
+    NetgroupLimit,
     /// The switch is not running.
     NotRunning,
 }
 
 impl AdmissionRefusal {
-    /// A short stable label (`limit`, `denied`, `duplicate`, `not_running`).
+    /// A short stable label (`limit`, `netgroup_limit`, `denied`, `duplicate`,
+    /// `not_running`).
     pub fn label(self) -> &'static str {
         match self {
             Self::Denied => "denied",
             Self::Duplicate => "duplicate",
             Self::InboundLimit => "limit",
+            Self::NetgroupLimit => "netgroup_limit",
             Self::NotRunning => "not_running",
         }
     }

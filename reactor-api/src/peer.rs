@@ -94,6 +94,10 @@ pub struct PeerStatus {
     pub recv: FlowStatus,
     /// One entry per channel, in descriptor order.
     pub channels: Vec<ChannelStatus>,
+    /// The lowest round trip measured between one of our pings and its pong on this
+    /// connection, `None` before the first pong. Inbound eviction protects the peers with the
+    /// lowest (an attacker cannot move closer without moving).
+    pub min_ping: Option<Duration>,
 }
 
 impl PeerStatus {
@@ -109,7 +113,15 @@ impl PeerStatus {
             send,
             recv,
             channels,
+            min_ping: None,
         }
+    }
+
+    /// The same status with the lowest ping round trip measured.
+    #[must_use]
+    pub fn with_min_ping(mut self, min_ping: Option<Duration>) -> Self {
+        self.min_ping = min_ping;
+        self
     }
 }
 

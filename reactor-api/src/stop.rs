@@ -45,6 +45,9 @@ pub enum StopReason {
     Graceful,
     /// The switch is shutting down.
     Shutdown,
+    /// An inbound peer gave up its slot to a newcomer when the inbound slots were full
+    /// (inbound eviction). Not the peer's fault.
+    Evicted,
 }
 
 impl StopReason {
@@ -54,9 +57,12 @@ impl StopReason {
     }
 
     /// A persistent peer stopped for this reason is redialed: everything but a graceful stop,
-    /// a shutdown and the deny list.
+    /// a shutdown, the deny list and an eviction (which never picks a persistent peer).
     pub fn redial(&self) -> bool {
-        !matches!(self, Self::Graceful | Self::Shutdown | Self::Denied)
+        !matches!(
+            self,
+            Self::Graceful | Self::Shutdown | Self::Denied | Self::Evicted
+        )
     }
 
     /// A short stable label for metrics (`peer_stops{reason}`).
@@ -72,6 +78,7 @@ impl StopReason {
             Self::Denied => "denied",
             Self::Graceful => "graceful",
             Self::Shutdown => "shutdown",
+            Self::Evicted => "evicted",
         }
     }
 }
@@ -91,6 +98,7 @@ impl fmt::Display for StopReason {
             Self::Denied => f.write_str("on the deny list"),
             Self::Graceful => f.write_str("stopped gracefully"),
             Self::Shutdown => f.write_str("switch shut down"),
+            Self::Evicted => f.write_str("evicted to make room for a new inbound peer"),
         }
     }
 }

@@ -417,6 +417,8 @@ pub enum SwitchCall {
     StopPeerGracefully(NodeId),
     /// [`Network::mark_peer_as_good`].
     MarkPeerAsGood(NodeId),
+    /// [`Network::mark_useful`].
+    MarkUseful(NodeId),
     /// [`Dialer::dial_peer_with_address`].
     Dial(NetAddress),
 }
@@ -559,6 +561,10 @@ impl Network for FakeSwitch {
 
     fn mark_peer_as_good(&self, id: &NodeId) {
         self.record(SwitchCall::MarkPeerAsGood(*id));
+    }
+
+    fn mark_useful(&self, id: &NodeId) {
+        self.record(SwitchCall::MarkUseful(*id));
     }
 
     fn reactor(&self, name: &str) -> Option<Arc<dyn Reactor>> {

@@ -126,6 +126,10 @@ pub enum RejectReason {
     /// The remote IP or the authenticated ID is on the deny list
     /// ([`DenyList`](crate::DenyList)); an IP is refused before any handshake.
     Denied,
+    /// No room: too many handshakes in progress (in all, or from the connection's
+    /// netgroup), or too many open inbound connections. Closed at once, before any handshake
+    /// byte, never left waiting.
+    Capacity,
 }
 
 impl RejectReason {
@@ -139,6 +143,7 @@ impl RejectReason {
             Self::NodeInfoInvalid => "node_info_invalid",
             Self::SelfConnection => "self",
             Self::Denied => "denied",
+            Self::Capacity => "capacity",
         }
     }
 }
@@ -250,6 +255,22 @@ pub enum RejectDetail {
     /// connection, before any `NodeInfo` is sent).
     #[error("node {0} is denied")]
     DeniedId(NodeId),
+    /// Every handshake slot is taken by a connection that has sent something (the pending
+    /// pool is full): the newcomer from this address is closed at once.
+    #[error("{0}: too many handshakes in progress")]
+    PendingFull(SocketAddr),
+    /// The newcomer's netgroup has its most handshakes in progress, each of which has sent
+    /// something: the newcomer is closed at once.
+    #[error("{0}: too many handshakes in progress from its netgroup")]
+    PendingGroupFull(SocketAddr),
+    /// The transport holds its most inbound connections (`max_inbound`) and no handshake in
+    /// progress is idle: the newcomer is closed at once.
+    #[error("{0}: too many inbound connections")]
+    InboundFull(SocketAddr),
+    /// A connection from this address that had sent nothing since it was accepted was
+    /// closed to make room for a newcomer.
+    #[error("{0}: idle, closed to make room for a new connection")]
+    Displaced(SocketAddr),
 }
 
 impl RejectDetail {
@@ -266,6 +287,10 @@ impl RejectDetail {
             Self::InvalidNodeInfo(_) => RejectReason::NodeInfoInvalid,
             Self::SelfConnection => RejectReason::SelfConnection,
             Self::Incompatible(_) => RejectReason::Incompatible,
+            Self::PendingFull(_)
+            | Self::PendingGroupFull(_)
+            | Self::InboundFull(_)
+            | Self::Displaced(_) => RejectReason::Capacity,
         }
     }
 }

@@ -4,12 +4,13 @@
 use std::sync::Arc;
 
 use mukan_reactor_api::{
-    AdmissionRefusal, Direction, ManagedPeer, NodeId, Observer, RejectDetail, StopReason,
+    AdmissionRefusal, Direction, ManagedPeer, NetGroup, NodeId, Observer, RejectDetail, StopReason,
     TransportError,
 };
 
 use crate::connection::run_conn;
 use crate::dial::DialSlot;
+use crate::inbound;
 use crate::peer_set::{Conn, RunState};
 use crate::switch::Inner;
 
@@ -26,7 +27,15 @@ impl Inner {
         let socket_addr = peer.socket_addr();
         let unconditional = self.unconditional.contains(&id);
         let persistent = self.persistent_ids.contains(&id);
-        let (conn, replaced) = {
+        // Inbound peers count against the inbound limit and their netgroup's cap, unless
+        // unconditional; when the slots are full, one may be evicted for the newcomer.
+        let counted = direction == Direction::Inbound && !unconditional;
+        let victim = if counted {
+            self.eviction_victim(id)
+        } else {
+            None
+        };
+        let (conn, replaced, evicted) = {
             let mut t = self.table.lock();
             if t.state != RunState::Running {
                 return Err(AdmissionRefusal::NotRunning);
@@ -34,12 +43,27 @@ impl Inner {
             if self.config.deny_list.denies(&socket_addr) {
                 return Err(AdmissionRefusal::Denied);
             }
-            if direction == Direction::Inbound
-                && !unconditional
-                && t.inbound_counted(id) >= self.config.max_num_inbound_peers
-            {
-                return Err(AdmissionRefusal::InboundLimit);
-            }
+            let evicted = if counted {
+                let newcomer = inbound::Newcomer {
+                    id,
+                    group: NetGroup::capped(socket_addr.ip()),
+                    persistent,
+                };
+                let decision = inbound::decide(
+                    &t,
+                    self.config.max_num_inbound_peers,
+                    self.config.max_inbound_per_netgroup,
+                    &newcomer,
+                    victim,
+                );
+                match decision {
+                    inbound::Decision::Admit => None,
+                    inbound::Decision::Evict(conn) => Some(conn),
+                    inbound::Decision::Refuse(refusal) => return Err(refusal),
+                }
+            } else {
+                None
+            };
             let replaced = match t.slots.get(&id) {
                 None => None,
                 Some(old) if old.is_stopping() || self.keep_new(old.direction, direction, id) => {
@@ -65,8 +89,15 @@ impl Inner {
             if let Some(dial) = dial {
                 dial.release(&mut t);
             }
-            (conn, replaced)
+            // Stopping counts at once: the victim no longer holds a slot.
+            if let Some(victim) = &evicted {
+                victim.request_stop(StopReason::Evicted, false);
+            }
+            (conn, replaced, evicted)
         };
+        if let Some(victim) = evicted {
+            victim.peer.stop();
+        }
         let predecessor = replaced.map(|old| {
             // Replaced by a connection both sides keep: no flush, no redial.
             self.stop_conn(&old, StopReason::Graceful, false);

@@ -101,10 +101,11 @@ impl Builder {
             Arc::new(persistent.iter().map(parsed_id).collect());
         let unconditional: HashSet<NodeId> =
             self.config.unconditional_peer_ids.iter().copied().collect();
-        let rng = match self.config.rng_seed {
+        let mut rng = match self.config.rng_seed {
             Some(seed) => ChaCha8Rng::seed_from_u64(seed),
             None => ChaCha8Rng::from_entropy(),
         };
+        let group_key = rand::Rng::r#gen::<u64>(&mut rng);
         let peer_config = PeerConfig::new(self.routes.channels().to_vec());
         let counters = Arc::new(Counters::new());
         let mut observer = Observers::new();
@@ -133,6 +134,7 @@ impl Builder {
             rng: Mutex::new(rng),
             redial_from: Mutex::new(HashMap::new()),
             table: Mutex::new(Table::new()),
+            group_key,
             counters,
             observer,
             shutdown,

@@ -13,7 +13,15 @@ use crate::backoff::RedialPolicy;
 #[non_exhaustive]
 pub struct Config {
     /// Inbound peers kept, unconditional peers not counted (`max_num_inbound_peers`, 40).
+    /// When they are all taken, a newcomer evicts the peer [`select_victim`](crate::select_victim)
+    /// picks, or is refused when every inbound peer is protected.
     pub max_num_inbound_peers: usize,
+    /// Of those, how many one netgroup may hold (IPv4 /16, IPv6 /32:
+    /// [`NetGroup::capped`](mukan_reactor_api::NetGroup::capped)), 10: a newcomer from a
+    /// netgroup that holds as many is refused. Loopback and private addresses are exempt,
+    /// and so are persistent and unconditional peers. Set it to `max_num_inbound_peers` or
+    /// more to turn the cap off.
+    pub max_inbound_per_netgroup: usize,
     /// Outbound peers kept, persistent and unconditional peers not counted
     /// (`max_num_outbound_peers`, 10). Enforced on every dial path.
     pub max_num_outbound_peers: usize,
@@ -65,6 +73,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             max_num_inbound_peers: 40,
+            max_inbound_per_netgroup: 10,
             max_num_outbound_peers: 10,
             persistent_peers: Vec::new(),
             unconditional_peer_ids: Vec::new(),

@@ -216,12 +216,14 @@ impl Inner {
         }
     }
 
+    /// Whether a peer on the host of `ip` (the IPv4 address, the IPv6 /64) is connected.
     pub(crate) fn ip_connected(&self, ip: IpAddr) -> bool {
+        let host = mukan_reactor_api::HostPrefix::of(ip);
         self.table
             .lock()
             .slots
             .values()
-            .any(|c| c.socket_addr.ip() == ip)
+            .any(|c| mukan_reactor_api::HostPrefix::of(c.socket_addr.ip()) == host)
     }
 
     /// Resolves a host name afresh (bounded by the resolve timeout); the first address wins

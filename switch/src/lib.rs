@@ -59,6 +59,7 @@ mod config;
 mod connection;
 mod dial;
 mod eviction;
+mod inbound;
 mod log;
 mod peer_set;
 mod resolver;

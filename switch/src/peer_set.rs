@@ -56,6 +56,9 @@ pub(crate) struct Conn {
     pub(crate) persistent: bool,
     pub(crate) socket_addr: NetAddress,
     pub(crate) connected_at: Instant,
+    /// When a reactor last marked a message of this peer useful
+    /// ([`Network::mark_useful`](mukan_reactor_api::Network::mark_useful)).
+    last_useful: Mutex<Option<Instant>>,
     phase: AtomicU8,
     stop: Mutex<Option<StopRequest>>,
     /// Set with `stop`, read without a lock on the delivery path.
@@ -103,12 +106,23 @@ impl Conn {
             persistent,
             socket_addr,
             connected_at: Instant::now(),
+            last_useful: Mutex::new(None),
             phase: AtomicU8::new(Phase::Starting as u8),
             stop: Mutex::new(None),
             stop_flag: AtomicBool::new(false),
             drain_waker: Mutex::new(None),
             done: watch::channel(false).0,
         }
+    }
+
+    /// A reactor found a message of this peer useful, now.
+    pub(crate) fn mark_useful(&self) {
+        *self.last_useful.lock() = Some(Instant::now());
+    }
+
+    /// When a reactor last found a message of this peer useful.
+    pub(crate) fn last_useful(&self) -> Option<Instant> {
+        *self.last_useful.lock()
     }
 
     pub(crate) fn phase(&self) -> Phase {
@@ -325,12 +339,17 @@ impl Table {
             .count()
     }
 
-    /// Connected inbound peers that count against the inbound limit, other than `except`.
+    /// Connected inbound peers that count against the inbound limit, other than `except`
+    /// (those being stopped, an evicted one for instance, no longer count).
     pub(crate) fn inbound_counted(&self, except: NodeId) -> usize {
-        self.slots
-            .values()
-            .filter(|c| !c.direction.is_outbound() && !c.unconditional && c.id != except)
-            .count()
+        self.inbound_slots(except).count()
+    }
+
+    /// The inbound connections holding a counted slot, other than `except`.
+    pub(crate) fn inbound_slots(&self, except: NodeId) -> impl Iterator<Item = &Arc<Conn>> {
+        self.slots.values().filter(move |c| {
+            !c.direction.is_outbound() && !c.unconditional && c.id != except && !c.is_stopping()
+        })
     }
 }
 

@@ -307,6 +307,13 @@ impl<T: Transport> Network for Switch<T> {
         }
     }
 
+    fn mark_useful(&self, id: &NodeId) {
+        let conn = self.inner.table.lock().slots.get(id).cloned();
+        if let Some(conn) = conn {
+            conn.mark_useful();
+        }
+    }
+
     fn reactor(&self, name: &str) -> Option<Arc<dyn Reactor>> {
         self.inner.routes.by_name(name).cloned()
     }
@@ -324,7 +331,10 @@ impl<T: Transport> Dialer for Switch<T> {
             || t.dialing_addrs.contains(&addr.dial_string())
             || t.slots.contains_key(&addr.id())
             || (!inner.config.allow_duplicate_ip
-                && t.slots.values().any(|c| c.socket_addr.ip() == addr.ip()))
+                && t.slots.values().any(|c| {
+                    mukan_reactor_api::HostPrefix::of(c.socket_addr.ip())
+                        == mukan_reactor_api::HostPrefix::of(addr.ip())
+                }))
     }
 
     fn dial_peer_with_address(
@@ -363,6 +373,8 @@ pub(crate) struct Inner {
     /// At most one entry per persistent peer.
     pub(crate) redial_from: Mutex<HashMap<NodeId, u32>>,
     pub(crate) table: Mutex<Table>,
+    /// The node's secret key for ranking netgroups in eviction (drawn once, at random).
+    pub(crate) group_key: u64,
     /// The switch's own counters (also the first of `observer`), for [`Switch::stats`].
     pub(crate) counters: Arc<Counters>,
     /// Everything that is told of the switch's events: the counters, the log, the user's.

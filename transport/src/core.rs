@@ -8,19 +8,23 @@ use std::pin::Pin;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use std::collections::HashMap;
+
 use mukan_node_key::NodeKey;
 use mukan_reactor_api::{
     DenyList, Direction, FilterRefusal, ManagedPeer, NetAddress, NodeInfo, PeerConfig,
     RejectDetail, Transport, TransportError,
 };
 use parking_lot::{Mutex, RwLock};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::ConnFilter;
 use crate::backend::{Backend, Listener};
 use crate::conn_set::ConnSet;
 use crate::error::{Stage, UpgradeError};
+use crate::first_byte::FirstByte;
 use crate::peer::{ConnGuard, wrap_peer};
+use crate::pending::{Admission, Key, PendingPool, Refused};
 use crate::upgrade::{Io, UpgradeCtx, Upgraded, upgrade};
 
 /// Limits and timeouts of a [`TcpTransport`](crate::TcpTransport).
@@ -35,17 +39,32 @@ pub struct Config {
     pub node_info_timeout: Duration,
     /// Bound on each connection filter (Go: 5 s).
     pub filter_timeout: Duration,
-    /// Inbound connections upgrading, or upgraded and waiting for [`Transport::accept`], at
-    /// the same time: a slot is held until `accept` takes the connection. Further
-    /// connections wait in the kernel's backlog until a slot frees.
+    /// Inbound connections in their upgrade at the same time, or upgraded and waiting for
+    /// room in the accept queue (the pending pool). A newcomer beyond it takes the place of
+    /// the oldest pending connection that has sent nothing (which is closed), or is closed at
+    /// once when every one has sent something: no connection waits unanswered in the
+    /// kernel's backlog, and idle sockets never keep an honest handshake waiting.
     pub max_pending_upgrades: NonZeroUsize,
-    /// Open inbound connections (upgrading or established); `None` for no bound (Go
-    /// `LimitListener`, set by the node to `max_num_inbound_peers` + unconditional peers).
+    /// Of `max_pending_upgrades`, how many may come from one netgroup (IPv4 /16, IPv6 /32;
+    /// addresses that are not routable, such as loopback and private networks, are exempt).
+    /// A newcomer beyond it takes the place of its netgroup's oldest pending connection that
+    /// has sent nothing, or is closed at once.
+    pub max_pending_per_netgroup: NonZeroUsize,
+    /// Open inbound connections (in their upgrade or established); `None` for no bound. When
+    /// it is reached a newcomer may only take an idle pending connection's place, else it is
+    /// closed at once. A node sets it to its inbound peer slots (`max_num_inbound_peers` +
+    /// unconditional peers) plus `max_pending_upgrades`: who holds the slots is the switch's
+    /// decision (it evicts), so upgraded newcomers must reach it.
     pub max_inbound: Option<NonZeroUsize>,
-    /// Upgraded inbound connections (or their errors) queued for [`Transport::accept`]; the
-    /// rest of the `max_pending_upgrades` slots wait, parked, for room.
+    /// Upgraded inbound connections (or their errors) queued for [`Transport::accept`]; an
+    /// upgraded connection that finds it full waits, holding its place in the pending pool.
     pub accept_queue: NonZeroUsize,
-    /// Allow several connections with one IP (config.toml `allow_duplicate_ip`).
+    /// Allow several nodes on one host (config.toml `allow_duplicate_ip`). When false, a
+    /// connection that authenticates (secret connection) as one node while another node's
+    /// authenticated connection from the same host (IPv4 address, IPv6 /64) is open is
+    /// refused ([`RejectDetail::DuplicateIp`]). Connections that have not authenticated do
+    /// not count, and the same node reconnecting is let through (the switch replaces its
+    /// older connection).
     pub allow_duplicate_ip: bool,
     /// MConnection settings of every peer (default: what a CometBFT node uses, with the
     /// `[p2p]` send and receive rates of 5,120,000 B/s).
@@ -65,6 +84,7 @@ impl Default for Config {
             node_info_timeout: Duration::from_secs(3),
             filter_timeout: Duration::from_secs(5),
             max_pending_upgrades: NonZeroUsize::new(256).unwrap_or(NonZeroUsize::MIN),
+            max_pending_per_netgroup: NonZeroUsize::new(8).unwrap_or(NonZeroUsize::MIN),
             max_inbound: None,
             accept_queue: NonZeroUsize::new(16).unwrap_or(NonZeroUsize::MIN),
             allow_duplicate_ip: false,
@@ -82,8 +102,10 @@ pub(crate) struct Core {
 
 pub(crate) struct Inner {
     ctx: RwLock<Arc<UpgradeCtx>>,
-    config: Config,
+    pub(crate) config: Config,
     pub(crate) conns: Mutex<ConnSet>,
+    /// Inbound connections in their upgrade (never locked together with `conns`).
+    pub(crate) pending: Mutex<PendingConns>,
     filters: Vec<Arc<dyn ConnFilter>>,
     backend: Backend,
     accepted_tx: mpsc::Sender<Accepted>,
@@ -93,13 +115,43 @@ pub(crate) struct Inner {
     local_addr: Mutex<Option<SocketAddr>>,
 }
 
-type Accepted = Pending;
+/// An upgraded inbound connection waiting for `accept`, or the error of one that failed.
+type Accepted = Result<(Upgraded<Box<dyn Io>>, ConnGuard), TransportError>;
 
-/// An upgraded inbound connection waiting for `accept`, or the error of one that failed; it
-/// holds its upgrade slot until `accept` takes it.
-struct Pending {
-    item: Result<(Upgraded<Box<dyn Io>>, ConnGuard), TransportError>,
-    _slot: Option<OwnedSemaphorePermit>,
+/// The pending pool and how to close each of its connections.
+pub(crate) struct PendingConns {
+    pool: PendingPool,
+    /// Dropping a sender closes that connection (its upgrade task ends).
+    cancel: HashMap<Key, (SocketAddr, oneshot::Sender<()>)>,
+}
+
+impl PendingConns {
+    /// Pending connection `key` sent its first byte: it may no longer be displaced.
+    pub(crate) fn heard(&mut self, key: Key) {
+        self.pool.heard(key);
+    }
+
+    /// Pending connection `key`'s first read found nothing: it may be displaced until it
+    /// sends something.
+    pub(crate) fn idle(&mut self, key: Key) {
+        self.pool.idle(key);
+    }
+}
+
+/// A connection's place in the pending pool; dropping it frees the place.
+struct PendingSlot {
+    inner: Weak<Inner>,
+    key: Key,
+}
+
+impl Drop for PendingSlot {
+    fn drop(&mut self) {
+        if let Some(inner) = self.inner.upgrade() {
+            let mut p = inner.pending.lock();
+            p.pool.remove(self.key);
+            p.cancel.remove(&self.key);
+        }
+    }
 }
 
 impl Core {
@@ -121,11 +173,16 @@ impl Core {
         );
         let (accepted_tx, accepted_rx) = mpsc::channel(config.accept_queue.get());
         let (closed, _) = watch::channel(false);
+        let pending = PendingConns {
+            pool: PendingPool::new(config.max_pending_upgrades, config.max_pending_per_netgroup),
+            cancel: HashMap::new(),
+        };
         Self {
             inner: Arc::new(Inner {
                 ctx: RwLock::new(Arc::new(ctx)),
                 config,
                 conns: Mutex::new(ConnSet::default()),
+                pending: Mutex::new(pending),
                 filters,
                 backend,
                 accepted_tx,
@@ -211,13 +268,17 @@ impl Core {
             Ok(Err(e)) => return Err(TransportError::Io(e)),
             Ok(Ok(pair)) => pair,
         };
-        let guard = filter_conn(inner, remote)
+        let guard = register(inner, remote, false)
+            .map_err(|d| UpgradeError::from(d).into_transport_error(Some(addr)))?;
+        run_filters(inner, remote)
             .await
             .map_err(|e| e.into_transport_error(Some(addr)))?;
         let ctx = inner.ctx.read().clone();
-        let upgraded = upgrade(stream, &ctx, Some(&addr), &inner.config.deny)
-            .await
-            .map_err(|e| e.into_transport_error(Some(addr)))?;
+        let upgraded = upgrade(stream, &ctx, Some(&addr), &inner.config.deny, |id| {
+            guard.authenticate(id)
+        })
+        .await
+        .map_err(|e| e.into_transport_error(Some(addr)))?;
         Ok(wrap_peer(
             upgraded,
             Direction::Outbound,
@@ -239,12 +300,11 @@ impl Core {
             _ = closed.wait_for(|c| *c) => None,
             next = rx.recv() => next,
         };
-        let Some(pending) = next else {
+        let Some(accepted) = next else {
             drain(&mut rx);
             return Err(TransportError::Closed);
         };
-        // The upgrade slot is released here, once the connection is taken.
-        let (upgraded, guard) = pending.item?;
+        let (upgraded, guard) = accepted?;
         let socket = NetAddress::new(upgraded.id, guard.addr().ip(), guard.addr().port());
         Ok(wrap_peer(
             upgraded,
@@ -305,34 +365,14 @@ impl std::fmt::Debug for Core {
 }
 
 /// Accepts connections and upgrades each in its own task, so a slow peer never blocks the
-/// others. Ends when the transport is closed or dropped.
+/// others. Every connection is answered at once: it joins the pending pool (possibly in the
+/// place of an idle one) or is closed. Ends when the transport is closed or dropped.
 async fn accept_loop(inner: Weak<Inner>, mut listener: Listener) {
-    let (pending_slots, inbound_slots, mut closed) = {
+    let mut closed = {
         let Some(inner) = inner.upgrade() else { return };
-        (
-            Arc::new(Semaphore::new(inner.config.max_pending_upgrades.get())),
-            inner
-                .config
-                .max_inbound
-                .map(|n| Arc::new(Semaphore::new(n.get()))),
-            inner.closed.subscribe(),
-        )
+        inner.closed.subscribe()
     };
     loop {
-        let inbound_permit = match &inbound_slots {
-            Some(slots) => tokio::select! {
-                permit = slots.clone().acquire_owned() => permit.ok(),
-                _ = closed.wait_for(|c| *c) => return,
-            },
-            None => None,
-        };
-        let pending_permit = tokio::select! {
-            permit = pending_slots.clone().acquire_owned() => match permit {
-                Ok(p) => p,
-                Err(_) => return,
-            },
-            _ = closed.wait_for(|c| *c) => return,
-        };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = closed.wait_for(|c| *c) => return,
@@ -346,45 +386,93 @@ async fn accept_loop(inner: Weak<Inner>, mut listener: Listener) {
             return;
         };
         if strong.config.deny.is_denied_ip(remote.ip()) {
-            // Refused before any handshake byte: the socket is closed at once. The refusal is
-            // reported to `accept` if there is room, never waited for.
+            // Refused before any handshake byte: the socket is closed at once.
             drop(stream);
-            let error = TransportError::rejected(RejectDetail::DeniedIp(remote.ip()), None);
-            let _ = strong.accepted_tx.try_send(Pending {
-                item: Err(error),
-                _slot: None,
-            });
+            report(&strong, RejectDetail::DeniedIp(remote.ip()));
             continue;
         }
-        tokio::spawn(upgrade_inbound(
-            strong,
-            stream,
-            remote,
-            pending_permit,
-            inbound_permit,
-        ));
+        match admit_pending(&strong, remote) {
+            Ok((guard, slot, cancel)) => {
+                tokio::spawn(upgrade_inbound(strong, stream, remote, guard, slot, cancel));
+            }
+            Err(detail) => {
+                drop(stream);
+                report(&strong, detail);
+            }
+        }
     }
+}
+
+/// Reports a refused inbound connection to `accept` if there is room (never waits for it).
+fn report(inner: &Inner, detail: RejectDetail) {
+    let _ = inner
+        .accepted_tx
+        .try_send(Err(TransportError::rejected(detail, None)));
+}
+
+/// Gives the newcomer from `remote` a place in the pending pool (closing the idle connection
+/// it replaces) and in the connection table, or says why it is refused.
+fn admit_pending(
+    inner: &Arc<Inner>,
+    remote: SocketAddr,
+) -> Result<(ConnGuard, PendingSlot, oneshot::Receiver<()>), RejectDetail> {
+    let room = inner
+        .config
+        .max_inbound
+        .is_none_or(|max| inner.conns.lock().inbound() < max.get());
+    let (tx, rx) = oneshot::channel();
+    let (key, displaced) = {
+        let mut p = inner.pending.lock();
+        let (key, displaced) = match p.pool.admit(remote.ip(), room) {
+            Admission::Admit(key) => (key, None),
+            Admission::Replace { close, key } => (key, p.cancel.remove(&close)),
+            Admission::Refuse(Refused::GroupFull) => {
+                return Err(RejectDetail::PendingGroupFull(remote));
+            }
+            Admission::Refuse(Refused::PoolFull) => return Err(RejectDetail::PendingFull(remote)),
+            Admission::Refuse(Refused::NoRoom) => return Err(RejectDetail::InboundFull(remote)),
+        };
+        p.cancel.insert(key, (remote, tx));
+        (key, displaced)
+    };
+    let slot = PendingSlot {
+        inner: Arc::downgrade(inner),
+        key,
+    };
+    if let Some((addr, close)) = displaced {
+        // Dropping the sender ends that connection's upgrade task (and closes its socket).
+        drop(close);
+        report(inner, RejectDetail::Displaced(addr));
+    }
+    let guard = register(inner, remote, true)?;
+    Ok((guard, slot, rx))
 }
 
 async fn upgrade_inbound(
     inner: Arc<Inner>,
     stream: Box<dyn Io>,
     remote: SocketAddr,
-    pending_permit: OwnedSemaphorePermit,
-    inbound_permit: Option<OwnedSemaphorePermit>,
+    guard: ConnGuard,
+    slot: PendingSlot,
+    mut cancel: oneshot::Receiver<()>,
 ) {
     let mut closed = inner.closed.subscribe();
+    let stream: Box<dyn Io> = Box::new(FirstByte::new(stream, slot.inner.clone(), slot.key));
     let work = async {
-        let mut guard = filter_conn(&inner, remote).await?;
-        guard.hold(inbound_permit);
+        run_filters(&inner, remote).await?;
         let ctx = inner.ctx.read().clone();
-        let upgraded = upgrade(stream, &ctx, None, &inner.config.deny).await?;
+        let upgraded = upgrade(stream, &ctx, None, &inner.config.deny, |id| {
+            guard.authenticate(id)
+        })
+        .await?;
         Ok::<_, UpgradeError>((upgraded, guard))
     };
     let result = tokio::select! {
         result = work => result,
         // Closing the transport ends every upgrade in flight (and drops its socket).
         _ = closed.wait_for(|c| *c) => return,
+        // Displaced by a newcomer while idle (already reported).
+        _ = &mut cancel => return,
     };
     let item = result.map_err(|e| {
         let addr = match &e {
@@ -397,67 +485,56 @@ async fn upgrade_inbound(
         };
         e.into_transport_error(addr)
     });
-    // Bounded: a full queue makes this task wait, holding its upgrade slot (which `accept`
-    // releases), so upgraded connections never outnumber `max_pending_upgrades`. A closed
-    // transport fails the send (or ends the wait) and drops the connection.
-    let pending = Pending {
-        item,
-        _slot: Some(pending_permit),
-    };
+    // Bounded: a full queue makes this task wait, holding its place in the pending pool, so
+    // upgraded connections never outnumber the pool plus the queue. A closed transport
+    // fails the send (or ends the wait) and drops the connection.
     tokio::select! {
-        _ = inner.accepted_tx.send(pending) => {}
+        _ = inner.accepted_tx.send(item) => {}
         _ = closed.wait_for(|c| *c) => {}
     }
+    drop(slot);
 }
 
-/// The checks before any handshake (Go `filterConn`): duplicate connection, duplicate IP,
-/// then the user filters concurrently, each bounded by the filter timeout.
-async fn filter_conn(inner: &Arc<Inner>, remote: SocketAddr) -> Result<ConnGuard, UpgradeError> {
-    {
-        let conns = inner.conns.lock();
-        if conns.has(&remote) {
-            return Err(RejectDetail::DuplicateConnection(remote).into());
-        }
-        if !inner.config.allow_duplicate_ip && conns.has_ip(remote.ip()) {
-            return Err(RejectDetail::DuplicateIp(remote.ip()).into());
-        }
-    }
-    if !inner.filters.is_empty() {
-        let checks = inner.filters.iter().map(|f| {
-            let check = f.check(remote);
-            let timeout = inner.config.filter_timeout;
-            async move { tokio::time::timeout(timeout, check).await }
-        });
-        let mut set = tokio::task::JoinSet::new();
-        for check in checks {
-            set.spawn(check);
-        }
-        while let Some(result) = set.join_next().await {
-            match result {
-                Ok(Ok(Ok(()))) => {}
-                Ok(Ok(Err(refusal))) => return Err(RejectDetail::Filtered(refusal).into()),
-                Ok(Err(_elapsed)) => return Err(UpgradeError::FilterTimeout),
-                Err(_panicked) => {
-                    return Err(RejectDetail::Filtered(FilterRefusal::Panicked).into());
-                }
-            }
-        }
-    }
-    let mut conns = inner.conns.lock();
-    if !conns.insert(remote) {
-        return Err(RejectDetail::DuplicateConnection(remote).into());
-    }
-    if !inner.config.allow_duplicate_ip && conns_has_other_ip(&conns, remote) {
-        conns.remove(&remote);
-        return Err(RejectDetail::DuplicateIp(remote.ip()).into());
+/// Records a new connection from `remote` in the connection table (Go `filterConn`'s
+/// duplicate-connection check). The duplicate-IP check comes once the peer authenticated
+/// ([`ConnGuard::authenticate`]).
+fn register(
+    inner: &Arc<Inner>,
+    remote: SocketAddr,
+    inbound: bool,
+) -> Result<ConnGuard, RejectDetail> {
+    if !inner.conns.lock().insert(remote, inbound) {
+        return Err(RejectDetail::DuplicateConnection(remote));
     }
     Ok(ConnGuard::new(Arc::downgrade(inner), remote))
 }
 
-/// Whether, besides `remote` itself, another connection holds its IP (a race between two
-/// connections filtered at the same time).
-fn conns_has_other_ip(conns: &ConnSet, remote: SocketAddr) -> bool {
-    conns.count_ip(remote.ip()) > 1
+/// The user's connection filters (Go `filterConn`), concurrently, each bounded by the filter
+/// timeout.
+async fn run_filters(inner: &Arc<Inner>, remote: SocketAddr) -> Result<(), UpgradeError> {
+    if inner.filters.is_empty() {
+        return Ok(());
+    }
+    let checks = inner.filters.iter().map(|f| {
+        let check = f.check(remote);
+        let timeout = inner.config.filter_timeout;
+        async move { tokio::time::timeout(timeout, check).await }
+    });
+    let mut set = tokio::task::JoinSet::new();
+    for check in checks {
+        set.spawn(check);
+    }
+    while let Some(result) = set.join_next().await {
+        match result {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(refusal))) => return Err(RejectDetail::Filtered(refusal).into()),
+            Ok(Err(_elapsed)) => return Err(UpgradeError::FilterTimeout),
+            Err(_panicked) => {
+                return Err(RejectDetail::Filtered(FilterRefusal::Panicked).into());
+            }
+        }
+    }
+    Ok(())
 }
 
 fn needs_listen_addr(listen_addr: &str) -> bool {

@@ -4,8 +4,10 @@
 //! `MultiplexTransport` does (CometBFT's `spec/p2p/implementation/transport.md`):
 //!
 //! ```text
-//! dial / accept ─► filters (duplicate connection, duplicate IP, user filters with a timeout)
+//! accept ─► IP not denied ─► a place in the pending pool (or closed at once)
+//! dial / accept ─► filters (duplicate connection, user filters with a timeout)
 //!   ─► secret connection (timeout) ─► dialed-ID check ─► ID not denied
+//!   ─► duplicate host (another node's authenticated connection from the IP, or IPv6 /64)
 //!   ─► NodeInfo exchange, both directions at once, ≤ 10240 bytes (timeout)
 //!   ─► validate ─► NodeInfo ID == authenticated ID ─► not ourselves ─► compatible
 //!   ─► a peer running MConnection
@@ -17,8 +19,11 @@
 //! switch acts on). A stage that runs out of time is a `TransportError::Timeout`.
 //!
 //! Accepted connections are upgraded concurrently, each in its own task, so one slow peer
-//! never blocks the others; the number of upgrades in flight and of open inbound connections
-//! are bounded.
+//! never blocks the others. Every accepted connection is answered at once: it takes a place
+//! in the pending pool (bounded in all and per netgroup), displacing the oldest pending
+//! connection that has sent nothing when the pool is full, or it is closed. Nothing waits in
+//! the kernel's backlog for a slot, so idle sockets cannot keep an honest handshake waiting.
+//! Open inbound connections are bounded too ([`Config::max_inbound`]).
 //!
 //! # Deviations from Go
 //! - The dial and handshake timeouts are configurable ([`Config`]); Go hard-codes 1 s / 3 s
@@ -30,6 +35,14 @@
 //! - A connection's entry in the duplicate table (and its inbound slot) is freed when its
 //!   peer is stopped, when its connection ends, or when the peer is dropped: the owner never
 //!   hands a peer back (Go's `Cleanup`).
+//! - Duplicate IPs: Go refuses a second connection from an IP before any handshake, counting
+//!   every open connection. Here a host is an IPv4 address or an IPv6 /64, only
+//!   authenticated connections count, the check comes right after the secret connection, and
+//!   the same node reconnecting is let through (the switch keeps the newer connection): idle
+//!   sockets cannot lock a host out, and a quick reconnect is never refused as a duplicate.
+//! - Go's listener waits for a free slot before `accept` (`LimitListener`), so a full node
+//!   leaves newcomers unanswered in the backlog. Here the pending pool answers every
+//!   connection at once (see above).
 
 #![cfg_attr(
     not(test),
@@ -48,9 +61,11 @@ mod error;
 #[cfg(feature = "test-util")]
 mod fault;
 mod filter;
+mod first_byte;
 #[cfg(feature = "test-util")]
 mod memory;
 mod peer;
+mod pending;
 mod tcp;
 mod upgrade;
 

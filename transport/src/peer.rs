@@ -13,35 +13,41 @@ use mukan_mconn::MConnection;
 use mukan_node_key::NodeId;
 use mukan_reactor_api::{
     ChannelDescriptor, ChannelId, Direction, InboxItem, ManagedPeer, NetAddress, NodeInfo, Peer,
-    PeerConfig, PeerData, PeerInbox, PeerStatus, SendError, StopReason, TrySendError,
+    PeerConfig, PeerData, PeerInbox, PeerStatus, RejectDetail, SendError, StopReason, TrySendError,
 };
 use mukan_secret_conn::SecretStream;
 use parking_lot::Mutex;
-use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio::sync::mpsc;
 
 use crate::core::Inner;
 use crate::upgrade::{Io, Upgraded};
 
-/// Keeps a connection's entry in the connection table (and its inbound slot) for as long as
-/// the connection lives; dropping it frees both.
+/// Keeps a connection's entry in the connection table (which counts it against the inbound
+/// bound and, once authenticated, against its host) for as long as the connection lives;
+/// dropping it frees the entry.
 pub(crate) struct ConnGuard {
     inner: Weak<Inner>,
     addr: SocketAddr,
-    _inbound_permit: Option<OwnedSemaphorePermit>,
 }
 
 impl ConnGuard {
     pub(crate) fn new(inner: Weak<Inner>, addr: SocketAddr) -> Self {
-        Self {
-            inner,
-            addr,
-            _inbound_permit: None,
-        }
+        Self { inner, addr }
     }
 
-    /// Also holds an inbound-connection slot until the connection ends.
-    pub(crate) fn hold(&mut self, permit: Option<OwnedSemaphorePermit>) {
-        self._inbound_permit = permit;
+    /// The connection authenticated as `id`: refused as a duplicate IP when another node's
+    /// authenticated connection from the same host is open and duplicate IPs are not allowed
+    /// (see [`ConnSet::authenticate`](crate::conn_set::ConnSet::authenticate)).
+    pub(crate) fn authenticate(&self, id: NodeId) -> Result<(), RejectDetail> {
+        let Some(inner) = self.inner.upgrade() else {
+            return Ok(());
+        };
+        let allow = inner.config.allow_duplicate_ip;
+        if inner.conns.lock().authenticate(&self.addr, id, allow) {
+            Ok(())
+        } else {
+            Err(RejectDetail::DuplicateIp(self.addr.ip()))
+        }
     }
 
     /// The remote socket address.

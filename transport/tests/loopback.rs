@@ -196,22 +196,45 @@ async fn connecting_to_oneself_is_rejected_as_self() {
 }
 
 #[tokio::test]
-async fn duplicate_ip_is_refused_before_the_handshake() {
+async fn duplicate_ip_counts_other_nodes_authenticated_connections_only() {
     let mut strict = config();
     strict.allow_duplicate_ip = false;
     let a = listening(1, "chain", &[0x7e], 11, strict).await;
-    // A raw connection holds 127.0.0.1 in a's table while it upgrades.
+    // A raw connection from 127.0.0.1 that never authenticates does not hold the host.
     let _held = TcpStream::connect(a.addr).await.unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
     let b = listening(2, "chain", &[0x7e], 11, config()).await;
-    let (dialed, accepted) = tokio::join!(
+    let (dialed_b, accepted_b) = tokio::join!(
         b.transport.dial(target(&a), peer_config(&[0x7e])),
+        a.transport.accept(peer_config(&[0x7e])),
+    );
+    let (_dialed_b, accepted_b) = (dialed_b.unwrap(), accepted_b.unwrap());
+    // Another node from the same host is refused once it authenticates...
+    let c = listening(3, "chain", &[0x7e], 11, config()).await;
+    let (dialed, accepted) = tokio::join!(
+        c.transport.dial(target(&a), peer_config(&[0x7e])),
         a.transport.accept(peer_config(&[0x7e])),
     );
     let err = accepted.err().unwrap();
     assert_eq!(reason(&err), RejectReason::Duplicate);
     assert!(matches!(upgrade_error(&err), RejectDetail::DuplicateIp(_)));
     assert!(dialed.is_err(), "the dialer sees the connection closed");
+    // ...while the same node reconnecting is let through (the switch keeps the newer).
+    let b_again = listening(2, "chain", &[0x7e], 11, config()).await;
+    let (again, accepted) = tokio::join!(
+        b_again.transport.dial(target(&a), peer_config(&[0x7e])),
+        a.transport.accept(peer_config(&[0x7e])),
+    );
+    let (_again, accepted) = (again.unwrap(), accepted.unwrap());
+    assert_eq!(accepted.id(), b.key.node_id());
+    // Once b's connections are gone, the host is free at once.
+    drop((accepted_b, accepted, _dialed_b, _again));
+    let (dialed, accepted) = tokio::join!(
+        c.transport.dial(target(&a), peer_config(&[0x7e])),
+        a.transport.accept(peer_config(&[0x7e])),
+    );
+    dialed.unwrap();
+    assert_eq!(accepted.unwrap().id(), c.key.node_id());
 }
 
 #[tokio::test(start_paused = true)]
@@ -472,7 +495,7 @@ async fn a_filter_that_never_answers_times_out() {
 }
 
 #[tokio::test]
-async fn inbound_connections_are_bounded() {
+async fn past_max_inbound_a_newcomer_is_closed_at_once() {
     let mut limited = config();
     limited.max_inbound = std::num::NonZeroUsize::new(1);
     let a = listening(1, "chain", &[0x7e], 11, limited).await;
@@ -483,25 +506,105 @@ async fn inbound_connections_are_bounded() {
         a.transport.accept(peer_config(&[0x7e])),
     );
     let (_dialed_b, accepted_b) = (dialed_b.unwrap(), accepted_b.unwrap());
-    // The only slot is taken: c's connection waits in the backlog and its handshake stalls.
-    let c_dial = tokio::spawn({
-        let (transport, target) = (c.transport.clone(), target(&a));
-        async move { transport.dial(target, peer_config(&[0x7e])).await.map(drop) }
-    });
-    let waiting = tokio::time::timeout(
-        Duration::from_millis(300),
+    // The only slot is taken and no pending connection is idle: c's connection is answered
+    // by a close at once (not left in the backlog until its handshake times out).
+    let (c_dial, refused) = tokio::join!(
+        c.transport.dial(target(&a), peer_config(&[0x7e])),
         a.transport.accept(peer_config(&[0x7e])),
-    )
-    .await;
-    assert!(
-        waiting.is_err(),
-        "a second inbound connection was upgraded past the limit"
     );
-    // Freeing the slot lets it through.
+    let c_err = c_dial.err().unwrap();
+    assert!(
+        !matches!(c_err, TransportError::Timeout(_)),
+        "closed, not left waiting: {c_err:?}"
+    );
+    let refused = refused.err().unwrap();
+    assert_eq!(reason(&refused), RejectReason::Capacity);
+    assert!(matches!(
+        upgrade_error(&refused),
+        RejectDetail::InboundFull(_)
+    ));
+    // Freeing the slot lets the next one through.
     drop(accepted_b);
-    let accepted_c = a.transport.accept(peer_config(&[0x7e])).await.unwrap();
-    assert_eq!(accepted_c.id(), c.key.node_id());
-    c_dial.await.unwrap().unwrap();
+    let (c_dial, accepted_c) = tokio::join!(
+        c.transport.dial(target(&a), peer_config(&[0x7e])),
+        a.transport.accept(peer_config(&[0x7e])),
+    );
+    c_dial.unwrap();
+    assert_eq!(accepted_c.unwrap().id(), c.key.node_id());
+}
+
+/// Accepts until a peer comes, returning it and the errors reported before it.
+async fn accept_peer(
+    node: &Node,
+) -> (Arc<dyn mukan_reactor_api::ManagedPeer>, Vec<TransportError>) {
+    let mut errors = Vec::new();
+    loop {
+        match node.transport.accept(peer_config(&[0x7e])).await {
+            Ok(peer) => return (peer, errors),
+            Err(e) => errors.push(e),
+        }
+    }
+}
+
+#[tokio::test]
+async fn idle_sockets_in_the_pending_pool_give_way_to_a_handshake() {
+    let mut small = config();
+    small.max_pending_upgrades = std::num::NonZeroUsize::new(2).unwrap();
+    let a = listening(1, "chain", &[0x7e], 11, small).await;
+    // Two sockets that never send a byte fill the pool.
+    let mut idle1 = TcpStream::connect(a.addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut idle2 = TcpStream::connect(a.addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let b = listening(2, "chain", &[0x7e], 11, config()).await;
+    let (dialed, (accepted, errors)) = tokio::join!(
+        b.transport.dial(target(&a), peer_config(&[0x7e])),
+        accept_peer(&a),
+    );
+    dialed.unwrap();
+    assert_eq!(accepted.id(), b.key.node_id());
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(matches!(
+        upgrade_error(&errors[0]),
+        RejectDetail::Displaced(_)
+    ));
+    // The oldest idle socket was closed (after our half of the handshake); the other still
+    // waits for its handshake.
+    let mut buf = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(2), idle1.read_to_end(&mut buf)).await;
+    assert!(closed.is_ok(), "the oldest idle socket was closed");
+    let still = tokio::time::timeout(Duration::from_millis(200), idle2.read_to_end(&mut buf)).await;
+    assert!(still.is_err(), "the younger idle socket is kept: {still:?}");
+}
+
+#[tokio::test]
+async fn a_pool_of_sockets_that_spoke_refuses_a_newcomer_at_once() {
+    let mut small = config();
+    small.max_pending_upgrades = std::num::NonZeroUsize::new(2).unwrap();
+    let a = listening(1, "chain", &[0x7e], 11, small).await;
+    // Two half-handshakes: each sent a byte, so neither may be displaced.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut s = TcpStream::connect(a.addr).await.unwrap();
+        s.write_all(&[0x22]).await.unwrap();
+        held.push(s);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let b = listening(2, "chain", &[0x7e], 11, config()).await;
+    let (dialed, refused) = tokio::join!(
+        b.transport.dial(target(&a), peer_config(&[0x7e])),
+        a.transport.accept(peer_config(&[0x7e])),
+    );
+    let err = dialed.err().unwrap();
+    assert!(
+        !matches!(err, TransportError::Timeout(_)),
+        "closed at once: {err:?}"
+    );
+    let refused = refused.err().unwrap();
+    assert!(
+        matches!(upgrade_error(&refused), RejectDetail::PendingFull(_)),
+        "{refused:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]

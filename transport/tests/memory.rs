@@ -136,25 +136,27 @@ async fn dial_unaccepted(
 }
 
 #[tokio::test(start_paused = true)]
-async fn upgraded_connections_waiting_for_accept_hold_their_upgrade_slot() {
+async fn upgraded_connections_waiting_for_accept_hold_their_place_in_the_pending_pool() {
     let net = MemoryNetwork::new();
     let mut config = Config::default();
     config.max_pending_upgrades = std::num::NonZeroUsize::new(2).unwrap();
     config.accept_queue = std::num::NonZeroUsize::MIN;
     let (a, results) = dial_unaccepted(&net, config, 5).await;
     let ok = results.iter().filter(|r| r.is_ok()).count();
-    // Two slots: two connections are upgraded (one queued, one parked); the others wait in
-    // the backlog until their dialers give up.
-    assert_eq!(ok, 2, "upgraded connections past the bound");
+    // Two places in the pool and one in the queue: at most three connections are upgraded
+    // while nobody accepts; the others are answered at once with a close, not left waiting
+    // until their dialers give up.
+    assert!((1..=3).contains(&ok), "{ok} upgraded past the bound");
     for r in results.iter().filter_map(|r| r.as_ref().err()) {
-        assert!(
-            matches!(r, TransportError::Timeout(TimeoutKind::Handshake)),
-            "{r:?}"
-        );
+        assert!(!matches!(r, TransportError::Timeout(_)), "{r:?}");
     }
-    // Taking them frees the slots.
-    a.accept(peer_config()).await.unwrap();
-    a.accept(peer_config()).await.unwrap();
+    // Taking them frees their places.
+    let mut peers = 0;
+    while peers < ok {
+        if a.accept(peer_config()).await.is_ok() {
+            peers += 1;
+        }
+    }
 }
 
 #[tokio::test(start_paused = true)]

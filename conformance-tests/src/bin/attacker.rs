@@ -451,7 +451,10 @@ async fn dial_cmd(f: &BTreeMap<String, String>) {
         let source = *sources.get(i % sources.len()).expect("no sources");
         let chain = chain.clone();
         tasks.push(tokio::spawn(async move {
-            dial_once(source, target, &chain, settle, limit).await
+            let (outcome, took, stream) = dial_once(source, target, &chain, settle, limit).await;
+            // Without a hold, each connection closes right after its handshake (not when the
+            // run ends), as one honest dial after another would.
+            (outcome, took, if hold.is_zero() { None } else { stream })
         }));
         if !gap.is_zero() {
             tokio::time::sleep(gap).await;

@@ -64,7 +64,8 @@ impl OurVictim {
                 }
                 Action::Dial { addr } => out.push(Cmd::Dial(addr)),
                 Action::Probe { addr } => out.push(Cmd::Probe(addr)),
-                Action::SaveBook => {}
+                // The simulated victim has no inbound eviction to protect peers from.
+                Action::SaveBook | Action::MarkUseful { .. } => {}
             }
         }
         out

@@ -325,6 +325,7 @@ impl Sim {
                     self.push(self.cfg.latency * 2, Event::Probed { from: i, addr });
                 }
                 Action::SaveBook => self.nodes[i].saves += 1,
+                Action::MarkUseful { .. } => {}
             }
         }
         self.schedule_tick(i);
