@@ -60,6 +60,7 @@ declare -A SCRIPTS=(
     [A3]=a3-slow-http.sh
     [A4]=a4-idle.sh
     [A5]=a5-reconnect.sh
+    [A6]=a6-ban-flood.sh
 )
 if [ $# -gt 0 ]; then
     WANT=("$@")
