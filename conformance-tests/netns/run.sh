@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Network-namespace fault tests F4, F5, F6, F7, F9 (see README.md, "Network-namespace faults")
-# and attack tests A1-A5 (see README.md, "Attack tests").
+# and attack tests A1-A5 (A6 by name; see README.md, "Attack tests").
 #
 # Runs as root. Each scenario builds its own namespaces (unique names per run), veth links,
 # nftables rules and processes, and removes them on exit. Scenarios run in parallel.
@@ -60,6 +60,7 @@ declare -A SCRIPTS=(
     [A3]=a3-slow-http.sh
     [A4]=a4-idle.sh
     [A5]=a5-reconnect.sh
+    [A6]=a6-ban-flood.sh
 )
 if [ $# -gt 0 ]; then
     WANT=("$@")

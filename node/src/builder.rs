@@ -152,6 +152,26 @@ impl BindTransport for mukan_transport::MemoryTransport {
     }
 }
 
+/// Feelers' probes ([`mukan_pex::ProbeCallback`]) through `transport`, one of their own (the
+/// node's key, `NodeInfo` and settings): a probe completes the handshake and the `NodeInfo`
+/// exchange (which checks the ID dialed), then closes; it is never a switch peer and takes
+/// no outbound slot.
+pub fn feeler_probe(transport: Arc<TcpTransport>) -> mukan_pex::ProbeCallback {
+    Arc::new(move |addr| {
+        let transport = transport.clone();
+        Box::pin(async move {
+            let config = mukan_reactor_api::PeerConfig::new(vec![mukan_pex::channel_descriptor()]);
+            match transport.dial(addr, config).await {
+                Ok(peer) => {
+                    peer.stop();
+                    true
+                }
+                Err(_) => false,
+            }
+        })
+    })
+}
+
 /// Why a node could not be built or started. Nothing was started then (a bound listener is
 /// closed again).
 #[derive(Debug, thiserror::Error)]
@@ -423,9 +443,20 @@ impl NodeBuilder {
     ///
     /// # Errors
     /// A [`BuildError`]; nothing is left running then.
+    /// With PEX, its feelers probe through a transport of their own ([`feeler_probe`]).
     pub async fn start(self) -> Result<Node<TcpTransport>, BuildError> {
-        self.start_with(|p| TcpTransport::new(p.key, p.node_info, p.config))
-            .await
+        let mut probe_parts = None;
+        let node = self
+            .start_with(|p| {
+                probe_parts = Some((p.key.clone(), p.config.clone()));
+                TcpTransport::new(p.key, p.node_info, p.config)
+            })
+            .await?;
+        if let (Some(pex), Some((key, config))) = (node.pex(), probe_parts) {
+            let info = node.node_info().clone();
+            pex.set_probe(feeler_probe(Arc::new(TcpTransport::new(key, info, config))));
+        }
+        Ok(node)
     }
 
     /// As [`NodeBuilder::start`], over the transport `make` builds from the agreed parts.

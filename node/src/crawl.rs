@@ -313,8 +313,7 @@ pub(crate) async fn crawl(opts: Options) -> Result<Report, String> {
             }
         }
     }
-    // A seed in private space means a private network: follow what it tells us.
-    let allow_private = opts.allow_private || queue.iter().any(|a| !a.routable());
+    let allow_private = opts.allow_private || private_network(queue.iter());
     for a in &opts.known {
         if seen_ids.len() < MAX_NODES && a.id() != key.node_id() && seen_ids.insert(a.id()) {
             queue.push_back(*a);
@@ -368,7 +367,7 @@ pub(crate) async fn crawl(opts: Options) -> Result<Report, String> {
                 for a in &reached.listed {
                     if seen_ids.len() < MAX_NODES
                         && a.id() != key.node_id()
-                        && (allow_private || a.routable())
+                        && followed(a, allow_private)
                         && seen_ids.insert(a.id())
                     {
                         queue.push_back(*a);
@@ -532,6 +531,17 @@ impl Report {
     }
 }
 
+/// A seed in private space means a private network: what it tells us is followed.
+fn private_network<'a>(mut seeds: impl Iterator<Item = &'a NetAddress>) -> bool {
+    seeds.any(|a| !a.routable())
+}
+
+/// Whether an address learned from PEX is crawled: routable ones always, the others only on
+/// a private network or with `--allow-private`.
+fn followed(a: &NetAddress, allow_private: bool) -> bool {
+    allow_private || a.routable()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -662,5 +672,25 @@ mod tests {
         for n in nodes {
             n.stop().await.unwrap();
         }
+    }
+
+    /// A crawl from public seeds skips loopback, private and link-local addresses learned
+    /// from PEX unless `--allow-private`; a seed in private space allows them.
+    #[test]
+    fn private_addresses_learned_from_pex_are_skipped_unless_allowed() {
+        let a = |s: &str| -> NetAddress { format!("{}@{s}", "ab".repeat(20)).parse().unwrap() };
+        let public = [a("8.8.8.8:26656"), a("1.2.3.4:26656")];
+        assert!(!private_network(public.iter()));
+        for inside in [
+            "127.0.0.1:26656",
+            "10.1.2.3:26656",
+            "192.168.1.1:26656",
+            "169.254.1.1:26656",
+        ] {
+            assert!(!followed(&a(inside), false), "{inside}");
+            assert!(followed(&a(inside), true), "{inside}");
+            assert!(private_network([public[0], a(inside)].iter()), "{inside}");
+        }
+        assert!(followed(&a("9.9.9.9:26656"), false));
     }
 }

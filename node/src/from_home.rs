@@ -192,6 +192,8 @@ fn switch_config(c: &Config) -> mukan_switch::Config {
     s.private_peer_ids = p.private_peer_ids.clone();
     s.persistent_peers_max_dial_period = p.persistent_peers_max_dial_period;
     s.allow_duplicate_ip = p.allow_duplicate_ip;
+    // A public network: a seed's or persistent peer's name must not lead inside.
+    s.routable_names_only = p.addr_book_strict;
     s
 }
 

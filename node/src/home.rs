@@ -250,7 +250,9 @@ persistent_peers = ""
 # Known addresses are kept here between runs.
 addr_book_file = {addr_book_file}
 
-# Keep only publicly routable addresses in the address book (turn off for private networks).
+# Keep only publicly routable addresses in the address book, and dial a seed or persistent
+# peer given by name only where it resolves to a routable address (turn off for private
+# networks).
 addr_book_strict = {strict}
 
 # The most peers that may dial in.

@@ -33,7 +33,7 @@ pub mod config;
 mod from_home;
 pub mod home;
 
-pub use builder::{BindTransport, BuildError, Node, NodeBuilder, TransportParts};
+pub use builder::{BindTransport, BuildError, Node, NodeBuilder, TransportParts, feeler_probe};
 pub use from_home::{HomeBook, save_book};
 
 use std::path::{Path, PathBuf};

@@ -1026,6 +1026,45 @@ pub(crate) mod tests {
         assert!(book.contains(&a_id), "{book}");
     }
 
+    /// A feeler's probe completes the handshake with the ID dialed and closes: the node probed
+    /// never keeps it as a peer; a wrong ID or a closed port is a failed probe.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_feeler_probe_reaches_the_id_dialed_and_leaves_no_peer() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = loopback_home(dir.path(), "probed", "chain-f");
+        let node = start(&[setup(&home, &Overrides::default())], &Tuning::default())
+            .await
+            .unwrap();
+        let target = mukan_reactor_api::NetAddress::new(
+            node.main.node_info.id.parse().unwrap(),
+            node.main.p2p_addr.ip(),
+            node.main.p2p_addr.port(),
+        );
+        let key = dial_key();
+        let mut info = crate::rpc::tests::sample_info("feeler", "tcp://127.0.0.1:1");
+        info.id = key.node_id().to_string();
+        info.network = "chain-f".into();
+        let probe = mukan_node::feeler_probe(Arc::new(TcpTransport::new(
+            key,
+            info,
+            mukan_transport::Config::default(),
+        )));
+        assert!(probe(target).await, "the probe reaches the node");
+        let wrong = mukan_reactor_api::NetAddress::new(
+            mukan_reactor_api::NodeId([7; 20]),
+            node.main.p2p_addr.ip(),
+            node.main.p2p_addr.port(),
+        );
+        assert!(!probe(wrong).await, "another ID answered");
+        let closed = mukan_reactor_api::NetAddress::new(target.id(), node.main.p2p_addr.ip(), 1);
+        assert!(!probe(closed).await, "nothing listens");
+        wait_for("the probe's connection gone", async || {
+            node.main.switch.peer_infos().is_empty()
+        })
+        .await;
+        node.stop().await.unwrap();
+    }
+
     /// Three chains in one seed process: a node of each chain registers with the seed, a
     /// second node of chains a and b bootstraps from it (the seed's answer holds the first
     /// node); the RPC, the metrics and the map tell the chains apart; nothing of one chain

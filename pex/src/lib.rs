@@ -28,4 +28,6 @@ pub mod reactor;
 pub use crate::core::{Action, CoreConfig, DialOutcome, PeerInfo, PexCore, PexError};
 pub use crate::msg::{DecodeError, PexMessage, channel_descriptor};
 #[cfg(feature = "runtime")]
-pub use crate::reactor::{PexConfig, PexObserver, PexReactor, SaveCallback};
+pub use crate::reactor::{
+    PROBE_TIMEOUT, PexConfig, PexObserver, PexReactor, ProbeCallback, SaveCallback,
+};

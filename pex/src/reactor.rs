@@ -2,6 +2,8 @@
 //! its [`Action`]s through the switch's [`Network`] and [`Dialer`].
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
@@ -26,6 +28,17 @@ use crate::msg::{DecodeError, MAX_MSG_SIZE, PEX_CHANNEL, channel_descriptor};
 /// Saves the address book; run on a blocking thread. The node provides it (it owns the
 /// concrete book and its path): lock, snapshot, unlock, write.
 pub type SaveCallback = Arc<dyn Fn() + Send + Sync>;
+
+/// A feeler's probe ([`Action::Probe`]): connect to the address, complete the secret
+/// handshake and the `NodeInfo` exchange, then close; `true` when the node that answered
+/// holds the ID dialed. Not a switch peer: no reactor sees it and it takes no outbound slot.
+/// The node provides it (it owns the transport settings); the reactor bounds it by
+/// [`PROBE_TIMEOUT`]. Without one, feelers are cancelled and nothing is marked.
+pub type ProbeCallback =
+    Arc<dyn Fn(NetAddress) -> Pin<Box<dyn Future<Output = bool> + Send>> + Send + Sync>;
+
+/// The longest a feeler may take before it counts as failed.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Told what PEX does that the switch's observers cannot see (the switch only sees a
 /// message's type and size): for a node's seed-quality metrics. Calls come from PEX's tasks
@@ -117,6 +130,7 @@ struct Inner {
     switch: Mutex<Option<Weak<dyn Network>>>,
     dialer: Mutex<Option<Weak<dyn Dialer>>>,
     save: Option<SaveCallback>,
+    probe: Mutex<Option<ProbeCallback>>,
     wake: Notify,
     task: Mutex<Option<JoinHandle<()>>>,
     last_save: Mutex<Option<JoinHandle<()>>>,
@@ -209,6 +223,7 @@ impl PexReactor {
                 switch: Mutex::new(None),
                 dialer: Mutex::new(None),
                 save,
+                probe: Mutex::new(None),
                 wake: Notify::new(),
                 task: Mutex::new(None),
                 last_save: Mutex::new(None),
@@ -236,6 +251,12 @@ impl PexReactor {
     /// switch, while the peers are still there.
     pub fn anchors(&self) -> Vec<NetAddress> {
         self.inner.core.lock().anchors()
+    }
+
+    /// Sets how feelers reach an address ([`ProbeCallback`]); until set, feelers are
+    /// cancelled and nothing is marked.
+    pub fn set_probe(&self, probe: ProbeCallback) {
+        *self.inner.probe.lock() = Some(probe);
     }
 
     /// The policy core (for inspection).
@@ -360,9 +381,22 @@ impl Inner {
                     }
                 }
                 Action::Probe { addr } => {
-                    // Feelers need a probe on the dialing side; until the switch offers one,
-                    // the probe is cancelled (nothing marked).
-                    self.core.lock().probe_cancelled(addr);
+                    let probe = self.probe.lock().clone();
+                    let Some(probe) = probe else {
+                        self.core.lock().probe_cancelled(addr);
+                        continue;
+                    };
+                    let this = self.clone();
+                    let spawned = spawn(async move {
+                        let reached = tokio::time::timeout(PROBE_TIMEOUT, probe(addr))
+                            .await
+                            .unwrap_or(false);
+                        tracing::debug!(target: "mukan_pex", %addr, reached, "feeler");
+                        this.with(|c, b| c.probe_finished(b, addr, reached, SystemTime::now()));
+                    });
+                    if !spawned {
+                        self.core.lock().probe_cancelled(addr);
+                    }
                 }
                 Action::SaveBook => {
                     if let Some(save) = self.save.clone() {

@@ -7,7 +7,9 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use mukan_addrbook::{AddrBook, Config};
-use mukan_pex::{PexConfig, PexMessage, PexReactor, SaveCallback, channel_descriptor};
+use mukan_pex::{
+    PexConfig, PexMessage, PexReactor, ProbeCallback, SaveCallback, channel_descriptor,
+};
 use mukan_reactor_api::testing::{FakePeer, FakeSwitch, SwitchCall};
 use mukan_reactor_api::{
     AddressBook, ChannelId, Dialer, Direction, Envelope, NetAddress, Network, NodeId, NodeInfo,
@@ -296,4 +298,38 @@ async fn a_seed_host_name_is_resolved_again_at_every_dial() {
     tokio::time::sleep(Duration::from_secs(30)).await;
     assert_eq!(dials(&s), vec![NetAddress::new(id, second, 26656)]);
     s.reactor.on_stop();
+}
+
+/// A feeler through the reactor: every 2 minutes the probe the node set is run on a new-table
+/// address, outside the switch (no dial call), and success moves the address to the old table.
+#[tokio::test(start_paused = true)]
+async fn a_feeler_runs_the_probe_and_promotes_the_address_it_reached() {
+    let mut cfg = PexConfig::default();
+    cfg.max_outbound = Some(0); // no dials: only the feeler reaches out
+    let s = setup(cfg);
+    s.book
+        .lock()
+        .add_address(addr(5), addr(6), SystemTime::now())
+        .unwrap();
+    let probed = Arc::new(Mutex::new(Vec::new()));
+    let log = probed.clone();
+    let probe: ProbeCallback = Arc::new(move |a| {
+        log.lock().push(a);
+        Box::pin(async { true })
+    });
+    s.reactor.set_probe(probe);
+    s.reactor.on_start();
+    tokio::time::sleep(Duration::from_secs(100)).await;
+    assert!(probed.lock().is_empty(), "no feeler before 2 minutes");
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(*probed.lock(), vec![addr(5)]);
+    let book = s.book.lock();
+    assert_eq!((book.old_count(), book.new_count()), (1, 0));
+    assert!(
+        !s.switch
+            .calls()
+            .iter()
+            .any(|c| matches!(c, SwitchCall::Dial(_))),
+        "a feeler is not a switch dial"
+    );
 }

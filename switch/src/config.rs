@@ -59,6 +59,12 @@ pub struct Config {
     pub flush_timeout: Duration,
     /// Bound on one host-name resolution.
     pub resolve_timeout: Duration,
+    /// A host name (of a persistent peer or a seed) is dialed only at a routable address:
+    /// loopback, private, link-local and other non-routable answers are skipped, and a name
+    /// with no other answer does not resolve (a public name rebound to an inside address).
+    /// An entry written as such an IP is dialed as given. Default `false` (Go dials what the
+    /// name resolves to); `mukan-p2p` sets it from `addr_book_strict`.
+    pub routable_names_only: bool,
     /// Seed of the switch's random source (dial order and jitter); `None` for a random seed.
     pub rng_seed: Option<u64>,
 }
@@ -79,6 +85,7 @@ impl Default for Config {
             allow_duplicate_ip: false,
             flush_timeout: Duration::from_secs(10),
             resolve_timeout: Duration::from_secs(5),
+            routable_names_only: false,
             rng_seed: None,
         }
     }

@@ -226,11 +226,15 @@ impl Inner {
             .any(|c| mukan_reactor_api::HostPrefix::of(c.socket_addr.ip()) == host)
     }
 
-    /// Resolves a host name afresh (bounded by the resolve timeout); the first address wins.
+    /// Resolves a host name afresh (bounded by the resolve timeout); the first address wins
+    /// (the first routable one with [`Config::routable_names_only`](crate::Config)).
     pub(crate) async fn resolve(&self, u: &UnresolvedAddress) -> Option<NetAddress> {
         let lookup = self.resolver.resolve(&u.host, u.port);
         match tokio::time::timeout(self.config.resolve_timeout, lookup).await {
-            Ok(Ok(ips)) => ips.first().map(|ip| u.with_ip(*ip)),
+            Ok(Ok(ips)) => ips
+                .iter()
+                .map(|ip| u.with_ip(*ip))
+                .find(|a| !self.config.routable_names_only || a.routable()),
             _ => None,
         }
     }

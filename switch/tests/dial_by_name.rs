@@ -48,3 +48,40 @@ async fn a_name_is_resolved_at_every_dial() {
     a.sw.stop().await;
     b.sw.stop().await;
 }
+
+/// With `routable_names_only` (what `mukan-p2p` sets on a public network), a name that
+/// resolves to loopback or private space is not dialed (DNS rebinding); a routable answer
+/// after it is taken instead.
+#[tokio::test(start_paused = true)]
+async fn a_name_that_resolves_inside_is_refused_when_names_must_be_routable() {
+    let net = MemoryNetwork::default();
+    let resolver = Arc::new(ScriptedResolver::default());
+    let mut spec = NodeSpec::new(1);
+    spec.resolver = Some(resolver.clone());
+    spec.config.routable_names_only = true;
+    let a = memory_node(&net, spec).await;
+    let mut b_spec = NodeSpec::new(9);
+    b_spec.port = PORT;
+    let b = memory_node(&net, b_spec).await;
+    let name: ParsedAddress = format!("{}@seed.example:{PORT}", b.id()).parse().unwrap();
+
+    // Only inside answers (B listens at ip(9), a loopback address): refused, nothing dialed.
+    resolver.set(
+        "seed.example",
+        vec![ip(9), std::net::Ipv4Addr::new(10, 1, 2, 3).into()],
+    );
+    let err = a.sw.dial_parsed_address(name.clone()).await.unwrap_err();
+    assert!(matches!(err, DialError::Unresolved(_)), "{err:?}");
+    assert!(a.sw.peer(&b.id()).is_none());
+
+    // A routable answer after the inside one is the one dialed (nothing listens there).
+    resolver.set(
+        "seed.example",
+        vec![ip(9), std::net::Ipv4Addr::new(8, 8, 4, 4).into()],
+    );
+    let err = a.sw.dial_parsed_address(name).await.unwrap_err();
+    assert!(matches!(err, DialError::Transport(_)), "{err:?}");
+    assert!(a.sw.peer(&b.id()).is_none());
+    a.sw.stop().await;
+    b.sw.stop().await;
+}

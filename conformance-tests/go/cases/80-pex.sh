@@ -170,7 +170,7 @@ case_pex_go_seed() {
     node_start seed --p2p.seed_mode=true
     node_wait_height 1 90s >/dev/null || { fail "the Go seed did not start"; return; }
     local seed="$node_id@127.0.0.1:$node_p2p"
-    mapfile -t pts < <(ports 3)
+    mapfile -t pts < <(ports 4)
     for i in 0 1; do
         ids[i]=$(new_key "${names[i]}") || { fail "key generation failed"; return; }
         pex_peer_flags "${names[i]}" "${pts[i]}"
@@ -182,7 +182,13 @@ case_pex_go_seed() {
     done
     new_key r >/dev/null || { fail "key generation failed"; return; }
     pex_peer_flags r "${pts[2]}"
-    start_peer rust r "${PEX_FLAGS[@]}" --pex --seeds "$seed"
+    # We advertise a port where nothing listens (pts[3]). Go peers come back to the
+    # seed and learn our address from it; had it been real, one of them could dial us
+    # in the instant we dial it, and only one of the two connections stays (seen under
+    # load, with ours the one closed). Now every connection to g1 and g2 is ours, made
+    # from what the seed told us.
+    start_peer rust r "${PEX_FLAGS[@]}" --external-address "tcp://127.0.0.1:${pts[3]}" \
+        --pex --seeds "$seed"
     expect r 60s event=peer_added "id=$node_id" outbound=true || return
     expect r 30s event=peer_removed "id=$node_id" || return
     for i in 0 1; do

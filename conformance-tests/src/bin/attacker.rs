@@ -12,6 +12,8 @@
 //!                     [--send-bytes 0]
 //! attacker reconnect  --target IP:PORT --source IP --count N --chain ID
 //!                     --mode clean|handshake|nodeinfo
+//! attacker ban-flood  --target IP:PORT --sources IP[,…] --count N --chain ID
+//!                     [--concurrency 16] [--timeout-ms 10000] [--close-ms 5000]
 //! attacker slow-http  --target IP:PORT --sources IP[,IP…] --clients N
 //!                     [--drip-secs 5] [--duration-secs 40] [--path /]
 //! attacker http-probe --target IP:PORT --source IP --count N [--interval-ms 250]
@@ -23,6 +25,13 @@
 //! its headers to the server closing the connection (or an answer, whichever first), and
 //! prints one JSON line: `{"clients":N,"connected":…,"dropped":…,"max_drop_ms":…,
 //! "statuses":{"408":…},"open_at_end":…}`.
+//!
+//! `ban-flood`: `--count` peers, each with a fresh key, from the sources round-robin (at most
+//! `--concurrency` at a time, never two at once from one source): handshake, `NodeInfo` (its
+//! listen address is the source's IP), then one unsolicited `PexAddrs` on the PEX channel (an
+//! offence the node bans for), then wait up to `--close-ms` for the node to close; prints
+//! `{"count":…,"outcomes":{"Closed":…,"NotClosed":…,"NoHandshake":…,"NoConnect":…},
+//! "elapsed_ms":…}`.
 //!
 //! `http-probe`: `--count` `GET`s, each on a fresh connection, one started every
 //! `--interval-ms` (whether or not the previous one finished);
@@ -107,6 +116,7 @@ fn main() -> ExitCode {
         "sybil" => rt.block_on(sybil_cmd(&f)),
         "idle-tcp" => rt.block_on(idle_tcp_cmd(&f)),
         "reconnect" => rt.block_on(reconnect_cmd(&f)),
+        "ban-flood" => rt.block_on(ban_flood_cmd(&f)),
         "http-get" => rt.block_on(http_get_cmd(&f)),
         _ => return usage(),
     }
@@ -353,20 +363,7 @@ async fn upgrade(
     let ours = p2p_info(key, chain).encode_length_delimited_to_vec();
     s.write_all(&ours).await.map_err(|e| e.to_string())?;
     s.flush().await.map_err(|e| e.to_string())?;
-    let mut len = 0usize;
-    for shift in (0..35).step_by(7) {
-        let b = s.read_u8().await.map_err(|e| e.to_string())?;
-        len |= usize::from(b & 0x7f) << shift;
-        if b & 0x80 == 0 {
-            break;
-        }
-    }
-    if len > mukan_reactor_api::NodeInfo::MAX_SIZE {
-        return Err("node info too large".into());
-    }
-    let mut body = vec![0u8; len];
-    s.read_exact(&mut body).await.map_err(|e| e.to_string())?;
-    mukan_reactor_api::NodeInfo::decode(&body).map_err(|e| e.to_string())?;
+    read_node_info(&mut s).await?;
     Ok(s)
 }
 
@@ -662,6 +659,143 @@ async fn reconnect_cmd(f: &BTreeMap<String, String>) {
     println!(
         "{}",
         serde_json::json!({"mode": mode, "count": count, "outcomes": outcomes, "failed": failures})
+    );
+}
+
+/// How one `ban-flood` peer ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Flood {
+    /// TCP connect failed or timed out.
+    NoConnect,
+    /// The handshake or the `NodeInfo` exchange did not complete (or the node closed before
+    /// the message could be written).
+    NoHandshake,
+    /// The node closed the connection after the unsolicited `PexAddrs` (it stopped the peer).
+    Closed,
+    /// Still open after `--close-ms`.
+    NotClosed,
+}
+
+/// One `ban-flood` peer: a fresh key from `source`.
+async fn flood_once(
+    source: IpAddr,
+    target: SocketAddr,
+    chain: &str,
+    limit: Duration,
+    close: Duration,
+) -> Flood {
+    let key = mukan_node_key::NodeKey::generate(&mut rand::rngs::OsRng);
+    let Ok(Ok(stream)) = tokio::time::timeout(limit, connect_from(source, target)).await else {
+        return Flood::NoConnect;
+    };
+    let mut info = p2p_info(&key, chain);
+    info.listen_addr = SocketAddr::new(source, 26656).to_string();
+    let ours = info.encode_length_delimited_to_vec();
+    let upgraded = tokio::time::timeout(limit, async {
+        let sc = mukan_secret_conn::Config::new(Duration::from_secs(10));
+        let mut s = mukan_secret_conn::SecretStream::handshake(stream, &key, &sc)
+            .await
+            .map_err(|e| e.to_string())?;
+        s.write_all(&ours).await.map_err(|e| e.to_string())?;
+        s.flush().await.map_err(|e| e.to_string())?;
+        read_node_info(&mut s).await?;
+        Ok::<_, String>(s)
+    })
+    .await;
+    let Ok(Ok(mut s)) = upgraded else {
+        return Flood::NoHandshake;
+    };
+    // One address, routable, of another fresh ID: what the node did not ask for.
+    let other = mukan_node_key::NodeKey::generate(&mut rand::rngs::OsRng).node_id();
+    let addrs = vec![mukan_reactor_api::NetAddress::new(
+        other,
+        IpAddr::from([93, 184, 216, 34]),
+        26656,
+    )];
+    let packet = mukan_mconn::Packet::Msg(mukan_mconn::PacketMsg {
+        channel: mukan_pex::msg::PEX_CHANNEL,
+        eof: true,
+        data: bytes::Bytes::from(mukan_pex::PexMessage::Addrs(addrs).encode()),
+    });
+    let mut buf = bytes::BytesMut::new();
+    packet.encode(&mut buf);
+    if s.write_all(&buf).await.is_err() || s.flush().await.is_err() {
+        return Flood::NoHandshake;
+    }
+    if closes_within(&mut s, close).await {
+        Flood::Closed
+    } else {
+        Flood::NotClosed
+    }
+}
+
+/// Reads the node's length-delimited `NodeInfo` from `s` (and checks that it decodes).
+async fn read_node_info(s: &mut Secret) -> Result<(), String> {
+    let mut len = 0usize;
+    for shift in (0..35).step_by(7) {
+        let b = s.read_u8().await.map_err(|e| e.to_string())?;
+        len |= usize::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            break;
+        }
+    }
+    if len > mukan_reactor_api::NodeInfo::MAX_SIZE {
+        return Err("node info too large".into());
+    }
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).await.map_err(|e| e.to_string())?;
+    mukan_reactor_api::NodeInfo::decode(&body).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// `ban-flood`: see the module docs. One worker per source slot: `--concurrency` workers, each
+/// owning the sources `i, i + concurrency, …`, so that one source never has two connections
+/// at once (the node refuses a second connection from an IP it already has).
+async fn ban_flood_cmd(f: &BTreeMap<String, String>) {
+    let target: SocketAddr = get(f, "target", None);
+    let sources = sources_of(f, "sources");
+    let count: usize = get(f, "count", None);
+    let chain: String = get(f, "chain", None);
+    let concurrency: usize = get::<usize>(f, "concurrency", Some(16)).clamp(1, sources.len());
+    let limit = Duration::from_millis(get(f, "timeout-ms", Some(10_000)));
+    let close = Duration::from_millis(get(f, "close-ms", Some(5_000)));
+    let start = Instant::now();
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let sources = std::sync::Arc::new(sources);
+    let mut workers = Vec::new();
+    for w in 0..concurrency {
+        let (next, sources, chain) = (next.clone(), sources.clone(), chain.clone());
+        workers.push(tokio::spawn(async move {
+            let mut outcomes: BTreeMap<Flood, usize> = BTreeMap::new();
+            let mine: Vec<IpAddr> = sources
+                .iter()
+                .skip(w)
+                .step_by(concurrency)
+                .copied()
+                .collect();
+            let mut k = 0usize;
+            while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < count {
+                let source = *mine.get(k % mine.len()).expect("a worker has sources");
+                k += 1;
+                let outcome = flood_once(source, target, &chain, limit, close).await;
+                *outcomes.entry(outcome).or_default() += 1;
+            }
+            outcomes
+        }));
+    }
+    let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
+    for w in workers {
+        for (k, n) in w.await.unwrap_or_default() {
+            *outcomes.entry(format!("{k:?}")).or_default() += n;
+        }
+    }
+    println!(
+        "{}",
+        serde_json::json!({
+            "count": count,
+            "outcomes": outcomes,
+            "elapsed_ms": ms(start.elapsed()),
+        })
     );
 }
 

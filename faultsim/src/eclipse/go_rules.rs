@@ -297,7 +297,7 @@ impl GoBook {
     }
 }
 
-/// Go's PEX reactor (R) over [`GoBook`], with the switch's part of the dial loop (S).
+/// Go's PEX reactor (R) over `GoBook`, with the switch's part of the dial loop (S).
 pub struct GoVictim {
     book: GoBook,
     rng: ChaCha8Rng,

@@ -4,7 +4,7 @@
 //! Only the victim runs policy code. With [`Policy::Ours`] that is the real thing: the
 //! sans-IO [`mukan_pex::PexCore`] and a real [`mukan_addrbook::AddrBook`] (saved and loaded
 //! through `addrbook.json`'s bytes at a restart), behind the switch's dial and admission
-//! rules ([`World::admit_inbound`], [`World::dial_rule`]). With [`Policy::Go`] it is
+//! rules (`World::admit_inbound`, `World::dial_rule`). With [`Policy::Go`] it is
 //! [`go_rules::GoVictim`], Go's address book and PEX reactor rewritten rule by rule, each
 //! with its line in the Go source. Everything else is a model, so a seed of 24 simulated
 //! hours takes seconds:
