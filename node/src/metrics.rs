@@ -49,8 +49,8 @@ use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use mukan_reactor_api::{
-    AdmissionRefusal, ChannelId, DialError, DialOutcome, NetAddress, NodeId, Observer, ParsedAddress, Peer,
-    PeerObserver, RejectDetail, StopReason, TimeoutKind, TransportError,
+    AdmissionRefusal, ChannelId, DialError, DialOutcome, NetAddress, NodeId, Observer,
+    ParsedAddress, Peer, PeerObserver, RejectDetail, StopReason, TimeoutKind, TransportError,
 };
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::{EncodeLabelValue, LabelValueEncoder};
@@ -1117,7 +1117,10 @@ pub(crate) mod tests {
             Some(3.0)
         );
         assert_eq!(
-            get("cometbft_p2p_inbound_refused_total", ("reason", "netgroup_limit")),
+            get(
+                "cometbft_p2p_inbound_refused_total",
+                ("reason", "netgroup_limit")
+            ),
             Some(1.0)
         );
         assert_eq!(

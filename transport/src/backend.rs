@@ -175,23 +175,23 @@ mod tests {
         let mut client = tokio::net::TcpStream::connect(bound).await.unwrap();
         let (mut stream, _, peek) = listener.accept().await.unwrap();
         assert!(matches!(peek, Peek::Tcp(_)));
-        assert!(!(peek.look() == Look::Waiting), "nothing sent yet");
+        assert_eq!(peek.look(), Look::Nothing, "nothing sent yet");
         client.write_all(b"hello").await.unwrap();
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-        while !(peek.look() == Look::Waiting) {
+        while peek.look() != Look::Waiting {
             assert!(tokio::time::Instant::now() < deadline, "bytes never seen");
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
-        assert!((peek.look() == Look::Waiting), "looking again takes nothing");
+        assert_eq!(peek.look(), Look::Waiting, "looking again takes nothing");
         let mut got = [0u8; 5];
         stream.read_exact(&mut got).await.unwrap();
         assert_eq!(&got, b"hello");
-        assert!(!(peek.look() == Look::Waiting), "all read");
+        assert_eq!(peek.look(), Look::Nothing, "all read");
         drop(client);
         let mut rest = Vec::new();
         stream.read_to_end(&mut rest).await.unwrap();
         assert!(rest.is_empty());
-        assert!(!(peek.look() == Look::Waiting), "end of stream is not bytes");
+        assert_eq!(peek.look(), Look::Nothing, "end of stream is not bytes");
     }
 
     /// While the connection is held by its task and the look alike, dropping the task's

@@ -469,7 +469,12 @@ fn admit_pending(
         inner: Arc::downgrade(inner),
         key,
     };
-    if let Some(PendingConn { remote, cancel, peek }) = displaced {
+    if let Some(PendingConn {
+        remote,
+        cancel,
+        peek,
+    }) = displaced
+    {
         // Dropping the sender ends that connection's upgrade task, and with the look dropped
         // too its socket closes.
         drop((cancel, peek));

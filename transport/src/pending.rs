@@ -368,11 +368,13 @@ mod tests {
         let mut p = pool(256, 8);
         // Nothing ever waits on the flood's sockets.
         let mut bytes_in = None;
-        let look = |bytes_in: Option<Key>| move |k: Key| {
-            if Some(k) == bytes_in {
-                Look::Waiting
-            } else {
-                Look::Nothing
+        let look = |bytes_in: Option<Key>| {
+            move |k: Key| {
+                if Some(k) == bytes_in {
+                    Look::Waiting
+                } else {
+                    Look::Nothing
+                }
             }
         };
         for _ in 0..8 {
