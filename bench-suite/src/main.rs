@@ -32,11 +32,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use mukan_addrbook::AddrBook;
 use mukan_bench_suite::Sizes;
-use mukan_mconn::{Config as MConfig, Event, MConnection};
+use mukan_mconn::{Config as MConfig, Inbox, MConnection};
 use mukan_node_key::NodeKey;
 use mukan_reactor_api::{
-    AddressBook, ChannelDescriptor, ChannelId, NetAddress, NodeId, NodeInfo, Other, PeerConfig,
-    ProtocolVersion, Transport,
+    AddressBook, ChannelDescriptor, ChannelId, InboxItem, NetAddress, NodeId, NodeInfo, Other,
+    PeerConfig, ProtocolVersion, Transport,
 };
 use mukan_secret_conn::SecretStream;
 use mukan_transport::TcpTransport;
@@ -435,9 +435,9 @@ fn channels() -> Vec<ChannelDescriptor> {
 
 struct Link {
     a: Arc<MConnection>,
-    _a_rx: mpsc::Receiver<Event>,
+    _a_rx: Inbox,
     _b: MConnection,
-    b_rx: mpsc::Receiver<Event>,
+    b_rx: Inbox,
 }
 
 /// An MConnection pair: `a` driven on node `a`, `b` on node `b`.
@@ -459,9 +459,9 @@ fn link(nodes: &Nodes, listener: &Arc<TcpListener>, config: &MConfig) -> Link {
     }
 }
 
-async fn received(rx: &mut mpsc::Receiver<Event>) -> usize {
+async fn received(rx: &mut Inbox) -> usize {
     match rx.recv().await {
-        Some(Event::Received { message, .. }) => message.len(),
+        Some(InboxItem::Received { message, .. }) => message.len(),
         other => panic!("unexpected {other:?}"),
     }
 }
@@ -564,10 +564,14 @@ fn mconn_transfer(nodes: &Nodes, l: Link, sizes: &[usize]) -> (f64, f64) {
 fn mconn_throughput(nodes: &Nodes, scale: Scale) {
     let listener = listen(nodes);
     let unlimited = MConfig::node_default().with_rates(None, None);
+    let only = std::env::var("MCONN_ONLY").unwrap_or_default();
     for (row, size) in [
         ("mconn_1k_mib_s", 1024usize),
         ("mconn_64k_mib_s", 64 * 1024),
     ] {
+        if !only.is_empty() && !row.contains(only.as_str()) {
+            continue;
+        }
         let l = link(nodes, &listener, &unlimited);
         let (rate, cpu) = mconn_transfer(nodes, l, &vec![size; scale.mconn_bytes / size]);
         emit(row, rate);
@@ -580,6 +584,9 @@ fn mconn_throughput(nodes: &Nodes, scale: Scale) {
         .take(scale.mixed_messages)
         .filter(|&s| s > 0)
         .collect();
+    if !only.is_empty() {
+        return;
+    }
     let l = link(nodes, &listener, &unlimited);
     let (rate, cpu) = mconn_transfer(nodes, l, &mixed);
     emit("mconn_mixed_mib_s", rate);

@@ -12,7 +12,8 @@ const NORMAL: &[(&str, &[&str])] = &[
     ("mukan-node-key", &[]),
     ("mukan-reactor-api", &["mukan-node-key"]),
     ("mukan-secret-conn", &["mukan-node-key"]),
-    ("mukan-mconn", &["mukan-reactor-api"]),
+    // MConnection's driver runs over a secret stream's frame buffers (feature `tokio`).
+    ("mukan-mconn", &["mukan-reactor-api", "mukan-secret-conn"]),
     ("mukan-addrbook", &["mukan-reactor-api"]),
     ("mukan-pex", &["mukan-reactor-api"]),
     ("mukan-switch", &["mukan-reactor-api"]),
@@ -34,8 +35,8 @@ const NORMAL: &[(&str, &[&str])] = &[
 
 /// Extra edges allowed for dev-dependencies only (tests and benches).
 const DEV_EXTRA: &[(&str, &[&str])] = &[
-    // The mconn benchmarks run over a real secret stream.
-    ("mukan-mconn", &["mukan-secret-conn", "mukan-node-key"]),
+    // The mconn benchmarks run over a real secret stream, made with a node key.
+    ("mukan-mconn", &["mukan-node-key"]),
     ("mukan-addrbook", &["mukan-node-key"]),
     ("mukan-switch", &["mukan-transport", "mukan-node-key"]),
     ("mukan-pex", &["mukan-addrbook", "mukan-node-key"]),

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use mukan_mconn::{Budget, BudgetStats, Config as MConfig, Event, MConnection};
-use mukan_reactor_api::{Network as _, NodeId, SendError};
+use mukan_mconn::{Budget, BudgetStats, Config as MConfig, Inbox, MConnection};
+use mukan_reactor_api::{ChannelId, InboxItem, Network as _, NodeId, SendError};
 
 use crate::net::{
     BCAST, FLOW, Hub, LoadReactor, URGENT, connect_peer, key, quantile, runtime, sort, src_ip,
@@ -144,20 +144,24 @@ fn flow_message(seq: u64) -> Bytes {
     Bytes::from(m)
 }
 
-/// Counts the errors a peer's connection reports (the last event, if any).
+/// Counts the errors a peer's connection reports (the last item, if any); hands every
+/// message to `on_message` (channel, bytes).
 fn watch_errors(
-    mut rx: tokio::sync::mpsc::Receiver<Event>,
+    mut rx: Inbox,
     errors: Arc<Mutex<Vec<String>>>,
-    mut on_message: impl FnMut(Event) + Send + 'static,
+    mut on_message: impl FnMut(ChannelId, Bytes) + Send + 'static,
 ) {
     tokio::spawn(async move {
-        while let Some(ev) = rx.recv().await {
-            match ev {
-                Event::Error(e) => errors
+        while let Some(item) = rx.recv().await {
+            match item {
+                InboxItem::Stopped(reason) => errors
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .push(e.to_string()),
-                other => on_message(other),
+                    .push(reason.to_string()),
+                InboxItem::Received {
+                    channel, message, ..
+                } => on_message(channel, message),
+                _ => {}
             }
         }
     });
@@ -242,7 +246,7 @@ pub(crate) fn l9(opts: Opts, report: &mut Report) {
             .unwrap();
             let conn = Arc::new(conn);
             let count = Arc::new(AtomicU64::new(0));
-            watch_errors(rx, errors.clone(), |_| {});
+            watch_errors(rx, errors.clone(), |_, _| {});
             let (c, n, stop) = (conn.clone(), count.clone(), stop.clone());
             senders.push(tokio::spawn(async move {
                 let mut seq = 0u64;
@@ -399,10 +403,7 @@ pub(crate) fn l10(opts: Opts, report: &mut Report) {
                 latencies.clone(),
                 urgent_got.clone(),
             );
-            watch_errors(rx, errors.clone(), move |ev| {
-                let Event::Received { channel, message } = ev else {
-                    return;
-                };
+            watch_errors(rx, errors.clone(), move |channel, message| {
                 b.fetch_add(message.len() as u64, Ordering::Relaxed);
                 if channel == URGENT && message.len() >= 8 {
                     let mut ts = [0u8; 8];

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use mukan_mconn::{Config as MConfig, Event, MConnection};
+use mukan_mconn::{Config as MConfig, Inbox, MConnection};
 use mukan_node::NodeBuilder;
 use mukan_node_key::NodeKey;
 use mukan_reactor_api::{
@@ -22,7 +22,6 @@ use mukan_switch::Switch;
 use mukan_transport::TcpTransport;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpSocket;
-use tokio::sync::mpsc;
 
 // ---------------------------------------------------------------------------------------
 // probes
@@ -628,8 +627,8 @@ impl Hub {
 // ---------------------------------------------------------------------------------------
 // a peer
 
-/// A connected peer: its MConnection and its events.
-pub(crate) type Conn = (MConnection, mpsc::Receiver<Event>);
+/// A connected peer: its MConnection and its inbox.
+pub(crate) type Conn = (MConnection, Inbox);
 
 /// Dials the node from `src` (bound before connecting) as the peer `key`: TCP, secret
 /// connection (the node's ID checked), `NodeInfo` exchange, then an MConnection with

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use mukan_addrbook::AddrBook;
-use mukan_mconn::{Config as MConfig, Event};
-use mukan_reactor_api::{AddressBook, ChannelId, NetAddress, Network as _, NodeId};
+use mukan_mconn::Config as MConfig;
+use mukan_reactor_api::{AddressBook, ChannelId, InboxItem, NetAddress, Network as _, NodeId};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -210,12 +210,12 @@ async fn pinger(
         let got = tokio::time::timeout(Duration::from_secs(5), async {
             loop {
                 match rx.recv().await {
-                    Some(Event::Received { channel, message })
-                        if channel == ECHO && message[..] == seq.to_le_bytes() =>
-                    {
+                    Some(InboxItem::Received {
+                        channel, message, ..
+                    }) if channel == ECHO && message[..] == seq.to_le_bytes() => {
                         return true;
                     }
-                    Some(Event::Received { .. }) => {}
+                    Some(InboxItem::Received { .. }) => {}
                     _ => return false,
                 }
             }
@@ -925,8 +925,8 @@ pub(crate) fn l5(opts: Opts, report: &mut Report) {
         let receiver = {
             let got = got.clone();
             tokio::spawn(async move {
-                while let Some(ev) = rx.recv().await {
-                    if let Event::Received { message, .. } = ev {
+                while let Some(item) = rx.recv().await {
+                    if let InboxItem::Received { message, .. } = item {
                         got.fetch_add(message.len() as u64, Ordering::Relaxed);
                     }
                 }
@@ -992,12 +992,19 @@ pub(crate) fn l6(opts: Opts, report: &mut Report) {
         let mut readers = Vec::new();
         let mut conns = Vec::new();
         for i in 0..peers {
+            // The stalled peer (0) waits for room in its inbox longer than the run lasts.
+            let config = if i == 0 {
+                MConfig::node_default()
+                    .with_recv_stall_timeout(Duration::from_secs(secs + 60))
+            } else {
+                MConfig::node_default()
+            };
             let (conn, mut rx) = connect_peer(
                 src_ip(60, i),
                 hub.addr,
                 hub.id,
                 &key(6_000_000 + i as u32),
-                MConfig::node_default(),
+                config,
                 Duration::from_secs(10),
             )
             .await
@@ -1008,8 +1015,11 @@ pub(crate) fn l6(opts: Opts, report: &mut Report) {
                 let mut d = Delivery::default();
                 // Ends at the last message, or after 5 s without one (the broadcast sends
                 // continuously, so silence means it ended or this peer lost the tail).
-                while let Ok(Some(ev)) = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await {
-                    let Event::Received { channel, message } = ev else {
+                while let Ok(Some(item)) = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await {
+                    let InboxItem::Received {
+                        channel, message, ..
+                    } = item
+                    else {
                         break;
                     };
                     if channel != BCAST || message.len() < 16 {
@@ -1034,7 +1044,9 @@ pub(crate) fn l6(opts: Opts, report: &mut Report) {
                         break;
                     }
                     if stalled && seq >= half {
-                        // Stop reading: the events back up, then the socket.
+                        // Stop reading: the inbox fills the channel's receive budget, then
+                        // the connection stops reading the socket (this peer's stall timeout
+                        // is longer than the run, so it never gives up by itself).
                         tokio::time::sleep(Duration::from_secs(secs + 30)).await;
                         break;
                     }
@@ -1168,8 +1180,8 @@ async fn hold(hub: &Hub, i: usize, errors: Arc<AtomicUsize>) -> Result<Held, Str
     .await?;
     let conn = Arc::new(conn);
     let drain = tokio::spawn(async move {
-        while let Some(ev) = rx.recv().await {
-            if let Event::Error(_) = ev {
+        while let Some(item) = rx.recv().await {
+            if let InboxItem::Stopped(_) = item {
                 errors.fetch_add(1, Ordering::Relaxed);
             }
         }

@@ -1,8 +1,9 @@
 //! `cargo bench -p mukan-mconn`: one-way latency of a lone 100-byte message and throughput of
 //! 1 KiB and 64 KiB messages, MConnection over a `SecretStream` over loopback TCP, with the
 //! node's default configuration (`Config::node_default()`, 5.12 MB/s rate limits) and with
-//! rate limits off; and the same throughput delivered through the budgeted inbox
-//! (`MConnection::spawn_inbox`, one lease per message). Results are in the crate README.
+//! rate limits off; and the 1 KiB throughput through the inbox consumed as a `PeerInbox` (the
+//! switch's view). Every message holds a lease on its channel's receive budget. Results are in
+//! the crate README.
 
 #![allow(
     missing_docs,
@@ -18,21 +19,20 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use mukan_mconn::{Config, Event, MConnection};
+use mukan_mconn::{Config, Inbox, MConnection};
 use mukan_node_key::NodeKey;
 use mukan_reactor_api::{ChannelDescriptor, ChannelId, InboxItem};
 use mukan_secret_conn::SecretStream;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
-use tokio::sync::mpsc;
 
 const CH: ChannelId = ChannelId(0x40);
 
 struct Link {
     a: MConnection,
-    _a_rx: mpsc::Receiver<Event>,
+    _a_rx: Inbox,
     _b: MConnection,
-    b_rx: mpsc::Receiver<Event>,
+    b_rx: Inbox,
 }
 
 fn channels() -> Vec<ChannelDescriptor> {
@@ -75,9 +75,9 @@ async fn link(config: Config) -> Link {
     }
 }
 
-async fn recv(rx: &mut mpsc::Receiver<Event>) -> usize {
+async fn recv(rx: &mut Inbox) -> usize {
     match rx.recv().await {
-        Some(Event::Received { message, .. }) => message.len(),
+        Some(InboxItem::Received { message, .. }) => message.len(),
         other => panic!("unexpected {other:?}"),
     }
 }
@@ -151,8 +151,8 @@ fn throughput(c: &mut Criterion) {
     group.finish();
 }
 
-/// Throughput of 1 KiB messages delivered through the inbox, each with a budget lease that the
-/// consumer drops at once (unlimited rates): the cost of budget enforcement in the driver.
+/// Throughput of 1 KiB messages taken from the inbox through `dyn PeerInbox` (as the switch
+/// does), each lease dropped at once (unlimited rates).
 fn inbox_throughput(c: &mut Criterion) {
     let rt = Runtime::new().unwrap();
     let mut group = c.benchmark_group("inbox_throughput");
@@ -165,7 +165,8 @@ fn inbox_throughput(c: &mut Criterion) {
     let (a, _a_rx, _b, mut b_rx) = rt.block_on(async {
         let (a, b) = secret_pair().await;
         let (a, a_rx) = MConnection::spawn(a, &channels(), config.clone()).unwrap();
-        let (b, b_rx) = MConnection::spawn_inbox(b, &channels(), config).unwrap();
+        let (b, b_rx) = MConnection::spawn(b, &channels(), config).unwrap();
+        let b_rx: Box<dyn mukan_reactor_api::PeerInbox> = Box::new(b_rx);
         (a, a_rx, b, b_rx)
     });
     let msg = Bytes::from(vec![3u8; size]);

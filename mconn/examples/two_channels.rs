@@ -1,9 +1,11 @@
 //! Two MConnection channels over any byte stream, with `mukan-mconn` alone.
 //!
-//! Here the stream is an in-memory `tokio::io::duplex` pipe; a `TcpStream`, a Unix socket or
-//! a `mukan-secret-conn` `SecretStream` would do the same (anything `AsyncRead +
-//! AsyncWrite`). Channel 0x20 ("votes", priority 5) and channel 0x30 ("txs", priority 1)
-//! carry messages both ways; a message larger than one packet is chunked and reassembled.
+//! Here the stream is an in-memory `tokio::io::duplex` pipe wrapped in a `PlainStream` (any
+//! `AsyncRead + AsyncWrite` will do: a `TcpStream`, a Unix socket); in a node it is a
+//! `mukan-secret-conn` `SecretStream`, given to `MConnection::spawn` as it is. Channel 0x20
+//! ("votes", priority 5) and channel 0x30 ("txs", priority 1) carry messages both ways; a
+//! message larger than one packet is chunked and reassembled. Each received message holds a
+//! lease on its channel's receive budget until it is dropped.
 //!
 //! ```text
 //! cargo run -p mukan-mconn --example two_channels
@@ -14,9 +16,8 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use bytes::Bytes;
-use mukan_mconn::{Config, Event, MConnection};
-use mukan_reactor_api::{ChannelDescriptor, ChannelId};
-use tokio::sync::mpsc;
+use mukan_mconn::{Config, Inbox, MConnection, PlainStream};
+use mukan_reactor_api::{ChannelDescriptor, ChannelId, InboxItem};
 use tokio::time::timeout;
 
 type Result<T> = std::result::Result<T, Box<dyn Error + Send + Sync>>;
@@ -32,22 +33,24 @@ fn channels() -> Vec<ChannelDescriptor> {
     ]
 }
 
-/// Waits for `n` messages and prints them; fails on an error event or after 5 s.
-async fn receive(name: &str, events: &mut mpsc::Receiver<Event>, n: usize) -> Result<()> {
+/// Waits for `n` messages and prints them; fails if the connection stops or after 5 s.
+async fn receive(name: &str, inbox: &mut Inbox, n: usize) -> Result<()> {
     for _ in 0..n {
-        let event = timeout(Duration::from_secs(5), events.recv())
+        let item = timeout(Duration::from_secs(5), inbox.recv())
             .await
             .map_err(|_| "no message within 5 s")?
             .ok_or("connection closed")?;
-        match event {
-            Event::Received { channel, message } => {
+        match item {
+            InboxItem::Received {
+                channel, message, ..
+            } => {
                 let text = String::from_utf8_lossy(&message[..message.len().min(40)]);
                 println!(
                     "{name} got {} bytes on {channel:?}: {text:?}",
                     message.len()
                 );
             }
-            Event::Error(e) => return Err(e.into()),
+            InboxItem::Stopped(reason) => return Err(reason.to_string().into()),
             other => println!("{name}: {other:?}"),
         }
     }
@@ -59,8 +62,10 @@ async fn main() -> Result<()> {
     // 64 KiB of pipe between the two ends.
     let (a_io, b_io) = tokio::io::duplex(64 * 1024);
     // The library default: Go's `DefaultMConnConfig` (512,000 B/s each way).
-    let (alice, mut alice_events) = MConnection::spawn(a_io, &channels(), Config::default())?;
-    let (bob, mut bob_events) = MConnection::spawn(b_io, &channels(), Config::default())?;
+    let (alice, mut alice_inbox) =
+        MConnection::spawn(PlainStream::new(a_io), &channels(), Config::default())?;
+    let (bob, mut bob_inbox) =
+        MConnection::spawn(PlainStream::new(b_io), &channels(), Config::default())?;
 
     alice
         .send(VOTES, Bytes::from_static(b"vote: height 1, round 0"))
@@ -73,8 +78,8 @@ async fn main() -> Result<()> {
     bob.send(VOTES, Bytes::from_static(b"vote: height 1, round 0 (bob)"))
         .await?;
 
-    receive("bob", &mut bob_events, 3).await?;
-    receive("alice", &mut alice_events, 1).await?;
+    receive("bob", &mut bob_inbox, 3).await?;
+    receive("alice", &mut alice_inbox, 1).await?;
 
     let status = alice.status();
     println!("alice sent {} bytes in all", status.send.bytes);

@@ -7,14 +7,19 @@ use mukan_reactor_api::{ChannelDescriptor, ChannelStatus};
 
 use crate::{Error, PacketMsg};
 
-/// Received single-packet messages shorter than this are copied out of the read buffer.
-const COPY_BELOW: usize = 4096;
+/// A received single-packet message shorter than this is copied out of the read buffer before
+/// a consumer gets it (by the tokio `Inbox` as it hands the message over, or by
+/// `MConnState::handle_read`), so that a consumer keeping many small messages does not pin a
+/// whole buffer for each; a larger one (only with a `max_packet_msg_payload_size` of 4 KiB or
+/// more) is handed over as it is.
+pub(crate) const COPY_BELOW: usize = 4096;
 
 /// Where the scheduler takes the next message of a channel from. The sans-IO
 /// [`MConnState`](crate::MConnState) has its own bounded queues (used by
-/// [`MConnState::send`](crate::MConnState::send)); a driver may keep the queues elsewhere (the
-/// tokio driver uses one bounded mpsc channel per channel) and pass them to
-/// [`MConnState::poll_transmit_from`](crate::MConnState::poll_transmit_from).
+/// [`MConnState::send`](crate::MConnState::send)); a driver may keep the queues elsewhere and
+/// pass them to [`MConnState::poll_transmit_from`](crate::MConnState::poll_transmit_from). The
+/// tokio driver keeps one bounded deque per channel behind a lock, shared with the
+/// `MConnection` handle that senders push into.
 ///
 /// `index` is the position of the channel in the descriptor list given to
 /// [`MConnState::new`](crate::MConnState::new).
@@ -49,6 +54,10 @@ pub(crate) struct Channel {
     sending: Option<Bytes>,
     pub(crate) recently_sent: u64,
     recving: BytesMut,
+    /// Length of the last multi-packet message received: the next one reserves as much at
+    /// its first packet (within the channel's capacity), so that a stream of similar messages
+    /// is reassembled without growing (each growth copies what arrived so far).
+    last_len: usize,
 }
 
 impl Channel {
@@ -58,6 +67,7 @@ impl Channel {
             sending: None,
             recently_sent: 0,
             recving: BytesMut::new(),
+            last_len: 0,
         }
     }
 
@@ -94,8 +104,12 @@ impl Channel {
         }
     }
 
-    /// Go `recvPacketMsg`: appends a chunk; returns the message when `eof`.
-    pub(crate) fn recv_packet(&mut self, packet: PacketMsg) -> Result<Option<Bytes>, Error> {
+    /// Go `recvPacketMsg`: appends a chunk; returns the message when `eof`, and whether it is a
+    /// slice of the read buffer (a single-packet message) rather than its own allocation.
+    pub(crate) fn recv_packet(
+        &mut self,
+        packet: PacketMsg,
+    ) -> Result<Option<(Bytes, bool)>, Error> {
         let max = self.desc.recv_message_capacity.get();
         let len = self.recving.len() + packet.data.len();
         if len > max {
@@ -107,25 +121,32 @@ impl Channel {
         }
         if !packet.eof {
             if self.recving.is_empty() {
-                self.recving
-                    .reserve(self.desc.recv_buffer_capacity.get().min(max));
+                let expect = self.desc.recv_buffer_capacity.get().max(self.last_len);
+                self.recving.reserve(expect.min(max));
             }
             self.recving.extend_from_slice(&packet.data);
             return Ok(None);
         }
         if self.recving.is_empty() {
-            // Single-packet message. Its bytes are a slice of the connection's read buffer
-            // (chunks of up to 32 KiB): a small one is copied out, so that a consumer keeping many small
-            // messages does not pin a whole chunk for each; a large one is handed over as is.
-            if packet.data.len() < COPY_BELOW {
-                return Ok(Some(Bytes::copy_from_slice(&packet.data)));
-            }
-            return Ok(Some(packet.data));
+            // Single-packet message: a slice of the connection's read buffer, no copy here
+            // (see `COPY_BELOW` for where a small one is copied out).
+            return Ok(Some((packet.data, true)));
         }
         self.recving.extend_from_slice(&packet.data);
+        let len = self.recving.len();
+        self.last_len = len;
+        let spare = self.recving.capacity() - len;
+        if spare > (len / 2).max(self.desc.recv_buffer_capacity.get()) {
+            // Reserved for a larger message than this one: give the spare room back (the
+            // allocator shrinks in place), so that a kept message holds about what its lease
+            // counts.
+            let mut exact = Vec::from(std::mem::take(&mut self.recving));
+            exact.shrink_to_fit();
+            return Ok(Some((Bytes::from(exact), false)));
+        }
         // Hand over the whole buffer: `split` would leave its spare capacity here, keeping
         // the (message-sized) allocation alive for as long as the channel lives.
-        Ok(Some(std::mem::take(&mut self.recving).freeze()))
+        Ok(Some((std::mem::take(&mut self.recving).freeze(), false)))
     }
 
     pub(crate) fn recv_in_progress(&self) -> bool {

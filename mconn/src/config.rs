@@ -48,11 +48,13 @@ pub struct Config {
     pub send_timeout: Duration,
     /// Largest write handed to the stream at once when batching (64 KiB, Go's bufio size).
     pub write_batch_size: NonZeroUsize,
-    /// Received messages buffered for the consumer before the connection stops reading.
+    /// Received messages waiting in the inbox for the consumer to take them (64): one more
+    /// waits, and reading pauses, until the consumer takes what is there. Together with the
+    /// receive budgets, this bounds the read buffers that delivered messages keep alive until
+    /// they are taken (a message of one packet is a slice of one; see the `Inbox`).
     pub event_capacity: NonZeroUsize,
-    /// With receive budgets ([`MConnection::spawn_inbox`](crate::MConnection::spawn_inbox)):
-    /// how long a received message may wait for room in its channel's budget (or in the
-    /// inbox) before the connection ends with [`Error::SlowReceiver`](crate::Error) (10 s).
+    /// How long a received message may wait for room in its channel's receive budget (or in
+    /// the inbox) before the connection ends with [`Error::SlowReceiver`](crate::Error) (10 s).
     /// Reading is paused meanwhile, so the peer's pings go unanswered: keep this well below
     /// the peer's pong timeout (45 s).
     pub recv_stall_timeout: Duration,

@@ -29,14 +29,84 @@ pub struct PacketMsg {
     pub data: Bytes,
 }
 
+/// Where encoded packets go: a plain byte buffer, or (in the tokio driver) the frames of a
+/// secret connection, sealed as they fill. The core writes each packet as its header and then
+/// the message bytes, so that those bytes are copied once, straight into the frame.
+pub trait SendBuf {
+    /// Appends `data`.
+    fn put_slice(&mut self, data: &[u8]);
+
+    /// Room for about `additional` more bytes is wanted (a batch is under way): a hint, so
+    /// that the buffer grows once rather than by doublings, each copying what it holds.
+    fn reserve(&mut self, additional: usize) {
+        let _ = additional;
+    }
+}
+
+impl SendBuf for BytesMut {
+    fn put_slice(&mut self, data: &[u8]) {
+        self.extend_from_slice(data);
+    }
+
+    fn reserve(&mut self, additional: usize) {
+        Self::reserve(self, additional);
+    }
+}
+
+impl SendBuf for Vec<u8> {
+    fn put_slice(&mut self, data: &[u8]) {
+        self.extend_from_slice(data);
+    }
+
+    fn reserve(&mut self, additional: usize) {
+        Self::reserve(self, additional);
+    }
+}
+
+/// The protobuf keys of `tendermint.p2p.Packet` (oneof `ping` = 1, `pong` = 2, `msg` = 3, each
+/// length-delimited) and `PacketMsg` (`channel_id` = 1 varint, `eof` = 2 varint, `data` = 3
+/// length-delimited).
+const KEY_PACKET_MSG: u8 = 0x1a;
+const KEY_CHANNEL_ID: u8 = 0x08;
+const KEY_EOF: u8 = 0x10;
+const KEY_DATA: u8 = 0x1a;
+/// Longest `PacketMsg` header: three 10-byte varints, two keys, `channel_id` and `eof`.
+const HEADER_MAX: usize = 48;
+/// `02 0a 00`: `uvarint(2) || Packet { ping: {} }`.
+const PING_WIRE: [u8; 3] = [0x02, 0x0a, 0x00];
+/// `02 12 00`: `uvarint(2) || Packet { pong: {} }`.
+const PONG_WIRE: [u8; 3] = [0x02, 0x12, 0x00];
+
 impl Packet {
     /// Appends `uvarint(len) || body` to `buf`, byte for byte as Go's `protoio` writer does.
     pub fn encode(&self, buf: &mut BytesMut) {
-        let proto = self.to_proto();
-        let len = proto.encoded_len();
-        buf.reserve(len + 10);
-        // Cannot fail: `reserve` made room.
-        let _ = proto.encode_length_delimited(buf);
+        buf.reserve(self.encoded_len() + 10);
+        self.encode_to(buf);
+    }
+
+    /// Writes `uvarint(len) || body` to `out` (what [`Packet::encode`] appends) and returns
+    /// its length. A message chunk goes out as its header, then its data in one piece.
+    ///
+    /// The bytes are those of the prost encoding of `tendermint.p2p.Packet` (fields in tag
+    /// order, proto3 defaults omitted), which `header_is_prost_encoding` checks over every
+    /// channel, both `eof` values and data lengths across the varint boundaries.
+    pub fn encode_to(&self, out: &mut (impl SendBuf + ?Sized)) -> usize {
+        let msg = match self {
+            Self::Ping => {
+                out.put_slice(&PING_WIRE);
+                return PING_WIRE.len();
+            }
+            Self::Pong => {
+                out.put_slice(&PONG_WIRE);
+                return PONG_WIRE.len();
+            }
+            Self::Msg(msg) => msg,
+        };
+        let mut header = [0u8; HEADER_MAX];
+        let n = msg_header(msg.channel, msg.eof, msg.data.len(), &mut header);
+        out.put_slice(header.get(..n).unwrap_or_default());
+        out.put_slice(&msg.data);
+        n + msg.data.len()
     }
 
     /// Length of the body (without the length prefix).
@@ -80,6 +150,43 @@ impl Packet {
         };
         PacketProto { sum: Some(sum) }
     }
+}
+
+/// Writes the bytes of a `PacketMsg` packet that come before its data into `out`: the packet's
+/// length prefix, the `msg` key and length, `channel_id` and `eof` (when not their defaults),
+/// and the `data` key and length (when there is data). Returns how many bytes it wrote.
+fn msg_header(channel: ChannelId, eof: bool, data_len: usize, out: &mut [u8; HEADER_MAX]) -> usize {
+    use prost::encoding::{encode_varint, encoded_len_varint};
+    let channel_id = u64::from(channel.0);
+    let data_len64 = data_len as u64;
+    let mut inner = 0usize;
+    if channel_id != 0 {
+        inner += 1 + encoded_len_varint(channel_id);
+    }
+    if eof {
+        inner += 2;
+    }
+    if data_len != 0 {
+        inner += 1 + encoded_len_varint(data_len64) + data_len;
+    }
+    let body = 1 + encoded_len_varint(inner as u64) + inner;
+    let mut w: &mut [u8] = out.as_mut_slice();
+    encode_varint(body as u64, &mut w);
+    bytes::BufMut::put_u8(&mut w, KEY_PACKET_MSG);
+    encode_varint(inner as u64, &mut w);
+    if channel_id != 0 {
+        bytes::BufMut::put_u8(&mut w, KEY_CHANNEL_ID);
+        encode_varint(channel_id, &mut w);
+    }
+    if eof {
+        bytes::BufMut::put_slice(&mut w, &[KEY_EOF, 1]);
+    }
+    if data_len != 0 {
+        bytes::BufMut::put_u8(&mut w, KEY_DATA);
+        encode_varint(data_len64, &mut w);
+    }
+    let left = w.len();
+    out.len() - left
 }
 
 /// Go `maxPacketMsgSize`: the body length of a `PacketMsg` on channel 1 with `eof` and a full
@@ -142,7 +249,8 @@ impl PacketDecoder {
         // `len <= max_size`, so it fits in usize.
         let len = len as usize;
         if buf.len() < prefix + len {
-            buf.reserve(prefix + len - buf.len());
+            // The caller owns the buffer and its growth (a secret connection's frames are
+            // opened into it): nothing is reserved here.
             return Ok(None);
         }
         buf.advance(prefix);
@@ -209,6 +317,42 @@ mod tests {
         packet.encode(&mut out);
         assert_eq!(&out[..], wire, "re-encoding differs");
         packet
+    }
+
+    /// The hand-written header equals prost's encoding of the same packet, over every
+    /// channel, both `eof` values, and data lengths around the varint boundaries.
+    #[test]
+    fn header_is_prost_encoding() {
+        for channel in 0..=255u8 {
+            for eof in [false, true] {
+                for len in [0usize, 1, 2, 127, 128, 1023, 1024, 16_383, 16_384, 70_000] {
+                    let data = Bytes::from(vec![0xab; len]);
+                    let proto = PacketProto {
+                        sum: Some(Sum::Msg(PacketMsgProto {
+                            channel_id: i32::from(channel),
+                            eof,
+                            data: data.clone(),
+                        })),
+                    };
+                    let mut want = BytesMut::new();
+                    proto.encode_length_delimited(&mut want).unwrap();
+                    let packet = Packet::Msg(PacketMsg {
+                        channel: ChannelId(channel),
+                        eof,
+                        data,
+                    });
+                    let mut got = Vec::new();
+                    let n = packet.encode_to(&mut got);
+                    assert_eq!(n, got.len());
+                    assert_eq!(got, &want[..], "channel {channel} eof {eof} len {len}");
+                    assert_eq!(packet.encoded_len() + encoded_len_prefix(&want), want.len());
+                }
+            }
+        }
+    }
+
+    fn encoded_len_prefix(wire: &[u8]) -> usize {
+        read_uvarint(wire).unwrap().unwrap().1
     }
 
     #[test]

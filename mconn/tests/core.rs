@@ -5,8 +5,8 @@ use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use mukan_mconn::{Config, DecodeError, Error, Event, MConnState, Packet, PacketMsg};
-use mukan_reactor_api::{ChannelDescriptor, ChannelId, TrySendError};
+use mukan_mconn::{Config, DecodeError, Error, MConnState, Packet, PacketMsg};
+use mukan_reactor_api::{ChannelDescriptor, ChannelId, InboxItem, TrySendError};
 use proptest::prelude::*;
 
 fn desc(id: u8, priority: u32) -> ChannelDescriptor {
@@ -20,16 +20,19 @@ fn unlimited() -> Config {
 /// Collects everything `s` wants to write right now.
 fn drain(s: &mut MConnState, now: Instant) -> BytesMut {
     let mut out = BytesMut::new();
-    while s.poll_transmit(now, &mut out).is_some() {}
+    while s.poll_transmit(now, &mut out) {}
     out
 }
 
+/// The messages delivered so far (their leases released at once).
 fn received(s: &mut MConnState) -> Vec<(ChannelId, Bytes)> {
     let mut v = Vec::new();
-    while let Some(ev) = s.poll_event() {
-        match ev {
-            Event::Received { channel, message } => v.push((channel, message)),
-            other => panic!("unexpected event {other:?}"),
+    while let Some(item) = s.poll_event() {
+        match item {
+            InboxItem::Received {
+                channel, message, ..
+            } => v.push((channel, message)),
+            other => panic!("unexpected item {other:?}"),
         }
     }
     v
@@ -194,18 +197,18 @@ fn eof_mid_packet_and_mid_message_are_errors() {
     let (mut s, now) = receiver(&[desc(0x20, 1)]);
     let p = msg_packet(0x20, true, b"hello");
     s.handle_read(&p[..4], now).unwrap();
-    assert!(matches!(s.handle_eof(), Error::UnexpectedEof));
+    assert!(matches!(s.handle_eof(0), Error::UnexpectedEof));
 
     // C12: EOF between the packets of a multi-packet message; nothing delivered.
     let (mut s, now) = receiver(&[desc(0x20, 1)]);
     s.handle_read(&msg_packet(0x20, false, &[1; 1024]), now)
         .unwrap();
-    assert!(matches!(s.handle_eof(), Error::UnexpectedEof));
+    assert!(matches!(s.handle_eof(0), Error::UnexpectedEof));
     assert!(s.poll_event().is_none());
 
     // Clean EOF between messages.
     let (mut s, _) = receiver(&[desc(0x20, 1)]);
-    assert!(matches!(s.handle_eof(), Error::ConnectionClosed));
+    assert!(matches!(s.handle_eof(0), Error::ConnectionClosed));
 }
 
 #[test]
@@ -325,8 +328,19 @@ proptest! {
                 got[usize::from(ch.0 - 0x20)].push(m);
             }
         }
+        // A message held for room in its budget goes once the leases above are released.
+        loop {
+            b.handle_read(&[], now).unwrap();
+            let more = received(&mut b);
+            if more.is_empty() {
+                break;
+            }
+            for (ch, m) in more {
+                got[usize::from(ch.0 - 0x20)].push(m);
+            }
+        }
         prop_assert_eq!(got, expected);
-        prop_assert!(matches!(b.handle_eof(), Error::ConnectionClosed));
+        prop_assert!(matches!(b.handle_eof(0), Error::ConnectionClosed));
     }
 }
 
@@ -343,6 +357,7 @@ fn bytes_sent_follow_priorities() {
     let msg = Bytes::from(vec![0xab; 1000]);
     let mut now = t0;
     let mut per_channel = [0usize; 2];
+    let mut out = BytesMut::new();
     while now < t0 + Duration::from_secs(20) {
         for ch in [0x01, 0x05] {
             while a.can_send(ChannelId(ch)) {
@@ -350,9 +365,8 @@ fn bytes_sent_follow_priorities() {
             }
         }
         a.handle_timeout(now).unwrap();
-        let mut out = BytesMut::new();
-        if a.poll_transmit(now, &mut out).is_some() {
-            b.handle_read(&out, now).unwrap();
+        if a.poll_transmit(now, &mut out) {
+            b.handle_read(&out.split(), now).unwrap();
             for (ch, m) in received(&mut b) {
                 per_channel[usize::from(ch.0 == 0x05)] += m.len();
             }
@@ -385,14 +399,14 @@ fn send_rate_is_respected() {
         let mut now = t0;
         let mut sent = 0usize;
         let end = t0 + Duration::from_secs(10);
+        let mut out = BytesMut::new();
         while now < end {
             while a.can_send(ChannelId(0x40)) {
                 a.send(ChannelId(0x40), msg.clone()).unwrap();
             }
             a.handle_timeout(now).unwrap();
-            let mut out = BytesMut::new();
-            if let Some(n) = a.poll_transmit(now, &mut out) {
-                sent += n;
+            if a.poll_transmit(now, &mut out) {
+                sent += out.split().len();
             } else {
                 now = a
                     .poll_timeout()
@@ -467,7 +481,7 @@ fn lone_message_is_flushed_at_once() {
         .unwrap();
     let mut out = BytesMut::new();
     assert!(
-        a.poll_transmit(t0, &mut out).is_some(),
+        a.poll_transmit(t0, &mut out),
         "a lone message must not wait"
     );
     // 1 (prefix) + 2 (field 3 key+len) + 6 (channel, eof, data key+len) + 100
@@ -491,17 +505,18 @@ fn backlog_is_batched_and_flushed_within_the_throttle() {
     let mut first_unflushed: Option<Instant> = None;
     let mut writes = Vec::new();
     let mut flushed = 0u64;
+    let mut out = BytesMut::new();
     while now < t0 + Duration::from_secs(2) {
         a.handle_timeout(now).unwrap();
-        let mut out = BytesMut::new();
         match a.poll_transmit(now, &mut out) {
-            Some(n) => {
+            true => {
+                let n = out.split().len();
                 let since = first_unflushed.take().unwrap_or(now);
                 assert!(now - since <= throttle, "held {:?}", now - since);
                 writes.push(n);
                 flushed += n as u64;
             }
-            None => {
+            false => {
                 // Bytes produced (counted by the meter) but not handed out yet.
                 if first_unflushed.is_none() && a.status(now).send.bytes > flushed {
                     first_unflushed = Some(now);
@@ -575,46 +590,173 @@ fn a_due_ping_arms_the_pong_deadline_even_if_never_written() {
     ));
 }
 
+// ---------------------------------------------------------------------------------------------
+// Receive budgets: lease-gated delivery, the stall deadline, and the graceful stop's deadline.
+
+/// A channel whose budget is `budget` bytes (each message costs its length + 64).
+fn budgeted(id: u8, budget: usize) -> ChannelDescriptor {
+    desc(id, 1).with_recv_message_capacity(NonZeroUsize::new(budget).unwrap())
+}
+
+fn take(s: &mut MConnState) -> Option<(ChannelId, Bytes, mukan_reactor_api::RecvLease)> {
+    match s.poll_event()? {
+        InboxItem::Received {
+            channel,
+            message,
+            lease,
+        } => Some((channel, message, lease)),
+        other => panic!("unexpected item {other:?}"),
+    }
+}
+
+#[test]
+fn a_full_budget_holds_the_next_message_and_pauses_reading() {
+    let (mut s, now) = receiver(&[budgeted(1, 200)]);
+    let mut wire = msg_packet(1, true, &[b'a'; 50]);
+    wire.extend_from_slice(&msg_packet(1, true, &[b'b'; 50]));
+    wire.extend_from_slice(&msg_packet(1, true, &[b'c'; 50]));
+    s.handle_read(&wire, now).unwrap();
+    // a (114 bytes of budget) fits; b would make 228 > 200: held, c not even decoded.
+    let (_, a, lease_a) = take(&mut s).unwrap();
+    assert_eq!(a, Bytes::from(vec![b'a'; 50]));
+    assert_eq!(lease_a.bytes(), 114);
+    assert!(s.poll_event().is_none());
+    let (budget, len) = s.held().unwrap();
+    assert_eq!(
+        (budget.channel(), budget.used(), len),
+        (ChannelId(1), 114, 50)
+    );
+    assert!(!s.read_ready(now), "reading pauses while a message is held");
+    // Still no room: nothing moves.
+    s.handle_read(&[], now).unwrap();
+    assert!(s.poll_event().is_none());
+    // The lease goes back: b is delivered, then c is held in its turn.
+    drop(lease_a);
+    s.handle_read(&[], now).unwrap();
+    let (_, b, lease_b) = take(&mut s).unwrap();
+    assert_eq!(b, Bytes::from(vec![b'b'; 50]));
+    assert!(s.poll_event().is_none());
+    assert!(s.held().is_some());
+    drop(lease_b);
+    s.handle_read(&[], now).unwrap();
+    let (_, c, _lease_c) = take(&mut s).unwrap();
+    assert_eq!(c, Bytes::from(vec![b'c'; 50]));
+    assert!(s.held().is_none());
+    assert!(s.read_ready(now));
+}
+
+#[test]
+fn a_message_larger_than_the_whole_budget_passes_alone() {
+    let (mut s, now) = receiver(&[budgeted(1, 2000)]);
+    let mut wire = msg_packet(1, false, &[1; 1024]);
+    wire.extend_from_slice(&msg_packet(1, true, &[1; 976]));
+    s.handle_read(&wire, now).unwrap();
+    let (_, m, lease) = take(&mut s).unwrap();
+    assert_eq!((m.len(), lease.bytes()), (2000, 2064));
+}
+
+#[test]
+fn a_message_held_for_the_stall_timeout_is_a_slow_receiver() {
+    let t0 = Instant::now();
+    let config = unlimited().with_recv_stall_timeout(Duration::from_secs(10));
+    let mut s = MConnState::new(&[budgeted(7, 100)], config, t0).unwrap();
+    let mut wire = msg_packet(7, true, b"first");
+    wire.extend_from_slice(&msg_packet(7, true, b"second"));
+    s.handle_read(&wire, t0).unwrap();
+    let _kept = take(&mut s).unwrap();
+    assert!(s.held().is_some());
+    // The stall deadline is a wake-up, and it fails the connection exactly then.
+    assert!(s.poll_timeout().unwrap() <= t0 + Duration::from_secs(10));
+    assert!(
+        s.handle_timeout(t0 + Duration::from_secs(10) - Duration::from_nanos(1))
+            .is_ok()
+    );
+    assert!(matches!(
+        s.handle_timeout(t0 + Duration::from_secs(10)),
+        Err(Error::SlowReceiver {
+            channel: ChannelId(7)
+        })
+    ));
+}
+
+#[test]
+fn a_message_delivered_before_the_stall_timeout_resets_it() {
+    let t0 = Instant::now();
+    let config = unlimited().with_recv_stall_timeout(Duration::from_secs(10));
+    let mut s = MConnState::new(&[budgeted(7, 100)], config, t0).unwrap();
+    let mut wire = msg_packet(7, true, b"first");
+    wire.extend_from_slice(&msg_packet(7, true, b"second"));
+    s.handle_read(&wire, t0).unwrap();
+    let kept = take(&mut s).unwrap();
+    drop(kept);
+    let later = t0 + Duration::from_secs(9);
+    s.handle_read(&[], later).unwrap();
+    assert!(take(&mut s).is_some());
+    assert!(s.handle_timeout(t0 + Duration::from_secs(30)).is_ok());
+}
+
+#[test]
+fn the_last_held_message_goes_only_if_it_fits() {
+    let (mut s, now) = receiver(&[budgeted(1, 100)]);
+    let mut wire = msg_packet(1, true, b"one");
+    wire.extend_from_slice(&msg_packet(1, true, b"two"));
+    s.handle_read(&wire, now).unwrap();
+    let first = take(&mut s).unwrap();
+    assert!(s.take_held().is_none(), "no room: dropped");
+    assert!(s.held().is_none());
+    drop(first);
+
+    let (mut s, now) = receiver(&[budgeted(1, 100)]);
+    s.handle_read(&wire, now).unwrap();
+    let first = take(&mut s).unwrap();
+    drop(first);
+    match s.take_held() {
+        Some(InboxItem::Received { message, .. }) => assert_eq!(&message[..], b"two"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_graceful_stop_has_the_flush_timeout_to_finish() {
+    let config = unlimited().with_flush_timeout(Duration::from_secs(3));
+    let t0 = Instant::now();
+    let mut s = MConnState::new(&[desc(1, 1)], config, t0).unwrap();
+    assert!(!s.is_closing());
+    s.close(t0);
+    assert!(s.is_closing());
+    assert!(s.poll_timeout().unwrap() <= t0 + Duration::from_secs(3));
+    assert!(s.poll_timeout_while_writing().unwrap() <= t0 + Duration::from_secs(3));
+    // A second close does not move the deadline.
+    s.close(t0 + Duration::from_secs(2));
+    assert!(s.handle_timeout(t0 + Duration::from_secs(2)).is_ok());
+    assert!(matches!(
+        s.handle_timeout(t0 + Duration::from_secs(3)),
+        Err(Error::FlushTimeout)
+    ));
+}
+
 #[test]
 fn the_pong_deadline_does_not_run_while_reading_is_paused() {
     let config = unlimited().with_ping(Duration::from_secs(10), Duration::from_secs(5));
     let t0 = Instant::now();
-    let mut s = MConnState::new(&[desc(1, 1)], config, t0).unwrap();
+    let mut s = MConnState::new(&[budgeted(1, 100)], config, t0).unwrap();
     let at = |secs| t0 + Duration::from_secs(secs);
     s.handle_timeout(at(10)).unwrap();
     let _ = drain(&mut s, at(10)); // the ping is written; deadline 15 s
-    s.set_read_paused(true, at(12));
+    // At 12 s a message is held for room: reading pauses.
+    let mut wire = msg_packet(1, true, b"kept");
+    wire.extend_from_slice(&msg_packet(1, true, b"held"));
+    s.handle_read(&wire, at(12)).unwrap();
+    let kept = take(&mut s).unwrap();
+    assert!(!s.read_ready(at(12)));
     // Paused for 8 s past the deadline: the pong may be waiting unread; no timeout, and the
     // deadline is not a wake-up while paused.
     assert!(s.handle_timeout(at(20)).is_ok());
     assert!(s.poll_timeout().unwrap() > at(15));
     // Resumed at 20 s: the 3 s that were left (12 → 15) run from now.
-    s.set_read_paused(false, at(20));
+    drop(kept);
+    s.handle_read(&[], at(20)).unwrap();
+    assert!(s.read_ready(at(20)));
     assert!(s.handle_timeout(at(22)).is_ok());
     assert!(matches!(s.handle_timeout(at(23)), Err(Error::PongTimeout)));
-}
-
-#[test]
-fn event_limit_decodes_one_message_at_a_time() {
-    let (mut s, now) = receiver(&[desc(1, 1)]);
-    s.set_event_limit(NonZeroUsize::MIN);
-    let mut wire = msg_packet(1, true, b"a");
-    wire.extend_from_slice(&msg_packet(1, true, b"b"));
-    wire.extend_from_slice(&msg_packet(1, true, b"c"));
-    s.handle_read(&wire, now).unwrap();
-    assert_eq!(
-        received(&mut s),
-        vec![(ChannelId(1), Bytes::from_static(b"a"))]
-    );
-    s.decode_buffered().unwrap();
-    assert_eq!(
-        received(&mut s),
-        vec![(ChannelId(1), Bytes::from_static(b"b"))]
-    );
-    s.decode_buffered().unwrap();
-    s.decode_buffered().unwrap();
-    assert_eq!(
-        received(&mut s),
-        vec![(ChannelId(1), Bytes::from_static(b"c"))]
-    );
 }

@@ -5,10 +5,11 @@ use std::num::{NonZeroU32, NonZeroUsize};
 use std::time::Duration;
 
 use bytes::Bytes;
-use mukan_mconn::{Config, DecodeError, Error, Event, MConnection};
-use mukan_reactor_api::{ChannelDescriptor, ChannelId, SendError, TrySendError};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::mpsc;
+use mukan_mconn::{Config, Inbox, MConnection, PlainStream};
+use mukan_reactor_api::{
+    ChannelDescriptor, ChannelId, InboxItem, SendError, StopReason, TimeoutKind, TrySendError,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::time::Instant;
 
 fn channels() -> Vec<ChannelDescriptor> {
@@ -19,19 +20,26 @@ fn channels() -> Vec<ChannelDescriptor> {
     ]
 }
 
-async fn next_message(rx: &mut mpsc::Receiver<Event>) -> (ChannelId, Bytes) {
+fn spawn(io: DuplexStream, config: Config) -> (MConnection, Inbox) {
+    MConnection::spawn(PlainStream::new(io), &channels(), config).unwrap()
+}
+
+async fn next_message(rx: &mut Inbox) -> (ChannelId, Bytes) {
     match rx.recv().await {
-        Some(Event::Received { channel, message }) => (channel, message),
+        Some(InboxItem::Received {
+            channel, message, ..
+        }) => (channel, message),
         other => panic!("expected a message, got {other:?}"),
     }
 }
 
-async fn next_error(rx: &mut mpsc::Receiver<Event>) -> Error {
+/// Why the connection ended (the messages before are dropped).
+async fn next_error(rx: &mut Inbox) -> StopReason {
     loop {
         match rx.recv().await {
-            Some(Event::Error(e)) => return e,
-            Some(Event::Received { .. }) => {}
-            other => panic!("expected an error, got {other:?}"),
+            Some(InboxItem::Stopped(reason)) => return reason,
+            Some(InboxItem::Received { .. }) => {}
+            other => panic!("expected the stop, got {other:?}"),
         }
     }
 }
@@ -39,8 +47,8 @@ async fn next_error(rx: &mut mpsc::Receiver<Event>) -> Error {
 #[tokio::test(start_paused = true)]
 async fn messages_flow_both_ways_in_order() {
     let (x, y) = tokio::io::duplex(4096);
-    let (a, mut a_rx) = MConnection::spawn(x, &channels(), Config::default()).unwrap();
-    let (b, mut b_rx) = MConnection::spawn(y, &channels(), Config::default()).unwrap();
+    let (a, mut a_rx) = spawn(x, Config::default());
+    let (b, mut b_rx) = spawn(y, Config::default());
     let big = Bytes::from((0..50_000u32).map(|i| i as u8).collect::<Vec<_>>());
     for i in 0..20u8 {
         a.send(ChannelId(0x20), Bytes::from(vec![i; usize::from(i) * 100]))
@@ -79,8 +87,8 @@ async fn messages_flow_both_ways_in_order() {
 #[tokio::test(start_paused = true)]
 async fn lone_message_does_not_wait_for_the_flush_throttle() {
     let (x, y) = tokio::io::duplex(4096);
-    let (a, _a_rx) = MConnection::spawn(x, &channels(), Config::default()).unwrap();
-    let (_b, mut b_rx) = MConnection::spawn(y, &channels(), Config::default()).unwrap();
+    let (a, _a_rx) = spawn(x, Config::default());
+    let (_b, mut b_rx) = spawn(y, Config::default());
     tokio::time::sleep(Duration::from_secs(1)).await;
     let t0 = Instant::now();
     a.send(ChannelId(0x30), Bytes::from(vec![1u8; 100]))
@@ -101,7 +109,7 @@ async fn stalled_peer_keeps_queues_bounded_and_send_times_out() {
     // C11: the peer never reads; our queue stays bounded, try_send says Full, send times out.
     let (x, _y) = tokio::io::duplex(1024);
     let config = Config::default().with_send_timeout(Duration::from_secs(10));
-    let (a, _rx) = MConnection::spawn(x, &channels(), config).unwrap();
+    let (a, _rx) = spawn(x, config);
     let mut accepted = 0;
     loop {
         match a.try_send(ChannelId(0x30), Bytes::from(vec![0u8; 4096])) {
@@ -133,8 +141,8 @@ async fn stalled_peer_keeps_queues_bounded_and_send_times_out() {
 #[tokio::test(start_paused = true)]
 async fn flush_stop_delivers_everything_queued() {
     let (x, y) = tokio::io::duplex(2048);
-    let (a, _a_rx) = MConnection::spawn(x, &channels(), Config::default()).unwrap();
-    let (_b, mut b_rx) = MConnection::spawn(y, &channels(), Config::default()).unwrap();
+    let (a, _a_rx) = spawn(x, Config::default());
+    let (_b, mut b_rx) = spawn(y, Config::default());
     for i in 0..8u8 {
         a.try_send(ChannelId(0x20), Bytes::from(vec![i; 3000]))
             .unwrap();
@@ -151,7 +159,7 @@ async fn flush_stop_delivers_everything_queued() {
     }
     assert!(matches!(
         next_error(&mut b_rx).await,
-        Error::ConnectionClosed
+        StopReason::ClosedByPeer
     ));
 }
 
@@ -161,35 +169,35 @@ async fn silent_peer_is_disconnected_for_pong_timeout() {
     let config = Config::default();
     let limit = config.ping_interval + config.pong_timeout;
     let t0 = Instant::now();
-    let (_a, mut rx) = MConnection::spawn(x, &channels(), config).unwrap();
+    let (_a, mut rx) = spawn(x, config);
     // The peer reads (and discards) everything but never answers.
     tokio::spawn(async move {
         let mut buf = [0u8; 1024];
         while y.read(&mut buf).await.is_ok_and(|n| n > 0) {}
     });
-    assert!(matches!(next_error(&mut rx).await, Error::PongTimeout));
+    assert!(matches!(
+        next_error(&mut rx).await,
+        StopReason::Timeout(TimeoutKind::Pong)
+    ));
     assert_eq!(t0.elapsed(), limit);
 }
 
 #[tokio::test(start_paused = true)]
 async fn answering_peer_stays_up() {
     let (x, y) = tokio::io::duplex(4096);
-    let (a, mut a_rx) = MConnection::spawn(x, &channels(), Config::default()).unwrap();
-    let (_b, _b_rx) = MConnection::spawn(y, &channels(), Config::default()).unwrap();
+    let (a, mut a_rx) = spawn(x, Config::default());
+    let (_b, _b_rx) = spawn(y, Config::default());
     tokio::time::sleep(Duration::from_secs(600)).await;
     assert!(a.is_running());
-    assert!(a_rx.try_recv().is_err(), "no event expected");
+    assert!(a_rx.try_recv().is_none(), "no item expected");
 }
 
 #[tokio::test(start_paused = true)]
 async fn garbage_from_peer_is_a_typed_error() {
     let (x, mut y) = tokio::io::duplex(4096);
-    let (a, mut rx) = MConnection::spawn(x, &channels(), Config::default()).unwrap();
+    let (a, mut rx) = spawn(x, Config::default());
     y.write_all(&[0x01, 0x02, 0x03, 0x04, 0x05]).await.unwrap();
-    assert!(matches!(
-        next_error(&mut rx).await,
-        Error::Decode(DecodeError::Protobuf(_))
-    ));
+    assert!(matches!(next_error(&mut rx).await, StopReason::Protocol(_)));
     // The task ended: the stream is closed.
     tokio::task::yield_now().await;
     assert!(!a.is_running());
@@ -202,19 +210,15 @@ async fn garbage_from_peer_is_a_typed_error() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn handler_receives_events_and_status_counts() {
+async fn status_counts_what_was_sent() {
     let (x, y) = tokio::io::duplex(4096);
-    let (seen_tx, mut seen_rx) = mpsc::channel(16);
-    let _a = MConnection::spawn_with_handler(x, &channels(), Config::default(), move |ev| {
-        let _ = seen_tx.try_send(ev);
-    })
-    .unwrap();
-    let (b, _b_rx) = MConnection::spawn(y, &channels(), Config::default()).unwrap();
+    let (_a, mut a_rx) = spawn(x, Config::default());
+    let (b, _b_rx) = spawn(y, Config::default());
     b.send(ChannelId(0x20), Bytes::from_static(b"hi"))
         .await
         .unwrap();
     assert_eq!(
-        next_message(&mut seen_rx).await,
+        next_message(&mut a_rx).await,
         (ChannelId(0x20), Bytes::from_static(b"hi"))
     );
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -231,8 +235,8 @@ async fn receive_rate_limit_paces_the_reader() {
     let fast = Config::default().with_rates(None, None);
     let rate = 100_000u64;
     let slow = Config::default().with_rates(None, std::num::NonZeroU64::new(rate));
-    let (a, _a_rx) = MConnection::spawn(x, &channels(), fast).unwrap();
-    let (_b, mut b_rx) = MConnection::spawn(y, &channels(), slow).unwrap();
+    let (a, _a_rx) = spawn(x, fast);
+    let (_b, mut b_rx) = spawn(y, slow);
     let t0 = Instant::now();
     let sender = tokio::spawn(async move {
         for _ in 0..100 {
@@ -255,11 +259,13 @@ async fn receive_rate_limit_paces_the_reader() {
 #[tokio::test(start_paused = true)]
 async fn slow_consumer_back_pressures_the_sender() {
     let (x, y) = tokio::io::duplex(4096);
-    let mut small = Config::default().with_rates(None, None);
-    small.event_capacity = NonZeroUsize::new(1).unwrap();
-    let (a, _a_rx) = MConnection::spawn(x, &channels(), Config::default()).unwrap();
-    // B's consumer never reads its events.
-    let (_b, _b_rx) = MConnection::spawn(y, &channels(), small).unwrap();
+    let (a, _a_rx) = spawn(x, Config::default());
+    // B's consumer never takes its messages, and its budget is 4 KiB per channel.
+    let small: Vec<_> = channels()
+        .into_iter()
+        .map(|d| d.with_recv_message_capacity(NonZeroUsize::new(4096).unwrap()))
+        .collect();
+    let (_b, _b_rx) = MConnection::spawn(PlainStream::new(y), &small, Config::default()).unwrap();
     let mut accepted = 0;
     loop {
         match a.try_send(ChannelId(0x20), Bytes::from(vec![0u8; 1000])) {
@@ -270,7 +276,7 @@ async fn slow_consumer_back_pressures_the_sender() {
         tokio::time::sleep(Duration::from_millis(10)).await;
         assert!(accepted < 200, "no back-pressure after {accepted} messages");
     }
-    // 1 event buffered + 1 pending + what fits in the pipe and the queues, nothing unbounded.
+    // 3 messages in the budget + 1 held + what fits in the pipe and the queues, nothing more.
     assert!(accepted > 2, "{accepted}");
 }
 
@@ -282,14 +288,17 @@ async fn peer_that_stops_reading_is_detected_by_the_pong_deadline() {
     let config = Config::default();
     let limit = config.ping_interval + config.pong_timeout;
     let t0 = Instant::now();
-    let (a, mut rx) = MConnection::spawn(x, &channels(), config).unwrap();
+    let (a, mut rx) = spawn(x, config);
     a.send(ChannelId(0x30), Bytes::from(vec![7u8; 100_000]))
         .await
         .unwrap();
     let error = tokio::time::timeout(limit * 3, next_error(&mut rx))
         .await
         .expect("a peer that never reads is detected");
-    assert!(matches!(error, Error::PongTimeout), "{error:?}");
+    assert!(
+        matches!(error, StopReason::Timeout(TimeoutKind::Pong)),
+        "{error:?}"
+    );
     assert_eq!(t0.elapsed(), limit);
     assert!(!a.is_running());
 }
@@ -298,7 +307,7 @@ async fn peer_that_stops_reading_is_detected_by_the_pong_deadline() {
 async fn flush_stop_returns_within_the_flush_timeout_when_the_peer_does_not_read() {
     let (x, _y) = tokio::io::duplex(64);
     let config = Config::default().with_flush_timeout(Duration::from_secs(5));
-    let (a, mut rx) = MConnection::spawn(x, &channels(), config).unwrap();
+    let (a, mut rx) = spawn(x, config);
     a.send(ChannelId(0x30), Bytes::from(vec![7u8; 100_000]))
         .await
         .unwrap();
@@ -309,11 +318,10 @@ async fn flush_stop_returns_within_the_flush_timeout_when_the_peer_does_not_read
     assert_eq!(t0.elapsed(), Duration::from_secs(5));
     assert!(!a.is_running());
     let error = next_error(&mut rx).await;
-    assert!(matches!(error, Error::FlushTimeout), "{error:?}");
-    assert!(matches!(
-        error.into_stop_reason(),
-        mukan_reactor_api::StopReason::Timeout(mukan_reactor_api::TimeoutKind::Flush)
-    ));
+    assert!(
+        matches!(error, StopReason::Timeout(TimeoutKind::Flush)),
+        "{error:?}"
+    );
 }
 
 /// Fills channel 0x30 (capacity 1) of `a` over a peer that reads nothing yet.
@@ -332,7 +340,7 @@ async fn fill(a: &MConnection) {
 async fn a_blocked_send_goes_through_when_the_queue_makes_room() {
     let (x, y) = tokio::io::duplex(1024);
     let config = Config::default().with_send_timeout(Duration::from_secs(10));
-    let (a, _a_rx) = MConnection::spawn(x, &channels(), config).unwrap();
+    let (a, _a_rx) = spawn(x, config);
     fill(&a).await;
     let a = std::sync::Arc::new(a);
     let sender = tokio::spawn({
@@ -342,7 +350,7 @@ async fn a_blocked_send_goes_through_when_the_queue_makes_room() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(!sender.is_finished(), "the queue was full");
     // The peer starts reading: the queue drains and the waiting send gets in.
-    let (_b, mut b_rx) = MConnection::spawn(y, &channels(), Config::default()).unwrap();
+    let (_b, mut b_rx) = spawn(y, Config::default());
     assert_eq!(sender.await.unwrap(), Ok(()));
     loop {
         let (_, m) = next_message(&mut b_rx).await;
@@ -356,7 +364,7 @@ async fn a_blocked_send_goes_through_when_the_queue_makes_room() {
 async fn a_blocked_send_ends_when_the_connection_stops() {
     let (x, _y) = tokio::io::duplex(1024);
     let config = Config::default().with_send_timeout(Duration::from_secs(10));
-    let (a, _a_rx) = MConnection::spawn(x, &channels(), config).unwrap();
+    let (a, _a_rx) = spawn(x, config);
     fill(&a).await;
     let a = std::sync::Arc::new(a);
     let sender = tokio::spawn({
@@ -369,6 +377,71 @@ async fn a_blocked_send_ends_when_the_connection_stops() {
     assert_eq!(sender.await.unwrap(), Err(SendError::Closed));
     assert!(t0.elapsed() < Duration::from_secs(1));
     assert!(!a.can_send(ChannelId(0x20)));
+}
+
+/// What the owner keeps alive for the connection (a transport's slot) goes as soon as the
+/// connection ends, though nobody reads the inbox.
+#[tokio::test(start_paused = true)]
+async fn the_on_close_value_is_dropped_when_the_connection_ends() {
+    struct Slot(std::sync::Arc<std::sync::atomic::AtomicBool>);
+    impl Drop for Slot {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    let freed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (x, y) = tokio::io::duplex(4096);
+    let (a, _inbox) = MConnection::spawn_with(
+        PlainStream::new(x),
+        &channels(),
+        Config::default(),
+        Slot(freed.clone()),
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!freed.load(std::sync::atomic::Ordering::SeqCst));
+    drop(y); // the peer goes away
+    a.closed().await;
+    assert!(freed.load(std::sync::atomic::Ordering::SeqCst));
+}
+
+/// Bytes the stream received before the connection started (read together with the NodeInfo
+/// exchange, say, and left in the secret stream's buffer) are delivered at once, not when
+/// the next bytes arrive.
+#[tokio::test]
+async fn bytes_buffered_before_the_start_are_delivered() {
+    use mukan_node_key::NodeKey;
+    use mukan_secret_conn::SecretStream;
+
+    let (a, b) = tokio::io::duplex(1 << 16);
+    let sc = mukan_secret_conn::Config::default();
+    let (ka, kb) = (NodeKey::from_seed([1; 32]), NodeKey::from_seed([2; 32]));
+    let (sa, sb) = tokio::join!(
+        SecretStream::handshake(a, &ka, &sc),
+        SecretStream::handshake(b, &kb, &sc)
+    );
+    let (mut sa, mut sb) = (sa.unwrap(), sb.unwrap());
+    // One write: a 5-byte preamble, then a packet on channel 0x20.
+    let mut wire = bytes::BytesMut::from(&b"hello"[..]);
+    mukan_mconn::Packet::Msg(mukan_mconn::PacketMsg {
+        channel: ChannelId(0x20),
+        eof: true,
+        data: Bytes::from_static(b"hi"),
+    })
+    .encode(&mut wire);
+    sa.write_all(&wire).await.unwrap();
+    sa.flush().await.unwrap();
+    let mut preamble = [0u8; 5];
+    sb.read_exact(&mut preamble).await.unwrap();
+    assert_eq!(&preamble, b"hello");
+    // The packet is in `sb`'s buffer now, and nothing more is coming.
+    let (_conn, mut rx) = MConnection::spawn(sb, &channels(), Config::default()).unwrap();
+    let (channel, message) = tokio::time::timeout(Duration::from_secs(10), next_message(&mut rx))
+        .await
+        .expect("the buffered packet is delivered without more bytes arriving");
+    assert_eq!(channel, ChannelId(0x20));
+    assert_eq!(message, Bytes::from_static(b"hi"));
+    drop(sa);
 }
 
 /// Three connections of one node draw from a shared budget (sending or receiving, 300 kB/s)
@@ -392,8 +465,10 @@ async fn connections_draw_fairly_from_shared_totals() {
         let mut keep = Vec::new();
         for _ in 0..3 {
             let (x, y) = tokio::io::duplex(16 * 1024);
-            let (a, a_rx) = MConnection::spawn(x, &channels(), node.clone()).unwrap();
-            let (b, b_rx) = MConnection::spawn(y, &channels(), peer.clone()).unwrap();
+            let (a, a_rx) =
+                MConnection::spawn(PlainStream::new(x), &channels(), node.clone()).unwrap();
+            let (b, b_rx) =
+                MConnection::spawn(PlainStream::new(y), &channels(), peer.clone()).unwrap();
             let (tx, other, mut rx) = if sending { (a, b, b_rx) } else { (b, a, a_rx) };
             keep.push(std::sync::Arc::new(other));
             let tx = std::sync::Arc::new(tx);

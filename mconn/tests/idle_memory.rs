@@ -9,7 +9,8 @@ use std::num::{NonZeroU32, NonZeroUsize};
 use std::time::Duration;
 
 use bytes::Bytes;
-use mukan_mconn::{Config, Event, MConnection};
+use mukan_mconn::{Config, Inbox, MConnection, PlainStream};
+use mukan_reactor_api::InboxItem;
 use mukan_reactor_api::{ChannelDescriptor, ChannelId};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
@@ -28,9 +29,9 @@ fn channels() -> Vec<ChannelDescriptor> {
         .collect()
 }
 
-async fn recv(rx: &mut tokio::sync::mpsc::Receiver<Event>) -> Bytes {
+async fn recv(rx: &mut Inbox) -> Bytes {
     match rx.recv().await {
-        Some(Event::Received { message, .. }) => message,
+        Some(InboxItem::Received { message, .. }) => message,
         other => panic!("unexpected {other:?}"),
     }
 }
@@ -50,8 +51,12 @@ fn an_idle_connection_holds_a_few_kib() {
         let mut held = Vec::new();
         for _ in 0..PAIRS {
             let (x, y) = tokio::io::duplex(4 * 1024);
-            let (a, _a_rx) = MConnection::spawn(x, &channels(), Config::node_default()).unwrap();
-            let (b, mut b_rx) = MConnection::spawn(y, &channels(), Config::node_default()).unwrap();
+            let (a, _a_rx) =
+                MConnection::spawn(PlainStream::new(x), &channels(), Config::node_default())
+                    .unwrap();
+            let (b, mut b_rx) =
+                MConnection::spawn(PlainStream::new(y), &channels(), Config::node_default())
+                    .unwrap();
             a.send(ch, big.clone()).await.unwrap();
             assert_eq!(recv(&mut b_rx).await.len(), big.len());
             for _ in 0..3 {

@@ -8,7 +8,7 @@ use std::num::{NonZeroU32, NonZeroUsize};
 use std::time::Duration;
 
 use bytes::Bytes;
-use mukan_mconn::{Config, MConnection};
+use mukan_mconn::{Config, MConnection, PlainStream};
 use mukan_reactor_api::{ChannelDescriptor, ChannelId, InboxItem, StopReason};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
@@ -34,8 +34,9 @@ fn a_flooded_channel_holds_its_budget_not_the_flood() {
             .with_recv_stall_timeout(Duration::from_secs(5));
         let (x, y) = tokio::io::duplex(16 * 1024);
         let region = Region::new(GLOBAL);
-        let (tx, _tx_rx) = MConnection::spawn(x, &channels, config.clone()).unwrap();
-        let (_rx, mut inbox) = MConnection::spawn_inbox(y, &channels, config).unwrap();
+        let (tx, _tx_rx) =
+            MConnection::spawn(PlainStream::new(x), &channels, config.clone()).unwrap();
+        let (_rx, mut inbox) = MConnection::spawn(PlainStream::new(y), &channels, config).unwrap();
         let flood = tokio::spawn(async move {
             let msg = Bytes::from(vec![5u8; 1024]);
             for _ in 0..FLOOD / 1024 {

@@ -8,7 +8,8 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use bytes::Bytes;
-use mukan_mconn::{Config, Event, MConnection};
+use mukan_mconn::{Config, MConnection, PlainStream};
+use mukan_reactor_api::InboxItem;
 use mukan_reactor_api::{ChannelDescriptor, ChannelId};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
@@ -27,8 +28,10 @@ fn kept_tiny_messages_do_not_pin_read_chunks() {
     rt.block_on(async {
         let channels = [ChannelDescriptor::new(ChannelId(1), NonZeroU32::MIN)];
         let (x, y) = tokio::io::duplex(4096);
-        let (a, _a_rx) = MConnection::spawn(x, &channels, Config::default()).unwrap();
-        let (_b, mut b_rx) = MConnection::spawn(y, &channels, Config::default()).unwrap();
+        let (a, _a_rx) =
+            MConnection::spawn(PlainStream::new(x), &channels, Config::default()).unwrap();
+        let (_b, mut b_rx) =
+            MConnection::spawn(PlainStream::new(y), &channels, Config::default()).unwrap();
         // Warm up: both sides' buffers exist before counting.
         a.send(ChannelId(1), Bytes::from_static(b"warm"))
             .await
@@ -43,7 +46,7 @@ fn kept_tiny_messages_do_not_pin_read_chunks() {
                 .await
                 .unwrap();
             match b_rx.recv().await {
-                Some(Event::Received { message, .. }) => kept.push(message),
+                Some(InboxItem::Received { message, .. }) => kept.push(message),
                 other => panic!("{other:?}"),
             }
         }

@@ -11,7 +11,7 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 
@@ -25,6 +25,8 @@ pub struct RecvBudget {
     channel: ChannelId,
     capacity: usize,
     used: AtomicUsize,
+    /// A waiter is registered in `waker` (so that releases take the lock only then).
+    waiting: AtomicBool,
     waker: Mutex<Option<Waker>>,
 }
 
@@ -38,6 +40,7 @@ impl RecvBudget {
             channel,
             capacity,
             used: AtomicUsize::new(0),
+            waiting: AtomicBool::new(false),
             waker: Mutex::new(None),
         })
     }
@@ -66,7 +69,9 @@ impl RecvBudget {
     /// message larger than the whole budget still passes, alone).
     pub fn try_acquire(self: &Arc<Self>, len: usize) -> Option<RecvLease> {
         let cost = Self::cost(len);
-        let mut used = self.used.load(Ordering::Acquire);
+        // SeqCst: a waiter's second attempt and a release's look at `waiting` must not both
+        // miss each other.
+        let mut used = self.used.load(Ordering::SeqCst);
         loop {
             if used != 0 && used.saturating_add(cost) > self.capacity {
                 return None;
@@ -74,8 +79,8 @@ impl RecvBudget {
             match self.used.compare_exchange_weak(
                 used,
                 used.saturating_add(cost),
-                Ordering::AcqRel,
-                Ordering::Acquire,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
             ) {
                 Ok(_) => {
                     return Some(RecvLease {
@@ -88,13 +93,31 @@ impl RecvBudget {
         }
     }
 
+    /// Whether a message of `len` bytes fits now.
+    fn fits(&self, len: usize) -> bool {
+        let used = self.used.load(Ordering::SeqCst);
+        used == 0 || used.saturating_add(Self::cost(len)) <= self.capacity
+    }
+
+    /// Remembers `cx`'s waker, to be woken by the next release.
+    fn register(&self, cx: &Context<'_>) {
+        {
+            let mut slot = self.waker.lock().unwrap_or_else(PoisonError::into_inner);
+            match &*slot {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                _ => *slot = Some(cx.waker().clone()),
+            }
+        }
+        self.waiting.store(true, Ordering::SeqCst);
+    }
+
     /// As [`RecvBudget::try_acquire`]; when the message does not fit, `cx` is woken once a
     /// lease is released. Only one waiter is remembered (the connection that owns the budget).
     pub fn poll_acquire(self: &Arc<Self>, cx: &mut Context<'_>, len: usize) -> Poll<RecvLease> {
         if let Some(lease) = self.try_acquire(len) {
             return Poll::Ready(lease);
         }
-        *self.waker.lock().unwrap_or_else(PoisonError::into_inner) = Some(cx.waker().clone());
+        self.register(cx);
         // A release between the first attempt and the registration would be missed.
         match self.try_acquire(len) {
             Some(lease) => Poll::Ready(lease),
@@ -102,8 +125,26 @@ impl RecvBudget {
         }
     }
 
+    /// Ready when a message of `len` bytes fits now (a [`RecvBudget::try_acquire`] by the
+    /// budget's only acquirer would succeed); otherwise `cx` is woken once a lease is
+    /// released. Takes nothing.
+    pub fn poll_room(&self, cx: &mut Context<'_>, len: usize) -> Poll<()> {
+        if self.fits(len) {
+            return Poll::Ready(());
+        }
+        self.register(cx);
+        if self.fits(len) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+
     fn release(&self, bytes: usize) {
-        self.used.fetch_sub(bytes, Ordering::AcqRel);
+        self.used.fetch_sub(bytes, Ordering::SeqCst);
+        if !self.waiting.swap(false, Ordering::SeqCst) {
+            return;
+        }
         let waker = self
             .waker
             .lock()
@@ -259,6 +300,31 @@ mod tests {
         drop(held);
         assert!(flag.0.load(Ordering::SeqCst));
         assert!(b.poll_acquire(&mut cx, 100).is_ready());
+    }
+
+    #[test]
+    fn poll_room_waits_for_a_release_and_takes_nothing() {
+        use std::task::Wake;
+        struct Flag(AtomicBool);
+        impl Wake for Flag {
+            fn wake(self: Arc<Self>) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        let flag = Arc::new(Flag(AtomicBool::new(false)));
+        let waker = Waker::from(flag.clone());
+        let mut cx = Context::from_waker(&waker);
+        let b = RecvBudget::new(ChannelId(1), 200);
+        assert!(b.poll_room(&mut cx, 100).is_ready(), "empty budget");
+        assert_eq!(b.used(), 0, "nothing taken");
+        let held = b.try_acquire(100).expect("fits");
+        assert!(b.poll_room(&mut cx, 100).is_pending());
+        let other = RecvLease::detached();
+        drop(other);
+        assert!(!flag.0.load(Ordering::SeqCst));
+        drop(held);
+        assert!(flag.0.load(Ordering::SeqCst), "the release woke the waiter");
+        assert!(b.poll_room(&mut cx, 100).is_ready());
     }
 
     #[test]

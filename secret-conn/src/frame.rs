@@ -15,7 +15,7 @@ pub(crate) const DATA_LEN_SIZE: usize = 4;
 /// Plaintext frame length (Go `totalFrameSize`).
 pub const FRAME_LEN: usize = DATA_LEN_SIZE + DATA_MAX_SIZE;
 /// Poly1305 tag length (Go `aeadSizeOverhead`).
-const TAG_LEN: usize = 16;
+pub(crate) const TAG_LEN: usize = 16;
 /// Length of a sealed frame on the wire; every frame has exactly this size.
 pub const SEALED_FRAME_LEN: usize = FRAME_LEN + TAG_LEN;
 
@@ -90,6 +90,39 @@ impl FrameSealer {
         tag_out.copy_from_slice(tag.as_ref());
         self.nonce.advance();
         Ok(())
+    }
+
+    /// Seals a plaintext frame `LE_u32(len) || payload || zeros` in place: writes the length
+    /// prefix (`len` payload bytes are at `plain[4..4 + len]`, the rest must be zero), encrypts,
+    /// and returns the tag that follows the frame on the wire.
+    ///
+    /// # Errors
+    /// [`Error::NonceExhausted`] after 2^64 frames; `plain` is then left unchanged.
+    ///
+    /// # Panics
+    /// If `len > 1024` (a caller bug; the length never comes from the network).
+    pub(crate) fn seal_frame(
+        &mut self,
+        plain: &mut [u8; FRAME_LEN],
+        len: usize,
+    ) -> Result<[u8; TAG_LEN], Error> {
+        assert!(len <= DATA_MAX_SIZE, "frame payload over 1024 bytes");
+        let nonce = self.nonce.current()?;
+        // `len <= 1024`, so the cast is lossless.
+        plain[..DATA_LEN_SIZE].copy_from_slice(&(len as u32).to_le_bytes());
+        let tag = self
+            .key
+            .seal_in_place_separate_tag(
+                RingNonce::assume_unique_for_key(nonce),
+                Aad::empty(),
+                plain,
+            )
+            // ring fails only for inputs longer than ChaCha20 can encrypt (256 GiB).
+            .map_err(|_| Error::Crypto(CryptoError(())))?;
+        self.nonce.advance();
+        let mut out = [0u8; TAG_LEN];
+        out.copy_from_slice(tag.as_ref());
+        Ok(out)
     }
 
     #[cfg(any(test, fuzzing))]
@@ -177,6 +210,37 @@ impl FrameOpener {
             .filter(|l| *l <= DATA_MAX_SIZE)
             .and_then(|l| plain.get(DATA_LEN_SIZE..DATA_LEN_SIZE + l));
         payload.ok_or(Error::FrameTooLarge { len })
+    }
+
+    /// Opens the sealed frame at `in_out[src..]` (exactly [`SEALED_FRAME_LEN`] bytes) and
+    /// writes its plaintext `LE_u32(len) || payload || zeros` at the start of `in_out`, moving
+    /// it `src` bytes towards the front as it decrypts (no separate copy). Returns the payload
+    /// length: the payload is `in_out[4..4 + len]`.
+    ///
+    /// # Errors
+    /// As [`FrameOpener::open`]; on [`Error::Crypto`] `in_out` may hold garbage.
+    pub(crate) fn open_within(&mut self, in_out: &mut [u8], src: usize) -> Result<usize, Error> {
+        if in_out.len().checked_sub(src) != Some(SEALED_FRAME_LEN) {
+            return Err(Error::Crypto(CryptoError(())));
+        }
+        let nonce = self.nonce.current()?;
+        let plain = self
+            .key
+            .open_within(
+                RingNonce::assume_unique_for_key(nonce),
+                Aad::empty(),
+                in_out,
+                src..,
+            )
+            .map_err(|_| CryptoError(()))?;
+        self.nonce.advance();
+        let len = plain
+            .first_chunk::<DATA_LEN_SIZE>()
+            .map_or(u32::MAX, |b| u32::from_le_bytes(*b));
+        usize::try_from(len)
+            .ok()
+            .filter(|l| *l <= DATA_MAX_SIZE)
+            .ok_or(Error::FrameTooLarge { len })
     }
 
     #[cfg(any(test, fuzzing))]

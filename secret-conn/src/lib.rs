@@ -14,13 +14,17 @@
 //!
 //! # What this crate owns
 //! - A sans-IO core: the typestate [`Handshake`], the frame codec [`FrameSealer`] /
-//!   [`FrameOpener`], and [`Error`]. It does no IO and reads no clock. Randomness comes from
+//!   [`FrameOpener`], the frame buffers [`SealBuffer`] / [`OpenBuffer`] (seal and open in
+//!   place, payloads contiguous), and [`Error`]. It does no IO and reads no clock. Randomness comes from
 //!   the caller ([`Handshake::new`], [`Handshake::from_ephemeral_secret`]: x25519-dalek, so
 //!   test vectors can fix the ephemeral secret), or, on the production path
 //!   ([`Handshake::generate`]), from the OS inside `ring`, whose X25519 is faster.
 //! - With the default `tokio` feature, the driver [`SecretStream`]: the handshake over any
 //!   `AsyncRead + AsyncWrite` with a timeout, then `AsyncRead` / `AsyncWrite` over sealed
-//!   frames, and [`SecretStream::split`] into halves usable from different tasks.
+//!   frames or the buffer-level [`SecretStream::poll_receive`] / [`SecretStream::received`] /
+//!   [`SecretStream::send_buffer`] / [`SecretStream::poll_send`] (no copy between the frames
+//!   and a parser that works in place), and [`SecretStream::split`] into halves usable from
+//!   different tasks.
 //!
 //! # What it does not do
 //! It does not open sockets, exchange `NodeInfo` or run MConnection (the `transport` and `mconn`
@@ -47,6 +51,7 @@
     )
 )]
 
+mod buffer;
 mod error;
 mod frame;
 mod handshake;
@@ -59,6 +64,7 @@ mod tokio;
 #[cfg(feature = "tokio")]
 pub use crate::tokio::{Config, ReadHalf, SecretStream, WriteHalf};
 pub use crate::{
+    buffer::{OpenBuffer, SealBuffer},
     error::{CryptoError, DecodeError, Error, ProtocolViolation},
     frame::{DATA_MAX_SIZE, FRAME_LEN, FrameOpener, FrameSealer, SEALED_FRAME_LEN},
     handshake::{

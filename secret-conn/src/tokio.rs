@@ -5,18 +5,19 @@ use std::{
     fmt,
     future::{Future as _, poll_fn},
     io,
-    ops::Range,
     pin::Pin,
     task::{Context, Poll, ready},
     time::Duration,
 };
 
+use bytes::{Buf as _, BytesMut};
 use mukan_node_key::{NodeId, NodeKey, PublicKey};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, ReadBuf};
 
 use crate::{
     DATA_MAX_SIZE, Error, FrameOpener, FrameSealer, Handshake, MAX_AUTH_SIG_MSG_LEN,
-    MAX_EPH_KEY_MSG_LEN, SEALED_FRAME_LEN, frame::DATA_LEN_SIZE, handshake::AwaitingEphKey, proto,
+    MAX_EPH_KEY_MSG_LEN, OpenBuffer, SEALED_FRAME_LEN, SealBuffer, handshake::AwaitingEphKey,
+    proto,
 };
 
 /// Sealed frames buffered per direction while data flows: one write to the transport carries up
@@ -24,9 +25,6 @@ use crate::{
 const BATCH_FRAMES: usize = 64;
 /// Largest send buffer (66,816 bytes), allocated per burst and released when flushed.
 const WRITE_CAP: usize = BATCH_FRAMES * SEALED_FRAME_LEN;
-/// Read buffer capacity (66,816 bytes), allocated per burst and released when the transport
-/// has no more data.
-const READ_CAP: usize = BATCH_FRAMES * SEALED_FRAME_LEN;
 
 /// Handshake options.
 #[derive(Debug, Clone)]
@@ -172,6 +170,72 @@ impl<T> SecretStream<T> {
                 remote: self.remote,
             },
         )
+    }
+}
+
+/// The buffer-level interface, for a driver that parses the payload where it lies
+/// (MConnection does): no copy between the frames and the caller in either direction.
+impl<T: AsyncRead + AsyncWrite + Unpin> SecretStream<T> {
+    /// Reads what the transport has and opens every whole frame, appending the payload to
+    /// [`SecretStream::received`]: the payload bytes added (`Some(0)` for frames with no
+    /// payload), `None` at a clean end of stream (at a frame boundary).
+    ///
+    /// Unlike `AsyncRead`, which asks for 64 frames per read and holds no buffer while
+    /// waiting, reads start at 2 frames, double while they fill the room (up to 64) and halve
+    /// while they do not, and the buffer is kept while waiting.
+    ///
+    /// # Errors
+    /// The transport's error, or one of the protocol's (see [`Error::from_io`]); the stream
+    /// is then broken.
+    pub fn poll_receive(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Option<usize>>> {
+        self.poll_receive_capped(cx, None)
+    }
+
+    /// As [`SecretStream::poll_receive`], reading at most `cap` bytes from the transport if
+    /// given (a receive budget's credit; frames already read are opened whatever the cap).
+    ///
+    /// # Errors
+    /// As [`SecretStream::poll_receive`].
+    pub fn poll_receive_capped(
+        &mut self,
+        cx: &mut Context<'_>,
+        cap: Option<usize>,
+    ) -> Poll<io::Result<Option<usize>>> {
+        if !self.reader.adaptive {
+            self.reader.adaptive = true;
+            self.reader.open.set_min_read(2);
+        }
+        self.reader.poll_fill(&mut self.io, cx, cap)
+    }
+
+    /// The received payload not yet consumed, contiguous across frames. Take bytes off its
+    /// front only (`advance`, `split_to`).
+    pub fn received(&mut self) -> &mut BytesMut {
+        self.reader.open.plaintext()
+    }
+
+    /// The outgoing frames: [`SealBuffer::put`] copies bytes into the frame being filled.
+    /// Use [`SecretStream::poll_send`] to write them, not `AsyncWrite` (whose writes bound
+    /// the buffer to 64 frames and whose flush releases it).
+    pub fn send_buffer(&mut self) -> &mut SealBuffer {
+        &mut self.writer.seal
+    }
+
+    /// Lets go of the receive and send buffers if nothing is in them: what a driver using
+    /// [`SecretStream::poll_receive`] and [`SecretStream::poll_send`] (which keep their
+    /// buffers while data flows) calls once the stream has gone quiet.
+    pub fn release_buffers(&mut self) {
+        self.reader.open.release();
+        self.writer.seal.shrink(0);
+    }
+
+    /// Seals the frame being filled, writes every sealed frame and flushes the transport.
+    /// The buffer is kept (see [`SecretStream::release_buffers`]).
+    ///
+    /// # Errors
+    /// The transport's error, or [`Error::NonceExhausted`].
+    pub fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.writer.poll_send(&mut self.io, cx)
     }
 }
 
@@ -501,32 +565,83 @@ impl<'a> RecvDelimited<'a> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Frame reader and writer (shared by the stream and its halves)
+// Frame reader and writer (shared by the stream and its halves): thin drivers of the core's
+// `OpenBuffer` and `SealBuffer`.
 
-/// Receive side: ciphertext buffer, the decrypted payload not yet delivered, the opener.
+/// Receive side: the core's [`OpenBuffer`] and whether the session broke.
 ///
-/// The buffer exists only while data is flowing: it is allocated (uninitialised, up to
-/// `READ_CAP` bytes) when a read of the transport is needed, and released when the transport
-/// has nothing more to give and nothing is left in it, so an idle reader holds no heap.
+/// The buffer exists only while data is flowing: room for 64 frames is allocated when a read
+/// of the transport is needed, and released when the transport has nothing more to give and
+/// nothing is left in it, so an idle reader holds no heap.
 struct Reader {
-    opener: FrameOpener,
-    /// `buf[start..]` is undecrypted ciphertext (at most one partial frame after compaction).
-    buf: Vec<u8>,
-    start: usize,
-    /// Decrypted payload not yet handed out, inside `buf` before `start`.
-    chunk: Range<usize>,
+    open: OpenBuffer,
     /// Set after a protocol error: the session is over.
     broken: bool,
+    /// Reads start small and the buffer is kept while waiting ([`SecretStream::poll_receive`])
+    /// rather than 64 frames per burst, released while waiting (`AsyncRead`).
+    adaptive: bool,
 }
 
 impl Reader {
     fn new(opener: FrameOpener) -> Self {
+        let mut open = OpenBuffer::new(opener);
+        open.set_min_read(BATCH_FRAMES);
         Self {
-            opener,
-            buf: Vec::new(),
-            start: 0,
-            chunk: 0..0,
+            open,
             broken: false,
+            adaptive: false,
+        }
+    }
+
+    /// Reads from the transport into the buffer and opens what arrived: the payload bytes
+    /// added (`Ok(0)` for frames with no payload), or `None` at a clean end of stream.
+    fn poll_fill<R: AsyncRead + Unpin>(
+        &mut self,
+        io: &mut R,
+        cx: &mut Context<'_>,
+        cap: Option<usize>,
+    ) -> Poll<io::Result<Option<usize>>> {
+        if self.broken {
+            return Poll::Ready(Err(broken()));
+        }
+        // Frames already received first, and the error of a bad one after the good ones.
+        match self.open.open() {
+            Ok(0) => {}
+            Ok(n) => return Poll::Ready(Ok(Some(n))),
+            Err(err) => {
+                self.broken = true;
+                return Poll::Ready(Err(err.into_io()));
+            }
+        }
+        let read = self.open.read_with(|buf| match cap {
+            None => poll_read_buf(io, cx, buf),
+            Some(cap) => poll_read_buf(io, cx, &mut bytes::BufMut::limit(buf, cap)),
+        });
+        match read {
+            Poll::Pending => {
+                if !self.adaptive {
+                    // Idle: the transport has nothing and nothing is buffered.
+                    self.open.release();
+                }
+                Poll::Pending
+            }
+            Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
+            Poll::Ready(Ok(0)) => {
+                let partial = self.open.partial_frame();
+                self.open.release();
+                if partial == 0 {
+                    return Poll::Ready(Ok(None)); // clean end of stream at a frame boundary
+                }
+                self.broken = true;
+                Poll::Ready(Err(Error::TruncatedFrame { received: partial }.into_io()))
+            }
+            Poll::Ready(Ok(_)) => match self.open.open() {
+                Ok(n) => Poll::Ready(Ok(Some(n))),
+                Err(err) => {
+                    self.broken = true;
+                    Poll::Ready(Err(err.into_io()))
+                }
+            },
         }
     }
 
@@ -542,106 +657,46 @@ impl Reader {
         if out.remaining() == 0 {
             return Poll::Ready(Ok(()));
         }
-        let initial = out.filled().len();
         loop {
-            // 1. Hand out decrypted payload.
-            if !self.chunk.is_empty() {
-                let n = self.chunk.len().min(out.remaining());
-                #[expect(
-                    clippy::indexing_slicing,
-                    reason = "`chunk` is the payload range of the frame just opened inside `buf`"
-                )]
-                out.put_slice(&self.buf[self.chunk.start..self.chunk.start + n]);
-                self.chunk.start += n;
-                if out.remaining() == 0 {
-                    return Poll::Ready(Ok(()));
-                }
-            }
-            // 2. Open the next buffered frame. Empty frames are skipped, never reported as EOF.
-            if let Some(frame) = (self.buf.get_mut(self.start..)).and_then(<[u8]>::first_chunk_mut)
-            {
-                match self.opener.open(frame) {
-                    Ok(payload) => {
-                        let offset = self.start + DATA_LEN_SIZE;
-                        self.chunk = offset..offset + payload.len();
-                        self.start += SEALED_FRAME_LEN;
-                        continue;
-                    }
-                    Err(err) => {
-                        self.broken = true;
-                        return Poll::Ready(Err(err.into_io()));
-                    }
-                }
-            }
-            // 3. Return what we have rather than wait for more.
-            if out.filled().len() > initial {
+            // 1. Hand out opened payload (contiguous across frames: one copy).
+            let plain = self.open.plaintext();
+            if !plain.is_empty() {
+                let n = plain.len().min(out.remaining());
+                out.put_slice(plain.get(..n).unwrap_or_default());
+                plain.advance(n);
                 return Poll::Ready(Ok(()));
             }
-            // 4. Read more ciphertext (the payload region is fully consumed, so compacting the
-            //    partial frame to the front overwrites nothing still needed).
-            if self.start > 0 {
-                self.buf.copy_within(self.start.., 0);
-                self.buf.truncate(self.buf.len() - self.start);
-                self.start = 0;
-                self.chunk = 0..0;
-            }
-            if self.buf.capacity() < READ_CAP {
-                // One allocation per burst; never initialised (the read fills it).
-                self.buf.reserve_exact(READ_CAP - self.buf.len());
-            }
-            let before = self.buf.len();
-            // A fresh `read_buf` future per attempt: it holds no state between polls.
-            let read = std::pin::pin!(io.read_buf(&mut self.buf)).poll(cx);
-            match read {
-                Poll::Pending => {
-                    if self.buf.is_empty() {
-                        // Idle: the transport has nothing and nothing is buffered.
-                        self.buf = Vec::new();
-                    }
-                    return Poll::Pending;
-                }
-                Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
-                Poll::Ready(Ok(_)) => {}
-            }
-            if self.buf.len() == before {
-                if before == 0 {
-                    self.buf = Vec::new();
-                    return Poll::Ready(Ok(())); // clean end of stream at a frame boundary
-                }
-                self.broken = true;
-                return Poll::Ready(Err(Error::TruncatedFrame { received: before }.into_io()));
+            // 2. Read and open more; frames with no payload are skipped, never reported as EOF.
+            if ready!(self.poll_fill(io, cx, None))?.is_none() {
+                return Poll::Ready(Ok(()));
             }
         }
     }
 }
 
-/// Send side: sealed frames waiting for the transport, and the frame being filled.
+/// Reads into the spare capacity of `buf`: the bytes read.
+fn poll_read_buf<R: AsyncRead + Unpin, B: bytes::BufMut + Send>(
+    io: &mut R,
+    cx: &mut Context<'_>,
+    buf: &mut B,
+) -> Poll<io::Result<usize>> {
+    // A fresh `read_buf` future per attempt: it holds no state between polls.
+    std::pin::pin!(io.read_buf(buf)).poll(cx)
+}
+
+/// Send side: the core's [`SealBuffer`], bounded here to `WRITE_CAP` bytes.
 ///
-/// The buffer is allocated when a write needs it, sized to that write (at most `WRITE_CAP`
-/// bytes, grown while more data comes before a flush), and released by a flush once every
-/// frame is out, so an idle writer holds no heap. A burst of writes without a flush keeps it.
+/// The buffer is allocated when a write needs it, grown with the writes before a flush (up to
+/// `WRITE_CAP`), and released by a flush once every frame is out, so an idle writer holds no
+/// heap.
 struct Writer {
-    sealer: FrameSealer,
-    /// `[sealed frames | open frame (length prefix + payload so far)]`; never above
-    /// `WRITE_CAP` bytes.
-    buf: Vec<u8>,
-    /// `buf[written..sealed]` is sealed and not yet written to the transport.
-    written: usize,
-    sealed: usize,
-    /// Whether `buf[sealed..]` is an open frame (at least its length prefix).
-    open: bool,
-    broken: bool,
+    seal: SealBuffer,
 }
 
 impl Writer {
     fn new(sealer: FrameSealer) -> Self {
         Self {
-            sealer,
-            buf: Vec::new(),
-            written: 0,
-            sealed: 0,
-            open: false,
-            broken: false,
+            seal: SealBuffer::new(sealer),
         }
     }
 
@@ -651,53 +706,19 @@ impl Writer {
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        if self.broken {
-            return Poll::Ready(Err(broken()));
-        }
         if data.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        let mut taken = 0;
-        loop {
-            if !self.open {
-                if self.sealed + SEALED_FRAME_LEN > WRITE_CAP {
-                    // No room for another frame: push sealed frames to the transport.
-                    match self.poll_drain(io, cx) {
-                        Poll::Ready(Ok(())) => {}
-                        Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
-                        Poll::Pending if taken > 0 => return Poll::Ready(Ok(taken)),
-                        Poll::Pending => return Poll::Pending,
-                    }
-                }
-                self.reserve_for(data.len() - taken);
-                self.buf.extend_from_slice(&[0; DATA_LEN_SIZE]);
-                self.open = true;
-            }
-            let open_len = self.buf.len() - self.sealed - DATA_LEN_SIZE;
-            let n = (DATA_MAX_SIZE - open_len).min(data.len() - taken);
-            #[expect(clippy::indexing_slicing, reason = "`taken + n <= data.len()`")]
-            self.buf.extend_from_slice(&data[taken..taken + n]);
-            taken += n;
-            if open_len + n == DATA_MAX_SIZE {
-                self.seal_open_frame()?;
-            }
-            if taken == data.len() {
-                return Poll::Ready(Ok(taken));
-            }
+        if self.seal.len() + SEALED_FRAME_LEN > WRITE_CAP {
+            // No room for another frame: push sealed frames to the transport.
+            ready!(self.poll_drain(io, cx))?;
         }
-    }
-
-    /// Makes room for a new frame at `sealed` (and, within `WRITE_CAP`, for the frames that
-    /// `remaining` more bytes will fill), so the buffer is allocated once per burst and grows
-    /// at most geometrically.
-    fn reserve_for(&mut self, remaining: usize) {
-        let len = self.buf.len();
-        let frames = remaining.div_ceil(DATA_MAX_SIZE).max(1);
-        let need = (len + frames * SEALED_FRAME_LEN).min(WRITE_CAP);
-        if self.buf.capacity() < need {
-            let target = need.max(2 * self.buf.capacity()).min(WRITE_CAP);
-            self.buf.reserve_exact(target - len);
-        }
+        let frames = (WRITE_CAP.saturating_sub(self.seal.len()) / SEALED_FRAME_LEN).max(1);
+        let n = data.len().min(frames * DATA_MAX_SIZE);
+        self.seal
+            .put(data.get(..n).unwrap_or_default())
+            .map_err(Error::into_io)?;
+        Poll::Ready(Ok(n))
     }
 
     fn poll_flush<W: AsyncWrite + Unpin>(
@@ -705,59 +726,36 @@ impl Writer {
         io: &mut W,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<()>> {
-        if self.broken {
-            return Poll::Ready(Err(broken()));
-        }
-        if self.open {
-            self.seal_open_frame()?;
-        }
-        ready!(self.poll_drain(io, cx))?;
+        ready!(self.poll_send(io, cx))?;
         // Everything is out: release the buffer until the next write.
-        self.buf = Vec::new();
+        self.seal.shrink(0);
+        Poll::Ready(Ok(()))
+    }
+
+    /// Seals the open frame, writes every sealed frame and flushes the transport; keeps the
+    /// buffer.
+    fn poll_send<W: AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut W,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.seal.seal_partial().map_err(Error::into_io)?;
+        ready!(self.poll_drain(io, cx))?;
         Pin::new(&mut *io).poll_flush(cx)
     }
 
-    /// Seals the open frame (full, or partial on flush).
-    fn seal_open_frame(&mut self) -> io::Result<()> {
-        let len = self.buf.len() - self.sealed - DATA_LEN_SIZE;
-        // Zero padding and room for the tag; within the capacity reserved for this frame.
-        self.buf.resize(self.sealed + SEALED_FRAME_LEN, 0);
-        let Some(frame) = (self.buf.get_mut(self.sealed..)).and_then(<[u8]>::first_chunk_mut)
-        else {
-            return Err(io::Error::other(
-                "secret-conn writer: no room for the open frame",
-            ));
-        };
-        if let Err(err) = self.sealer.seal_in_place(frame, len) {
-            self.broken = true;
-            return Err(err.into_io());
-        }
-        self.sealed += SEALED_FRAME_LEN;
-        self.open = false;
-        Ok(())
-    }
-
-    /// Writes every sealed frame to the transport; afterwards the buffer starts empty (an open
-    /// frame, if any, moves to the front).
+    /// Writes every sealed frame to the transport.
     fn poll_drain<W: AsyncWrite + Unpin>(
         &mut self,
         io: &mut W,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<()>> {
-        while self.written < self.sealed {
-            #[expect(clippy::indexing_slicing, reason = "`written < sealed <= buf.len()`")]
-            let n =
-                ready!(Pin::new(&mut *io).poll_write(cx, &self.buf[self.written..self.sealed]))?;
+        while !self.seal.sealed().is_empty() {
+            let n = ready!(Pin::new(&mut *io).poll_write(cx, self.seal.sealed()))?;
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
-            self.written += n;
-        }
-        if self.sealed > 0 {
-            // Keeps the capacity (the burst goes on); an open frame moves to the front.
-            self.buf.drain(..self.sealed);
-            self.written = 0;
-            self.sealed = 0;
+            self.seal.consume(n);
         }
         Poll::Ready(Ok(()))
     }
@@ -1238,7 +1236,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn write_nonce_exhaustion() {
         let (mut a, _b) = pair(1 << 16).await;
-        a.writer.sealer = FrameSealer::with_counter(&[0; 32], u64::MAX);
+        a.writer.seal = SealBuffer::new(FrameSealer::with_counter(&[0; 32], u64::MAX));
         a.write_all(b"last").await.unwrap();
         a.flush().await.unwrap(); // the frame with counter u64::MAX
         a.write_all(b"one too many").await.unwrap();
@@ -1251,12 +1249,12 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn idle_stream_holds_no_buffers() {
         let (mut a, mut b) = pair(1 << 20).await;
-        assert_eq!(a.writer.buf.capacity(), 0, "after the handshake");
+        assert_eq!(a.writer.seal.capacity(), 0, "after the handshake");
         let data = vec![0x11; 100 * 1024];
         a.write_all(&data).await.unwrap();
-        assert!(a.writer.buf.capacity() > 0, "held during a burst");
+        assert!(a.writer.seal.capacity() > 0, "held during a burst");
         a.flush().await.unwrap();
-        assert_eq!(a.writer.buf.capacity(), 0, "released by the flush");
+        assert_eq!(a.writer.seal.capacity(), 0, "released by the flush");
         let mut got = vec![0; data.len()];
         b.read_exact(&mut got).await.unwrap();
         assert_eq!(got, data);
@@ -1264,7 +1262,7 @@ mod tests {
         let mut one = [0u8; 1];
         let idle = tokio::time::timeout(Duration::from_millis(10), b.read(&mut one)).await;
         assert!(idle.is_err(), "nothing was sent");
-        assert_eq!(b.reader.buf.capacity(), 0, "released while idle");
+        assert_eq!(b.reader.open.capacity(), 0, "released while idle");
         // The next burst allocates again and works.
         a.write_all(b"again").await.unwrap();
         a.flush().await.unwrap();

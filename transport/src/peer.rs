@@ -6,18 +6,16 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Weak};
-use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use mukan_mconn::MConnection;
 use mukan_node_key::NodeId;
 use mukan_reactor_api::{
-    ChannelDescriptor, ChannelId, Direction, InboxItem, ManagedPeer, NetAddress, NodeInfo, Peer,
-    PeerConfig, PeerData, PeerInbox, PeerStatus, RejectDetail, SendError, StopReason, TrySendError,
+    ChannelDescriptor, ChannelId, Direction, ManagedPeer, NetAddress, NodeInfo, Peer, PeerConfig,
+    PeerData, PeerInbox, PeerStatus, RejectDetail, SendError, StopReason, TrySendError,
 };
 use mukan_secret_conn::SecretStream;
 use parking_lot::Mutex;
-use tokio::sync::mpsc;
 
 use crate::core::Inner;
 use crate::upgrade::{Io, Upgraded};
@@ -73,8 +71,9 @@ struct TransportPeer {
     socket_addr: NetAddress,
     data: PeerData,
     state: Mutex<State>,
-    /// Dropped (freeing the connection-table entry) when the connection ends.
-    guard: Arc<Mutex<Option<ConnGuard>>>,
+    /// The connection-table entry and inbound slot until the connection starts (then its
+    /// task holds them, and frees them when it ends), or until the peer is stopped unstarted.
+    guard: Mutex<Option<ConnGuard>>,
 }
 
 enum State {
@@ -112,7 +111,7 @@ pub(crate) fn wrap_peer(
             channels: peer_config.channels.clone(),
             config: mconn.clone(),
         }),
-        guard: Arc::new(Mutex::new(Some(guard))),
+        guard: Mutex::new(Some(guard)),
     })
 }
 
@@ -202,14 +201,13 @@ impl ManagedPeer for TransportPeer {
         else {
             return Err(StopReason::ClosedByPeer);
         };
-        let (conn, items) = MConnection::spawn_inbox(*stream, &channels, config)
+        // The connection's task holds the connection-table entry and the inbound slot, and
+        // frees them as soon as the connection ends, whether or not the inbox is read.
+        let guard = self.guard.lock().take();
+        let (conn, inbox) = MConnection::spawn_with(*stream, &channels, config, guard)
             .map_err(mukan_mconn::Error::into_stop_reason)?;
         *state = State::Running(Arc::new(conn));
-        Ok(Box::new(Inbox {
-            items,
-            guard: self.guard.clone(),
-            done: false,
-        }))
+        Ok(Box::new(inbox))
     }
 
     fn stop(&self) {
@@ -241,28 +239,5 @@ impl fmt::Debug for TransportPeer {
             .field("direction", &self.direction)
             .field("socket_addr", &self.socket_addr)
             .finish_non_exhaustive()
-    }
-}
-
-/// The inbox of a started transport peer: forwards the connection's items. The receive
-/// budgets are enforced by the connection itself ([`MConnection::spawn_inbox`]).
-struct Inbox {
-    items: mpsc::Receiver<InboxItem>,
-    guard: Arc<Mutex<Option<ConnGuard>>>,
-    done: bool,
-}
-
-impl PeerInbox for Inbox {
-    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<InboxItem>> {
-        if self.done {
-            return Poll::Ready(None);
-        }
-        let item = std::task::ready!(self.items.poll_recv(cx));
-        if matches!(item, None | Some(InboxItem::Stopped(_))) {
-            self.done = true;
-            // The connection is over: free its connection-table entry and inbound slot.
-            self.guard.lock().take();
-        }
-        Poll::Ready(item)
     }
 }

@@ -1,16 +1,20 @@
 //! The whole sans-IO `MConnState` driven by an arbitrary sequence of operations on a virtual
-//! clock: inbound bytes (raw, through `read_buffer`, or well-formed packets), time advances and
-//! timeouts, sends on its own queues or on caller-kept queues (`poll_transmit_from`),
-//! transmits, event draining under an event limit, read pauses, status queries and the end of
-//! the stream.
+//! clock: inbound bytes (raw or well-formed packets) in a driver-kept buffer
+//! (`handle_received`), time advances and timeouts, sends on its own queues or on caller-kept
+//! queues (`poll_transmit_from`), transmits, a consumer that keeps or releases the receive
+//! leases (so messages are held for budget room), a graceful stop, status queries and the end
+//! of the stream.
 //!
 //! Invariants:
 //! - no panic; every `Err` is the typed error the call documents (the peer's protocol errors
-//!   from reads, `PongTimeout` from timers), and the state is not used after one;
-//! - received messages are on a registered channel and within its receive capacity, and never
-//!   more events wait than the event limit;
+//!   from reads; `PongTimeout`, `SlowReceiver`, `FlushTimeout` from timers), and the state is
+//!   not used after one;
+//! - received messages are on a registered channel and within its receive capacity, and the
+//!   leases held never exceed a channel's budget (a message larger than the whole budget
+//!   passes alone);
 //! - buffers stay bounded: what stays in the read buffer after decoding is less than one
-//!   packet, one transmit is at most one write batch plus one packet plus the control packets;
+//!   packet (unless a message is held for room), one flush is at most one write batch plus
+//!   one packet plus the control packets;
 //! - the outbound stream decodes with a peer's decoder, packets carry at most
 //!   `max_packet_msg_payload_size` bytes, and every channel's messages arrive whole and in
 //!   order; at the end, once time runs freely, everything queued is sent (the state goes idle).
@@ -23,10 +27,10 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use libfuzzer_sys::fuzz_target;
 use mukan_mconn::{
-    Config, ConfigError, Error, Event, MConnState, Packet, PacketDecoder, PacketMsg, SendQueues,
+    Config, ConfigError, Error, MConnState, Packet, PacketDecoder, PacketMsg, SendQueues,
     max_packet_size,
 };
-use mukan_reactor_api::{ChannelDescriptor, ChannelId, TrySendError};
+use mukan_reactor_api::{ChannelDescriptor, ChannelId, InboxItem, RecvLease, TrySendError};
 
 /// Reads the input as a stream of small numbers; zeros once it runs out.
 struct Input<'a> {
@@ -171,7 +175,10 @@ fuzz_target!(|data: &[u8]| {
     config.ping_interval = Duration::from_millis(1 + u64::from(inp.u16()));
     config.pong_timeout = Duration::from_millis(u64::from(inp.u16()));
     config.write_batch_size = NonZeroUsize::new(1 + usize::from(inp.u16())).expect("non-zero");
-    let event_limit = NonZeroUsize::new(usize::from(flags >> 4 & 3));
+    config.recv_stall_timeout = Duration::from_millis(u64::from(inp.u16()));
+    config.flush_timeout = Duration::from_millis(u64::from(inp.u16()));
+    // The consumer keeps the leases of the messages it takes until told to release them.
+    let keep_leases = flags & 0x10 != 0;
     let external = flags & 0x40 != 0;
 
     let n_channels = 1 + usize::from(inp.byte() % 4);
@@ -196,9 +203,6 @@ fuzz_target!(|data: &[u8]| {
         )) => return,
         Err(e) => panic!("unexpected config error: {e:?}"),
     };
-    if let Some(limit) = event_limit {
-        state.set_event_limit(limit);
-    }
     let ids: Vec<ChannelId> = channels.iter().map(|d| d.id).collect();
     let max_packet = max_packet_size(max_payload);
     let mut queues = Queues {
@@ -227,27 +231,49 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut now = start;
     let mut out = BytesMut::new();
-    let mut paused = false;
+    // The driver's receive buffer and the inbox the state delivers into.
+    let mut rbuf = BytesMut::new();
+    let mut inbox: VecDeque<InboxItem> = VecDeque::new();
+    let mut kept: Vec<RecvLease> = Vec::new();
     let mut pings_in = 0usize;
 
-    // Drains the events, checking them; returns how many there were.
-    let drain = |state: &mut MConnState| {
+    // Takes the delivered messages, checking them and keeping or dropping their leases;
+    // returns how many there were.
+    let drain = |state: &MConnState, inbox: &mut VecDeque<InboxItem>, kept: &mut Vec<RecvLease>| {
         let mut n = 0usize;
-        while let Some(ev) = state.poll_event() {
+        while let Some(item) = inbox.pop_front() {
             n += 1;
-            match ev {
-                Event::Received { channel, message } => {
+            match item {
+                InboxItem::Received {
+                    channel,
+                    message,
+                    lease,
+                } => {
                     let d = channels
                         .iter()
                         .find(|d| d.id == channel)
                         .expect("message on an unregistered channel");
                     assert!(message.len() <= d.recv_message_capacity.get());
+                    assert_eq!(lease.channel(), Some(channel));
+                    if keep_leases {
+                        kept.push(lease);
+                    }
                 }
-                other => panic!("the state emitted a driver event: {other:?}"),
+                other => panic!("the state delivered a driver item: {other:?}"),
             }
         }
-        if let Some(limit) = event_limit {
-            assert!(n <= limit.get(), "{n} events waited, limit {limit}");
+        for b in state.recv_budgets() {
+            let one = kept
+                .iter()
+                .filter(|l| l.channel() == Some(b.channel()))
+                .map(RecvLease::bytes)
+                .max()
+                .unwrap_or(0);
+            assert!(
+                b.used() <= b.capacity().max(one),
+                "budget of {} overdrawn: {b:?}",
+                b.channel()
+            );
         }
         n
     };
@@ -260,20 +286,11 @@ fuzz_target!(|data: &[u8]| {
         let op = inp.byte();
         match op % 12 {
             // Raw bytes from the peer.
-            0 | 1 => {
+            0..=2 => {
                 let n = usize::from(inp.byte());
                 let chunk = inp.bytes(n).to_vec();
-                if let Err(e) = state.handle_read(&chunk, now) {
-                    check_read_error(&e);
-                    break true;
-                }
-            }
-            // Raw bytes written straight into the read buffer.
-            2 => {
-                let n = usize::from(inp.byte());
-                let chunk = inp.bytes(n).to_vec();
-                state.read_buffer().extend_from_slice(&chunk);
-                if let Err(e) = state.handle_buffered(chunk.len(), now) {
+                rbuf.extend_from_slice(&chunk);
+                if let Err(e) = state.handle_received(&mut rbuf, chunk.len(), now, &mut inbox) {
                     check_read_error(&e);
                     break true;
                 }
@@ -300,15 +317,18 @@ fuzz_target!(|data: &[u8]| {
                 };
                 // A ping counts only if it starts at a packet boundary (raw bytes before it
                 // may have left a partial packet that swallows it).
-                if matches!(packet, Packet::Ping) && state.read_buffer().is_empty() {
+                if matches!(packet, Packet::Ping) && rbuf.is_empty() && state.held().is_none() {
                     pings_in += 1;
                 }
                 let mut wire = BytesMut::new();
                 packet.encode(&mut wire);
                 let cut = usize::from(inp.byte()) % (wire.len() + 1);
-                let r = state
-                    .handle_read(&wire[..cut], now)
-                    .and_then(|()| state.handle_read(&wire[cut..], now));
+                rbuf.extend_from_slice(&wire[..cut]);
+                let r = state.handle_received(&mut rbuf, cut, now, &mut inbox);
+                let r = r.and_then(|()| {
+                    rbuf.extend_from_slice(&wire[cut..]);
+                    state.handle_received(&mut rbuf, wire.len() - cut, now, &mut inbox)
+                });
                 if let Err(e) = r {
                     check_read_error(&e);
                     break true;
@@ -321,6 +341,14 @@ fuzz_target!(|data: &[u8]| {
                 match state.handle_timeout(now) {
                     Ok(()) => {}
                     Err(Error::PongTimeout) => break true,
+                    Err(Error::SlowReceiver { channel }) => {
+                        assert!(state.held().is_some_and(|(b, _)| b.channel() == channel));
+                        break true;
+                    }
+                    Err(Error::FlushTimeout) => {
+                        assert!(state.is_closing());
+                        break true;
+                    }
                     Err(e) => panic!("untyped timeout error: {e:?}"),
                 }
             }
@@ -361,25 +389,25 @@ fuzz_target!(|data: &[u8]| {
             }
             // The previous write is done: transmit.
             8 | 9 => {
-                let r = if external {
+                let flush = if external {
                     state.poll_transmit_from(now, &mut out, &mut queues)
                 } else {
                     state.poll_transmit(now, &mut out)
                 };
-                if let Some(n) = r {
-                    assert_eq!(n, out.len());
-                    assert!(
-                        n <= config.write_batch_size.get() + max_packet + 16,
-                        "transmit of {n} bytes"
-                    );
+                let n = out.len();
+                assert!(
+                    n <= config.write_batch_size.get() + max_packet + 16,
+                    "transmit of {n} bytes"
+                );
+                if flush {
                     peer.receive(&out);
                     out.clear();
                 }
             }
-            // The consumer takes events; the driver decodes what it held back.
+            // The consumer takes what was delivered; the driver retries a held message.
             10 => {
-                drain(&mut state);
-                if let Err(e) = state.decode_buffered() {
+                drain(&state, &mut inbox, &mut kept);
+                if let Err(e) = state.handle_received(&mut rbuf, 0, now, &mut inbox) {
                     check_read_error(&e);
                     break true;
                 }
@@ -389,8 +417,13 @@ fuzz_target!(|data: &[u8]| {
                 let q = inp.byte();
                 match q % 4 {
                     0 => {
-                        paused = !paused;
-                        state.set_read_paused(paused, now);
+                        // The consumer releases its leases; or the graceful stop starts.
+                        if q & 0x80 != 0 {
+                            state.close(now);
+                            assert!(state.is_closing());
+                        } else {
+                            kept.clear();
+                        }
                     }
                     1 => {
                         let _ = state.read_ready(now);
@@ -417,30 +450,38 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
         }
-        // Decoding leaves at most one partial packet behind, unless the event limit held it.
-        if event_limit.is_none() {
+        // Decoding leaves at most one partial packet behind, unless a message is held.
+        if state.held().is_none() {
             assert!(
-                state.read_buffer().len() < max_packet + 16,
+                rbuf.len() < max_packet + 16,
                 "read buffer holds {} bytes",
-                state.read_buffer().len()
+                rbuf.len()
             );
-            drain(&mut state);
+        } else {
+            assert!(!state.read_ready(now), "reading goes on while a message is held");
+        }
+        if !keep_leases {
+            drain(&state, &mut inbox, &mut kept);
         }
     };
     if failed {
         return;
     }
-    // Every event drained, the rest decoded (the stream may end inside a packet).
+    // Every message taken and its lease released, the rest decoded (the stream may end
+    // inside a packet).
     loop {
-        if drain(&mut state) == 0 {
-            break;
-        }
-        if let Err(e) = state.decode_buffered() {
+        let n = drain(&state, &mut inbox, &mut kept);
+        kept.clear();
+        if let Err(e) = state.handle_received(&mut rbuf, 0, now, &mut inbox) {
             check_read_error(&e);
             return;
         }
+        if n == 0 && inbox.is_empty() {
+            break;
+        }
     }
-    match state.handle_eof() {
+    assert!(state.held().is_none(), "a message stayed held with every lease released");
+    match state.handle_eof(rbuf.len()) {
         Error::UnexpectedEof | Error::ConnectionClosed => {}
         e => panic!("untyped end of stream: {e:?}"),
     }
@@ -455,12 +496,12 @@ fuzz_target!(|data: &[u8]| {
             break;
         }
         now += Duration::from_secs(3600);
-        let r = if external {
+        let flush = if external {
             state.poll_transmit_from(now, &mut out, &mut queues)
         } else {
             state.poll_transmit(now, &mut out)
         };
-        if r.is_some() {
+        if flush {
             peer.receive(&out);
             out.clear();
         }

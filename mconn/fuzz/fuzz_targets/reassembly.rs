@@ -6,8 +6,8 @@ use std::num::{NonZeroU32, NonZeroUsize};
 use std::time::Instant;
 
 use libfuzzer_sys::fuzz_target;
-use mukan_mconn::{Config, Event, MConnState};
-use mukan_reactor_api::{ChannelDescriptor, ChannelId};
+use mukan_mconn::{Config, MConnState};
+use mukan_reactor_api::{ChannelDescriptor, ChannelId, InboxItem};
 
 const CAP: usize = 3000;
 
@@ -30,11 +30,12 @@ fuzz_target!(|data: &[u8]| {
         if state.handle_read(chunk, now).is_err() {
             return;
         }
-        while let Some(ev) = state.poll_event() {
-            if let Event::Received { message, .. } = ev {
+        // Leases are dropped at once, so a held message goes with the next read.
+        while let Some(item) = state.poll_event() {
+            if let InboxItem::Received { message, .. } = item {
                 assert!(message.len() <= CAP);
             }
         }
     }
-    let _ = state.handle_eof();
+    let _ = state.handle_eof(0);
 });
