@@ -1065,6 +1065,105 @@ pub(crate) mod tests {
         node.stop().await.unwrap();
     }
 
+    /// What a probed node sees of feelers: each probe is an inbound connection that completes
+    /// the handshake and the `NodeInfo` exchange and closes at once; the switch admits it and
+    /// removes it as closed by the peer. 40 probes of one node back to back (its feelers, one
+    /// ID from one IP, the shipped `allow_duplicate_ip = false`), then 40 of 40 nodes (fresh
+    /// IDs; duplicate IPs allowed, as they all come from 127.0.0.1): every probe succeeds,
+    /// none leaves a peer or a ban behind, and the probing node then connects as a peer and
+    /// stays.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn many_feeler_probes_leave_no_peer_and_no_ban_on_the_probed_node() {
+        let dir = tempfile::tempdir().unwrap();
+        for (moniker, one_node) in [("probed-by-one", true), ("probed-by-many", false)] {
+            let home = loopback_home(dir.path(), moniker, "chain-p");
+            if one_node {
+                let path = crate::home::config_path(&home);
+                let text = std::fs::read_to_string(&path).unwrap();
+                let shipped =
+                    text.replace("allow_duplicate_ip = true", "allow_duplicate_ip = false");
+                std::fs::write(&path, shipped).unwrap();
+            }
+            let node = start(&[setup(&home, &Overrides::default())], &Tuning::default())
+                .await
+                .unwrap();
+            let target = mukan_reactor_api::NetAddress::new(
+                node.main.node_info.id.parse().unwrap(),
+                node.main.p2p_addr.ip(),
+                node.main.p2p_addr.port(),
+            );
+            let prober = |key: Arc<mukan_node_key::NodeKey>| {
+                let mut info = crate::rpc::tests::sample_info("feeler", "tcp://127.0.0.1:1");
+                info.id = key.node_id().to_string();
+                info.network = "chain-p".into();
+                mukan_node::feeler_probe(Arc::new(TcpTransport::new(
+                    key,
+                    info,
+                    mukan_transport::Config::default(),
+                )))
+            };
+            let one = dial_key();
+            let same = prober(one.clone());
+            for i in 0..40 {
+                let ok = if one_node {
+                    same(target).await
+                } else {
+                    prober(dial_key())(target).await
+                };
+                assert!(ok, "{moniker}: probe {i} failed");
+            }
+            let stopped = async || {
+                let (_, metrics) = get(node.metrics_addr.unwrap(), "/metrics").await;
+                metrics
+                    .lines()
+                    .filter(|l| l.starts_with("cometbft_p2p_peer_stops_total{"))
+                    .map(|l| {
+                        let (labels, n) = l.rsplit_once(' ').unwrap();
+                        (labels.to_owned(), n.parse::<u64>().unwrap())
+                    })
+                    .collect::<Vec<_>>()
+            };
+            wait_for("every probe admitted and removed", async || {
+                node.main.switch.peer_infos().is_empty()
+                    && stopped().await.iter().map(|(_, n)| n).sum::<u64>() == 40
+            })
+            .await;
+            let stops = stopped().await;
+            // Closed by the peer (or, for one node reconnecting, its older connection let go
+            // gracefully): never a misbehaviour, the stops PEX bans for.
+            assert!(
+                stops.iter().all(|(l, _)| {
+                    !l.contains("reason=\"protocol\"") && !l.contains("reason=\"reactor\"")
+                }),
+                "{moniker}: {stops:?}"
+            );
+            assert_eq!(
+                node.main.book.lock().banned_count(),
+                0,
+                "{moniker}: a probe was banned"
+            );
+            // The probing node, as a peer: admitted, and kept (PEX stops a peer it banned).
+            let peer = dial_with(one.clone(), target, "chain-p").await.unwrap();
+            let _inbox = peer.start().unwrap();
+            let id = one.node_id().to_string();
+            let connected = || {
+                node.main
+                    .switch
+                    .peer_infos()
+                    .iter()
+                    .any(|p| p.node_info.id == id)
+            };
+            wait_for("the prober admitted as a peer", async || connected()).await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            assert!(
+                connected(),
+                "{moniker}: the prober was stopped after admission"
+            );
+            peer.stop();
+            node.stop().await.unwrap();
+        }
+    }
+
     /// Three chains in one seed process: a node of each chain registers with the seed, a
     /// second node of chains a and b bootstraps from it (the seed's answer holds the first
     /// node); the RPC, the metrics and the map tell the chains apart; nothing of one chain
