@@ -372,30 +372,7 @@ mod tests {
         );
         let table: toml::Table = text.parse().unwrap();
         let p2p = table["p2p"].as_table().unwrap();
-        for key in [
-            "laddr",
-            "external_address",
-            "seeds",
-            "persistent_peers",
-            "addr_book_file",
-            "addr_book_strict",
-            "max_num_inbound_peers",
-            "max_num_outbound_peers",
-            "unconditional_peer_ids",
-            "persistent_peers_max_dial_period",
-            "flush_throttle_timeout",
-            "max_packet_msg_payload_size",
-            "send_rate",
-            "recv_rate",
-            "max_send_rate_total",
-            "max_recv_rate_total",
-            "pex",
-            "seed_mode",
-            "private_peer_ids",
-            "allow_duplicate_ip",
-            "handshake_timeout",
-            "dial_timeout",
-        ] {
+        for &key in crate::config::P2P_USED {
             assert!(p2p.contains_key(key), "{key}");
         }
         // The same keys and values CometBFT v0.38.25's `init` writes, plus our node-wide

@@ -221,28 +221,43 @@ fn progress(seed: &Running, nodes: &[Running]) -> Progress {
     p
 }
 
-/// How many of `nodes` a crawl from the seed lists.
-async fn crawl_from_seed(seed: &str, chain: &str, nodes: &[Running]) -> usize {
+/// How many of `nodes` a crawl from the seed lists. The nodes earlier crawls reached
+/// (`reached`) are visited again, as `crawl --watch` does with its history, and what this
+/// crawl reaches is added to them: an answer is a random part of a book, so a node few
+/// others know can be missing from one crawl's answers and not from the next.
+async fn crawl_from_seed(
+    seed: &str,
+    chain: &str,
+    nodes: &[Running],
+    reached: &mut Vec<mukan_reactor_api::NetAddress>,
+) -> usize {
     let Ok(seed) = seed.parse() else { return 0 };
     let report = crate::crawl::crawl(crate::crawl::Options {
         seeds: vec![seed],
         chain_id: Some(chain.to_owned()),
         timeout: Duration::from_secs(60),
         allow_private: true,
-        // Convergence is what the seed's network spreads, not what an earlier crawl saw.
-        known: Vec::new(),
+        known: reached.clone(),
         sink: None,
     })
     .await;
     let Ok(report) = report else { return 0 };
-    let reached: std::collections::HashSet<&str> = report
+    let ids: std::collections::HashSet<&str> = report
         .reachable
         .iter()
         .map(|r| r.info.id.as_str())
         .collect();
+    let before: std::collections::HashSet<_> = reached.iter().map(|a| a.id()).collect();
+    reached.extend(
+        report
+            .reachable
+            .iter()
+            .map(|r| r.address)
+            .filter(|a| !before.contains(&a.id())),
+    );
     nodes
         .iter()
-        .filter(|n| reached.contains(n.main.node_info.id.as_str()))
+        .filter(|n| ids.contains(n.main.node_info.id.as_str()))
         .count()
 }
 
@@ -290,17 +305,17 @@ pub(crate) async fn run(opts: Options, until: impl Future<Output = ()>) -> Resul
     let mut last_line = Instant::now();
     let mut crawled = None;
     let mut last_crawl: Option<Instant> = None;
-    // Crawls in a row that listed every node: a crawl samples each book (PEX answers are a
-    // random part of it), so one full crawl may be luck; two in a row say the addresses
-    // have spread.
+    // Crawls in a row that listed every node, each also visiting the nodes earlier crawls
+    // reached (see `crawl_from_seed`): two in a row say every node is up and known.
     let mut full_crawls = 0;
+    let mut reached = Vec::new();
     let outcome = loop {
         let mut p = progress(&seed, &nodes);
         if large
             && p.nodes_connected == nodes.len()
             && last_crawl.is_none_or(|t| t.elapsed() >= Duration::from_secs(2))
         {
-            let found = crawl_from_seed(&seed_addr, &chain, &nodes).await;
+            let found = crawl_from_seed(&seed_addr, &chain, &nodes, &mut reached).await;
             full_crawls = if found == nodes.len() {
                 full_crawls + 1
             } else {

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Testnet, bin, lines, wait_line};
+use common::{Testnet, Watch, bin, lines, wait_line};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
@@ -240,37 +240,14 @@ fn the_map_in_a_real_browser() {
     for ext in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{ext}", db.display()));
     }
-    let mut watch = bin()
-        .args([
-            "crawl",
-            "--watch",
-            "--interval",
-            "1s",
-            "--rpc.laddr",
-            "tcp://127.0.0.1:0",
-        ])
-        .arg("--db")
-        .arg(&db)
-        .args(["--seeds", &net.seed])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let rx = lines(&mut watch);
-    let mut log = Vec::new();
-    let map = wait_line(&rx, "map on http://", Duration::from_secs(30), &mut log);
-    let map = map
-        .trim_start_matches("map on ")
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned();
+    let mut watch = Watch::start(&db, &net.seed);
+    let map = watch.map.clone();
     // A crawl samples the books (a PEX answer is a random part of one), so the first crawls
     // may miss a node; once one crawl saw all of them, the watcher looks at every node it
     // reached again, and the crawls after it must see all of them too.
     let mut full = Vec::new();
     for i in 1..=8 {
-        let line = wait_line(&rx, " reachable, ", Duration::from_secs(300), &mut log);
+        let line = watch.wait_line(" reachable, ", Duration::from_secs(300));
         let (id, reachable, unreachable, secs) = parse_summary(&line);
         eprintln!(
             "crawl {i} (#{id}): {reachable} reachable, {unreachable} unreachable in {secs:.1} s"
@@ -399,12 +376,12 @@ fn the_map_in_a_real_browser() {
 
     // Both stop cleanly.
     let ok = Command::new("kill")
-        .args(["-TERM", &watch.id().to_string()])
+        .args(["-TERM", &watch.child.id().to_string()])
         .status()
         .unwrap()
         .success();
     assert!(ok);
-    let status = watch.wait().unwrap();
+    let status = watch.child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
     net.stop();
     eprintln!(

@@ -8,10 +8,9 @@
 mod common;
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{Testnet, bin, http_get, lines, wait_line};
+use common::{Testnet, Watch, bin, http_get};
 use rusqlite::{Connection, OpenFlags};
 
 const NODES: usize = 30;
@@ -40,33 +39,10 @@ fn watch_keeps_every_crawl_survives_kill_9_and_exports_graphml() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("crawl.sqlite");
 
-    let mut watch = bin()
-        .args([
-            "crawl",
-            "--watch",
-            "--interval",
-            "1s",
-            "--rpc.laddr",
-            "tcp://127.0.0.1:0",
-        ])
-        .arg("--db")
-        .arg(&db)
-        .args(["--seeds", &net.seed])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let rx = lines(&mut watch);
-    let mut log = Vec::new();
-    let map = wait_line(&rx, "map on http://", Duration::from_secs(30), &mut log);
-    let map = map
-        .trim_start_matches("map on ")
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned();
+    let mut watch = Watch::start(&db, &net.seed);
+    let map = watch.map.clone();
     for i in 0..3 {
-        let line = wait_line(&rx, "reachable", Duration::from_secs(120), &mut log);
+        let line = watch.wait_line("reachable", Duration::from_secs(120));
         assert!(
             line.contains(&format!("{all} reachable, 0 unreachable")),
             "crawl {i}: {line}"
@@ -136,13 +112,13 @@ fn watch_keeps_every_crawl_survives_kill_9_and_exports_graphml() {
         drop(c);
         if let Some((id, n)) = open {
             if n > 0 && n < all {
-                watch.kill().unwrap();
+                watch.child.kill().unwrap();
                 break (id, n);
             }
         }
         std::thread::sleep(Duration::from_millis(5));
     };
-    watch.wait().unwrap();
+    watch.child.wait().unwrap();
     let done_before = {
         let c = Connection::open(&db).unwrap();
         let ok: String = c

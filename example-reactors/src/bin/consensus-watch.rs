@@ -15,7 +15,6 @@
 //! tests): the watcher keeps following the chain, its reports queue up (and are dropped,
 //! counted, once 1,024 wait).
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -23,7 +22,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use mukan_example_reactors::consensus_watch::{ConsensusWatch, HeightReport};
-use mukan_example_reactors::node;
+use mukan_example_reactors::node::{self, NodeArgs};
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
@@ -31,16 +30,8 @@ use tokio::sync::mpsc;
 #[derive(Parser)]
 #[command(about = "Follows CometBFT consensus over p2p, read-only")]
 struct Args {
-    /// CometBFT home: config/node_key.json and config/genesis.json.
-    #[arg(long)]
-    home: PathBuf,
-    /// Peers to follow, `id@host:port`, comma-separated, dialed and redialed (default: the
-    /// home's `[p2p] persistent_peers`).
-    #[arg(long, value_delimiter = ',')]
-    peers: Vec<String>,
-    /// Listen address (default: the home's `[p2p] laddr`).
-    #[arg(long = "p2p.laddr")]
-    laddr: Option<String>,
+    #[command(flatten)]
+    node: NodeArgs,
     /// One JSON object a line.
     #[arg(long)]
     json: bool,
@@ -120,14 +111,7 @@ async fn run(args: Args) -> Result<(), String> {
     let (tx, rx) = mpsc::channel(1024);
     let watch = Arc::new(ConsensusWatch::new(32 << 20, tx));
     let printer = tokio::spawn(print(rx, args.json, args.slow_printer));
-    let node = node::start(
-        &args.home,
-        "consensus-watch",
-        ("consensus", watch.clone()),
-        &args.peers,
-        args.laddr.as_deref(),
-    )
-    .await?;
+    let node = node::start(&args.node, "consensus-watch", ("consensus", watch.clone())).await?;
     let mut stats = tokio::time::interval(args.stats);
     stats.tick().await;
     let end = async {

@@ -14,14 +14,13 @@
 //! printing the transactions it receives. Events on stdout, one JSON object a line:
 //! `tx_sent` (`tx`, `peers`), `tx_received` (`tx`, `from`).
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use clap::Parser;
-use mukan_example_reactors::node;
+use mukan_example_reactors::node::{self, NodeArgs};
 use mukan_example_reactors::tx_relay::{ReceivedTx, TxRelay};
 use mukan_reactor_api::Network as _;
 use serde_json::json;
@@ -30,16 +29,8 @@ use tokio::sync::mpsc;
 #[derive(Parser)]
 #[command(about = "Sends transactions into a CometBFT network over p2p, and relays")]
 struct Args {
-    /// CometBFT home: config/node_key.json and config/genesis.json.
-    #[arg(long)]
-    home: PathBuf,
-    /// Peers, `id@host:port`, comma-separated, dialed and redialed (default: the home's
-    /// `[p2p] persistent_peers`).
-    #[arg(long, value_delimiter = ',')]
-    peers: Vec<String>,
-    /// Listen address (default: the home's `[p2p] laddr`).
-    #[arg(long = "p2p.laddr")]
-    laddr: Option<String>,
+    #[command(flatten)]
+    node: NodeArgs,
     /// A transaction to send (kvstore: `key=value`); repeatable.
     #[arg(long)]
     tx: Vec<String>,
@@ -67,14 +58,7 @@ async fn run(args: Args) -> Result<(), String> {
     let (tx, rx) = mpsc::channel(1024);
     let relay = Arc::new(TxRelay::new(tx));
     let printer = print_received(rx);
-    let node = node::start(
-        &args.home,
-        "tx-relay",
-        ("mempool", relay.clone()),
-        &args.peers,
-        args.laddr.as_deref(),
-    )
-    .await?;
+    let node = node::start(&args.node, "tx-relay", ("mempool", relay.clone())).await?;
     let connected = async {
         while node.switch().peers().is_empty() {
             tokio::time::sleep(Duration::from_millis(50)).await;

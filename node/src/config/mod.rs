@@ -22,6 +22,8 @@ mod values;
 
 pub use log_level::parse_level;
 pub use overrides::Overrides;
+#[cfg(test)]
+pub(crate) use read::P2P_USED;
 pub use read::{Loaded, load, parse, rootify};
 pub use values::{format_go_duration, parse_go_duration, parse_host_port, resolve, split_list};
 

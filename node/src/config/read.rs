@@ -49,7 +49,8 @@ const SECTIONS_IGNORED: &[&str] = &[
     "tx_index",
     "grpc",
 ];
-const P2P_USED: &[&str] = &[
+/// `[p2p]` keys the node reads (the template writes every one of them).
+pub(crate) const P2P_USED: &[&str] = &[
     "laddr",
     "external_address",
     "seeds",

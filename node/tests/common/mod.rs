@@ -39,6 +39,17 @@ pub(crate) fn lines(child: &mut Child) -> mpsc::Receiver<String> {
     rx
 }
 
+/// Starts `cmd` with its stdout and stderr read line by line.
+pub(crate) fn spawn_piped(mut cmd: Command) -> (Child, mpsc::Receiver<String>) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let rx = lines(&mut child);
+    (child, rx)
+}
+
 /// Waits for a line containing `what`; returns it (panics after `limit`, with what was read).
 pub(crate) fn wait_line(
     rx: &mpsc::Receiver<String>,
@@ -63,6 +74,54 @@ pub(crate) fn wait_line(
     }
 }
 
+/// `crawl --watch --interval 1s --db DB --seeds SEED` with its map on a free port, started
+/// and waited for until it prints the map's address.
+pub(crate) struct Watch {
+    pub(crate) child: Child,
+    pub(crate) rx: mpsc::Receiver<String>,
+    /// Every line read so far (shown when a wait fails).
+    pub(crate) log: Vec<String>,
+    /// `http://127.0.0.1:PORT` of the map.
+    pub(crate) map: String,
+}
+
+impl Watch {
+    pub(crate) fn start(db: &std::path::Path, seed: &str) -> Self {
+        let mut cmd = bin();
+        cmd.args([
+            "crawl",
+            "--watch",
+            "--interval",
+            "1s",
+            "--rpc.laddr",
+            "tcp://127.0.0.1:0",
+        ])
+        .arg("--db")
+        .arg(db)
+        .args(["--seeds", seed]);
+        let (child, rx) = spawn_piped(cmd);
+        let mut log = Vec::new();
+        let line = wait_line(&rx, "map on http://", Duration::from_secs(30), &mut log);
+        let map = line
+            .trim_start_matches("map on ")
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_owned();
+        Self {
+            child,
+            rx,
+            log,
+            map,
+        }
+    }
+
+    /// The next line containing `what` (panics after `limit`).
+    pub(crate) fn wait_line(&mut self, what: &str, limit: Duration) -> String {
+        wait_line(&self.rx, what, limit, &mut self.log)
+    }
+}
+
 /// A `testnet --keep` process: its seed and the map's address. Killed on drop.
 pub(crate) struct Testnet {
     pub(crate) child: Child,
@@ -76,20 +135,16 @@ pub(crate) struct Testnet {
 impl Testnet {
     /// Starts `testnet --nodes N --keep` and waits until it converged.
     pub(crate) fn start(nodes: usize, timeout: Duration) -> Self {
-        let mut child = bin()
-            .args([
-                "testnet",
-                "--keep",
-                "--nodes",
-                &nodes.to_string(),
-                "--timeout",
-            ])
-            .arg(format!("{}s", timeout.as_secs()))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let rx = lines(&mut child);
+        let mut cmd = bin();
+        cmd.args([
+            "testnet",
+            "--keep",
+            "--nodes",
+            &nodes.to_string(),
+            "--timeout",
+        ])
+        .arg(format!("{}s", timeout.as_secs()));
+        let (child, rx) = spawn_piped(cmd);
         let mut log = Vec::new();
         let limit = timeout + Duration::from_secs(60);
         let map = wait_line(&rx, "map on http://", limit, &mut log);
