@@ -296,17 +296,26 @@ impl OpenBuffer {
     /// Calls `read` with the buffer to append sealed bytes to: it has room for at least the
     /// next read's size (see the type's docs), and `read` must only append. Then adapts the
     /// next read's size to how much was appended. Call [`OpenBuffer::open`] after.
+    ///
+    /// The payload not taken yet (a packet cut by the end of the last read, or messages the
+    /// reader holds back) stays where it is: the next frame is opened right after it, over
+    /// the opened frames' remains. It moves only when the buffer is short of room for the
+    /// read, and then once (to the front of the buffer, or into another one).
     pub fn read_with<R>(&mut self, read: impl FnOnce(&mut BytesMut) -> R) -> R {
         let plain_len = self.plain.len();
         let mut buf = self.join();
-        if self.gap > 0 {
-            // Drop the opened frames' remains, so that they do not pile up behind a payload
-            // that is never taken whole (a packet cut by the end of a read): the payload left
-            // (less than a packet, as a rule) moves up to the sealed bytes.
-            if plain_len > 0 {
-                buf.copy_within(..plain_len, self.gap);
-            }
+        if self.gap > 0 && plain_len == 0 {
+            // Every payload byte was taken: the opened frames' remains go for free.
             buf.advance(self.gap);
+            self.gap = 0;
+        }
+        if buf.capacity() - buf.len() < self.want && self.gap > 0 {
+            // Short of room: drop the opened frames' remains (which pile up behind a payload
+            // that is never taken whole) by moving the sealed bytes of the partial frame, less
+            // than a frame, down onto them; the payload does not move here.
+            let sealed = plain_len + self.gap;
+            buf.copy_within(sealed.., plain_len);
+            buf.truncate(buf.len() - self.gap);
             self.gap = 0;
         }
         if buf.capacity() - buf.len() < self.want && !buf.try_reclaim(self.want) {
@@ -505,8 +514,16 @@ mod tests {
     }
 
     /// Feeds `wire` to `open` in pieces of `sizes` (cycled), taking `take` bytes of payload off
-    /// the front after each piece; returns everything taken.
-    fn feed(open: &mut OpenBuffer, wire: &[u8], sizes: &[usize], take: usize) -> Vec<u8> {
+    /// the front after each piece and keeping the last `hold` pieces taken alive (as a
+    /// consumer keeps messages it was handed); returns everything taken.
+    fn feed(
+        open: &mut OpenBuffer,
+        wire: &[u8],
+        sizes: &[usize],
+        take: usize,
+        hold: usize,
+    ) -> Vec<u8> {
+        let mut held = VecDeque::new();
         let mut out = Vec::new();
         let mut pos = 0;
         let mut i = 0;
@@ -518,7 +535,12 @@ mod tests {
             open.open().unwrap();
             let plain = open.plaintext();
             let k = take.min(plain.len());
-            out.extend_from_slice(&plain.split_to(k));
+            let piece = plain.split_to(k);
+            out.extend_from_slice(&piece);
+            held.push_back(piece);
+            if held.len() > hold {
+                held.pop_front();
+            }
         }
         out.extend_from_slice(open.plaintext());
         out
@@ -547,7 +569,7 @@ mod tests {
         assert!(seal.has_open_frame());
         seal.seal_partial().unwrap();
         let wire = seal.sealed().to_vec();
-        assert_eq!(feed(&mut open, &wire, &[wire.len()], usize::MAX), data);
+        assert_eq!(feed(&mut open, &wire, &[wire.len()], usize::MAX, 0), data);
     }
 
     #[test]
@@ -563,7 +585,7 @@ mod tests {
         wire.extend_from_slice(seal.sealed());
         let mut want = vec![1u8; 1500];
         want.extend_from_slice(&[2; 100]);
-        assert_eq!(feed(&mut open, &wire, &[7, 1044, 3000], 13), want);
+        assert_eq!(feed(&mut open, &wire, &[7, 1044, 3000], 13, 2), want);
     }
 
     #[test]
@@ -630,14 +652,61 @@ mod tests {
         assert_eq!(&plain[..], &data[..], "contiguous across the five frames");
     }
 
+    /// The payload left after a read (here the head of a packet cut by the end of the read,
+    /// whose consumer took the packets before it) stays where it was opened: the next frame is
+    /// opened right after it, so the packet lies in one piece without being moved.
+    #[test]
+    fn payload_left_stays_where_it_was_opened() {
+        let (mut seal, mut open) = pair();
+        let data: Vec<u8> = (0..8000u32).map(|i| (i * 13) as u8).collect();
+        seal.put(&data).unwrap();
+        seal.seal_partial().unwrap();
+        let wire = seal.sealed().to_vec();
+        // A read that fills its room, so that the next one asks for more (in a new buffer,
+        // with room to spare).
+        let mut pos = 0;
+        open.read_with(|buf| {
+            pos = buf.capacity() - buf.len();
+            buf.extend_from_slice(&wire[..pos]);
+        });
+        let first = open.open().unwrap();
+        let taken = open.plaintext().split_to(first);
+        // Two frames and part of a third; the consumer takes 1,500 bytes (whole packets, kept
+        // alive as delivered messages are) and leaves the head of a cut packet.
+        let n = 2 * SEALED_FRAME_LEN + 500;
+        open.read_with(|buf| buf.extend_from_slice(&wire[pos..pos + n]));
+        pos += n;
+        assert_eq!(open.open().unwrap(), 2 * DATA_MAX_SIZE);
+        let delivered = open.plaintext().split_to(1500);
+        let head = open.plaintext().as_ptr() as usize;
+        let head_len = open.plaintext().len();
+        let mut read_at = 0;
+        open.read_with(|buf| {
+            read_at = buf.as_ptr() as usize;
+            let n = (buf.capacity() - buf.len()).min(wire.len() - pos);
+            buf.extend_from_slice(&wire[pos..pos + n]);
+        });
+        assert_eq!(read_at, head, "the payload left was moved before the read");
+        open.open().unwrap();
+        let plain = open.plaintext();
+        assert_eq!(plain.as_ptr() as usize, head, "the payload left was moved");
+        assert!(plain.len() > head_len, "the next frame follows it");
+        assert_eq!(&plain[..], &data[first + 1500..first + 1500 + plain.len()]);
+        assert_eq!(
+            (&taken[..], &delivered[..]),
+            (&data[..first], &data[first..first + 1500])
+        );
+    }
+
     proptest! {
-        /// Any message sizes, any flush points, any read sizes, any consumption pace: the
-        /// payload comes out intact and in order.
+        /// Any message sizes, any flush points, any read sizes, any consumption pace, payload
+        /// taken kept alive or not: the payload comes out intact and in order.
         #[test]
         fn round_trip(
             parts in proptest::collection::vec((0usize..3000, any::<bool>()), 1..20),
             sizes in proptest::collection::vec(1usize..5000, 1..8),
             take in 1usize..4000,
+            hold in 0usize..5,
         ) {
             let (mut seal, mut open) = pair();
             let mut data = Vec::new();
@@ -655,7 +724,7 @@ mod tests {
             }
             seal.seal_partial().unwrap();
             wire.extend_from_slice(seal.sealed());
-            prop_assert_eq!(feed(&mut open, &wire, &sizes, take), data);
+            prop_assert_eq!(feed(&mut open, &wire, &sizes, take, hold), data);
         }
     }
 }
