@@ -15,6 +15,7 @@
 //! | `p2p_addr_book_size` (ours) | gauge | `bucket_type` (`new`, `old`) |
 //! | `p2p_dials_total` (ours) | counter | `outcome` |
 //! | `p2p_peer_stops_total` (ours) | counter | `reason` |
+//! | `p2p_inbound_refused_total` (ours) | counter | `reason` ([`INBOUND_REFUSALS`]) |
 //! | `p2p_pex_messages_total` (ours) | counter | `direction`, `message_type` |
 //! | `p2p_bandwidth_budget_bytes_per_second` (ours) | gauge | `direction` (`send`, `recv`) |
 //! | `p2p_bandwidth_used_bytes_total` (ours) | counter | `direction` |
@@ -26,7 +27,8 @@
 //! Per-peer series are removed when the peer goes, so churn does not grow memory.
 //!
 //! The counters are fed by the switch, through [`MetricsObserver`] (one of the switch's
-//! observers): the traffic of each peer, each dial, each stop. The gauges (peers, pending
+//! observers): the traffic of each peer, each dial, each stop, each inbound connection
+//! refused (by the switch, or by the transport for lack of room). The gauges (peers, pending
 //! messages, address book) are read from the switch and the book at scrape time, and so are
 //! the node-wide bandwidth budgets' figures (`[p2p] max_send_rate_total` /
 //! `max_recv_rate_total` of each home: the budget, 0 when there is none; the packet bytes the
@@ -47,8 +49,8 @@ use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use mukan_reactor_api::{
-    ChannelId, DialError, DialOutcome, NetAddress, NodeId, Observer, ParsedAddress, Peer,
-    PeerObserver, RejectDetail, StopReason, TimeoutKind, TransportError,
+    AdmissionRefusal, ChannelId, DialError, DialOutcome, NetAddress, NodeId, Observer,
+    ParsedAddress, Peer, PeerObserver, RejectDetail, StopReason, TimeoutKind, TransportError,
 };
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::{EncodeLabelValue, LabelValueEncoder};
@@ -100,6 +102,24 @@ impl EncodeLabelValue for V {
 /// `chain_id` first, then the family's own labels.
 type L<const N: usize> = [(&'static str, V); N];
 
+/// The reasons of `p2p_inbound_refused`: the switch's refusals of an upgraded peer
+/// ([`mukan_reactor_api::AdmissionRefusal::label`]: the inbound limit with nobody to evict, the
+/// netgroup's cap, a duplicate, the deny list, not running), then the transport's for lack of
+/// room (the pending pool full, its netgroup's share of the pool full, the inbound connection
+/// bound reached with nobody silent to displace, and a silent pending connection closed to make
+/// room). Each series exists, at zero, from the chain's start.
+pub(crate) const INBOUND_REFUSALS: [&str; 9] = [
+    "limit",
+    "netgroup_limit",
+    "duplicate",
+    "denied",
+    "not_running",
+    "pending_full",
+    "pending_netgroup_full",
+    "inbound_full",
+    "idle_displaced",
+];
+
 /// Buckets of `p2p_seed_addrs_served`: Go answers with at most 250 addresses (a seed: 30).
 const SERVED_BUCKETS: [f64; 9] = [0.0, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 100.0, 250.0];
 
@@ -127,6 +147,7 @@ pub(crate) struct Metrics {
     addr_book_size: Family<L<2>, Gauge>,
     dials: Family<L<2>, Counter>,
     peer_stops: Family<L<2>, Counter>,
+    inbound_refused: Family<L<2>, Counter>,
     pex_messages: Family<L<3>, Counter>,
     bandwidth_budget: Family<L<2>, Gauge>,
     bandwidth_used: Family<L<2>, Counter>,
@@ -208,6 +229,12 @@ impl Metrics {
             "Peers disconnected, by reason.",
             peer_stops.clone(),
         );
+        let inbound_refused = Family::<L<2>, Counter>::default();
+        r.register(
+            "inbound_refused",
+            "Inbound connections refused, or closed for lack of room, by reason.",
+            inbound_refused.clone(),
+        );
         let pex_messages = Family::<L<3>, Counter>::default();
         r.register(
             "pex_messages",
@@ -273,6 +300,7 @@ impl Metrics {
             addr_book_size,
             dials,
             peer_stops,
+            inbound_refused,
             pex_messages,
             bandwidth_budget,
             bandwidth_used,
@@ -299,6 +327,11 @@ impl Metrics {
             self.addr_book_size
                 .get_or_create(&[c(), ("bucket_type", V::Word(b))])
                 .set(0);
+        }
+        for reason in INBOUND_REFUSALS {
+            let _ = self
+                .inbound_refused
+                .get_or_create(&[c(), ("reason", V::Word(reason))]);
         }
         for d in ["send", "recv"] {
             let labels = [c(), ("direction", V::Word(d))];
@@ -557,6 +590,14 @@ impl ChainMetrics {
             .inc();
     }
 
+    /// Counts one inbound connection refused (or a silent pending one closed) for `reason`.
+    pub(crate) fn inbound_refused(&self, reason: &'static str) {
+        self.metrics
+            .inbound_refused
+            .get_or_create(&[self.c(), ("reason", V::Word(reason))])
+            .inc();
+    }
+
     /// Counts one dial of `target` that ended with `result`; on a seed, a verify dial too
     /// (unless `target` is a persistent peer), and a reached node when it connected.
     pub(crate) fn dial(
@@ -707,6 +748,28 @@ impl Observer for MetricsObserver {
     fn dial_finished(&self, target: &ParsedAddress, result: &Result<(), DialError>) {
         self.metrics.dial(target, result, Instant::now());
     }
+
+    /// The switch's refusals of an upgraded peer: the inbound limit with nobody to evict, a
+    /// full netgroup, ….
+    fn inbound_refused(&self, _: &dyn Peer, refusal: AdmissionRefusal) {
+        self.metrics.inbound_refused(refusal.label());
+    }
+
+    /// The transport's refusals for lack of room, and the silent connections it closed to
+    /// make room (other failed upgrades are not counted here).
+    fn inbound_failed(&self, error: &TransportError) {
+        let TransportError::Rejected { detail, .. } = error else {
+            return;
+        };
+        let reason = match detail {
+            RejectDetail::PendingFull(_) => "pending_full",
+            RejectDetail::PendingGroupFull(_) => "pending_netgroup_full",
+            RejectDetail::InboundFull(_) => "inbound_full",
+            RejectDetail::Displaced(_) => "idle_displaced",
+            _ => return,
+        };
+        self.metrics.inbound_refused(reason);
+    }
 }
 
 /// What a chain's PEX serves, into its metrics.
@@ -782,6 +845,7 @@ pub(crate) mod tests {
         ("p2p_addr_book_size", "gauge", &["bucket_type"]),
         ("p2p_dials_total", "counter", &["outcome"]),
         ("p2p_peer_stops_total", "counter", &["reason"]),
+        ("p2p_inbound_refused_total", "counter", &["reason"]),
         (
             "p2p_pex_messages_total",
             "counter",
@@ -997,6 +1061,7 @@ pub(crate) mod tests {
         let gone = peer(0xcd);
         let _ = o.peer_connected(&gone);
         o.peer_stopped(&gone, &StopReason::Timeout(TimeoutKind::Pong));
+        o.inbound_refused(&gone, AdmissionRefusal::NetgroupLimit);
     }
 
     #[test]
@@ -1050,6 +1115,13 @@ pub(crate) mod tests {
         assert_eq!(
             get("cometbft_p2p_dials_total", ("outcome", "connected")),
             Some(3.0)
+        );
+        assert_eq!(
+            get(
+                "cometbft_p2p_inbound_refused_total",
+                ("reason", "netgroup_limit")
+            ),
+            Some(1.0)
         );
         assert_eq!(
             get("cometbft_p2p_seed_verify_dials_total", ("stage", "done")),
@@ -1167,6 +1239,69 @@ pub(crate) mod tests {
         );
         o.peer_stopped(&p, &StopReason::Graceful);
         assert!(!root.encode().contains(&id));
+    }
+
+    /// The switch's refusals and the transport's lack of room are counted by reason, on the
+    /// chain whose observer was told; every reason shows from the start (zero); other failed
+    /// upgrades are not counted.
+    #[test]
+    fn inbound_refusals_are_counted_by_reason_and_chain() {
+        let root = Arc::new(Metrics::new("ns", false));
+        let a = Arc::new(root.chain("chain-a", None));
+        // Another chain of the process: its series stay at zero.
+        let _b = root.chain("chain-b", None);
+        let oa = MetricsObserver::new(a.clone(), &[ChannelId(0x00)]);
+        let value = |chain: &str, reason: &str| {
+            let (_, samples) = parse(&root.encode());
+            samples
+                .iter()
+                .find(|s| {
+                    s.0 == "ns_p2p_inbound_refused_total"
+                        && s.1.contains(&("chain_id".into(), chain.into()))
+                        && s.1.contains(&("reason".into(), reason.into()))
+                })
+                .map(|s| s.2)
+        };
+        for chain in ["chain-a", "chain-b"] {
+            for reason in INBOUND_REFUSALS {
+                assert_eq!(value(chain, reason), Some(0.0), "{chain} {reason}");
+            }
+        }
+        let p = peer(0x21);
+        oa.inbound_refused(&p, AdmissionRefusal::NetgroupLimit);
+        oa.inbound_refused(&p, AdmissionRefusal::InboundLimit);
+        oa.inbound_refused(&p, AdmissionRefusal::InboundLimit);
+        let from: std::net::SocketAddr = "45.34.1.1:4000".parse().unwrap();
+        for detail in [
+            RejectDetail::Displaced(from),
+            RejectDetail::Displaced(from),
+            RejectDetail::PendingGroupFull(from),
+            RejectDetail::InboundFull(from),
+            RejectDetail::PendingFull(from),
+        ] {
+            oa.inbound_failed(&TransportError::rejected(detail, None));
+        }
+        // Not for lack of room: not counted.
+        oa.inbound_failed(&TransportError::Timeout(TimeoutKind::Handshake));
+        oa.inbound_failed(&TransportError::rejected(
+            RejectDetail::DeniedIp(from.ip()),
+            None,
+        ));
+        let want = [
+            ("limit", 2.0),
+            ("netgroup_limit", 1.0),
+            ("duplicate", 0.0),
+            ("denied", 0.0),
+            ("not_running", 0.0),
+            ("pending_full", 1.0),
+            ("pending_netgroup_full", 1.0),
+            ("inbound_full", 1.0),
+            ("idle_displaced", 2.0),
+        ];
+        for (reason, n) in want {
+            assert_eq!(value("chain-a", reason), Some(n), "{reason}");
+            assert_eq!(value("chain-b", reason), Some(0.0), "{reason}");
+        }
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! Where connections come from: TCP sockets, or (feature `test-util`) in-memory pipes.
 
 use std::io;
+use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 
 use tokio::net::{TcpListener, TcpSocket};
 
+use crate::pending::Look;
 use crate::upgrade::Io;
 
 /// Connections the kernel queues for the listener before `accept` takes them. mio's default
@@ -81,19 +83,52 @@ impl Backend {
 }
 
 impl Listener {
-    /// The next raw connection and its remote address.
-    pub(crate) async fn accept(&mut self) -> io::Result<(Box<dyn Io>, SocketAddr)> {
+    /// The next raw connection, its remote address, and a way to look at what waits on it.
+    pub(crate) async fn accept(&mut self) -> io::Result<(Box<dyn Io>, SocketAddr, Peek)> {
         match self {
             Self::Tcp(listener) => {
                 let (stream, remote) = listener.accept().await?;
                 let _ = stream.set_nodelay(true);
-                Ok((Box::new(stream), remote))
+                // Without a second descriptor (out of them) nothing is ever seen waiting: the
+                // connection is judged by its reads alone.
+                let peek = socket2::SockRef::from(&stream)
+                    .try_clone()
+                    .map_or(Peek::Blind, Peek::Tcp);
+                Ok((Box::new(stream), remote, peek))
             }
             #[cfg(feature = "test-util")]
             Self::Memory(listener) => {
                 let (stream, remote) = listener.accept().await?;
-                Ok((Box::new(stream), remote))
+                Ok((Box::new(stream), remote, Peek::Blind))
             }
+        }
+    }
+}
+
+/// A look at an accepted connection's receive queue that takes nothing from it and leaves its
+/// task's wake-ups alone: a second descriptor of the same TCP socket, asked with `MSG_PEEK`
+/// (the socket is non-blocking, so the question never waits). While it is held the socket
+/// stays open, so it is dropped as soon as it is no longer needed (the connection was heard,
+/// its upgrade ended, or it was displaced).
+pub(crate) enum Peek {
+    Tcp(socket2::Socket),
+    /// Nothing to look with (an in-memory pipe, or no descriptor left).
+    Blind,
+}
+
+impl Peek {
+    /// Whether bytes the peer sent wait unread on the connection now. End of stream or an
+    /// error (a reset): nothing waits.
+    pub(crate) fn look(&self) -> Look {
+        match self {
+            Self::Tcp(socket) => {
+                let mut one = [MaybeUninit::<u8>::uninit()];
+                match socket.peek(&mut one) {
+                    Ok(n) if n > 0 => Look::Waiting,
+                    _ => Look::Nothing,
+                }
+            }
+            Self::Blind => Look::Blind,
         }
     }
 }
@@ -126,5 +161,60 @@ mod tests {
         let streams = dials.expect("every dial queued");
         assert_eq!(streams.len(), 300);
         drop(listener);
+    }
+
+    /// [`Peek`] sees bytes that wait unread, takes none of them (the connection's own read
+    /// still gets them all), and sees nothing on a silent or closed connection.
+    #[tokio::test]
+    async fn peek_sees_waiting_bytes_without_taking_them() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut listener, bound) = Backend::Tcp
+            .bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let mut client = tokio::net::TcpStream::connect(bound).await.unwrap();
+        let (mut stream, _, peek) = listener.accept().await.unwrap();
+        assert!(matches!(peek, Peek::Tcp(_)));
+        assert_eq!(peek.look(), Look::Nothing, "nothing sent yet");
+        client.write_all(b"hello").await.unwrap();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while peek.look() != Look::Waiting {
+            assert!(tokio::time::Instant::now() < deadline, "bytes never seen");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert_eq!(peek.look(), Look::Waiting, "looking again takes nothing");
+        let mut got = [0u8; 5];
+        stream.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"hello");
+        assert_eq!(peek.look(), Look::Nothing, "all read");
+        drop(client);
+        let mut rest = Vec::new();
+        stream.read_to_end(&mut rest).await.unwrap();
+        assert!(rest.is_empty());
+        assert_eq!(peek.look(), Look::Nothing, "end of stream is not bytes");
+    }
+
+    /// While the connection is held by its task and the look alike, dropping the task's
+    /// stream alone leaves the socket open; dropping both closes it (the peer sees the end).
+    #[tokio::test]
+    async fn the_socket_closes_when_stream_and_look_are_both_dropped() {
+        use tokio::io::AsyncReadExt;
+        let (mut listener, bound) = Backend::Tcp
+            .bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let mut client = tokio::net::TcpStream::connect(bound).await.unwrap();
+        let (stream, _, peek) = listener.accept().await.unwrap();
+        drop(stream);
+        let mut one = [0u8; 1];
+        let early =
+            tokio::time::timeout(std::time::Duration::from_millis(200), client.read(&mut one))
+                .await;
+        assert!(early.is_err(), "closed while the look was held: {early:?}");
+        drop(peek);
+        let end = tokio::time::timeout(std::time::Duration::from_secs(10), client.read(&mut one))
+            .await
+            .expect("closed once both are dropped");
+        assert!(matches!(end, Ok(0) | Err(_)), "{end:?}");
     }
 }

@@ -19,12 +19,12 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::ConnFilter;
-use crate::backend::{Backend, Listener};
+use crate::backend::{Backend, Listener, Peek};
 use crate::conn_set::ConnSet;
 use crate::error::{Stage, UpgradeError};
 use crate::first_byte::FirstByte;
 use crate::peer::{ConnGuard, wrap_peer};
-use crate::pending::{Admission, Key, PendingPool, Refused};
+use crate::pending::{Admission, Key, Look, PendingPool, Refused};
 use crate::upgrade::{Io, UpgradeCtx, Upgraded, upgrade};
 
 /// Limits and timeouts of a [`TcpTransport`](crate::TcpTransport).
@@ -118,17 +118,34 @@ pub(crate) struct Inner {
 /// An upgraded inbound connection waiting for `accept`, or the error of one that failed.
 type Accepted = Result<(Upgraded<Box<dyn Io>>, ConnGuard), TransportError>;
 
-/// The pending pool and how to close each of its connections.
+/// The pending pool, and how to close and look at each of its connections.
 pub(crate) struct PendingConns {
     pool: PendingPool,
-    /// Dropping a sender closes that connection (its upgrade task ends).
-    cancel: HashMap<Key, (SocketAddr, oneshot::Sender<()>)>,
+    conns: HashMap<Key, PendingConn>,
+}
+
+/// A connection of the pending pool, seen from the accept loop.
+struct PendingConn {
+    remote: SocketAddr,
+    /// Dropping it closes the connection (its upgrade task ends).
+    cancel: oneshot::Sender<()>,
+    /// Whether bytes wait on it, until it is heard or its upgrade ends.
+    peek: Peek,
 }
 
 impl PendingConns {
-    /// Pending connection `key` sent its first byte: it may no longer be displaced.
+    /// Pending connection `key` sent its first byte: it may no longer be displaced (and
+    /// needs no more looking at).
     pub(crate) fn heard(&mut self, key: Key) {
         self.pool.heard(key);
+        self.stop_looking(key);
+    }
+
+    /// Drops connection `key`'s [`Peek`] (a second descriptor, which keeps the socket open).
+    fn stop_looking(&mut self, key: Key) {
+        if let Some(c) = self.conns.get_mut(&key) {
+            c.peek = Peek::Blind;
+        }
     }
 
     /// Pending connection `key`'s first read found nothing: it may be displaced until it
@@ -149,7 +166,7 @@ impl Drop for PendingSlot {
         if let Some(inner) = self.inner.upgrade() {
             let mut p = inner.pending.lock();
             p.pool.remove(self.key);
-            p.cancel.remove(&self.key);
+            p.conns.remove(&self.key);
         }
     }
 }
@@ -175,7 +192,7 @@ impl Core {
         let (closed, _) = watch::channel(false);
         let pending = PendingConns {
             pool: PendingPool::new(config.max_pending_upgrades, config.max_pending_per_netgroup),
-            cancel: HashMap::new(),
+            conns: HashMap::new(),
         };
         Self {
             inner: Arc::new(Inner {
@@ -377,7 +394,7 @@ async fn accept_loop(inner: Weak<Inner>, mut listener: Listener) {
             accepted = listener.accept() => accepted,
             _ = closed.wait_for(|c| *c) => return,
         };
-        let Ok((stream, remote)) = accepted else {
+        let Ok((stream, remote, peek)) = accepted else {
             // Out of file descriptors and the like: back off briefly instead of spinning.
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
@@ -391,7 +408,7 @@ async fn accept_loop(inner: Weak<Inner>, mut listener: Listener) {
             report(&strong, RejectDetail::DeniedIp(remote.ip()));
             continue;
         }
-        match admit_pending(&strong, remote) {
+        match admit_pending(&strong, remote, peek) {
             Ok((guard, slot, cancel)) => {
                 tokio::spawn(upgrade_inbound(strong, stream, remote, guard, slot, cancel));
             }
@@ -410,11 +427,14 @@ fn report(inner: &Inner, detail: RejectDetail) {
         .try_send(Err(TransportError::rejected(detail, None)));
 }
 
-/// Gives the newcomer from `remote` a place in the pending pool (closing the idle connection
-/// it replaces) and in the connection table, or says why it is refused.
+/// Gives the newcomer from `remote` a place in the pending pool (closing the silent
+/// connection it replaces) and in the connection table, or says why it is refused. The pool
+/// asks, before it closes a connection as silent, whether bytes wait on it: `peek` is how the
+/// newcomer will be looked at in turn.
 fn admit_pending(
     inner: &Arc<Inner>,
     remote: SocketAddr,
+    peek: Peek,
 ) -> Result<(ConnGuard, PendingSlot, oneshot::Receiver<()>), RejectDetail> {
     let room = inner
         .config
@@ -422,27 +442,43 @@ fn admit_pending(
         .is_none_or(|max| inner.conns.lock().inbound() < max.get());
     let (tx, rx) = oneshot::channel();
     let (key, displaced) = {
-        let mut p = inner.pending.lock();
-        let (key, displaced) = match p.pool.admit(remote.ip(), room) {
+        let mut guard = inner.pending.lock();
+        let p = &mut *guard;
+        let conns = &p.conns;
+        let look = |k: Key| conns.get(&k).map_or(Look::Blind, |c| c.peek.look());
+        let (key, displaced) = match p.pool.admit(remote.ip(), room, look) {
             Admission::Admit(key) => (key, None),
-            Admission::Replace { close, key } => (key, p.cancel.remove(&close)),
+            Admission::Replace { close, key } => (key, p.conns.remove(&close)),
             Admission::Refuse(Refused::GroupFull) => {
                 return Err(RejectDetail::PendingGroupFull(remote));
             }
             Admission::Refuse(Refused::PoolFull) => return Err(RejectDetail::PendingFull(remote)),
             Admission::Refuse(Refused::NoRoom) => return Err(RejectDetail::InboundFull(remote)),
         };
-        p.cancel.insert(key, (remote, tx));
+        p.conns.insert(
+            key,
+            PendingConn {
+                remote,
+                cancel: tx,
+                peek,
+            },
+        );
         (key, displaced)
     };
     let slot = PendingSlot {
         inner: Arc::downgrade(inner),
         key,
     };
-    if let Some((addr, close)) = displaced {
-        // Dropping the sender ends that connection's upgrade task (and closes its socket).
-        drop(close);
-        report(inner, RejectDetail::Displaced(addr));
+    if let Some(PendingConn {
+        remote,
+        cancel,
+        peek,
+    }) = displaced
+    {
+        // Dropping the sender ends that connection's upgrade task, and with the look dropped
+        // too its socket closes.
+        drop((cancel, peek));
+        report(inner, RejectDetail::Displaced(remote));
     }
     let guard = register(inner, remote, true)?;
     Ok((guard, slot, rx))
@@ -474,6 +510,8 @@ async fn upgrade_inbound(
         // Displaced by a newcomer while idle (already reported).
         _ = &mut cancel => return,
     };
+    // Nothing more to look at; a failed upgrade's socket closes now, not after the queue.
+    inner.pending.lock().stop_looking(slot.key);
     let item = result.map_err(|e| {
         let addr = match &e {
             UpgradeError::Rejected(RejectDetail::SelfConnection) => Some(NetAddress::new(
