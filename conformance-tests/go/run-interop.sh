@@ -50,7 +50,7 @@ else
     RUST_PEER="${CARGO_TARGET_DIR:-$ROOT/target}/debug/rustpeer"
     RUST_PEER_BUILD="${RUST_PEER_BUILD:-1}"
 fi
-RUST_PEER_SRC="$ROOT/conformance-tests/src/bin/rustpeer.rs"
+RUST_PEER_SRC="$ROOT/conformance-tests/src/bin/rustpeer/main.rs"
 # The node program (`mukan-p2p`, package mukan-node), built beside rustpeer.
 MUKAN_P2P="${MUKAN_P2P:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/mukan-p2p}"
 # In CI the Rust side is mandatory: a missing Rust peer fails its cases.
