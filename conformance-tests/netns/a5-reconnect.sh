@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # A5: connect, close, reconnect at once from the same address, 100 times for each way the
-# first connection ends (clean close after admission, a handshake cut short, a NodeInfo the
-# node refuses), against the real `mukan-p2p start` with allow_duplicate_ip = false (shipped).
+# first connection ends (clean close after admission, a handshake cut short, a handshake
+# reset with the reconnect from the same port, a NodeInfo the node refuses), against the
+# real `mukan-p2p start` with allow_duplicate_ip = false (shipped).
 # Pass: every reconnect completes its handshake and is admitted (0 resets).
+# NETNS_A5_MODES picks modes, NETNS_A5_LOG_LEVEL sets the node's log_level (e.g. debug).
 source "$(dirname "$0")/lib.sh"
 scenario_init A5
 [ -x "$MUKAN_P2P" ] || fail "missing binary $MUKAN_P2P (cargo build -p mukan-node)"
@@ -10,10 +12,11 @@ scenario_init A5
 N=${NETNS_A5_COUNT:-100}
 attack_topology
 attack_src "$NH" 81.1.0.2
-start_node PN "$WORK/node" mukan-a5
+start_node PN "$WORK/node" mukan-a5 \
+    ${NETNS_A5_LOG_LEVEL:+-e "s|^log_level = .*|log_level = \"$NETNS_A5_LOG_LEVEL\"|"}
 grep -q '^allow_duplicate_ip = false' "$WORK/node/config/config.toml" || fail "allow_duplicate_ip is not false"
 figures=()
-for mode in clean handshake nodeinfo; do
+for mode in ${NETNS_A5_MODES:-clean handshake same-port nodeinfo}; do
     ip netns exec "$NH" "$ATTACKER" reconnect --target "$NODE_IP:26656" --source 81.1.0.2 \
         --count "$N" --chain mukan-a5 --mode "$mode" >"$WORK/$mode.json"
     log "$mode: $(cat "$WORK/$mode.json")"

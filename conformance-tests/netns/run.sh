@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Network-namespace fault tests F4, F5, F6, F7, F9 (see README.md, "Network-namespace faults")
-# and attack tests A1-A4 (A5 and A6 by name; see README.md, "Attack tests").
+# and attack tests A1-A5 (A6 by name; see README.md, "Attack tests").
 #
 # Runs as root. Each scenario builds its own namespaces (unique names per run), veth links,
 # nftables rules and processes, and removes them on exit. Scenarios run in parallel.
@@ -65,7 +65,7 @@ declare -A SCRIPTS=(
 if [ $# -gt 0 ]; then
     WANT=("$@")
 else
-    WANT=(F4 F5 F6 F7 F9 A1 A2 A3 A4)
+    WANT=(F4 F5 F6 F7 F9 A1 A2 A3 A4 A5)
     [ "${NETNS_GO:-1}" != 0 ] && WANT+=(F6-go F7-go)
 fi
 # The Go peer, when a Go scenario is wanted.

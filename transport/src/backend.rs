@@ -83,26 +83,48 @@ impl Backend {
 }
 
 impl Listener {
-    /// The next raw connection, its remote address, and a way to look at what waits on it.
-    pub(crate) async fn accept(&mut self) -> io::Result<(Box<dyn Io>, SocketAddr, Peek)> {
+    /// The next raw connection, its remote address, our end of it (TCP), and a way to look
+    /// at what waits on it.
+    pub(crate) async fn accept(&mut self) -> io::Result<Incoming> {
         match self {
             Self::Tcp(listener) => {
                 let (stream, remote) = listener.accept().await?;
+                let local = stream.local_addr().ok();
                 let _ = stream.set_nodelay(true);
                 // Without a second descriptor (out of them) nothing is ever seen waiting: the
                 // connection is judged by its reads alone.
                 let peek = socket2::SockRef::from(&stream)
                     .try_clone()
                     .map_or(Peek::Blind, Peek::Tcp);
-                Ok((Box::new(stream), remote, peek))
+                Ok(Incoming {
+                    stream: Box::new(stream),
+                    remote,
+                    local,
+                    peek,
+                })
             }
             #[cfg(feature = "test-util")]
             Self::Memory(listener) => {
                 let (stream, remote) = listener.accept().await?;
-                Ok((Box::new(stream), remote, Peek::Blind))
+                Ok(Incoming {
+                    stream: Box::new(stream),
+                    remote,
+                    local: None,
+                    peek: Peek::Blind,
+                })
             }
         }
     }
+}
+
+/// An accepted raw connection.
+pub(crate) struct Incoming {
+    pub(crate) stream: Box<dyn Io>,
+    pub(crate) remote: SocketAddr,
+    /// Our end of the connection (TCP only): with `remote`, the pair of sockets that the
+    /// kernel never gives two live connections at once.
+    pub(crate) local: Option<SocketAddr>,
+    pub(crate) peek: Peek,
 }
 
 /// A look at an accepted connection's receive queue that takes nothing from it and leaves its
@@ -173,7 +195,9 @@ mod tests {
             .await
             .unwrap();
         let mut client = tokio::net::TcpStream::connect(bound).await.unwrap();
-        let (mut stream, _, peek) = listener.accept().await.unwrap();
+        let Incoming {
+            mut stream, peek, ..
+        } = listener.accept().await.unwrap();
         assert!(matches!(peek, Peek::Tcp(_)));
         assert_eq!(peek.look(), Look::Nothing, "nothing sent yet");
         client.write_all(b"hello").await.unwrap();
@@ -204,7 +228,7 @@ mod tests {
             .await
             .unwrap();
         let mut client = tokio::net::TcpStream::connect(bound).await.unwrap();
-        let (stream, _, peek) = listener.accept().await.unwrap();
+        let Incoming { stream, peek, .. } = listener.accept().await.unwrap();
         drop(stream);
         let mut one = [0u8; 1];
         let early =

@@ -19,8 +19,9 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::ConnFilter;
-use crate::backend::{Backend, Listener, Peek};
+use crate::backend::{Backend, Incoming, Listener, Peek};
 use crate::conn_set::ConnSet;
+use crate::conn_set::Side;
 use crate::error::{Stage, UpgradeError};
 use crate::first_byte::FirstByte;
 use crate::peer::{ConnGuard, wrap_peer};
@@ -104,6 +105,8 @@ pub(crate) struct Inner {
     ctx: RwLock<Arc<UpgradeCtx>>,
     pub(crate) config: Config,
     pub(crate) conns: Mutex<ConnSet>,
+    /// Woken whenever a connection leaves `conns` (a duplicate-IP conflict waits on it).
+    pub(crate) conn_removed: tokio::sync::Notify,
     /// Inbound connections in their upgrade (never locked together with `conns`).
     pub(crate) pending: Mutex<PendingConns>,
     filters: Vec<Arc<dyn ConnFilter>>,
@@ -199,6 +202,7 @@ impl Core {
                 ctx: RwLock::new(Arc::new(ctx)),
                 config,
                 conns: Mutex::new(ConnSet::default()),
+                conn_removed: tokio::sync::Notify::new(),
                 pending: Mutex::new(pending),
                 filters,
                 backend,
@@ -285,7 +289,7 @@ impl Core {
             Ok(Err(e)) => return Err(TransportError::Io(e)),
             Ok(Ok(pair)) => pair,
         };
-        let guard = register(inner, remote, false)
+        let guard = register(inner, remote, Side::Dialed)
             .map_err(|d| UpgradeError::from(d).into_transport_error(Some(addr)))?;
         run_filters(inner, remote)
             .await
@@ -394,7 +398,13 @@ async fn accept_loop(inner: Weak<Inner>, mut listener: Listener) {
             accepted = listener.accept() => accepted,
             _ = closed.wait_for(|c| *c) => return,
         };
-        let Ok((stream, remote, peek)) = accepted else {
+        let Ok(Incoming {
+            stream,
+            remote,
+            local,
+            peek,
+        }) = accepted
+        else {
             // Out of file descriptors and the like: back off briefly instead of spinning.
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
@@ -408,7 +418,7 @@ async fn accept_loop(inner: Weak<Inner>, mut listener: Listener) {
             report(&strong, RejectDetail::DeniedIp(remote.ip()));
             continue;
         }
-        match admit_pending(&strong, remote, peek) {
+        match admit_pending(&strong, remote, local, peek) {
             Ok((guard, slot, cancel)) => {
                 tokio::spawn(upgrade_inbound(strong, stream, remote, guard, slot, cancel));
             }
@@ -434,6 +444,7 @@ fn report(inner: &Inner, detail: RejectDetail) {
 fn admit_pending(
     inner: &Arc<Inner>,
     remote: SocketAddr,
+    local: Option<SocketAddr>,
     peek: Peek,
 ) -> Result<(ConnGuard, PendingSlot, oneshot::Receiver<()>), RejectDetail> {
     let room = inner
@@ -480,7 +491,7 @@ fn admit_pending(
         drop((cancel, peek));
         report(inner, RejectDetail::Displaced(remote));
     }
-    let guard = register(inner, remote, true)?;
+    let guard = register(inner, remote, Side::Accepted { local })?;
     Ok((guard, slot, rx))
 }
 
@@ -536,15 +547,11 @@ async fn upgrade_inbound(
 /// Records a new connection from `remote` in the connection table (Go `filterConn`'s
 /// duplicate-connection check). The duplicate-IP check comes once the peer authenticated
 /// ([`ConnGuard::authenticate`]).
-fn register(
-    inner: &Arc<Inner>,
-    remote: SocketAddr,
-    inbound: bool,
-) -> Result<ConnGuard, RejectDetail> {
-    if !inner.conns.lock().insert(remote, inbound) {
+fn register(inner: &Arc<Inner>, remote: SocketAddr, side: Side) -> Result<ConnGuard, RejectDetail> {
+    let Some(ticket) = inner.conns.lock().insert(remote, side) else {
         return Err(RejectDetail::DuplicateConnection(remote));
-    }
-    Ok(ConnGuard::new(Arc::downgrade(inner), remote))
+    };
+    Ok(ConnGuard::new(Arc::downgrade(inner), ticket))
 }
 
 /// The user's connection filters (Go `filterConn`), concurrently, each bounded by the filter

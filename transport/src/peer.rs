@@ -17,47 +17,75 @@ use mukan_reactor_api::{
 use mukan_secret_conn::SecretStream;
 use parking_lot::Mutex;
 
+use crate::conn_set::{Auth, Ticket};
 use crate::core::Inner;
 use crate::upgrade::{Io, Upgraded};
+
+/// How long a newly authenticated connection waits for another node's connection from the
+/// same host to end before it is refused as a duplicate IP (see [`ConnGuard::authenticate`]).
+/// Far below the `NodeInfo` exchange's timeout that follows; a refused duplicate holds its
+/// place in the pending pool this much longer, within its netgroup's share.
+pub(crate) const DUPLICATE_IP_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Keeps a connection's entry in the connection table (which counts it against the inbound
 /// bound and, once authenticated, against its host) for as long as the connection lives;
 /// dropping it frees the entry.
 pub(crate) struct ConnGuard {
     inner: Weak<Inner>,
-    addr: SocketAddr,
+    ticket: Ticket,
 }
 
 impl ConnGuard {
-    pub(crate) fn new(inner: Weak<Inner>, addr: SocketAddr) -> Self {
-        Self { inner, addr }
+    pub(crate) fn new(inner: Weak<Inner>, ticket: Ticket) -> Self {
+        Self { inner, ticket }
     }
 
     /// The connection authenticated as `id`: refused as a duplicate IP when another node's
     /// authenticated connection from the same host is open and duplicate IPs are not allowed
     /// (see [`ConnSet::authenticate`](crate::conn_set::ConnSet::authenticate)).
-    pub(crate) fn authenticate(&self, id: NodeId) -> Result<(), RejectDetail> {
-        let Some(inner) = self.inner.upgrade() else {
-            return Ok(());
-        };
-        let allow = inner.config.allow_duplicate_ip;
-        if inner.conns.lock().authenticate(&self.addr, id, allow) {
-            Ok(())
-        } else {
-            Err(RejectDetail::DuplicateIp(self.addr.ip()))
+    ///
+    /// A connection that the other side has just closed stays recorded until its task sees
+    /// the close (a wake-up away, longer on a loaded machine, or behind the reconnect's own
+    /// packets). So a conflict is not final at once: it waits up to [`DUPLICATE_IP_GRACE`]
+    /// for the other connections of the host to end, and is refused only if one of another
+    /// node is still open then. A peer that closes and reconnects at once as another node
+    /// gets in; two live nodes on one host still do not.
+    pub(crate) async fn authenticate(&self, id: NodeId) -> Result<(), RejectDetail> {
+        let refused = RejectDetail::DuplicateIp(self.ticket.addr.ip());
+        let deadline = tokio::time::Instant::now() + DUPLICATE_IP_GRACE;
+        loop {
+            let Some(inner) = self.inner.upgrade() else {
+                return Ok(());
+            };
+            // Registered before looking, so a removal between the look and the wait is seen.
+            let removed = inner.conn_removed.notified();
+            let mut removed = std::pin::pin!(removed);
+            removed.as_mut().enable();
+            let allow = inner.config.allow_duplicate_ip;
+            let auth = inner.conns.lock().authenticate(&self.ticket, id, allow);
+            match auth {
+                Auth::Done => return Ok(()),
+                Auth::Gone => return Err(refused),
+                Auth::DuplicateIp => {}
+            }
+            // (A closed transport ends the upgrade task, and this wait with it.)
+            if tokio::time::timeout_at(deadline, removed).await.is_err() {
+                return Err(refused);
+            }
         }
     }
 
     /// The remote socket address.
     pub(crate) fn addr(&self) -> SocketAddr {
-        self.addr
+        self.ticket.addr
     }
 }
 
 impl Drop for ConnGuard {
     fn drop(&mut self) {
         if let Some(inner) = self.inner.upgrade() {
-            inner.conns.lock().remove(&self.addr);
+            inner.conns.lock().remove(&self.ticket);
+            inner.conn_removed.notify_waiters();
         }
     }
 }

@@ -60,7 +60,7 @@ pub(crate) struct Upgraded<T> {
 /// Runs the upgrade on `io`. `dialed` is the address we dialed (outbound) or `None`; a peer
 /// whose authenticated ID `deny` holds is refused before the `NodeInfo` exchange, and so is
 /// one that `authenticated` (told the ID right after the secret connection) refuses.
-pub(crate) async fn upgrade<T, F>(
+pub(crate) async fn upgrade<T, F, A>(
     io: T,
     ctx: &UpgradeCtx,
     dialed: Option<&NetAddress>,
@@ -69,7 +69,8 @@ pub(crate) async fn upgrade<T, F>(
 ) -> Result<Upgraded<T>, UpgradeError>
 where
     T: AsyncRead + AsyncWrite + Unpin + Send,
-    F: FnOnce(NodeId) -> Result<(), RejectDetail>,
+    F: FnOnce(NodeId) -> A,
+    A: Future<Output = Result<(), RejectDetail>>,
 {
     // 1. Secret connection. Our own timeout bounds it, so the stage is reported exactly.
     let sc_config = mukan_secret_conn::Config::new(ctx.handshake_timeout);
@@ -102,7 +103,7 @@ where
     if deny.is_denied_id(&id) {
         return Err(RejectDetail::DeniedId(id).into());
     }
-    authenticated(id)?;
+    authenticated(id).await?;
 
     // 4. NodeInfo exchange, both directions at once.
     let (stream, node_info) =

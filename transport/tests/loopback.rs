@@ -237,6 +237,34 @@ async fn duplicate_ip_counts_other_nodes_authenticated_connections_only() {
     assert_eq!(accepted.unwrap().id(), c.key.node_id());
 }
 
+#[tokio::test]
+async fn another_node_of_the_host_is_admitted_when_the_last_one_closes_as_it_arrives() {
+    let mut strict = config();
+    strict.allow_duplicate_ip = false;
+    let a = listening(1, "chain", &[0x7e], 11, strict).await;
+    let b = listening(2, "chain", &[0x7e], 11, config()).await;
+    let (dialed_b, accepted_b) = tokio::join!(
+        b.transport.dial(target(&a), peer_config(&[0x7e])),
+        a.transport.accept(peer_config(&[0x7e])),
+    );
+    let held = (dialed_b.unwrap(), accepted_b.unwrap());
+    // c authenticates while b's connection is still recorded (a closed connection stays so
+    // until its task sees the close); b's connection ends a moment later. c is not refused
+    // as a duplicate IP for it (netns A5, mode `handshake`, failed so once in 100).
+    let c = listening(3, "chain", &[0x7e], 11, config()).await;
+    let close_b = async move {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        drop(held);
+    };
+    let (dialed, accepted, ()) = tokio::join!(
+        c.transport.dial(target(&a), peer_config(&[0x7e])),
+        a.transport.accept(peer_config(&[0x7e])),
+        close_b,
+    );
+    dialed.unwrap();
+    assert_eq!(accepted.unwrap().id(), c.key.node_id());
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_silent_peer_is_dropped_at_the_handshake_timeout() {
     let a = listening(1, "chain", &[0x7e], 11, config()).await;

@@ -11,7 +11,7 @@
 //! attacker idle-tcp   --target IP:PORT --sources IP[,…] --count N [--hold-secs 30]
 //!                     [--send-bytes 0]
 //! attacker reconnect  --target IP:PORT --source IP --count N --chain ID
-//!                     --mode clean|handshake|nodeinfo
+//!                     --mode clean|handshake|same-port|nodeinfo [--settle-ms 200]
 //! attacker ban-flood  --target IP:PORT --sources IP[,…] --count N --chain ID
 //!                     [--concurrency 16] [--timeout-ms 10000] [--close-ms 5000]
 //! attacker slow-http  --target IP:PORT --sources IP[,IP…] --clients N
@@ -87,12 +87,20 @@ fn get<T: std::str::FromStr>(f: &BTreeMap<String, String>, key: &str, default: O
 }
 
 async fn connect_from(source: IpAddr, target: SocketAddr) -> std::io::Result<TcpStream> {
-    let sock = if source.is_ipv4() {
+    connect_bound(SocketAddr::new(source, 0), target).await
+}
+
+/// Connects to `target` from `bind` (port 0: any; a given port is bound with `SO_REUSEADDR`).
+async fn connect_bound(bind: SocketAddr, target: SocketAddr) -> std::io::Result<TcpStream> {
+    let sock = if bind.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
         TcpSocket::new_v6()?
     };
-    sock.bind(SocketAddr::new(source, 0))?;
+    if bind.port() != 0 {
+        sock.set_reuseaddr(true)?;
+    }
+    sock.bind(bind)?;
     sock.connect(target).await
 }
 
@@ -405,19 +413,64 @@ async fn dial_as(
     settle: Duration,
     limit: Duration,
 ) -> (Dial, Duration, Option<Secret>) {
+    let bind = SocketAddr::new(source, 0);
+    let (outcome, took, s, _) = dial_why(key, bind, target, chain, settle, limit).await;
+    (outcome, took, s)
+}
+
+/// [`dial_as`], also saying why a dial that was not admitted failed (and from which local
+/// port it came).
+async fn dial_why(
+    key: &mukan_node_key::NodeKey,
+    bind: SocketAddr,
+    target: SocketAddr,
+    chain: &str,
+    settle: Duration,
+    limit: Duration,
+) -> (Dial, Duration, Option<Secret>, String) {
     let start = Instant::now();
-    let Ok(Ok(stream)) = tokio::time::timeout(limit, connect_from(source, target)).await else {
-        return (Dial::NoConnect, start.elapsed(), None);
+    let stream = match tokio::time::timeout(limit, connect_bound(bind, target)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => {
+            return (
+                Dial::NoConnect,
+                start.elapsed(),
+                None,
+                format!("connect: {e}"),
+            );
+        }
+        Err(_) => {
+            return (
+                Dial::NoConnect,
+                start.elapsed(),
+                None,
+                "connect: timed out".into(),
+            );
+        }
     };
+    let port = stream.local_addr().map_or(0, |a| a.port());
     let left = limit.saturating_sub(start.elapsed());
-    let Ok(Ok(mut s)) = tokio::time::timeout(left, upgrade(stream, key, chain)).await else {
-        return (Dial::NoHandshake, start.elapsed(), None);
+    let mut s = match tokio::time::timeout(left, upgrade(stream, key, chain)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            let why = format!("port {port}: {e}");
+            return (Dial::NoHandshake, start.elapsed(), None, why);
+        }
+        Err(_) => {
+            let why = format!("port {port}: timed out");
+            return (Dial::NoHandshake, start.elapsed(), None, why);
+        }
     };
     let took = start.elapsed();
     if closes_within(&mut s, settle).await {
-        (Dial::Refused, took, None)
+        (
+            Dial::Refused,
+            took,
+            None,
+            format!("port {port}: closed after the handshake"),
+        )
     } else {
-        (Dial::Admitted, took, Some(s))
+        (Dial::Admitted, took, Some(s), String::new())
     }
 }
 
@@ -612,9 +665,11 @@ async fn idle_tcp_cmd(f: &BTreeMap<String, String>) {
 
 /// `reconnect`: `--count` cycles from one `--source`: a first connection that ends as
 /// `--mode` says (`clean`: full handshake, admitted, then closed; `handshake`: closed in the
-/// middle of the secret-connection handshake; `nodeinfo`: a `NodeInfo` of another chain, which
-/// the node refuses), then at once a valid one. Counts the second dials that did not get a
-/// full handshake and admission.
+/// middle of the secret-connection handshake; `same-port`: reset in the middle of the
+/// handshake, and the valid connection comes from the same port; `nodeinfo`: a `NodeInfo` of
+/// another chain, which the node refuses), then at once a valid one. Counts the second dials
+/// that did not get a full handshake and admission, and prints why the first ten failed
+/// (`"failures"`).
 async fn reconnect_cmd(f: &BTreeMap<String, String>) {
     let target: SocketAddr = get(f, "target", None);
     let source: IpAddr = get(f, "source", None);
@@ -624,7 +679,9 @@ async fn reconnect_cmd(f: &BTreeMap<String, String>) {
     let settle = Duration::from_millis(get(f, "settle-ms", Some(200)));
     let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
     let mut failures = 0usize;
-    for _ in 0..count {
+    let mut details: Vec<String> = Vec::new();
+    for cycle in 0..count {
+        let mut first_port = 0u16;
         // One node, reconnecting: the same key for both connections.
         let key = mukan_node_key::NodeKey::generate(&mut rand::rngs::OsRng);
         match mode.as_str() {
@@ -635,8 +692,18 @@ async fn reconnect_cmd(f: &BTreeMap<String, String>) {
             }
             "handshake" => {
                 if let Ok(mut s) = connect_from(source, target).await {
+                    first_port = s.local_addr().map_or(0, |a| a.port());
                     let _ = s.write_all(&[0x22, 0x0a, 0x20, 1, 2, 3]).await;
                     let _ = s.shutdown().await;
+                }
+            }
+            "same-port" => {
+                // The handshake cut by a reset (no TIME_WAIT keeps the port), then the
+                // reconnect from that same port, as a client that aborts and retries may.
+                if let Ok(mut s) = connect_from(source, target).await {
+                    first_port = s.local_addr().map_or(0, |a| a.port());
+                    let _ = s.write_all(&[0x22, 0x0a, 0x20, 1, 2, 3]).await;
+                    let _ = s.set_zero_linger();
                 }
             }
             "nodeinfo" => {
@@ -646,19 +713,28 @@ async fn reconnect_cmd(f: &BTreeMap<String, String>) {
                     }
                 }
             }
-            _ => panic!("--mode: clean, handshake or nodeinfo"),
+            _ => panic!("--mode: clean, handshake, same-port or nodeinfo"),
         }
         let limit = Duration::from_secs(5);
-        let (outcome, _, s) = dial_as(&key, source, target, &chain, settle, limit).await;
+        let port = if mode == "same-port" { first_port } else { 0 };
+        let bind = SocketAddr::new(source, port);
+        let (outcome, took, s, why) = dial_why(&key, bind, target, &chain, settle, limit).await;
         *outcomes.entry(format!("{outcome:?}")).or_default() += 1;
         if outcome != Dial::Admitted {
             failures += 1;
+            if details.len() < 10 {
+                details.push(format!(
+                    "cycle {cycle}: {outcome:?} after {} ms ({why}; first connection's port {first_port})",
+                    ms(took)
+                ));
+            }
         }
         drop(s);
     }
     println!(
         "{}",
-        serde_json::json!({"mode": mode, "count": count, "outcomes": outcomes, "failed": failures})
+        serde_json::json!({"mode": mode, "count": count, "outcomes": outcomes, "failed": failures,
+            "failures": details})
     );
 }
 
