@@ -306,5 +306,23 @@ node_json() {
     ip netns exec "$NN" "$ATTACKER" http-get --target 127.0.0.1:26657 --path "$1"
 }
 
+# METRICS_ON: start_node's extra sed arguments that turn the node's Prometheus server on
+# (127.0.0.1:26660 inside NN, as `init` writes it).
+METRICS_ON=(-e 's|^prometheus = false|prometheus = true|')
+
+# node_metric SERIES: the value of the node's metric series SERIES, written as the scrape
+# shows it (name and labels, e.g. 'cometbft_p2p_inbound_refused_total{chain_id="c",reason="limit"}'),
+# or nothing if it is not served. Needs start_node ... "${METRICS_ON[@]}".
+node_metric() {
+    ip netns exec "$NN" "$ATTACKER" http-get --target 127.0.0.1:26660 --path /metrics |
+        awk -v s="$1" '$1 == s && !seen { print $2; seen = 1 }'
+}
+
+# node_metrics PATTERN: the node's metric lines matching PATTERN (grep -E), on one line.
+node_metrics() {
+    ip netns exec "$NN" "$ATTACKER" http-get --target 127.0.0.1:26660 --path /metrics |
+        grep -E "$1" | tr '\n' ' '
+}
+
 # jfield FILE KEY: the first integer value of "KEY": in FILE.
 jfield() { sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p" "$1" | head -n 1; }

@@ -892,6 +892,7 @@ async fn http_get_cmd(f: &BTreeMap<String, String>) {
     let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
     let text = String::from_utf8_lossy(&buf);
     if let Some((_, body)) = text.split_once("\r\n\r\n") {
-        println!("{body}");
+        // A reader that stops early (`head`, `awk … exit`) is not an error.
+        let _ = std::io::Write::write_all(&mut std::io::stdout(), format!("{body}\n").as_bytes());
     }
 }
