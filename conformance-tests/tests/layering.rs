@@ -10,6 +10,8 @@ use std::process::Command;
 /// crate → workspace crates it may depend on as a normal (or build) dependency.
 const NORMAL: &[(&str, &[&str])] = &[
     ("mukan-node-key", &[]),
+    // Test helpers, a dev-dependency only (never published).
+    ("mukan-test-support", &[]),
     ("mukan-reactor-api", &["mukan-node-key"]),
     ("mukan-secret-conn", &["mukan-node-key"]),
     // MConnection's driver runs over a secret stream's frame buffers (feature `tokio`).
@@ -38,7 +40,11 @@ const DEV_EXTRA: &[(&str, &[&str])] = &[
     // The mconn benchmarks run over a real secret stream, made with a node key.
     ("mukan-mconn", &["mukan-node-key"]),
     ("mukan-addrbook", &["mukan-node-key"]),
-    ("mukan-switch", &["mukan-transport", "mukan-node-key"]),
+    ("mukan-transport", &["mukan-test-support"]),
+    (
+        "mukan-switch",
+        &["mukan-transport", "mukan-node-key", "mukan-test-support"],
+    ),
     ("mukan-pex", &["mukan-addrbook", "mukan-node-key"]),
 ];
 

@@ -15,17 +15,12 @@ use mukan_reactor_api::{
     BroadcastOutcome, ChannelDescriptor, Dialer as _, ManagedPeer, Network as _, NodeId,
     PeerConfig, Transport,
 };
+use mukan_test_support::live_tasks;
 use mukan_transport::{MemoryNetwork, MemoryTransport};
 
 const READERS: u16 = 90;
 const SILENT: u16 = 10;
 const ROUNDS: usize = 200;
-
-fn alive_tasks() -> usize {
-    tokio::runtime::Handle::current()
-        .metrics()
-        .num_alive_tasks()
-}
 
 /// A peer that completes the handshake and then never reads: its connection is never
 /// started.
@@ -67,13 +62,13 @@ async fn broadcast_reaches_readers_and_bounds_what_silent_peers_hold() {
     })
     .await;
 
-    let tasks_before = alive_tasks();
+    let tasks_before = live_tasks();
     let message = Bytes::from(vec![0x42; 1_024]);
     let mut silent_queued = vec![0usize; ROUNDS];
     for (round, queued) in silent_queued.iter_mut().enumerate() {
-        let before = alive_tasks();
+        let before = live_tasks();
         let report = hub.sw.broadcast(CH_A, message.clone());
-        assert_eq!(alive_tasks(), before, "broadcast started a task");
+        assert_eq!(live_tasks(), before, "broadcast started a task");
         assert_eq!(report.outcomes.len(), 100);
         for (id, outcome) in &report.outcomes {
             if silent_ids.contains(id) {
@@ -88,9 +83,9 @@ async fn broadcast_reaches_readers_and_bounds_what_silent_peers_hold() {
     }
     // Broadcasting started no task.
     assert!(
-        alive_tasks() <= tasks_before,
+        live_tasks() <= tasks_before,
         "{} > {tasks_before}",
-        alive_tasks()
+        live_tasks()
     );
 
     // Every reader got every message.

@@ -9,53 +9,14 @@ mod common;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::{CH_A, CH_B, descriptor, key, node_info, wait_until};
 use mukan_reactor_api::testing::{RecordingReactor, check_grammar};
 use mukan_reactor_api::{Dialer as _, Direction, Network as _};
 use mukan_switch::{Builder, Config, Switch};
+use mukan_test_support::Baseline;
 use mukan_transport::TcpTransport;
-
-/// Open TCP sockets of this process (fds whose inode is in `/proc/self/net/tcp{,6}`).
-fn open_sockets() -> usize {
-    let mut inodes = std::collections::HashSet::new();
-    for table in ["/proc/self/net/tcp", "/proc/self/net/tcp6"] {
-        let text = std::fs::read_to_string(table).unwrap_or_default();
-        for line in text.lines().skip(1) {
-            if let Some(inode) = line.split_whitespace().nth(9) {
-                inodes.insert(format!("socket:[{inode}]"));
-            }
-        }
-    }
-    std::fs::read_dir("/proc/self/fd").map_or(0, |dir| {
-        dir.filter_map(Result::ok)
-            .filter_map(|e| std::fs::read_link(e.path()).ok())
-            .filter(|t| inodes.contains(t.to_string_lossy().as_ref()))
-            .count()
-    })
-}
-
-fn live_tasks() -> usize {
-    tokio::runtime::Handle::current()
-        .metrics()
-        .num_alive_tasks()
-}
-
-static PANICS: AtomicUsize = AtomicUsize::new(0);
-
-fn panics() -> usize {
-    static HOOK: std::sync::Once = std::sync::Once::new();
-    HOOK.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            PANICS.fetch_add(1, Ordering::SeqCst);
-            previous(info);
-        }));
-    });
-    PANICS.load(Ordering::SeqCst)
-}
 
 async fn tcp_node(seed: u16) -> (Arc<Switch<TcpTransport>>, Arc<RecordingReactor>) {
     let key = key(seed);
@@ -82,9 +43,7 @@ async fn tcp_node(seed: u16) -> (Arc<Switch<TcpTransport>>, Arc<RecordingReactor
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn g2_crossing_dials_over_tcp_end_with_one_connection_on_both_sides() {
-    let sockets = open_sockets();
-    let tasks = live_tasks();
-    let panicked = panics();
+    let base = Baseline::take();
     for round in 0..10u16 {
         let (a, a_rec) = tcp_node(300 + 2 * round).await;
         let (b, b_rec) = tcp_node(301 + 2 * round).await;
@@ -145,13 +104,5 @@ async fn g2_crossing_dials_over_tcp_end_with_one_connection_on_both_sides() {
         check_grammar(&a_rec.calls()).unwrap();
         check_grammar(&b_rec.calls()).unwrap();
     }
-    for _ in 0..500 {
-        if open_sockets() <= sockets && live_tasks() <= tasks {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(panics(), panicked, "something panicked");
-    assert_eq!(open_sockets(), sockets, "sockets leaked");
-    assert_eq!(live_tasks(), tasks, "tokio tasks leaked");
+    base.assert_restored().await;
 }

@@ -18,59 +18,12 @@ use mukan_reactor_api::{
     Network as _, NodeId, ParsedAddress, Peer, PeerConfig, Reactor, ReactorError, StopReason,
     Transport as _,
 };
+use mukan_test_support::Baseline;
 use mukan_transport::{MemoryNetwork, MemoryTransport};
 use parking_lot::Mutex;
 
 /// Cases run one at a time, so that a panic or a task is charged to the case that made it.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-static PANICS: AtomicUsize = AtomicUsize::new(0);
-
-/// Panics anywhere in the process so far (spawned tasks included: tokio swallows them).
-fn panics() -> usize {
-    static HOOK: std::sync::Once = std::sync::Once::new();
-    HOOK.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            PANICS.fetch_add(1, Ordering::SeqCst);
-            previous(info);
-        }));
-    });
-    PANICS.load(Ordering::SeqCst)
-}
-
-fn live_tasks() -> usize {
-    tokio::runtime::Handle::current()
-        .metrics()
-        .num_alive_tasks()
-}
-
-/// What a case starts from: live tasks of its runtime and panics so far.
-struct Baseline {
-    tasks: usize,
-    panics: usize,
-}
-
-impl Baseline {
-    fn take() -> Self {
-        Self {
-            tasks: live_tasks(),
-            panics: panics(),
-        }
-    }
-
-    /// Waits (bounded) for the tasks to end, then asserts the counts are back.
-    async fn assert_restored(self) {
-        for _ in 0..500 {
-            if live_tasks() <= self.tasks {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        assert_eq!(panics(), self.panics, "something panicked");
-        assert_eq!(live_tasks(), self.tasks, "tokio tasks leaked");
-    }
-}
 
 fn removals_of(calls: &[ReactorCall], id: NodeId) -> Vec<String> {
     calls
@@ -96,7 +49,7 @@ fn adds_of(calls: &[ReactorCall], id: NodeId) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn g3_ten_reactors_reporting_one_peer_at_once_remove_it_once_without_deadlock() {
     let _serial = SERIAL.lock().await;
-    let base = Baseline::take();
+    let base = Baseline::take_in_memory();
     let net = MemoryNetwork::default();
     let channels: Vec<ChannelId> = (0x40..0x4a).map(ChannelId).collect();
     let mut spec = NodeSpec::new(1);
@@ -207,7 +160,7 @@ impl Reactor for SlowRemover {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn g4_tight_redials_during_slow_removals_never_interleave() {
     let _serial = SERIAL.lock().await;
-    let base = Baseline::take();
+    let base = Baseline::take_in_memory();
     let net = MemoryNetwork::default();
     let slow = Arc::new(SlowRemover::default());
     let mut spec = NodeSpec::new(3);
@@ -256,7 +209,7 @@ async fn g4_tight_redials_during_slow_removals_never_interleave() {
 #[tokio::test(start_paused = true)]
 async fn g5_a_reactor_refusing_a_message_from_a_persistent_peer_leads_to_a_redial() {
     let _serial = SERIAL.lock().await;
-    let base = Baseline::take();
+    let base = Baseline::take_in_memory();
     let net = MemoryNetwork::default();
     let target = memory_node(&net, NodeSpec::new(2)).await;
     let mut spec = NodeSpec::new(1);
@@ -318,7 +271,7 @@ fn raw_config(channels: &[ChannelId]) -> PeerConfig {
 #[tokio::test(start_paused = true)]
 async fn d6_a_second_connection_from_a_connected_id_is_refused_as_a_duplicate() {
     let _serial = SERIAL.lock().await;
-    let base = Baseline::take();
+    let base = Baseline::take_in_memory();
     let net = MemoryNetwork::default();
     // Pick seeds so the hub's ID is the smaller: the connection the hub dialed is the one
     // both sides keep, and an inbound one from the same ID is the duplicate.
@@ -433,7 +386,7 @@ impl Reactor for Filtering {
 #[tokio::test(start_paused = true)]
 async fn c14_a_message_refused_by_the_reactor_filter_is_dropped_and_the_peer_stopped() {
     let _serial = SERIAL.lock().await;
-    let base = Baseline::take();
+    let base = Baseline::take_in_memory();
     let net = MemoryNetwork::default();
     let filtering = Arc::new(Filtering::default());
     let mut spec = NodeSpec::new(1);
@@ -493,7 +446,7 @@ async fn c14_a_message_refused_by_the_reactor_filter_is_dropped_and_the_peer_sto
 #[tokio::test(start_paused = true)]
 async fn c14_the_default_filter_passes_every_message() {
     let _serial = SERIAL.lock().await;
-    let base = Baseline::take();
+    let base = Baseline::take_in_memory();
     let net = MemoryNetwork::default();
     let hub = memory_node(&net, NodeSpec::new(1)).await;
     let client = memory_node(&net, NodeSpec::new(2)).await;

@@ -464,11 +464,7 @@ async fn stop_before_start_closes_the_transport_and_start_is_refused() {
 async fn dropping_a_started_switch_ends_its_connections_and_tasks() {
     let net = MemoryNetwork::default();
     let other = memory_node(&net, NodeSpec::new(51)).await;
-    let tasks = || {
-        tokio::runtime::Handle::current()
-            .metrics()
-            .num_alive_tasks()
-    };
+    let tasks = mukan_test_support::live_tasks;
     let baseline = tasks();
     let hub = memory_node(&net, NodeSpec::new(50)).await;
     hub.sw.dial_peer_with_address(other.addr).await.unwrap();

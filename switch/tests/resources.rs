@@ -13,17 +13,8 @@ use common::{CH_A, CH_B, descriptor, key, node_info};
 use mukan_reactor_api::testing::{RecordingReactor, check_grammar};
 use mukan_reactor_api::{Dialer as _, Network as _};
 use mukan_switch::{Builder, Config, Switch};
+use mukan_test_support::{live_tasks, open_fds};
 use mukan_transport::TcpTransport;
-
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").unwrap().count()
-}
-
-fn alive_tasks() -> usize {
-    tokio::runtime::Handle::current()
-        .metrics()
-        .num_alive_tasks()
-}
 
 async fn tcp_node(seed: u16) -> (Arc<Switch<TcpTransport>>, Arc<RecordingReactor>) {
     let key = key(seed);
@@ -79,7 +70,7 @@ async fn thousand_cycles_leave_no_fds_or_tasks_behind() {
     .await;
     tokio::time::sleep(Duration::from_millis(50)).await;
     let fds = open_fds();
-    let tasks = alive_tasks();
+    let tasks = live_tasks();
 
     for cycle in 0..1_000 {
         client.dial_peer_with_address(hub_addr).await.unwrap();
@@ -111,11 +102,11 @@ async fn thousand_cycles_leave_no_fds_or_tasks_behind() {
     }
     // Tasks finish shortly after their connection's last state change.
     settle("fds and tasks back to baseline", || {
-        open_fds() <= fds && alive_tasks() <= tasks
+        open_fds() <= fds && live_tasks() <= tasks
     })
     .await;
     assert_eq!(open_fds(), fds, "open file descriptors");
-    assert_eq!(alive_tasks(), tasks, "live tasks");
+    assert_eq!(live_tasks(), tasks, "live tasks");
     check_grammar(&hub_rec.calls()).unwrap();
     check_grammar(&client_rec.calls()).unwrap();
     let stats = hub.stats();

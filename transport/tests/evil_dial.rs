@@ -15,78 +15,12 @@ use mukan_reactor_api::{
     ChannelDescriptor, ChannelId, NetAddress, NodeInfo, Other, PeerConfig, ProtocolVersion,
     TimeoutKind, Transport, TransportError,
 };
+use mukan_test_support::Baseline;
 use mukan_transport::{Config, TcpTransport};
 use tokio::net::{TcpSocket, TcpStream};
 
 /// Cases share the process's socket table: one at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// Open TCP sockets of this process (fds whose inode is in `/proc/self/net/tcp{,6}`).
-fn open_sockets() -> usize {
-    let mut inodes = std::collections::HashSet::new();
-    for table in ["/proc/self/net/tcp", "/proc/self/net/tcp6"] {
-        let text = std::fs::read_to_string(table).unwrap_or_default();
-        for line in text.lines().skip(1) {
-            if let Some(inode) = line.split_whitespace().nth(9) {
-                inodes.insert(format!("socket:[{inode}]"));
-            }
-        }
-    }
-    std::fs::read_dir("/proc/self/fd").map_or(0, |dir| {
-        dir.filter_map(Result::ok)
-            .filter_map(|e| std::fs::read_link(e.path()).ok())
-            .filter(|t| inodes.contains(t.to_string_lossy().as_ref()))
-            .count()
-    })
-}
-
-fn live_tasks() -> usize {
-    tokio::runtime::Handle::current()
-        .metrics()
-        .num_alive_tasks()
-}
-
-static PANICS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-fn panics() -> usize {
-    static HOOK: std::sync::Once = std::sync::Once::new();
-    HOOK.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            PANICS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            previous(info);
-        }));
-    });
-    PANICS.load(std::sync::atomic::Ordering::SeqCst)
-}
-
-struct Baseline {
-    sockets: usize,
-    tasks: usize,
-    panics: usize,
-}
-
-impl Baseline {
-    fn take() -> Self {
-        Self {
-            sockets: open_sockets(),
-            tasks: live_tasks(),
-            panics: panics(),
-        }
-    }
-
-    async fn assert_restored(self) {
-        for _ in 0..500 {
-            if open_sockets() <= self.sockets && live_tasks() <= self.tasks {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        assert_eq!(panics(), self.panics, "something panicked");
-        assert_eq!(open_sockets(), self.sockets, "sockets leaked");
-        assert_eq!(live_tasks(), self.tasks, "tokio tasks leaked");
-    }
-}
 
 /// A loopback listener that never accepts, with its accept queue filled: further connects
 /// get no SYN-ACK. Holds the listener and the connections that fill the queue.

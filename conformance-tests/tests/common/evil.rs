@@ -30,85 +30,11 @@ pub static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// The channel our honest node serves.
 pub const ECHO: ChannelId = ChannelId(0x7e);
 
-/// Open TCP socket descriptors of this process: `/proc/self/fd` entries whose socket inode is
-/// listed in `/proc/self/net/tcp{,6}`. Other fds (each test runtime's epoll and eventfd, the
-/// harness's inherited stdio sockets) come and go outside the case, so they are not counted.
+pub use mukan_test_support::Baseline;
+
+/// Open TCP socket descriptors of this process ([`mukan_test_support::open_tcp_sockets`]).
 pub fn open_fds() -> usize {
-    let mut inodes = std::collections::HashSet::new();
-    for table in ["/proc/self/net/tcp", "/proc/self/net/tcp6"] {
-        let text = std::fs::read_to_string(table).unwrap_or_default();
-        for line in text.lines().skip(1) {
-            if let Some(inode) = line.split_whitespace().nth(9) {
-                inodes.insert(format!("socket:[{inode}]"));
-            }
-        }
-    }
-    std::fs::read_dir("/proc/self/fd").map_or(0, |dir| {
-        dir.filter_map(Result::ok)
-            .filter_map(|e| std::fs::read_link(e.path()).ok())
-            .filter(|target| inodes.contains(target.to_string_lossy().as_ref()))
-            .count()
-    })
-}
-
-/// Live tasks of the current runtime.
-pub fn live_tasks() -> usize {
-    tokio::runtime::Handle::current()
-        .metrics()
-        .num_alive_tasks()
-}
-
-static PANICS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-/// Panics anywhere in the process so far (spawned tasks included: tokio would swallow them).
-pub fn panics() -> usize {
-    static HOOK: std::sync::Once = std::sync::Once::new();
-    HOOK.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            PANICS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            previous(info);
-        }));
-    });
-    PANICS.load(std::sync::atomic::Ordering::SeqCst)
-}
-
-/// What a case starts from.
-#[derive(Clone, Copy, Debug)]
-pub struct Baseline {
-    fds: usize,
-    tasks: usize,
-    panics: usize,
-}
-
-impl Baseline {
-    pub fn take() -> Self {
-        Self {
-            fds: open_fds(),
-            tasks: live_tasks(),
-            panics: panics(),
-        }
-    }
-
-    /// Waits (bounded: 5 s) for the counts to come back, then asserts they did. The wait lets
-    /// spawned tasks observe the close; the assertion is on the counts, not on the time.
-    pub async fn assert_restored(self) {
-        self.assert_restored_after_panics(0).await;
-    }
-
-    /// As [`Baseline::assert_restored`], for a case that makes `injected` panics on purpose
-    /// (all of them caught).
-    pub async fn assert_restored_after_panics(self, injected: usize) {
-        for _ in 0..500 {
-            if open_fds() <= self.fds && live_tasks() <= self.tasks {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        assert_eq!(panics(), self.panics + injected, "something panicked");
-        assert_eq!(open_fds(), self.fds, "file descriptors leaked");
-        assert_eq!(live_tasks(), self.tasks, "tokio tasks leaked");
-    }
+    mukan_test_support::open_tcp_sockets()
 }
 
 pub fn node_info(key: &NodeKey, channels: &[u8]) -> NodeInfo {
