@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use mukan_node_key::NodeKey;
 use mukan_reactor_api::{
-    ChannelDescriptor, ChannelId, DenyEntry, DenyList, NetAddress, NodeInfo, Other, PeerConfig,
-    ProtocolVersion, RejectDetail, Transport, TransportError,
+    ChannelDescriptor, ChannelId, DenyEntry, DenyList, NetAddress, NodeInfo, PeerConfig,
+    RejectDetail, Transport, TransportError,
 };
 use mukan_secret_conn::SecretStream;
 use mukan_transport::{Config, TcpTransport};
@@ -23,20 +23,9 @@ use tokio::net::{TcpListener, TcpStream};
 const LIMIT: Duration = Duration::from_secs(20);
 
 fn node_info(key: &NodeKey) -> NodeInfo {
-    NodeInfo {
-        protocol_version: ProtocolVersion {
-            p2p: 8,
-            block: 11,
-            app: 0,
-        },
-        id: key.node_id().to_string(),
-        listen_addr: String::new(),
-        network: "chain".into(),
-        version: "0.38.25".into(),
-        channels: vec![ChannelId(0x7e)],
-        moniker: "honest".into(),
-        other: Other::default(),
-    }
+    NodeInfo::new(key.node_id(), "chain", "honest")
+        .with_channels(vec![ChannelId(0x7e)])
+        .with_version("0.38.25")
 }
 
 fn peer_config() -> PeerConfig {

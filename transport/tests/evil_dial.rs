@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use mukan_node_key::NodeKey;
 use mukan_reactor_api::{
-    ChannelDescriptor, ChannelId, NetAddress, NodeInfo, Other, PeerConfig, ProtocolVersion,
-    TimeoutKind, Transport, TransportError,
+    ChannelDescriptor, ChannelId, NetAddress, NodeInfo, PeerConfig, TimeoutKind, Transport,
+    TransportError,
 };
 use mukan_test_support::Baseline;
 use mukan_transport::{Config, TcpTransport};
@@ -56,20 +56,9 @@ impl Blackhole {
 }
 
 fn node_info(key: &NodeKey) -> NodeInfo {
-    NodeInfo {
-        protocol_version: ProtocolVersion {
-            p2p: 8,
-            block: 11,
-            app: 0,
-        },
-        id: key.node_id().to_string(),
-        listen_addr: String::new(),
-        network: "chain".into(),
-        version: "0.38.25".into(),
-        channels: vec![ChannelId(0x7e)],
-        moniker: "dialer".into(),
-        other: Other::default(),
-    }
+    NodeInfo::new(key.node_id(), "chain", "dialer")
+        .with_channels(vec![ChannelId(0x7e)])
+        .with_version("0.38.25")
 }
 
 fn peer_config() -> PeerConfig {

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use mukan_node_key::NodeKey;
 use mukan_reactor_api::{
-    ChannelDescriptor, ChannelId, DenyEntry, DenyList, Direction, NetAddress, NodeInfo, Other,
-    PeerConfig, ProtocolVersion, RejectReason, TimeoutKind, Transport, TransportError,
+    ChannelDescriptor, ChannelId, DenyEntry, DenyList, Direction, NetAddress, NodeInfo, PeerConfig,
+    RejectReason, TimeoutKind, Transport, TransportError,
 };
 use mukan_reactor_api::{ExchangeError, FilterRefusal, RejectDetail};
 use mukan_transport::{Config, TcpTransport};
@@ -19,23 +19,12 @@ use tokio::net::TcpStream;
 const ECHO: ChannelId = ChannelId(0x7e);
 
 fn node_info(key: &NodeKey, network: &str, channels: &[u8], block: u64) -> NodeInfo {
-    NodeInfo {
-        protocol_version: ProtocolVersion {
-            p2p: 8,
-            block,
-            app: 0,
-        },
-        id: key.node_id().to_string(),
-        listen_addr: String::new(),
-        network: network.into(),
-        version: "0.38.25".into(),
-        channels: channels.iter().map(|&c| ChannelId(c)).collect(),
-        moniker: format!("node-{}", &key.node_id().to_string()[..6]),
-        other: Other {
-            tx_index: "off".into(),
-            rpc_address: String::new(),
-        },
-    }
+    let moniker = format!("node-{}", &key.node_id().to_string()[..6]);
+    let mut info = NodeInfo::new(key.node_id(), network, moniker)
+        .with_channels(channels.iter().map(|&c| ChannelId(c)).collect())
+        .with_version("0.38.25");
+    info.protocol_version.block = block;
+    info
 }
 
 fn config() -> Config {

@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use mukan_node_key::NodeKey;
 use mukan_reactor_api::{
-    ChannelDescriptor, ChannelId, InboxItem, NetAddress, NodeInfo, Other, PeerConfig, PeerInbox,
-    ProtocolVersion, StopReason,
+    ChannelDescriptor, ChannelId, InboxItem, NetAddress, NodeInfo, PeerConfig, PeerInbox,
+    StopReason,
 };
 use mukan_secret_conn::{FrameOpener, FrameSealer, Handshake, SEALED_FRAME_LEN};
 use mukan_transport::{Config, TcpTransport};
@@ -38,23 +38,10 @@ pub fn open_fds() -> usize {
 }
 
 pub fn node_info(key: &NodeKey, channels: &[u8]) -> NodeInfo {
-    NodeInfo {
-        protocol_version: ProtocolVersion {
-            p2p: 8,
-            block: 11,
-            app: 0,
-        },
-        id: key.node_id().to_string(),
-        listen_addr: "tcp://127.0.0.1:1".into(),
-        network: "chain".into(),
-        version: "0.38.25".into(),
-        channels: channels.iter().map(|&c| ChannelId(c)).collect(),
-        moniker: "evil".into(),
-        other: Other {
-            tx_index: "off".into(),
-            rpc_address: String::new(),
-        },
-    }
+    NodeInfo::new(key.node_id(), "chain", "evil")
+        .with_listen_addr("tcp://127.0.0.1:1")
+        .with_channels(channels.iter().map(|&c| ChannelId(c)).collect())
+        .with_version("0.38.25")
 }
 
 pub fn peer_config(channels: &[u8]) -> PeerConfig {

@@ -16,9 +16,9 @@ use bytes::Bytes;
 use mukan_node_key::NodeKey;
 use mukan_reactor_api::testing::{CallTrace, RecordingReactor, Traced};
 use mukan_reactor_api::{
-    ChannelDescriptor, ChannelId, Direction, ManagedPeer, NetAddress, NodeId, NodeInfo, Other,
-    Peer, PeerConfig, PeerData, PeerInbox, PeerStatus, ProtocolVersion, Reactor, SendError,
-    StopReason, Transport, TransportError, TrySendError,
+    ChannelDescriptor, ChannelId, Direction, ManagedPeer, NetAddress, NodeId, NodeInfo, Peer,
+    PeerConfig, PeerData, PeerInbox, PeerStatus, Reactor, SendError, StopReason, Transport,
+    TransportError, TrySendError,
 };
 use mukan_switch::{Builder, Config, Resolver, Switch};
 use mukan_transport::{MemoryNetwork, MemoryTransport};
@@ -44,20 +44,10 @@ pub fn descriptor(id: ChannelId) -> ChannelDescriptor {
 }
 
 pub fn node_info(key: &NodeKey, channels: Vec<ChannelId>, listen: &str) -> NodeInfo {
-    NodeInfo {
-        protocol_version: ProtocolVersion {
-            p2p: 8,
-            block: 11,
-            app: 0,
-        },
-        id: key.node_id().to_string(),
-        listen_addr: listen.to_owned(),
-        network: "test-chain".into(),
-        version: "0.38.25".into(),
-        channels,
-        moniker: "switch-test".into(),
-        other: Other::default(),
-    }
+    NodeInfo::new(key.node_id(), "test-chain", "switch-test")
+        .with_listen_addr(listen)
+        .with_channels(channels)
+        .with_version("0.38.25")
 }
 
 /// The transport config of test nodes: duplicate IPs allowed (several connections between
