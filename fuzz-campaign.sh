@@ -267,7 +267,7 @@ declare -A MODULES=(
     [mconn]="mconn/src/packet.rs mconn/src/channel.rs mconn/src/state.rs"
     [reactor-api]="reactor-api/src/node_info.rs reactor-api/src/net_address.rs"
     [addrbook]="addrbook/src/file.rs addrbook/src/book.rs"
-    [pex]="pex/src/msg.rs pex/src/core.rs"
+    [pex]="pex/src/msg.rs pex/src/core/mod.rs pex/src/core/messages.rs pex/src/core/dialing.rs pex/src/core/feelers.rs"
     [switch]="switch/src/switch.rs switch/src/routing.rs"
 )
 COV_TARGET=$ROOT/target/fuzz-coverage
