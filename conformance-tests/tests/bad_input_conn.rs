@@ -581,7 +581,7 @@ async fn b7_a_flood_of_empty_frames_still_lets_the_next_message_through() {
         let mut frames = Vec::with_capacity((EMPTY + 1) * mukan_secret_conn::SEALED_FRAME_LEN);
         for _ in 0..EMPTY {
             let mut frame = [0u8; mukan_secret_conn::SEALED_FRAME_LEN];
-            evil.sealer.seal(&[], &mut frame).unwrap();
+            evil.sealed.sealer.seal(&[], &mut frame).unwrap();
             frames.extend_from_slice(&frame);
         }
         frames.extend(evil.seal(&packet_msg(i64::from(ECHO.0), true, b"after the flood")));

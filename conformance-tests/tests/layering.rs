@@ -10,8 +10,11 @@ use std::process::Command;
 /// crate → workspace crates it may depend on as a normal (or build) dependency.
 const NORMAL: &[(&str, &[&str])] = &[
     ("mukan-node-key", &[]),
-    // Test helpers, a dev-dependency only (never published).
-    ("mukan-test-support", &[]),
+    // Test helpers (never published): a dev-dependency, and the load tool's raw peer.
+    (
+        "mukan-test-support",
+        &["mukan-node-key", "mukan-secret-conn"],
+    ),
     ("mukan-reactor-api", &["mukan-node-key"]),
     ("mukan-secret-conn", &["mukan-node-key"]),
     // MConnection's driver runs over a secret stream's frame buffers (feature `tokio`).

@@ -13,15 +13,14 @@ use bytes::{Bytes, BytesMut};
 use mukan_mconn::{Packet, PacketDecoder, PacketMsg};
 use mukan_node_key::NodeKey;
 use mukan_reactor_api::{ChannelId, NodeId, NodeInfo};
-use mukan_secret_conn::{DATA_MAX_SIZE, FrameOpener, FrameSealer, Handshake, SEALED_FRAME_LEN};
+use mukan_secret_conn::{FrameOpener, FrameSealer, Handshake, SEALED_FRAME_LEN};
+use mukan_test_support::wire;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpSocket;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use crate::net::node_info;
 
-/// Length of the ephemeral-key message (`0x22 0x0a 0x20` and 32 key bytes).
-const EPH_MSG_LEN: usize = 35;
 /// MConnection payload per packet (the node default, as Go's).
 pub(crate) const PACKET_PAYLOAD: usize = 1024;
 
@@ -47,15 +46,7 @@ pub(crate) fn message_packets(channel: ChannelId, message: &Bytes, out: &mut Byt
     }
 }
 
-/// Seals `plain` into frames of up to 1024 bytes (the last one short), appended to `out`.
-pub(crate) fn seal_into(sealer: &mut FrameSealer, plain: &[u8], out: &mut Vec<u8>) {
-    let mut frame = [0u8; SEALED_FRAME_LEN];
-    for chunk in plain.chunks(DATA_MAX_SIZE) {
-        // Cannot fail before 2^64 frames.
-        let _ = sealer.seal(chunk, &mut frame);
-        out.extend_from_slice(&frame);
-    }
-}
+pub(crate) use mukan_test_support::wire::seal_into;
 
 /// Appends `n` valid sealed frames with a zero-length chunk.
 pub(crate) fn seal_empty(sealer: &mut FrameSealer, n: usize, out: &mut Vec<u8>) {
@@ -207,43 +198,6 @@ pub(crate) async fn read_loop(
     stats.closed.store(true, Ordering::Relaxed);
 }
 
-/// Reads frames until `pending` holds one delimited message; returns its body.
-async fn read_delimited(
-    rd: &mut OwnedReadHalf,
-    opener: &mut FrameOpener,
-    pending: &mut Vec<u8>,
-) -> Result<Vec<u8>, String> {
-    loop {
-        if let Some((len, used)) = decode_varint(pending) {
-            if len > 1 << 20 {
-                return Err(format!("a delimited message of {len} bytes"));
-            }
-            if pending.len() >= used + len {
-                let body = pending[used..used + len].to_vec();
-                pending.drain(..used + len);
-                return Ok(body);
-            }
-        }
-        let mut frame = [0u8; SEALED_FRAME_LEN];
-        rd.read_exact(&mut frame)
-            .await
-            .map_err(|e| format!("read: {e}"))?;
-        let plain = opener.open(&mut frame).map_err(|e| format!("open: {e}"))?;
-        pending.extend_from_slice(plain);
-    }
-}
-
-fn decode_varint(buf: &[u8]) -> Option<(usize, usize)> {
-    let mut v = 0u64;
-    for (i, b) in buf.iter().enumerate().take(10) {
-        v |= u64::from(b & 0x7f) << (7 * i);
-        if b & 0x80 == 0 {
-            return Some((usize::try_from(v).ok()?, i + 1));
-        }
-    }
-    None
-}
-
 /// Dials the node from `src` as `key`: TCP, the secret-connection handshake by hand (the
 /// node's ID checked), the `NodeInfo` exchange. Everything within `limit`. The node's
 /// MConnection is running when this returns.
@@ -275,33 +229,23 @@ async fn upgrade_inner(
     let _ = s.set_nodelay(true);
     let (mut rd, mut wr) = s.into_split();
     let hs = Handshake::generate().map_err(|e| format!("handshake: {e}"))?;
-    wr.write_all(&hs.eph_key_message())
-        .await
-        .map_err(|e| format!("write eph: {e}"))?;
-    let mut theirs = [0u8; EPH_MSG_LEN];
-    rd.read_exact(&mut theirs)
-        .await
-        .map_err(|e| format!("read eph: {e}"))?;
-    let len = usize::from(theirs[0]).min(EPH_MSG_LEN - 1);
-    let (hs, sealer, mut opener) = hs
-        .recv_eph_key(&theirs[1..=len])
-        .map_err(|e| format!("eph: {e}"))?;
+    let (sealed, remote) = wire::handshake(&mut rd, &mut wr, hs, key).await?;
+    if remote.node_id() != hub_id {
+        return Err("the node's ID is not the expected one".into());
+    }
+    let wire::Sealed {
+        sealer,
+        mut opener,
+        mut pending,
+    } = sealed;
     let mut w = EvilWriter {
         wr,
         sealer,
         buf: Vec::new(),
     };
-    w.push_plain(&hs.auth_sig_message(key));
-    w.flush().await?;
-    let mut pending = Vec::new();
-    let auth = read_delimited(&mut rd, &mut opener, &mut pending).await?;
-    let remote = hs.recv_auth_sig(&auth).map_err(|e| format!("auth: {e}"))?;
-    if remote.node_id() != hub_id {
-        return Err("the node's ID is not the expected one".into());
-    }
     w.push_plain(&node_info(key).encode_length_delimited_to_vec());
     w.flush().await?;
-    let body = read_delimited(&mut rd, &mut opener, &mut pending).await?;
+    let body = wire::read_delimited(&mut rd, &mut opener, &mut pending).await?;
     let info = NodeInfo::decode(&body).map_err(|e| format!("node info: {e}"))?;
     if info.id != hub_id.to_string() {
         return Err("node info of another ID".into());

@@ -1,10 +1,14 @@
 //! Test helpers shared by the workspace's tests; a dev-dependency only, never published.
 //!
+//! - [`wire`]: the secret-connection handshake run by hand, for peers that misbehave after it.
+//!
 //! A case that must leave nothing behind takes a [`Baseline`] first and ends with
 //! [`Baseline::assert_restored`]: the process's open TCP sockets, the live tasks of the
 //! current tokio runtime and the panics so far (spawned tasks included: tokio would swallow
 //! them) must all be back where they were. Cases that share one process's counts should run
 //! one at a time (a `static` `tokio::sync::Mutex<()>` held for the case).
+
+pub mod wire;
 
 use std::collections::HashSet;
 use std::sync::Once;

@@ -19,7 +19,8 @@ use mukan_reactor_api::{
     ChannelDescriptor, ChannelId, InboxItem, NetAddress, NodeInfo, PeerConfig, PeerInbox,
     StopReason,
 };
-use mukan_secret_conn::{FrameOpener, FrameSealer, Handshake, SEALED_FRAME_LEN};
+use mukan_secret_conn::Handshake;
+use mukan_test_support::wire;
 use mukan_transport::{Config, TcpTransport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -145,10 +146,8 @@ pub const PONG: [u8; 3] = [0x02, 0x12, 0x00];
 /// A TCP connection whose secret-connection handshake the evil peer runs by hand.
 pub struct Evil {
     pub tcp: TcpStream,
-    pub sealer: FrameSealer,
-    pub opener: FrameOpener,
-    /// Ciphertext read past the last opened frame.
-    pending: Vec<u8>,
+    /// The frame halves, and plaintext read past the last whole message.
+    pub sealed: wire::Sealed,
 }
 
 impl Evil {
@@ -180,40 +179,18 @@ impl Evil {
     pub async fn after_eph(addr: SocketAddr) -> (Self, [u8; 32]) {
         let mut tcp = TcpStream::connect(addr).await.unwrap();
         let hs = Handshake::from_ephemeral_secret([0x43; 32]);
-        tcp.write_all(&hs.eph_key_message()).await.unwrap();
-        let mut theirs = [0u8; 35];
-        tcp.read_exact(&mut theirs).await.unwrap();
-        let len = usize::from(theirs[0]);
-        let (hs, sealer, opener) = hs.recv_eph_key(&theirs[1..=len]).unwrap();
+        let (rd, wr) = &mut tcp.split();
+        let (hs, sealed) = wire::exchange_eph(rd, wr, hs).await.unwrap();
         let challenge = *hs.challenge();
-        let evil = Self {
-            tcp,
-            sealer,
-            opener,
-            pending: Vec::new(),
-        };
-        (evil, challenge)
+        (Self { tcp, sealed }, challenge)
     }
 
     /// Runs an honest handshake as `key` over an open connection.
     pub async fn handshake_over(mut tcp: TcpStream, key: &NodeKey) -> Self {
         let hs = Handshake::from_ephemeral_secret([0x42; 32]);
-        tcp.write_all(&hs.eph_key_message()).await.unwrap();
-        let mut theirs = [0u8; 35];
-        tcp.read_exact(&mut theirs).await.unwrap();
-        let len = usize::from(theirs[0]);
-        let (hs, sealer, opener) = hs.recv_eph_key(&theirs[1..=len]).unwrap();
-        let mut evil = Self {
-            tcp,
-            sealer,
-            opener,
-            pending: Vec::new(),
-        };
-        let auth = hs.auth_sig_message(key);
-        evil.send_sealed(&auth).await;
-        let theirs = evil.read_delimited().await;
-        hs.recv_auth_sig(&theirs).unwrap();
-        evil
+        let (rd, wr) = &mut tcp.split();
+        let (sealed, _) = wire::handshake(rd, wr, hs, key).await.unwrap();
+        Self { tcp, sealed }
     }
 
     /// Honest handshake plus the NodeInfo exchange: the connection is upgraded.
@@ -234,11 +211,7 @@ impl Evil {
     /// Seals `data` into frames of up to 1024 bytes.
     pub fn seal(&mut self, data: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        for chunk in data.chunks(1024) {
-            let mut frame = [0u8; SEALED_FRAME_LEN];
-            self.sealer.seal(chunk, &mut frame).unwrap();
-            out.extend_from_slice(&frame);
-        }
+        self.sealed.seal_into(data, &mut out);
         out
     }
 
@@ -247,26 +220,9 @@ impl Evil {
         self.tcp.write_all(&frames).await.unwrap();
     }
 
-    /// Reads one frame's plaintext.
-    async fn read_frame(&mut self) -> Vec<u8> {
-        let mut frame = [0u8; SEALED_FRAME_LEN];
-        self.tcp.read_exact(&mut frame).await.unwrap();
-        self.opener.open(&mut frame).unwrap().to_vec()
-    }
-
     /// Reads one delimited message (as the honest side writes them: in whole frames).
     pub async fn read_delimited(&mut self) -> Vec<u8> {
-        loop {
-            if let Some((len, used)) = decode_varint(&self.pending) {
-                if self.pending.len() >= used + len {
-                    let body = self.pending[used..used + len].to_vec();
-                    self.pending.drain(..used + len);
-                    return body;
-                }
-            }
-            let more = self.read_frame().await;
-            self.pending.extend_from_slice(&more);
-        }
+        self.sealed.read_delimited(&mut self.tcp).await.unwrap()
     }
 
     /// Reads until the honest side closes the socket; panics (fails the case) if it is still
@@ -283,17 +239,6 @@ pub async fn expect_closed(tcp: &mut TcpStream) -> usize {
         Ok(_) => sink.len(),
         Err(_) => panic!("the honest node left the socket open"),
     }
-}
-
-fn decode_varint(buf: &[u8]) -> Option<(usize, usize)> {
-    let mut v = 0u64;
-    for (i, b) in buf.iter().enumerate().take(10) {
-        v |= u64::from(b & 0x7f) << (7 * i);
-        if b & 0x80 == 0 {
-            return Some((usize::try_from(v).ok()?, i + 1));
-        }
-    }
-    None
 }
 
 /// Drains a started peer's inbox: the messages it delivered and how it stopped.
