@@ -564,6 +564,7 @@ fn mconn_transfer(nodes: &Nodes, l: Link, sizes: &[usize]) -> (f64, f64) {
 fn mconn_throughput(nodes: &Nodes, scale: Scale) {
     let listener = listen(nodes);
     let unlimited = MConfig::node_default().with_rates(None, None);
+    // `MCONN_ONLY=1k` (or `64k`) runs that row alone, e.g. for a profile.
     let only = std::env::var("MCONN_ONLY").unwrap_or_default();
     for (row, size) in [
         ("mconn_1k_mib_s", 1024usize),
@@ -841,9 +842,15 @@ fn broadcast(nodes: &Nodes, scale: Scale) {
     }
     std::thread::sleep(Duration::from_millis(500));
     let mut tx = vec![0u8; 1024];
-    let mut times = Vec::with_capacity(scale.broadcasts);
+    // `BC_COUNT` sets the number of broadcasts, e.g. for a profile of the loop alone.
+    let broadcasts = std::env::var("BC_COUNT")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(scale.broadcasts)
+        .max(1);
+    let mut times = Vec::with_capacity(broadcasts);
     let cpu0 = cpu_ns();
-    for k in 0..scale.broadcasts {
+    for k in 0..broadcasts {
         tx[..8].copy_from_slice(&(k as u64).to_be_bytes());
         let msg = mempool_txs(&tx);
         let t = Instant::now();
@@ -859,7 +866,7 @@ fn broadcast(nodes: &Nodes, scale: Scale) {
     }
     let cpu = cpu_ns() - cpu0;
     times.sort();
-    emit("bc_cpu_us", cpu as f64 / 1e3 / scale.broadcasts as f64);
+    emit("bc_cpu_us", cpu as f64 / 1e3 / broadcasts as f64);
     emit("bc_p50_ms", percentile(&times, 0.5).as_secs_f64() * 1e3);
     emit(
         "bc_max_ms",
