@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 
 use bytes::{Bytes, BytesMut};
-use mukan_reactor_api::{ChannelDescriptor, ChannelStatus};
+use mukan_reactor_api::{ChannelDescriptor, ChannelStatus, InboxItem};
 
 use crate::{Error, PacketMsg};
 
@@ -13,6 +13,32 @@ use crate::{Error, PacketMsg};
 /// whole buffer for each; a larger one (only with a `max_packet_msg_payload_size` of 4 KiB or
 /// more) is handed over as it is.
 pub(crate) const COPY_BELOW: usize = 4096;
+
+/// A delivered message as a consumer may keep it: a copy if it is `borrowed` (a slice of the
+/// read buffer) and shorter than [`COPY_BELOW`], else the same `Bytes`.
+pub(crate) fn owned_if_small(message: Bytes, borrowed: bool) -> Bytes {
+    if borrowed && message.len() < COPY_BELOW {
+        Bytes::copy_from_slice(&message)
+    } else {
+        message
+    }
+}
+
+/// [`owned_if_small`] applied to a delivered item's message.
+pub(crate) fn owned_item(item: InboxItem, borrowed: bool) -> InboxItem {
+    match item {
+        InboxItem::Received {
+            channel,
+            message,
+            lease,
+        } => InboxItem::Received {
+            channel,
+            message: owned_if_small(message, borrowed),
+            lease,
+        },
+        other => other,
+    }
+}
 
 /// Where the scheduler takes the next message of a channel from. The sans-IO
 /// [`MConnState`](crate::MConnState) has its own bounded queues (used by

@@ -10,7 +10,7 @@ use mukan_reactor_api::{
 };
 
 use crate::budget::BudgetHandle;
-use crate::channel::{self, COPY_BELOW, Channel, LocalQueues, SendQueues};
+use crate::channel::{self, Channel, LocalQueues, SendQueues};
 use crate::packet::{PacketDecoder, SendBuf, chunk_size, max_packet_size_on};
 use crate::rate::{FlowMeter, RateLimiter};
 use crate::{Config, ConfigError, Error, Packet};
@@ -46,18 +46,7 @@ struct CopySmall<'a>(&'a mut VecDeque<InboxItem>);
 
 impl Deliver for CopySmall<'_> {
     fn deliver(&mut self, item: InboxItem, borrowed: bool) {
-        self.0.push_back(match item {
-            InboxItem::Received {
-                channel,
-                message,
-                lease,
-            } if borrowed && message.len() < COPY_BELOW => InboxItem::Received {
-                channel,
-                message: Bytes::copy_from_slice(&message),
-                lease,
-            },
-            other => other,
-        });
+        self.0.push_back(channel::owned_item(item, borrowed));
     }
 }
 
@@ -491,14 +480,9 @@ impl MConnState {
         let (i, message, borrowed) = self.held.take()?;
         let budget = self.budgets.get(i)?;
         let lease = budget.try_acquire(message.len())?;
-        let message = if borrowed && message.len() < COPY_BELOW {
-            Bytes::copy_from_slice(&message)
-        } else {
-            message
-        };
         Some(InboxItem::Received {
             channel: budget.channel(),
-            message,
+            message: channel::owned_if_small(message, borrowed),
             lease,
         })
     }

@@ -6,12 +6,11 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
-use bytes::Bytes;
 use mukan_reactor_api::{InboxItem, PeerInbox};
 
 use super::queues::lock;
 use crate::Deliver;
-use crate::channel::COPY_BELOW;
+use crate::channel::owned_item;
 
 /// An item and whether its message is borrowed from the connection's read buffer.
 pub(super) type Entry = (InboxItem, bool);
@@ -211,18 +210,7 @@ impl Inbox {
 /// next reuses one allocation (copying a whole batch at once allocates and frees in bulk,
 /// which makes the allocator give memory back to the system and fault it in again).
 fn hand_over((item, borrowed): Entry) -> InboxItem {
-    match item {
-        InboxItem::Received {
-            channel,
-            message,
-            lease,
-        } if borrowed && message.len() < COPY_BELOW => InboxItem::Received {
-            channel,
-            message: Bytes::copy_from_slice(&message),
-            lease,
-        },
-        other => other,
-    }
+    owned_item(item, borrowed)
 }
 
 impl PeerInbox for Inbox {
@@ -259,9 +247,11 @@ impl fmt::Debug for Inbox {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::panic, reason = "tests")]
 mod tests {
+    use bytes::Bytes;
     use mukan_reactor_api::{ChannelId, RecvLease};
 
     use super::*;
+    use crate::channel::COPY_BELOW;
 
     fn item(message: Bytes) -> InboxItem {
         InboxItem::Received {
