@@ -159,19 +159,29 @@ b_comm() {
     if [ "$B_IMPL" = go ]; then echo gopeer; else echo rustpeer; fi
 }
 
-# first_event LOG PATTERN AFTER_US: the stamp (µs) of the first line of LOG stamped at or
-# after AFTER_US whose text contains PATTERN (fixed string); empty if none.
+# The time (µs) of a log line: its event's own "unix_us" (rustpeer takes it when it makes the
+# event), else the stamp in front of it. The stamp is taken when `stamp` reads the line and
+# can lag the event by milliseconds (CI, stop 28: A's echo_summary was stamped after B had
+# already logged the disconnect that A's exit after that summary caused), so events of
+# different processes are ordered by "unix_us" wherever the program gives it.
+EVENT_US_AWK='function event_us(   m) { if (match($0, /"unix_us":[0-9]+/)) return substr($0, RSTART + 10, RLENGTH - 10); return $1 }'
+
+# first_event LOG PATTERN AFTER_US: the time (µs, see EVENT_US_AWK) of the first line of LOG
+# at or after AFTER_US whose text contains PATTERN (fixed string); empty if none.
 first_event() {
     local logf=$1 pat=$2 after=$3
     [ -f "$logf" ] || return 0
-    { grep -F -- "$pat" "$logf" || true; } | awk -v a="$after" '$1 >= a { print $1; exit }'
+    { grep -F -- "$pat" "$logf" || true; } |
+        awk -v a="$after" "$EVENT_US_AWK"' { t = event_us() } t + 0 >= a + 0 { print t; exit }'
 }
 
-# count_events LOG PATTERN AFTER_US [BEFORE_US]: how many lines match, stamped in the window.
+# count_events LOG PATTERN AFTER_US [BEFORE_US]: how many lines match, timed (see
+# EVENT_US_AWK) in the window.
 count_events() {
     local logf=$1 pat=$2 after=$3 before=${4:-99999999999999999}
     [ -f "$logf" ] || { echo 0; return 0; }
-    { grep -F -- "$pat" "$logf" || true; } | awk -v a="$after" -v b="$before" '$1 >= a && $1 < b { n++ } END { print n + 0 }'
+    { grep -F -- "$pat" "$logf" || true; } |
+        awk -v a="$after" -v b="$before" "$EVENT_US_AWK"' { t = event_us() + 0 } t >= a + 0 && t < b + 0 { n++ } END { print n + 0 }'
 }
 
 # wait_event LOG PATTERN AFTER_US TIMEOUT_S: waits (polling every 20 ms, bounded) for

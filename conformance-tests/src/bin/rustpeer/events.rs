@@ -1,12 +1,15 @@
 //! The JSON-line events on stdout, and the tokens of a refused connection.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use mukan_reactor_api::{IncompatibleError, RejectDetail, TransportError};
 use parking_lot::Mutex;
 
-/// Prints one JSON event per line: `"event"` first, then the given keys, then `"t_ms"`.
+/// Prints one JSON event per line: `"event"` first, then the given keys, then `"t_ms"` (since
+/// start) and `"unix_us"` (the wall clock when the event was made). The netns scenarios order
+/// events of different processes by `unix_us`: the stamp their log reader adds can lag the
+/// event by milliseconds, long enough for a peer's reaction to be stamped before its cause.
 #[derive(Clone)]
 pub(crate) struct Events {
     pub(crate) start: Instant,
@@ -23,8 +26,15 @@ impl Events {
             line.push(':');
             line.push_str(&v.to_string());
         }
-        line.push_str(&format!(",\"t_ms\":{}}}", self.start.elapsed().as_millis()));
+        // Taken under the lock, so the lines of one process are in `unix_us` order.
         let _guard = self.out.lock();
+        let unix_us = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros());
+        line.push_str(&format!(
+            ",\"t_ms\":{},\"unix_us\":{unix_us}}}",
+            self.start.elapsed().as_millis()
+        ));
         println!("{line}");
     }
 }
