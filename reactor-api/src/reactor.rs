@@ -34,7 +34,9 @@ pub trait Reactor: Any + Send + Sync + 'static {
         let _ = dialer;
     }
 
-    /// The switch starts (Go `OnStart`). Start background work here.
+    /// The switch starts (Go `OnStart`). Start background work here. A dial made from here
+    /// (on a spawned task) waits until every reactor's `on_start` has returned, then proceeds:
+    /// no peer reaches a reactor before its `on_start`.
     fn on_start(&self) {}
 
     /// The switch stops (Go `OnStop`); no peer calls follow.

@@ -118,6 +118,7 @@ impl Builder {
         let dyn_transport: Arc<dyn Transport> = transport.clone();
         let our_id = dyn_transport.net_address().id();
         let (shutdown, _) = watch::channel(false);
+        let (started, _) = watch::channel(false);
         let channel_ids = self.routes.channel_ids();
         let inner = Arc::new(Inner {
             config: self.config,
@@ -138,6 +139,7 @@ impl Builder {
             counters,
             observer,
             shutdown,
+            started,
             accept_task: Mutex::new(None),
         });
         let switch = Arc::new_cyclic(|weak: &Weak<Switch<T>>| {

@@ -124,7 +124,17 @@ impl Inner {
     ) -> Result<(), DialError> {
         let id = parsed_id(target);
         if !self.is_running() {
-            return Err(DialError::NotRunning);
+            // A reactor may dial from its `on_start` (PEX's first crawl or ensure-peers run,
+            // its anchors) while later reactors are still starting: the dial waits until
+            // `start` has started them all, so that the peer it brings reaches every reactor
+            // after its `on_start`, instead of failing and being retried minutes later.
+            let mut started = self.started.subscribe();
+            if self.is_starting() {
+                let _ = started.wait_for(|s| *s).await;
+            }
+            if !self.is_running() {
+                return Err(DialError::NotRunning);
+            }
         }
         if id == self.our_id {
             let addr = match target {

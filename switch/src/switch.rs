@@ -70,6 +70,9 @@ impl<T: Transport> Switch<T> {
             }
             t.state = RunState::Starting;
         }
+        // Dials that reactors make from `on_start` wait for this (see `Inner::dial_once`);
+        // it is told when `start` ends, by returning or by unwinding.
+        let _started = StartedGuard(&inner.started);
         if let Some(book) = &inner.addr_book {
             let mut book = book.lock();
             book.add_our_address(inner.transport.net_address());
@@ -354,6 +357,15 @@ impl<T: Transport> Dialer for Switch<T> {
     }
 }
 
+/// Tells the waiters of `started` when [`Switch::start`] ends, however it ends.
+struct StartedGuard<'a>(&'a watch::Sender<bool>);
+
+impl Drop for StartedGuard<'_> {
+    fn drop(&mut self) {
+        self.0.send_replace(true);
+    }
+}
+
 /// The state shared by the switch and its tasks.
 pub(crate) struct Inner {
     pub(crate) config: Config,
@@ -380,6 +392,9 @@ pub(crate) struct Inner {
     /// Everything that is told of the switch's events: the counters, the log, the user's.
     pub(crate) observer: Observers,
     pub(crate) shutdown: watch::Sender<bool>,
+    /// `true` once [`Switch::start`] has left the starting state (every reactor's `on_start`
+    /// has returned). A dial made meanwhile, from a reactor's `on_start`, waits for it.
+    pub(crate) started: watch::Sender<bool>,
     pub(crate) accept_task: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -427,6 +442,11 @@ impl Inner {
 
     pub(crate) fn is_running(&self) -> bool {
         self.table.lock().state == RunState::Running
+    }
+
+    /// Whether the switch is still running its reactors' `on_start`.
+    pub(crate) fn is_starting(&self) -> bool {
+        self.table.lock().state == RunState::Starting
     }
 
     /// Connections announced to the reactors, in admission order.

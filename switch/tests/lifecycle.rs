@@ -501,3 +501,99 @@ async fn dropping_a_started_switch_ends_its_connections_and_tasks() {
     .await;
     other.sw.stop().await;
 }
+
+/// A reactor that dials a peer from `on_start`, on a spawned task (as PEX's first crawl or
+/// ensure-peers run does), and keeps the dial's result.
+struct DialOnStart {
+    target: NetAddress,
+    dialer: Mutex<Option<std::sync::Weak<dyn Dialer>>>,
+    result: Arc<Mutex<Option<Result<(), DialError>>>>,
+}
+
+impl mukan_reactor_api::Reactor for DialOnStart {
+    fn channels(&self) -> Vec<mukan_reactor_api::ChannelDescriptor> {
+        vec![descriptor(mukan_reactor_api::ChannelId(0x0c))]
+    }
+    fn set_dialer(&self, dialer: std::sync::Weak<dyn Dialer>) {
+        *self.dialer.lock() = Some(dialer);
+    }
+    fn on_start(&self) {
+        let dialer = self.dialer.lock().clone().unwrap();
+        let (target, result) = (self.target, self.result.clone());
+        tokio::spawn(async move {
+            let d = dialer.upgrade().unwrap();
+            let r = d.dial_peer_with_address(target).await;
+            *result.lock() = Some(r);
+        });
+    }
+    fn receive(&self, _: mukan_reactor_api::Envelope) -> Result<(), ReactorError> {
+        Ok(())
+    }
+}
+
+/// A reactor whose `on_start` takes a while (it holds the switch in its starting state).
+struct SlowStart;
+
+impl mukan_reactor_api::Reactor for SlowStart {
+    fn channels(&self) -> Vec<mukan_reactor_api::ChannelDescriptor> {
+        vec![descriptor(mukan_reactor_api::ChannelId(0x0d))]
+    }
+    fn on_start(&self) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    fn receive(&self, _: mukan_reactor_api::Envelope) -> Result<(), ReactorError> {
+        Ok(())
+    }
+}
+
+/// A dial made from a reactor's `on_start` (a seed's first crawl, a node's first ensure-peers
+/// run, its anchors) is not refused with `NotRunning` because later reactors are still
+/// starting: it waits until `start` has started them all, then connects. Every reactor,
+/// including the ones registered after the dialer, gets `on_start` before that peer's
+/// `add_peer`. (Before, the dial failed at once and a seed's crawl skipped the address for
+/// two minutes: CI, stop 29, `pex-rust-seed-crawls-mixed-network`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dial_from_on_start_waits_until_every_reactor_started() {
+    let net = MemoryNetwork::default();
+    let other = memory_node(&net, NodeSpec::new(61)).await;
+    let result = Arc::new(Mutex::new(None));
+    let last = Arc::new(RecordingReactor::new(vec![descriptor(CH_A)]));
+    let mut spec = NodeSpec::new(60);
+    spec.groups = Vec::new();
+    spec.extra = vec![
+        (
+            "dialer".to_owned(),
+            Arc::new(DialOnStart {
+                target: other.addr,
+                dialer: Mutex::new(None),
+                result: result.clone(),
+            }),
+        ),
+        ("slow".to_owned(), Arc::new(SlowStart)),
+        ("last".to_owned(), last.clone()),
+    ];
+    let node = memory_node(&net, spec).await;
+    wait_until(
+        "the dial from on_start ended",
+        Duration::from_secs(30),
+        || result.lock().is_some(),
+    )
+    .await;
+    let r = result.lock().take().unwrap();
+    assert!(r.is_ok(), "the dial from on_start failed: {r:?}");
+    wait_until(
+        "the peer reached every reactor",
+        Duration::from_secs(30),
+        || last.calls().contains(&ReactorCall::AddPeer(other.id())),
+    )
+    .await;
+    let calls = last.calls();
+    let started = calls.iter().position(|c| *c == ReactorCall::OnStart);
+    let added = calls
+        .iter()
+        .position(|c| *c == ReactorCall::AddPeer(other.id()));
+    assert!(started < added, "{calls:?}");
+    mukan_reactor_api::testing::check_grammar(&calls).unwrap();
+    node.sw.stop().await;
+    other.sw.stop().await;
+}
