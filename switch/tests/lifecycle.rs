@@ -512,7 +512,7 @@ struct DialOnStart {
 
 impl mukan_reactor_api::Reactor for DialOnStart {
     fn channels(&self) -> Vec<mukan_reactor_api::ChannelDescriptor> {
-        vec![descriptor(mukan_reactor_api::ChannelId(0x0c))]
+        Vec::new()
     }
     fn set_dialer(&self, dialer: std::sync::Weak<dyn Dialer>) {
         *self.dialer.lock() = Some(dialer);
@@ -536,7 +536,7 @@ struct SlowStart;
 
 impl mukan_reactor_api::Reactor for SlowStart {
     fn channels(&self) -> Vec<mukan_reactor_api::ChannelDescriptor> {
-        vec![descriptor(mukan_reactor_api::ChannelId(0x0d))]
+        Vec::new()
     }
     fn on_start(&self) {
         std::thread::sleep(Duration::from_millis(200));

@@ -119,9 +119,9 @@ impl fmt::Display for TraceEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Register { reactor, channels } => {
-                write!(f, "register {reactor} ")?;
+                write!(f, "register {reactor}")?;
                 for (i, (ch, priority)) in channels.iter().enumerate() {
-                    let sep = if i == 0 { "" } else { "," };
+                    let sep = if i == 0 { " " } else { "," };
                     write!(f, "{sep}{:02x}:{priority}", ch.0)?;
                 }
                 Ok(())
@@ -164,6 +164,11 @@ impl FromStr for TraceEvent {
                         Ok((channel(id)?, priority.parse().map_err(|_| bad())?))
                     })
                     .collect::<Result<_, _>>()?,
+            },
+            // A reactor with no channel (one that only dials, say).
+            ["register", r] => Self::Register {
+                reactor: reactor(r),
+                channels: Vec::new(),
             },
             ["start", r] => Self::Start {
                 reactor: reactor(r),
@@ -371,6 +376,10 @@ mod tests {
             TraceEvent::Start {
                 reactor: "pex".into(),
             },
+            TraceEvent::Register {
+                reactor: "dialer".into(),
+                channels: Vec::new(),
+            },
             TraceEvent::InitPeer {
                 reactor: "pex".into(),
                 peer: id(1),
@@ -396,6 +405,7 @@ mod tests {
             assert_eq!(e.to_string().parse::<TraceEvent>().unwrap(), *e, "{e}");
         }
         assert_eq!(events[0].to_string(), "register pex 00:1,7e:5");
+        assert_eq!(events[2].to_string(), "register dialer");
         assert!("receive pex nothex 00".parse::<TraceEvent>().is_err());
         assert!("hop pex".parse::<TraceEvent>().is_err());
         let dir = std::env::temp_dir().join(format!("trace-{}", std::process::id()));
